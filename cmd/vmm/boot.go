@@ -1,0 +1,159 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/vmm-dev/vmm/vmm"
+)
+
+// bootFlags are `vmm boot`'s flags; keep the names stable (scripts use them).
+type bootFlags struct {
+	mem       string
+	cpus      int
+	kernel    string
+	workload  string
+	cmdline   string
+	timeout   time.Duration
+	tick      time.Duration
+	badFrames string
+	trace     string
+	dump      string
+	json      bool
+	verbose   bool
+}
+
+func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet, error) {
+	f := &bootFlags{}
+	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.mem, "mem", "128M", "guest RAM `SIZE` (e.g. 256M, 4G)")
+	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
+	fs.StringVar(&f.kernel, "kernel", "", "boot this guest ELF `FILE` instead of the embedded one")
+	fs.StringVar(&f.workload, "workload", "", "guest workload `NAME` (\"help\" lists them; default: all)")
+	fs.StringVar(&f.cmdline, "cmdline", "", "command line `STRING` handed to the guest")
+	fs.DurationVar(&f.timeout, "timeout", 60*time.Second, "stop the guest after `DURATION`")
+	fs.DurationVar(&f.tick, "tick", 0, "inject a timer interrupt every `DURATION` (0: no timer)")
+	fs.StringVar(&f.badFrames, "bad-frames", "", "comma-separated `PFNs` the guest must treat as bad")
+	fs.StringVar(&f.trace, "trace", "", "page-allocation trace `FILE` (CSV, gzip or not) for --workload replay")
+	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
+	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
+	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "usage: vmm boot [flags]")
+			fs.PrintDefaults()
+			return nil, fs, err
+		}
+		return nil, fs, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fs, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return f, fs, nil
+}
+
+// config turns flags into a vmm.Config, reading files; it creates no VM.
+func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
+	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
+		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump}
+	var err error
+	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
+		return cfg, usagef("--mem: %v", err)
+	}
+	if cfg.BadFrames, err = parseFrames(f.badFrames); err != nil {
+		return cfg, usagef("--bad-frames: %v", err)
+	}
+	if f.kernel != "" {
+		if cfg.Kernel, err = os.ReadFile(f.kernel); err != nil {
+			return cfg, usagef("--kernel: %v", err)
+		}
+	} else if k, ok := embeddedKernel(); ok {
+		cfg.Kernel = k
+	} else {
+		return cfg, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
+	}
+	if f.trace != "" {
+		if cfg.Trace, err = readTrace(f.trace); err != nil {
+			return cfg, usagef("--trace: %v", err)
+		}
+	}
+	cfg.Console = stdout
+	if f.json {
+		cfg.Console = stderr // stdout carries only the JSON summary
+	}
+	if f.verbose {
+		cfg.Log = stderr
+	}
+	if err := cfg.Validate(0); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	return cfg, nil
+}
+
+func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
+	f, _, err := parseBootFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	}
+	if err != nil {
+		return 2, err
+	}
+	cfg, err := f.config(stdout, stderr)
+	if err != nil {
+		return 2, err
+	}
+	vm, err := vmm.New(cfg)
+	if errors.Is(err, vmm.ErrConfig) {
+		return 2, usagef("%v", err)
+	}
+	if err != nil {
+		return vmm.StatusVMMError, err
+	}
+	defer vm.Close()
+	res := vm.Run()
+	startToEntry := time.Duration(0)
+	if t := vm.FirstEntry(); !t.IsZero() {
+		startToEntry = t.Sub(processStart)
+	}
+	if f.json {
+		out := struct {
+			*vmm.Result
+			StartToEntryNanos int64 `json:"start_to_entry_ns"`
+			ProcessNanos      int64 `json:"process_ns"`
+		}{res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(out); err != nil {
+			return vmm.StatusVMMError, err
+		}
+	} else {
+		printSummary(stderr, res, startToEntry)
+	}
+	return res.ExitStatus, nil
+}
+
+func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
+	if r.Crash != nil {
+		fmt.Fprint(w, r.Crash.Text)
+	}
+	fmt.Fprintf(w, "vmm: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	for _, c := range r.Checkpoints {
+		state := "not verified (no metadata registered)"
+		if c.Verified {
+			state = fmt.Sprintf("%d violations", c.Violations)
+		}
+		fmt.Fprintf(w, "vmm: checkpoint %q: %s in %v\n", c.Label, state, time.Duration(c.Nanos))
+	}
+	for _, rep := range r.Reports {
+		fmt.Fprintf(w, "vmm: guest reports %s = %d\n", rep.Key, rep.Value)
+	}
+	fmt.Fprintf(w, "vmm: %d vCPU(s), %d MiB; process start to guest entry %v, run %v\n",
+		r.CPUs, r.MemBytes>>20, startToEntry.Round(time.Microsecond), time.Duration(r.Timing.RunNanos).Round(time.Microsecond))
+}

@@ -1,0 +1,69 @@
+// Command vmm boots the Go guest kernel on KVM and verifies its memory.
+//
+//	vmm boot [flags]      boot the guest (embedded, or --kernel FILE)
+//	vmm help              this text
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+)
+
+// processStart approximates process start for the start-to-entry figure.
+var processStart = time.Now()
+
+// usageError is a bad flag or argument: one line on stderr, exit status 2.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var status int
+	var err error
+	switch args[0] {
+	case "boot":
+		status, err = cmdBoot(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		err = usagef("unknown command %q (commands: boot, help)", args[0])
+	}
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "vmm %s: %v\n", args[0], err)
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "vmm %s: %v\n", args[0], err)
+		if status == 0 {
+			status = 1
+		}
+	}
+	return status
+}
+
+const usage = `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
+its page allocator from the host.
+
+Commands:
+  vmm boot [flags]    boot the guest; exit status is the guest's, or
+                      1 VMM error, 2 usage, 3 guest fault, 4 timeout,
+                      5 host verification found violations
+  vmm help            this text
+
+Run "vmm boot -h" for the flags.
+`

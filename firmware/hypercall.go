@@ -1,0 +1,71 @@
+package firmware
+
+// Hypercalls. The guest fills its vCPU's Mailbox (at MailboxBase +
+// cpu*MailboxStride) with Nr and Args, then stores Nr to HypercallDoorbell.
+// That store exits to the VMM, which reads the mailbox of the vCPU that
+// exited (never an address the guest chose), validates every argument
+// against guest RAM, writes Ret and resumes the vCPU after the store.
+const (
+	HCExit         = 1 // Args[0]: exit status (0..255)
+	HCConsoleFlush = 2 // drain the console ring now (the ring is full)
+	HCRegisterMeta = 3 // Args: metadata phys, frame count, layout version, allocator-state phys
+	HCCheckpoint   = 4 // Args: label phys, label length; stops until the host has verified memory. Ret: violations found
+	HCReport       = 5 // Args: key phys, key length, value: one named count for the run's summary
+	HCRegisterRoot = 6 // Args: PML4 phys, 1 = add / 0 = remove: an address space the host verifies
+	HCSleep        = 7 // block this vCPU until a wake or until Args[0] ns have passed
+	HCWake         = 8 // Args[0]: vCPU index to wake
+	HCFault        = 9 // Args: phys of a FaultFrame: an exception the guest could not handle
+	HCCount        = 10
+)
+
+// Hypercall results in Mailbox.Ret. Successful calls return 0 or a count.
+const (
+	HCErrUnknown = ^uint64(0) // no such hypercall
+	HCErrInvalid = ^uint64(1) // an argument is out of range or points outside RAM
+	HCErrState   = ^uint64(2) // the call is not valid now (e.g. registering twice)
+)
+
+// MailboxStride is the size of one Mailbox; it is a cache line so vCPUs
+// never share one.
+const MailboxStride = 64
+
+// Mailbox is one vCPU's hypercall argument block.
+type Mailbox struct {
+	Nr   uint64
+	Args [5]uint64
+	Ret  uint64
+	_    uint64
+}
+
+// ConsoleHeader starts the console ring at ConsoleBase. The guest owns Head,
+// the VMM owns Tail; both count bytes since boot, so Head-Tail is the number
+// of unread bytes and neither ever wraps in practice.
+type ConsoleHeader struct {
+	Head uint64
+	Tail uint64
+	_    [6]uint64
+}
+
+const (
+	ConsoleDataOff  = 0x1000
+	ConsoleDataSize = 0x4000 // power of two: index = count & (size-1)
+)
+
+// Limits on hypercall arguments.
+const (
+	MaxLabelLen = 256
+	MaxRoots    = 64
+)
+
+// FaultFrame is what the guest's exception path hands to HCFault.
+type FaultFrame struct {
+	Vector    uint64
+	ErrorCode uint64
+	CR2       uint64
+	RIP       uint64
+	CS        uint64
+	RFLAGS    uint64
+	RSP       uint64
+	SS        uint64
+	RBP       uint64
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"sync/atomic"
+
+	"github.com/vmm-dev/vmm/firmware"
+)
+
+// consoleLock serialises writers on several vCPUs.
+var consoleLock uint32
+
+func lockConsole() {
+	for !atomic.CompareAndSwapUint32(&consoleLock, 0, 1) {
+		cpuPause()
+	}
+}
+
+func unlockConsole() { atomic.StoreUint32(&consoleLock, 0) }
+
+// putBytes appends to the console ring. When the ring is full it asks the
+// VMM to drain it synchronously; a newline rings the (asynchronous) doorbell.
+func putString(s string) {
+	lockConsole()
+	h := consoleHeader()
+	data := consoleData()
+	head := h.Head
+	newline := false
+	for i := 0; i < len(s); i++ {
+		if head-atomic.LoadUint64(&h.Tail) >= firmware.ConsoleDataSize {
+			atomic.StoreUint64(&h.Head, head)
+			hypercall(firmware.HCConsoleFlush, 0, 0, 0, 0)
+		}
+		data[head&(firmware.ConsoleDataSize-1)] = s[i]
+		head++
+		newline = newline || s[i] == '\n'
+	}
+	atomic.StoreUint64(&h.Head, head)
+	unlockConsole()
+	if newline {
+		ring(firmware.ConsoleDoorbell, 1)
+	}
+}
+
+// consoleFlush makes sure everything written so far reached the VMM.
+func consoleFlush() {
+	h := consoleHeader()
+	if atomic.LoadUint64(&h.Head) != atomic.LoadUint64(&h.Tail) {
+		hypercall(firmware.HCConsoleFlush, 0, 0, 0, 0)
+	}
+}
+
+// putDec prints v in decimal.
+func putDec(v uint64) {
+	var buf [20]byte
+	i := len(buf)
+	for {
+		i--
+		buf[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	putBuf(buf[i:])
+}
+
+// putHex prints v as 0x followed by at least width hex digits.
+func putHex(v uint64, width int) {
+	var buf [18]byte
+	i := len(buf)
+	for v != 0 || len(buf)-i < width {
+		i--
+		buf[i] = "0123456789abcdef"[v&15]
+		v >>= 4
+		if i == 2 {
+			break
+		}
+	}
+	i -= 2
+	buf[i], buf[i+1] = '0', 'x'
+	putBuf(buf[i:])
+}
+
+func putBuf(b []byte) {
+	// Strings cannot be built without allocating, so print byte by byte
+	// through a one-byte view of the stack buffer.
+	for _, c := range b {
+		putByte(c)
+	}
+}
+
+func putByte(c byte) {
+	lockConsole()
+	h := consoleHeader()
+	head := h.Head
+	if head-atomic.LoadUint64(&h.Tail) >= firmware.ConsoleDataSize {
+		hypercall(firmware.HCConsoleFlush, 0, 0, 0, 0)
+	}
+	consoleData()[head&(firmware.ConsoleDataSize-1)] = c
+	atomic.StoreUint64(&h.Head, head+1)
+	unlockConsole()
+}

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"sync/atomic"
+
+	"github.com/vmm-dev/vmm/firmware"
+)
+
+// cpuData is the start of the per-CPU data area (the VMM writes Index).
+type cpuData struct {
+	Index uint64
+}
+
+// hypercall fills this vCPU's mailbox and rings the doorbell; the VMM has
+// written the result into the mailbox by the time the store completes.
+func hypercall(nr, a0, a1, a2, a3 uint64) uint64 {
+	mb := mailbox(thisCPU().Index)
+	mb.Nr = nr
+	mb.Args[0], mb.Args[1], mb.Args[2], mb.Args[3] = a0, a1, a2, a3
+	atomic.StoreUint64(&mb.Ret, 0)
+	ring(firmware.HypercallDoorbell, nr)
+	return atomic.LoadUint64(&mb.Ret)
+}
+
+func exit(status uint64) {
+	consoleFlush()
+	hypercall(firmware.HCExit, status, 0, 0, 0)
+	for { // the VMM never resumes a vCPU after exit
+	}
+}
+
+func report(key string, value uint64) {
+	hypercall(firmware.HCReport, stringPhys(key), uint64(len(key)), value, 0)
+}
+
+// checkpoint asks the host to verify memory now; it returns the number of
+// violations the host found.
+func checkpoint(label string) uint64 {
+	consoleFlush()
+	return hypercall(firmware.HCCheckpoint, stringPhys(label), uint64(len(label)), 0, 0)
+}

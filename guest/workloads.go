@@ -1,0 +1,145 @@
+package main
+
+import "github.com/vmm-dev/vmm/firmware"
+
+// workload is one named guest workload; run returns a guest exit status.
+type workload struct {
+	name  string
+	help  string
+	inAll bool // part of the default set
+	run   func(bi *firmware.BootInfo) uint64
+}
+
+// workloads is constant-initialised (no init code runs in the guest).
+var workloads = [...]workload{
+	{"hello", "print the banner and memory map, then exit", true, runHello},
+	{"fault", "store to address 0: the VMM reports a page fault", false, runFault},
+	{"ud", "execute UD2: the VMM reports an invalid opcode", false, runUD},
+	{"spin", "loop forever: the VMM's --timeout ends it", false, runSpin},
+	{"badcall", "make hypercalls with bad arguments and check each is refused", false, runBadCall},
+}
+
+func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
+	if len(name) == 0 || equal(name, "all") {
+		for i := range workloads {
+			if !workloads[i].inAll {
+				continue
+			}
+			if st := runOne(bi, &workloads[i]); st != exitOK {
+				return st
+			}
+		}
+		return exitOK
+	}
+	if equal(name, "help") {
+		putString("workloads (default: every one marked *):\n")
+		for i := range workloads {
+			w := &workloads[i]
+			if w.inAll {
+				putString("  * ")
+			} else {
+				putString("    ")
+			}
+			putString(w.name)
+			putString(": ")
+			putString(w.help)
+			putString("\n")
+		}
+		return exitOK
+	}
+	for i := range workloads {
+		if equal(name, workloads[i].name) {
+			return runOne(bi, &workloads[i])
+		}
+	}
+	putString("guest: unknown workload \"")
+	putBuf(name)
+	putString("\" (try --workload help)\n")
+	return exitBadWorkload
+}
+
+func runOne(bi *firmware.BootInfo, w *workload) uint64 {
+	putString("workload ")
+	putString(w.name)
+	putString(": start\n")
+	st := w.run(bi)
+	putString("workload ")
+	putString(w.name)
+	if st == exitOK {
+		putString(": ok\n")
+	} else {
+		putString(": FAILED with status ")
+		putDec(st)
+		putString("\n")
+	}
+	return st
+}
+
+func runHello(bi *firmware.BootInfo) uint64 {
+	putString("hello from the guest\n")
+	return exitOK
+}
+
+func runFault(bi *firmware.BootInfo) uint64 {
+	consoleFlush()
+	faultNilWrite()
+	return exitWorkloadFail
+}
+
+func runUD(bi *firmware.BootInfo) uint64 {
+	consoleFlush()
+	faultUD()
+	return exitWorkloadFail
+}
+
+func runSpin(bi *firmware.BootInfo) uint64 {
+	consoleFlush()
+	for {
+		cpuPause()
+	}
+}
+
+// runBadCall checks that the VMM refuses hostile hypercalls with an error
+// code instead of trusting them; it reports how many were refused.
+func runBadCall(bi *firmware.BootInfo) uint64 {
+	type call struct {
+		nr, a0, a1, a2, a3 uint64
+		want               uint64
+	}
+	calls := [...]call{
+		{999, 0, 0, 0, 0, firmware.HCErrUnknown},
+		{0, 0, 0, 0, 0, firmware.HCErrUnknown},
+		{firmware.HCExit, 256, 0, 0, 0, firmware.HCErrInvalid},
+		{firmware.HCReport, 0xfffffffffff0, 8, 1, 0, firmware.HCErrInvalid},              // key outside RAM
+		{firmware.HCReport, firmware.BootInfoBase, 1 << 20, 1, 0, firmware.HCErrInvalid}, // key too long
+		{firmware.HCCheckpoint, ^uint64(0) - 4, 16, 0, 0, firmware.HCErrInvalid},         // wraps around
+		{firmware.HCRegisterMeta, 0x1001, 10, 1, 0x2000, firmware.HCErrInvalid},          // misaligned
+		{firmware.HCRegisterMeta, 0x100000, 1 << 40, 1, 0x2000, firmware.HCErrInvalid},   // past RAM
+		{firmware.HCRegisterMeta, 0x100000, 16, 99, 0x2000, firmware.HCErrInvalid},       // wrong version
+		{firmware.HCRegisterRoot, 0x1234, 1, 0, 0, firmware.HCErrInvalid},
+		{firmware.HCRegisterRoot, 0x200000, 0, 0, 0, firmware.HCErrState}, // remove unknown
+		{firmware.HCWake, 1 << 20, 0, 0, 0, firmware.HCErrInvalid},
+		{firmware.HCFault, 0xffffffff000, 0, 0, 0, firmware.HCErrInvalid},
+	}
+	refused := uint64(0)
+	for i := range calls {
+		c := &calls[i]
+		got := hypercall(c.nr, c.a0, c.a1, c.a2, c.a3)
+		if got != c.want {
+			putString("badcall: hypercall ")
+			putDec(c.nr)
+			putString(" returned ")
+			putHex(got, 1)
+			putString(", want ")
+			putHex(c.want, 1)
+			putString("\n")
+			return exitWorkloadFail
+		}
+		refused++
+	}
+	report("badcall.refused", refused)
+	putString("badcall: all ")
+	putDec(refused)
+	putString(" bad hypercalls refused\n")
+	return exitOK
+}

@@ -1,0 +1,70 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/vmm/memmap"
+)
+
+// Config describes one boot. Validate it before creating any VM.
+type Config struct {
+	MemBytes  uint64
+	CPUs      int
+	Kernel    []byte // guest ELF image
+	Workload  string
+	Cmdline   string
+	Timeout   time.Duration
+	Tick      time.Duration // timer period (0: no timer)
+	BadFrames []uint64      // PFNs reported to the guest as bad
+	Trace     []byte        // trace for the replay workload, copied into guest RAM
+	DumpPath  string        // write an ELF core of guest memory at exit ("" = none)
+
+	Console io.Writer // guest console output (nil: discarded)
+	Log     io.Writer // -v diagnostics (nil: quiet)
+}
+
+// ErrConfig wraps every configuration error; the CLI maps it to exit status 2.
+var ErrConfig = errors.New("invalid configuration")
+
+// Validate checks the configuration against the firmware's and KVM's limits
+// (maxCPUs is KVM_CAP_MAX_VCPUS, or 0 if unknown).
+func (c *Config) Validate(maxCPUs int) error {
+	if _, err := memmap.Build(c.MemBytes); err != nil {
+		return fmt.Errorf("%w: --mem: %v", ErrConfig, err)
+	}
+	limit := firmware.MaxCPUs
+	if maxCPUs > 0 {
+		limit = min(limit, maxCPUs)
+	}
+	if c.CPUs < 1 || c.CPUs > limit {
+		return fmt.Errorf("%w: --cpus %d: must be between 1 and %d", ErrConfig, c.CPUs, limit)
+	}
+	if c.Timeout <= 0 {
+		return fmt.Errorf("%w: --timeout %v: must be positive", ErrConfig, c.Timeout)
+	}
+	if c.Tick < 0 || (c.Tick > 0 && c.Tick < 100*time.Microsecond) {
+		return fmt.Errorf("%w: --tick %v: must be at least 100µs", ErrConfig, c.Tick)
+	}
+	if len(c.Kernel) == 0 {
+		return fmt.Errorf("%w: no guest kernel", ErrConfig)
+	}
+	if len(c.Cmdline) > firmware.CmdlineMax {
+		return fmt.Errorf("%w: --cmdline is %d bytes, at most %d", ErrConfig, len(c.Cmdline), firmware.CmdlineMax)
+	}
+	if len(c.Workload) >= firmware.WorkloadMax {
+		return fmt.Errorf("%w: --workload %q: name too long", ErrConfig, c.Workload)
+	}
+	if len(c.BadFrames) > firmware.MaxBadFrames {
+		return fmt.Errorf("%w: --bad-frames: %d frames, at most %d", ErrConfig, len(c.BadFrames), firmware.MaxBadFrames)
+	}
+	for _, pfn := range c.BadFrames {
+		if pfn >= c.MemBytes/firmware.PageSize*2 { // generous: RAM above 4 GiB is shifted
+			return fmt.Errorf("%w: --bad-frames: frame %#x is beyond guest RAM", ErrConfig, pfn)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,71 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/vmm-dev/vmm/firmware"
+)
+
+// console drains the guest's console ring (firmware.ConsoleHeader at
+// ConsoleBase, data at ConsoleBase+ConsoleDataOff) to out.
+type console struct {
+	mu      sync.Mutex
+	header  []byte
+	data    []byte
+	out     io.Writer
+	lost    uint64 // bytes the guest claimed to write beyond the ring
+	written uint64
+}
+
+func newConsole(mem *GuestMemory, out io.Writer) (*console, error) {
+	h, err := mem.Slice(firmware.ConsoleBase, 64)
+	if err != nil {
+		return nil, err
+	}
+	d, err := mem.Slice(firmware.ConsoleBase+firmware.ConsoleDataOff, firmware.ConsoleDataSize)
+	if err != nil {
+		return nil, err
+	}
+	clear(h)
+	if out == nil {
+		out = io.Discard
+	}
+	return &console{header: h, data: d, out: out}, nil
+}
+
+func (c *console) head() *uint64 { return (*uint64)(unsafe.Pointer(&c.header[0])) }
+func (c *console) tail() *uint64 { return (*uint64)(unsafe.Pointer(&c.header[8])) }
+
+// drain copies unread bytes out. The guest owns Head and may lie: a Head
+// behind Tail or more than a ring ahead is resynchronised, never trusted.
+func (c *console) drain() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	head := atomic.LoadUint64(c.head())
+	tail := binary.LittleEndian.Uint64(c.header[8:])
+	if head == tail {
+		return nil
+	}
+	var err error
+	if head < tail || head-tail > firmware.ConsoleDataSize {
+		c.lost += head - tail
+		err = fmt.Errorf("console ring corrupt: head %d, tail %d", head, tail)
+		tail = head
+	}
+	for tail != head {
+		i := tail & (firmware.ConsoleDataSize - 1)
+		n := min(head-tail, firmware.ConsoleDataSize-i)
+		if _, werr := c.out.Write(c.data[i : i+n]); werr != nil && err == nil {
+			err = werr
+		}
+		c.written += n
+		tail += n
+	}
+	atomic.StoreUint64(c.tail(), tail)
+	return err
+}

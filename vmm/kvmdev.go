@@ -1,0 +1,73 @@
+package vmm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"unsafe"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"golang.org/x/sys/unix"
+)
+
+// ErrNoKVM means /dev/kvm is missing or not accessible; tests skip on it.
+var ErrNoKVM = errors.New("KVM is not available")
+
+// OpenKVM opens /dev/kvm and checks the API version.
+func OpenKVM() (*os.File, error) {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("%w: %v (need /dev/kvm and permission to open it: run as root or join the kvm group)", ErrNoKVM, err)
+		}
+		return nil, fmt.Errorf("open /dev/kvm: %w", err)
+	}
+	v, err := kvm.GetAPIVersion(f.Fd())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("KVM_GET_API_VERSION: %w", err)
+	}
+	if v != 12 {
+		f.Close()
+		return nil, fmt.Errorf("KVM_GET_API_VERSION: got %d, want 12", v)
+	}
+	return f, nil
+}
+
+// MaxVCPUs reports KVM_CAP_MAX_VCPUS (falling back to KVM_CAP_NR_VCPUS).
+func MaxVCPUs(kvmFile *os.File) int {
+	if n, err := kvm.CheckExtension(kvmFile.Fd(), kvm.CapMAXVCPUS); err == nil && n > 0 {
+		return int(n)
+	}
+	if n, err := kvm.CheckExtension(kvmFile.Fd(), kvm.CapNRVCPUS); err == nil && n > 0 {
+		return int(n)
+	}
+	return 0
+}
+
+// kvmIoeventfd is struct kvm_ioeventfd; gokvm has no KVM_IOEVENTFD wrapper.
+type kvmIoeventfd struct {
+	Datamatch uint64
+	Addr      uint64
+	Len       uint32
+	Fd        int32
+	Flags     uint32
+	_         [36]byte
+}
+
+var kvmIoeventfdIoctl = kvm.IIOW(0x79, unsafe.Sizeof(kvmIoeventfd{}))
+
+// registerIoeventfd makes guest stores of length n at gpa signal an eventfd
+// instead of exiting, and returns the eventfd as a pollable file.
+func registerIoeventfd(vmFd uintptr, gpa uint64, n uint32) (*os.File, error) {
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	arg := kvmIoeventfd{Addr: gpa, Len: n, Fd: int32(efd)}
+	if _, err := kvm.Ioctl(vmFd, kvmIoeventfdIoctl, uintptr(unsafe.Pointer(&arg))); err != nil {
+		unix.Close(efd)
+		return nil, fmt.Errorf("KVM_IOEVENTFD gpa=%#x len=%d: %w", gpa, n, err)
+	}
+	return os.NewFile(uintptr(efd), "console-doorbell"), nil
+}

@@ -1,0 +1,50 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"unsafe"
+)
+
+// Result is the summary of one run; `vmm boot --json` prints it.
+type Result struct {
+	Outcome      string        `json:"outcome"` // OutcomeExit, OutcomeFault, OutcomeTimeout, OutcomeError
+	ExitStatus   int           `json:"exit_status"`
+	Reason       string        `json:"reason"`
+	CPUs         int           `json:"cpus"`
+	MemBytes     uint64        `json:"mem_bytes"`
+	Crash        *CrashReport  `json:"crash,omitempty"`
+	Registration *Registration `json:"registration,omitempty"`
+	Checkpoints  []Checkpoint  `json:"checkpoints"`
+	Reports      []Report      `json:"reports"`
+	Timing       Timing        `json:"timing"`
+}
+
+// Timing holds the run's measured durations.
+type Timing struct {
+	// CreateToEntryNanos: VM fully built until vCPU 0 first entered KVM_RUN.
+	CreateToEntryNanos int64 `json:"create_to_entry_ns"`
+	RunNanos           int64 `json:"run_ns"`
+}
+
+// Violations is the total of violations found at every checkpoint.
+func (r *Result) Violations() int {
+	n := 0
+	for _, c := range r.Checkpoints {
+		n += c.Violations
+	}
+	return n
+}
+
+// ReportValue returns the last value the guest reported under key.
+func (r *Result) ReportValue(key string) (uint64, bool) {
+	for i := len(r.Reports) - 1; i >= 0; i-- {
+		if r.Reports[i].Key == key {
+			return r.Reports[i].Value, true
+		}
+	}
+	return 0, false
+}
+
+func putLE(b []byte, i int, v uint64) { binary.LittleEndian.PutUint64(b[8*i:], v) }
+
+func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }

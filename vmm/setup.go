@@ -1,0 +1,202 @@
+package vmm
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/vmm/memmap"
+)
+
+// layout is where this boot put the variable parts of the firmware layout.
+type layout struct {
+	cpus         int
+	pml4         uint64
+	perCPUBase   uint64
+	perCPUEnd    uint64
+	traceBase    uint64
+	traceSize    uint64
+	identityTop  uint64 // end of the identity map
+	pageTableEnd uint64
+}
+
+func (l *layout) perCPU(cpu int) uint64 { return l.perCPUBase + uint64(cpu)*firmware.PerCPUStride }
+
+// stackTop is where vCPU cpu's RSP starts.
+func (l *layout) stackTop(cpu int) uint64 {
+	return l.perCPU(cpu) + firmware.PerCPUStackOff + firmware.PerCPUStackSize
+}
+
+// fsBase is vCPU cpu's FS base: FS:-8 then holds the pointer to its fake g.
+func (l *layout) fsBase(cpu int) uint64 { return l.perCPU(cpu) + firmware.PerCPUFSOff }
+
+func (l *layout) tss(cpu int) uint64 { return firmware.TSSBase + uint64(cpu)*firmware.TSSStride }
+
+// planLayout places the per-CPU areas and the trace after the kernel image.
+func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, error) {
+	l := &layout{cpus: cpus, pml4: firmware.PageTableBase}
+	l.perCPUBase = alignUp(k.End, firmware.PerCPUAlign)
+	l.perCPUEnd = l.perCPUBase + uint64(cpus)*firmware.PerCPUStride
+	l.traceSize = traceSize
+	if traceSize > 0 {
+		l.traceBase = alignUp(l.perCPUEnd, firmware.PerCPUAlign)
+	}
+	end := max(l.perCPUEnd, l.traceBase+l.traceSize)
+	if !m.IsRAM(l.perCPUBase, end-l.perCPUBase) {
+		return nil, fmt.Errorf("guest RAM too small: kernel, %d per-CPU areas and trace need [%#x, %#x) in low RAM", cpus, k.Start, end)
+	}
+	l.identityTop = alignUp(max(m.RAMTop(), 4<<30), 1<<30)
+	// PML4, PDPT, the 4 KiB table for the first 2 MiB, then one PD per GiB.
+	l.pageTableEnd = firmware.PageTableBase + (3+l.identityTop>>30)*firmware.PageSize
+	if l.pageTableEnd > firmware.PageTableBase+firmware.PageTableSize {
+		return nil, fmt.Errorf("guest RAM ending at %#x needs more page tables than the firmware area holds", m.RAMTop())
+	}
+	return l, nil
+}
+
+// writeFirmware fills the VMM-owned areas: GDT, TSSs, identity page tables,
+// per-CPU blocks and the boot info.
+func writeFirmware(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz uint64) error {
+	if err := writeGDT(mem, l); err != nil {
+		return err
+	}
+	if err := writePageTables(mem, l); err != nil {
+		return err
+	}
+	for cpu := range l.cpus {
+		block := l.perCPU(cpu)
+		// The fake g sits at the block's start; zero means stackguard0 == 0,
+		// so no Go prologue ever calls morestack.
+		if err := mem.WriteU64(block+firmware.PerCPUGPtrOff, block+firmware.PerCPUGOff); err != nil {
+			return fmt.Errorf("per-CPU block %d: %w", cpu, err)
+		}
+		if err := mem.WriteU64(block+firmware.PerCPUDataOff, uint64(cpu)); err != nil {
+			return fmt.Errorf("per-CPU block %d: %w", cpu, err)
+		}
+	}
+	return writeBootInfo(mem, l, k, cfg, tscKHz)
+}
+
+func writeGDT(mem *GuestMemory, l *layout) error {
+	gdt, err := mem.Slice(firmware.GDTBase, firmware.GDTSize)
+	if err != nil {
+		return err
+	}
+	put := func(sel int, v uint64) { binary.LittleEndian.PutUint64(gdt[sel:], v) }
+	put(firmware.SelKernelCode, firmware.DescKernelCode)
+	put(firmware.SelKernelData, firmware.DescKernelData)
+	put(firmware.SelUserData&^3, firmware.DescUserData)
+	put(firmware.SelUserCode&^3, firmware.DescUserCode)
+	for cpu := range l.cpus {
+		base := l.tss(cpu)
+		tss, err := mem.Slice(base, firmware.TSSStride)
+		if err != nil {
+			return err
+		}
+		clear(tss)
+		ring0Top := l.perCPU(cpu) + firmware.PerCPURing0Off + firmware.PerCPURing0Stack
+		binary.LittleEndian.PutUint64(tss[4:], ring0Top)  // RSP0
+		binary.LittleEndian.PutUint64(tss[36:], ring0Top) // IST1: double faults get a known-good stack
+		binary.LittleEndian.PutUint16(tss[102:], 104)     // I/O bitmap base past the limit: no bitmap
+		lo, hi := tssDescriptor(base, 103)
+		sel := int(firmware.TSSSelector(cpu))
+		put(sel, lo)
+		put(sel+8, hi)
+	}
+	return nil
+}
+
+// tssDescriptor encodes a 16-byte busy 64-bit TSS descriptor (type 11).
+func tssDescriptor(base uint64, limit uint32) (lo, hi uint64) {
+	lo = uint64(limit&0xffff) |
+		(base&0xffffff)<<16 |
+		uint64(0x8b)<<40 | // present, DPL 0, type 11 (busy TSS)
+		uint64(limit>>16&0xf)<<48 |
+		(base>>24&0xff)<<56
+	hi = base >> 32
+	return lo, hi
+}
+
+// writePageTables builds the kernel's identity map: 4 KiB pages for the
+// first 2 MiB (page 0 left unmapped so a nil dereference faults), 2 MiB pages
+// above. Every level has the U bit because the kernel runs at CPL3.
+func writePageTables(mem *GuestMemory, l *layout) error {
+	const flags = firmware.PTEPresent | firmware.PTEWritable | firmware.PTEUser
+	pt, err := mem.Slice(firmware.PageTableBase, l.pageTableEnd-firmware.PageTableBase)
+	if err != nil {
+		return err
+	}
+	clear(pt)
+	entry := func(table uint64, i int, v uint64) {
+		binary.LittleEndian.PutUint64(pt[table-firmware.PageTableBase+uint64(i)*8:], v)
+	}
+	pml4 := uint64(firmware.PageTableBase)
+	pdpt := pml4 + firmware.PageSize
+	pt0 := pdpt + firmware.PageSize
+	pds := pt0 + firmware.PageSize
+	entry(pml4, 0, pdpt|flags)
+	for i := 1; i < 512; i++ {
+		entry(pt0, i, uint64(i)*firmware.PageSize|flags)
+	}
+	for gib := uint64(0); gib < l.identityTop>>30; gib++ {
+		pd := pds + gib*firmware.PageSize
+		entry(pdpt, int(gib), pd|flags)
+		for i := range 512 {
+			entry(pd, i, gib<<30|uint64(i)<<21|flags|firmware.PTEHuge)
+		}
+	}
+	entry(pds, 0, pt0|flags)
+	return nil
+}
+
+func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz uint64) error {
+	var bi firmware.BootInfo
+	bi.Magic = firmware.BootInfoMagic
+	bi.Version = firmware.BootInfoVersion
+	bi.NumCPUs = uint32(l.cpus)
+	bi.RAMBytes = mem.Map.TotalRAM()
+	bi.RAMTop = mem.Map.RAMTop()
+	bi.TSCKHz = tscKHz
+	bi.PerCPUBase = l.perCPUBase
+	bi.PerCPUStride = firmware.PerCPUStride
+	bi.KernelStart, bi.KernelEnd = k.Start, k.End
+	bi.TraceBase, bi.TraceSize = l.traceBase, l.traceSize
+	bi.TickNanos = uint64(cfg.Tick.Nanoseconds())
+	ranges := mem.Map.Ranges()
+	if len(ranges) > firmware.MaxMemRanges {
+		return fmt.Errorf("memory map has %d ranges, boot info holds %d", len(ranges), firmware.MaxMemRanges)
+	}
+	for i, r := range ranges {
+		bi.Mem[i] = firmware.MemRange{Base: r.Base, Size: r.Size, Kind: uint32(r.Kind)}
+	}
+	bi.NumMem = uint32(len(ranges))
+	inUse := []firmware.MemRange{
+		{Base: firmware.GDTBase, Size: firmware.PageTableBase - firmware.GDTBase, Kind: firmware.InUseFirmware},
+		{Base: firmware.PageTableBase, Size: l.pageTableEnd - firmware.PageTableBase, Kind: firmware.InUsePageTable},
+		{Base: k.Start, Size: k.End - k.Start, Kind: firmware.InUseKernel},
+		{Base: l.perCPUBase, Size: l.perCPUEnd - l.perCPUBase, Kind: firmware.InUsePerCPU},
+	}
+	if l.traceSize > 0 {
+		inUse = append(inUse, firmware.MemRange{Base: l.traceBase, Size: alignUp(l.traceSize, firmware.PageSize), Kind: firmware.InUseTrace})
+	}
+	bi.NumInUse = uint32(copy(bi.InUse[:], inUse))
+	if len(cfg.BadFrames) > firmware.MaxBadFrames {
+		return fmt.Errorf("%d bad frames given, boot info holds %d", len(cfg.BadFrames), firmware.MaxBadFrames)
+	}
+	bi.NumBad = uint32(copy(bi.BadFrames[:], cfg.BadFrames))
+	if len(cfg.Cmdline) > firmware.CmdlineMax {
+		return fmt.Errorf("command line is %d bytes, boot info holds %d", len(cfg.Cmdline), firmware.CmdlineMax)
+	}
+	bi.CmdlineLen = uint32(copy(bi.Cmdline[:], cfg.Cmdline))
+	if len(cfg.Workload) >= firmware.WorkloadMax {
+		return fmt.Errorf("workload name %q is longer than %d bytes", cfg.Workload, firmware.WorkloadMax-1)
+	}
+	copy(bi.Workload[:], cfg.Workload)
+	dst, err := mem.Slice(firmware.BootInfoBase, uint64(unsafe.Sizeof(bi)))
+	if err != nil {
+		return err
+	}
+	copy(dst, unsafe.Slice((*byte)(unsafe.Pointer(&bi)), unsafe.Sizeof(bi)))
+	return nil
+}

@@ -1,0 +1,158 @@
+package vmm
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/bobuhiro11/gokvm/kvm"
+	"github.com/vmm-dev/vmm/firmware"
+	"golang.org/x/sys/unix"
+)
+
+// vcpu is one virtual CPU, run by one goroutine locked to its OS thread.
+type vcpu struct {
+	index   int
+	fd      uintptr
+	runMap  []byte
+	run     *kvm.RunData
+	tid     atomic.Int32 // OS thread while in its run loop, 0 otherwise
+	kickMu  sync.Mutex
+	wake    chan struct{} // HCSleep waits on it
+	entered atomic.Bool
+}
+
+func (vm *VM) createVCPU(index int, cpuid *kvm.CPUID) (*vcpu, error) {
+	fd, err := kvm.CreateVCPU(vm.vmFd, index)
+	if err != nil {
+		return nil, fmt.Errorf("KVM_CREATE_VCPU id=%d: %w", index, err)
+	}
+	v := &vcpu{index: index, fd: fd, wake: make(chan struct{}, 1)}
+	m, err := unix.Mmap(int(fd), 0, vm.runSize, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		unix.Close(int(fd))
+		return nil, fmt.Errorf("mmap kvm_run of vCPU %d (%d bytes): %w", index, vm.runSize, err)
+	}
+	v.runMap = m
+	v.run = (*kvm.RunData)(unsafe.Pointer(&m[0]))
+	if cpuid != nil {
+		if err := kvm.SetCPUID2(fd, cpuid); err != nil {
+			return v, fmt.Errorf("KVM_SET_CPUID2 vCPU %d: %w", index, err)
+		}
+	}
+	if err := vm.setVCPURegisters(v); err != nil {
+		return v, err
+	}
+	return v, nil
+}
+
+func (v *vcpu) close() {
+	if v.runMap != nil {
+		unix.Munmap(v.runMap)
+		v.runMap = nil
+	}
+	unix.Close(int(v.fd))
+}
+
+// setVCPURegisters enters the vCPU directly in 64-bit mode at CPL3 at the
+// kernel's entry, with RDI = vCPU index and RSI = boot info address.
+func (vm *VM) setVCPURegisters(v *vcpu) error {
+	sregs, err := kvm.GetSregs(v.fd)
+	if err != nil {
+		return fmt.Errorf("KVM_GET_SREGS vCPU %d: %w", v.index, err)
+	}
+	code := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: firmware.SelUserCode, Typ: 11,
+		Present: 1, DPL: 3, S: 1, L: 1, G: 1}
+	data := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: firmware.SelUserData, Typ: 3,
+		Present: 1, DPL: 3, DB: 1, S: 1, G: 1}
+	sregs.CS = code
+	sregs.DS, sregs.ES, sregs.SS, sregs.GS = data, data, data, data
+	sregs.FS = data
+	sregs.FS.Base = vm.layout.fsBase(v.index)
+	sregs.TR = kvm.Segment{Base: vm.layout.tss(v.index), Limit: 103,
+		Selector: firmware.TSSSelector(v.index), Typ: 11, Present: 1}
+	sregs.LDT = kvm.Segment{Typ: 2, Present: 1, Unusable: 1}
+	sregs.GDT = kvm.Descriptor{Base: firmware.GDTBase, Limit: firmware.GDTSize - 1}
+	sregs.IDT = kvm.Descriptor{Base: firmware.IDTBase, Limit: firmware.IDTSize - 1}
+	sregs.CR0 = 0x80050033 // PG|AM|WP|NE|ET|MP|PE
+	sregs.CR4 = 0x620      // OSXMMEXCPT|OSFXSR|PAE
+	sregs.EFER = 0x501     // LMA|LME|SCE
+	sregs.CR3 = vm.layout.pml4
+	if err := kvm.SetSregs(v.fd, sregs); err != nil {
+		return fmt.Errorf("KVM_SET_SREGS vCPU %d: %w", v.index, err)
+	}
+	regs := &kvm.Regs{
+		RIP:    vm.kernel.Entry,
+		RSP:    vm.layout.stackTop(v.index) - 8,
+		RDI:    uint64(v.index),
+		RSI:    firmware.BootInfoBase,
+		RFLAGS: 0x2,
+	}
+	if err := kvm.SetRegs(v.fd, regs); err != nil {
+		return fmt.Errorf("KVM_SET_REGS vCPU %d: %w", v.index, err)
+	}
+	return nil
+}
+
+// kick brings the vCPU out of KVM_RUN: immediate_exit covers the window
+// before it enters, the signal covers a vCPU already in the guest.
+func (v *vcpu) kick() {
+	v.kickMu.Lock()
+	defer v.kickMu.Unlock()
+	if v.runMap == nil {
+		return
+	}
+	v.run.ImmediateExit = 1
+	if tid := v.tid.Load(); tid != 0 {
+		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	}
+}
+
+// loop runs the vCPU until the VM stops.
+func (vm *VM) loop(v *vcpu) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	v.tid.Store(int32(unix.Gettid()))
+	defer v.tid.Store(0)
+	for {
+		if vm.stopped.Load() {
+			return
+		}
+		if vm.timedOut.Load() {
+			why := vm.timeoutReason()
+			vm.stop(OutcomeTimeout, StatusTimeout, why, vm.crashReport(v, why))
+			return
+		}
+		if vm.pausing.Load() {
+			vm.park(v)
+			continue
+		}
+		if !v.entered.Swap(true) && v.index == 0 {
+			vm.timing.firstRun = time.Now()
+		}
+		if err := kvm.Run(v.fd); err != nil {
+			vm.stop(OutcomeError, StatusVMMError, fmt.Sprintf("KVM_RUN vCPU %d: %v", v.index, err), nil)
+			return
+		}
+		if v.run.ImmediateExit != 0 {
+			v.kickMu.Lock()
+			v.run.ImmediateExit = 0
+			v.kickMu.Unlock()
+		}
+		e := decodeExit(v.run)
+		act, why := classifyExit(e)
+		switch act {
+		case actResume:
+		case actConsole:
+			vm.drainConsole()
+		case actHypercall:
+			vm.hypercall(v)
+		case actFault:
+			vm.stop(OutcomeFault, StatusFault, why, vm.crashReport(v, why))
+			return
+		}
+	}
+}
