@@ -94,8 +94,10 @@ func runUD(bi *firmware.BootInfo) uint64 {
 
 func runSpin(bi *firmware.BootInfo) uint64 {
 	consoleFlush()
-	for {
-		cpuPause()
+	for spins := uint64(1); ; spins++ {
+		if spins == 0 { // never: keeps the loop from being optimised away
+			return exitWorkloadFail
+		}
 	}
 }
 

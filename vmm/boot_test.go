@@ -1,0 +1,152 @@
+package vmm
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmm-dev/vmm/vmm/memmap"
+)
+
+func TestBootHelloExitsZero(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "hello"
+	res, out := boot(t, cfg)
+	if res.Outcome != OutcomeExit || res.ExitStatus != 0 {
+		t.Fatalf("outcome %s status %d (%s), want exit 0\n%s", res.Outcome, res.ExitStatus, res.Reason, out)
+	}
+	for _, want := range []string{"vmm guest kernel: Go, runtime-free, CPL3; 1 vCPU(s), 128 MiB RAM", "hello from the guest", "guest: exiting with status 0"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("console lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestExitStatusAndCmdlineReachVMM(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "hello"
+	cfg.Cmdline = "quiet exit=7 other=1"
+	res, out := boot(t, cfg)
+	if res.Outcome != OutcomeExit || res.ExitStatus != 7 {
+		t.Fatalf("outcome %s status %d, want exit 7", res.Outcome, res.ExitStatus)
+	}
+	if !strings.Contains(out, "command line: quiet exit=7 other=1\n") {
+		t.Errorf("guest did not echo its command line:\n%s", out)
+	}
+}
+
+// TestGuestSeesMemoryMap boots with RAM below and above the 3 GiB hole and
+// checks the guest printed exactly the VMM's memory map.
+func TestGuestSeesMemoryMap(t *testing.T) {
+	for _, mem := range []uint64{128 << 20, 4 << 30} {
+		t.Run(fmt.Sprintf("%dMiB", mem>>20), func(t *testing.T) {
+			cfg := bootConfig(t)
+			cfg.MemBytes = mem
+			cfg.Workload = "hello"
+			res, out := boot(t, cfg)
+			if res.Outcome != OutcomeExit {
+				t.Fatalf("outcome %s: %s", res.Outcome, res.Reason)
+			}
+			m, err := memmap.Build(mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, line := range strings.Split(out, "\n") {
+				if strings.HasPrefix(line, "BIOS-e820: ") {
+					got = append(got, line)
+				}
+			}
+			if len(got) != len(m.Ranges()) {
+				t.Fatalf("guest printed %d ranges, VMM map has %d:\n%s\n%s", len(got), len(m.Ranges()), out, m)
+			}
+			for i, r := range m.Ranges() {
+				want := fmt.Sprintf("BIOS-e820: [mem %#016x-%#016x] ", r.Base, r.End()-1)
+				if !strings.HasPrefix(got[i], want) {
+					t.Errorf("range %d: guest printed %q, want prefix %q", i, got[i], want)
+				}
+			}
+		})
+	}
+}
+
+func TestFaultReportIsSymbolized(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "fault"
+	res, _ := boot(t, cfg)
+	if res.Outcome != OutcomeFault || res.ExitStatus != StatusFault {
+		t.Fatalf("outcome %s status %d, want fault %d", res.Outcome, res.ExitStatus, StatusFault)
+	}
+	c := res.Crash
+	if c == nil {
+		t.Fatal("no crash report")
+	}
+	if !strings.HasPrefix(c.Symbol, "main.faultNilWrite+0x") || !strings.Contains(c.Symbol, "entry_amd64.s:") {
+		t.Errorf("RIP symbol %q, want main.faultNilWrite+off (entry_amd64.s:line)", c.Symbol)
+	}
+	if !strings.HasPrefix(c.Instruction, "mov") {
+		t.Errorf("faulting instruction %q, want the store", c.Instruction)
+	}
+	if !c.HasCR2 || c.CR2 != 0 {
+		t.Errorf("CR2 = %#x (has %v), want 0", c.CR2, c.HasCR2)
+	}
+	bt := strings.Join(c.Backtrace, "\n")
+	for _, fn := range []string{"main.runOne", "main.bootMain", "main.kmain"} {
+		if !strings.Contains(bt, fn) {
+			t.Errorf("backtrace lacks %s:\n%s", fn, bt)
+		}
+	}
+}
+
+func TestSpinningGuestTimesOut(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "spin"
+	cfg.Timeout = 300 * time.Millisecond
+	res, _ := boot(t, cfg)
+	if res.Outcome != OutcomeTimeout || res.ExitStatus != StatusTimeout {
+		t.Fatalf("outcome %s status %d, want timeout", res.Outcome, res.ExitStatus)
+	}
+	if res.Crash == nil || !strings.Contains(res.Crash.Symbol+strings.Join(res.Crash.Backtrace, " "), "main.runSpin") {
+		t.Errorf("timeout report does not show the spinning function: %+v", res.Crash)
+	}
+}
+
+func TestBadHypercallsAreRefused(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "badcall"
+	res, out := boot(t, cfg)
+	if res.Outcome != OutcomeExit || res.ExitStatus != 0 {
+		t.Fatalf("outcome %s status %d:\n%s", res.Outcome, res.ExitStatus, out)
+	}
+	if n, ok := res.ReportValue("badcall.refused"); !ok || n != 13 {
+		t.Errorf("badcall.refused = %d (%v), want 13", n, ok)
+	}
+}
+
+func TestUnknownWorkloadFails(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "nosuch"
+	res, out := boot(t, cfg)
+	if res.Outcome != OutcomeExit || res.ExitStatus == 0 || !strings.Contains(out, `unknown workload "nosuch"`) {
+		t.Fatalf("outcome %s status %d:\n%s", res.Outcome, res.ExitStatus, out)
+	}
+}
+
+func TestNewRejectsBadConfigBeforeBooting(t *testing.T) {
+	requireKVM(t)
+	for _, c := range []Config{
+		{MemBytes: 3 << 20, CPUs: 1, Timeout: time.Second},
+		{MemBytes: 128 << 20, CPUs: 0, Timeout: time.Second},
+		{MemBytes: 128 << 20, CPUs: 1, Timeout: 0},
+		{MemBytes: 128 << 20, CPUs: 1, Timeout: time.Second, Kernel: []byte("not an elf")},
+	} {
+		if c.Kernel == nil {
+			c.Kernel = guestImage(t)
+		}
+		if vm, err := New(c); err == nil {
+			vm.Close()
+			t.Errorf("New(%+v) succeeded", c)
+		}
+	}
+}

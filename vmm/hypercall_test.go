@@ -1,0 +1,114 @@
+package vmm
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/vmm/memmap"
+)
+
+// testMemory is guest RAM without a VM: hypercall handling needs no KVM.
+func testMemory(t *testing.T, size uint64) *GuestMemory {
+	t.Helper()
+	m, err := memmap.Build(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem, err := NewGuestMemory(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mem.Close() })
+	return mem
+}
+
+func TestHypercallArgumentChecks(t *testing.T) {
+	mem := testMemory(t, 128<<20)
+	copy(mem.Host()[0x200000:], "answer")
+	top := mem.Map.RAMTop()
+	for _, tc := range []struct {
+		name string
+		nr   uint64
+		args [5]uint64
+		want uint64
+	}{
+		{"unknown", 77, [5]uint64{}, firmware.HCErrUnknown},
+		{"exit status too big", firmware.HCExit, [5]uint64{300}, firmware.HCErrInvalid},
+		{"report ok", firmware.HCReport, [5]uint64{0x200000, 6, 42}, 0},
+		{"report key past RAM", firmware.HCReport, [5]uint64{top - 2, 6, 1}, firmware.HCErrInvalid},
+		{"report key wraps", firmware.HCReport, [5]uint64{^uint64(0) - 1, 6, 1}, firmware.HCErrInvalid},
+		{"report key too long", firmware.HCReport, [5]uint64{0x200000, maxKeyLen + 1, 1}, firmware.HCErrInvalid},
+		{"report empty key", firmware.HCReport, [5]uint64{0x200000, 0, 1}, firmware.HCErrInvalid},
+		{"checkpoint label in MMIO", firmware.HCCheckpoint, [5]uint64{firmware.DoorbellBase, 8}, firmware.HCErrInvalid},
+		{"meta misaligned", firmware.HCRegisterMeta, [5]uint64{0x100001, 10, 1, 0x2000}, firmware.HCErrInvalid},
+		{"meta too many frames", firmware.HCRegisterMeta, [5]uint64{0x100000, top, 1, 0x2000}, firmware.HCErrInvalid},
+		{"meta array past RAM", firmware.HCRegisterMeta, [5]uint64{top - 64*10, 11, 1, 0x2000}, firmware.HCErrInvalid},
+		{"meta wrong version", firmware.HCRegisterMeta, [5]uint64{0x100000, 10, 2, 0x2000}, firmware.HCErrInvalid},
+		{"meta ok", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, 1, 0x2000}, 0},
+		{"meta twice", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, 1, 0x2000}, firmware.HCErrState},
+		{"root misaligned", firmware.HCRegisterRoot, [5]uint64{0x200010, 1}, firmware.HCErrInvalid},
+		{"root ok", firmware.HCRegisterRoot, [5]uint64{0x200000, 1}, 0},
+		{"root twice", firmware.HCRegisterRoot, [5]uint64{0x200000, 1}, firmware.HCErrState},
+		{"root removed", firmware.HCRegisterRoot, [5]uint64{0x200000, 0}, 0},
+		{"root unknown", firmware.HCRegisterRoot, [5]uint64{0x200000, 0}, firmware.HCErrState},
+		{"wake bad cpu", firmware.HCWake, [5]uint64{1}, firmware.HCErrInvalid},
+		{"fault frame outside RAM", firmware.HCFault, [5]uint64{top}, firmware.HCErrInvalid},
+	} {
+		st := &hcState{cpus: 1}
+		if tc.name == "meta twice" || tc.name == "root twice" || tc.name == "root removed" {
+			st = shared
+		}
+		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: tc.nr, Args: tc.args})
+		if res.ret != tc.want {
+			t.Errorf("%s: ret %#x, want %#x", tc.name, res.ret, tc.want)
+		}
+		if tc.name == "meta ok" || tc.name == "root ok" {
+			shared = st
+		}
+	}
+}
+
+// shared carries state between the "ok" and "twice" rows above.
+var shared *hcState
+
+func TestHypercallExitAndReport(t *testing.T) {
+	mem := testMemory(t, 128<<20)
+	copy(mem.Host()[0x200000:], "frames.free")
+	st := &hcState{cpus: 1}
+	res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCReport, Args: [5]uint64{0x200000, 11, 99}})
+	if res.ret != 0 || len(st.reports) != 1 || st.reports[0] != (Report{"frames.free", 99}) {
+		t.Fatalf("report: ret %#x, reports %+v", res.ret, st.reports)
+	}
+	res = handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCExit, Args: [5]uint64{42}})
+	if !res.exit || res.exitStatus != 42 {
+		t.Fatalf("exit: %+v", res)
+	}
+}
+
+func TestConsoleDrainSurvivesHostileHead(t *testing.T) {
+	mem := testMemory(t, 4<<20)
+	var out strings.Builder
+	c, err := newConsole(mem, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := mem.Host()[firmware.ConsoleBase+firmware.ConsoleDataOff:]
+	copy(data, "hello\n")
+	mem.WriteU64(firmware.ConsoleBase, 6)
+	if err := c.drain(); err != nil || out.String() != "hello\n" {
+		t.Fatalf("drain: %v, got %q", err, out.String())
+	}
+	mem.WriteU64(firmware.ConsoleBase, 1<<40) // far beyond the ring
+	if err := c.drain(); err == nil {
+		t.Fatal("a head a terabyte ahead was accepted")
+	}
+	mem.WriteU64(firmware.ConsoleBase, 3) // behind the tail
+	if err := c.drain(); err == nil {
+		t.Fatal("a head behind the tail was accepted")
+	}
+	if out.String() != "hello\n" {
+		t.Fatalf("corrupt ring produced output %q", out.String())
+	}
+}
+
