@@ -46,7 +46,11 @@ func bootMain(bi *firmware.BootInfo) {
 	putBuf(cmdline)
 	putString("\n")
 
-	status := runWorkloads(bi, workloadName(bi))
+	name := workloadName(bi)
+	if !equal(name, "help") && !mmInit(bi) {
+		exit(exitMMInitFailed)
+	}
+	status := runWorkloads(bi, name)
 	if v, ok := cmdlineValue(cmdline, "exit="); ok && status == exitOK {
 		status = v
 	}

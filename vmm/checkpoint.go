@@ -2,6 +2,8 @@ package vmm
 
 import (
 	"time"
+
+	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
 // Checkpoint is one host verification of guest memory.
@@ -10,7 +12,10 @@ type Checkpoint struct {
 	Final      bool   `json:"final"`    // taken when the guest stopped
 	Verified   bool   `json:"verified"` // false when the guest never registered its metadata
 	Violations int    `json:"violations"`
+	Error      string `json:"error,omitempty"` // the registration could not be read
 	Nanos      int64  `json:"ns"`
+
+	Report *verify.Report `json:"report,omitempty"`
 }
 
 // checkpoint verifies guest memory with every vCPU stopped and returns the
@@ -19,11 +24,20 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
 	reg := vm.hc.reg
+	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	cp := Checkpoint{Label: label, Final: final}
 	if reg != nil {
 		cp.Verified = true
-		cp.Violations = vm.verify(reg)
+		rep, err := verify.Verify(vm.mem, verify.Input{MetaPhys: reg.MetaPhys, FrameCount: reg.FrameCount,
+			Version: reg.Version, StatePhys: reg.StatePhys, Roots: roots})
+		if err != nil {
+			cp.Error = err.Error()
+			cp.Violations = 1 // an unreadable registration is itself a violation
+		} else {
+			cp.Report = rep
+			cp.Violations = rep.TotalViolations
+		}
 	}
 	cp.Nanos = time.Since(start).Nanoseconds()
 	vm.mu.Lock()
@@ -44,5 +58,3 @@ func (vm *VM) finish() {
 	}
 }
 
-// verify checks the registered metadata; replaced by the full verifier.
-func (vm *VM) verify(reg *Registration) int { return 0 }

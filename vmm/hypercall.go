@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
 )
 
 // Registration is the guest's frame-metadata registration (HCRegisterMeta).
@@ -110,23 +111,23 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 func le(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
 
 // metaLayoutVersion is the FrameMeta layout the host verifier decodes.
-var metaLayoutVersion uint64 = 1
+const metaLayoutVersion = uint64(mm.LayoutVersion)
 
 func registerMeta(mem *GuestMemory, st *hcState, a [5]uint64) uint64 {
 	if st.reg != nil {
 		return firmware.HCErrState
 	}
 	reg := Registration{MetaPhys: a[0], FrameCount: a[1], Version: a[2], StatePhys: a[3]}
-	if reg.Version != metaLayoutVersion || reg.FrameCount == 0 || reg.MetaPhys%64 != 0 {
+	if reg.Version != metaLayoutVersion || reg.FrameCount == 0 || reg.MetaPhys%mm.FrameMetaAlign != 0 {
 		return firmware.HCErrInvalid
 	}
 	if reg.FrameCount > mem.Map.RAMTop()/firmware.PageSize+1 {
 		return firmware.HCErrInvalid
 	}
-	if _, err := mem.Slice(reg.MetaPhys, reg.FrameCount*64); err != nil {
+	if _, err := mem.Slice(reg.MetaPhys, reg.FrameCount*mm.FrameMetaSize); err != nil {
 		return firmware.HCErrInvalid
 	}
-	if _, err := mem.Slice(reg.StatePhys, 8); err != nil {
+	if _, err := mem.Slice(reg.StatePhys, mm.StateSize); err != nil {
 		return firmware.HCErrInvalid
 	}
 	st.reg = &reg

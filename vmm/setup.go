@@ -172,7 +172,8 @@ func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 	}
 	bi.NumMem = uint32(len(ranges))
 	inUse := []firmware.MemRange{
-		{Base: firmware.GDTBase, Size: firmware.PageTableBase - firmware.GDTBase, Kind: firmware.InUseFirmware},
+		// Page 0 is in use too: the identity map leaves it unmapped to catch nil.
+		{Base: 0, Size: firmware.PageTableBase, Kind: firmware.InUseFirmware},
 		{Base: firmware.PageTableBase, Size: l.pageTableEnd - firmware.PageTableBase, Kind: firmware.InUsePageTable},
 		{Base: k.Start, Size: k.End - k.Start, Kind: firmware.InUseKernel},
 		{Base: l.perCPUBase, Size: l.perCPUEnd - l.perCPUBase, Kind: firmware.InUsePerCPU},

@@ -1,0 +1,109 @@
+package main
+
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// The kernel's memory-management state. Zero-initialised globals are fine
+// in the guest (they live in BSS); mm keeps its real state in guest RAM.
+var (
+	kernelMM   mm.Buddy
+	bootAlloc  mm.BootAllocator
+	ramRanges  [firmware.MaxMemRanges]mm.Range
+	inUse      [firmware.MaxInUse]mm.Range
+	badFrames  [firmware.MaxBadFrames]uint64
+	violations [32]mm.Violation
+)
+
+// mmInit builds the frame metadata and buddy allocator from the boot info
+// and registers them with the VMM for host verification.
+func mmInit(bi *firmware.BootInfo) bool {
+	nRAM := 0
+	for i := 0; i < min(int(bi.NumMem), len(bi.Mem)); i++ {
+		if r := &bi.Mem[i]; r.Kind == firmware.MemRAM {
+			ramRanges[nRAM] = mm.Range{Base: r.Base, Size: r.Size}
+			nRAM++
+		}
+	}
+	nUse := min(int(bi.NumInUse), len(bi.InUse))
+	for i := 0; i < nUse; i++ {
+		inUse[i] = mm.Range{Base: bi.InUse[i].Base, Size: bi.InUse[i].Size}
+	}
+	nBad := min(int(bi.NumBad), len(bi.BadFrames))
+	for i := 0; i < nBad; i++ {
+		badFrames[i] = bi.BadFrames[i] << mm.PageShift
+	}
+	if err := kernelMM.Setup(0, &bootAlloc, ramRanges[:nRAM], inUse[:nUse], badFrames[:nBad]); err != mm.ErrNone {
+		putString("mm: setup failed: ")
+		putString(err.Error())
+		putString("\n")
+		return false
+	}
+	metaPhys, frames, statePhys := kernelMM.Registration()
+	if ret := hypercall(firmware.HCRegisterMeta, metaPhys, frames, uint64(mm.LayoutVersion), statePhys); ret != 0 {
+		putString("mm: the VMM refused the metadata registration: ")
+		putHex(ret, 1)
+		putString("\n")
+		return false
+	}
+	st := kernelMM.State()
+	putString("mm: ")
+	putDec(frames)
+	putString(" frame records at ")
+	putHex(metaPhys, 1)
+	putString(" (")
+	putDec(frames * mm.FrameMetaSize >> 10)
+	putString(" KiB), ")
+	putDec(st.RAMFrames)
+	putString(" RAM frames, ")
+	putDec(st.FreeFrames)
+	putString(" free, ")
+	putDec(st.PoisonedFrames)
+	putString(" poisoned\n")
+	printBuddyInfo()
+	return true
+}
+
+// printBuddyInfo prints free blocks per order like /proc/buddyinfo.
+func printBuddyInfo() {
+	st := kernelMM.State()
+	putString("buddyinfo: Node 0, zone   Normal")
+	for k := 0; k < mm.NumOrders; k++ {
+		putString(" ")
+		putDec(st.Counts[k])
+	}
+	putString("\n")
+}
+
+// checkAndCheckpoint runs the guest's own invariant checker, then asks the
+// host to verify; it fails if either finds a violation.
+func checkAndCheckpoint(label string) bool {
+	tok := kernelMM.Lock()
+	n := kernelMM.Check(violations[:])
+	kernelMM.Unlock(&tok)
+	for i := 0; i < min(n, len(violations)); i++ {
+		v := &violations[i]
+		putString("mm check: frame ")
+		putHex(v.PFN, 1)
+		putString(": ")
+		putString(v.Kind.String())
+		putString(" expected ")
+		putHex(v.Expected, 1)
+		putString(" actual ")
+		putHex(v.Actual, 1)
+		putString("\n")
+	}
+	hostViolations := checkpoint(label)
+	if n != 0 || hostViolations != 0 {
+		putString("checkpoint ")
+		putString(label)
+		putString(": guest found ")
+		putDec(uint64(n))
+		putString(", host found ")
+		putDec(hostViolations)
+		putString(" violations\n")
+		return false
+	}
+	return true
+}

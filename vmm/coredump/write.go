@@ -1,0 +1,261 @@
+package coredump
+
+import (
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/vmm-dev/vmm/vmm/memmap"
+)
+
+// Write writes guest RAM as an ELF64 core file to path (created or
+// truncated). ram is the single host mapping backing the guest, laid out per
+// m.Slots(); every RAM range of m becomes one PT_LOAD. All-zero pages are
+// not written, leaving holes, so the file is sparse. On error the partial
+// file is removed. Write does not fsync.
+func Write(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info) (Stats, error) {
+	loads, err := planLoads(m, ram)
+	if err != nil {
+		return Stats{}, err
+	}
+	info.Map = m.Ranges()
+	notes, err := buildNotes(vcpus, info)
+	if err != nil {
+		return Stats{}, err
+	}
+	head, size := buildHeaders(loads, notes)
+
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return Stats{}, fmt.Errorf("coredump: %w", err)
+	}
+	st, err := writeFile(f, head, loads, ram, size)
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("coredump: close %s: %w", path, cerr)
+	}
+	if err != nil {
+		os.Remove(path)
+		return Stats{}, err
+	}
+	return st, nil
+}
+
+// load is one PT_LOAD to write: guest [gpa, gpa+size) from ram[host:].
+type load struct {
+	gpa, size, host uint64
+	off             uint64 // file offset, filled by buildHeaders
+}
+
+// planLoads returns one load per RAM range of m, checking each is backed by
+// ram.
+func planLoads(m memmap.Map, ram []byte) ([]load, error) {
+	var loads []load
+	for _, r := range m.Ranges() {
+		if r.Kind != memmap.RAM {
+			continue
+		}
+		host, ok := m.Translate(r.Base, r.Size)
+		if !ok || r.Size == 0 {
+			return nil, fmt.Errorf("coredump: RAM range %s is not inside one memory slot", r)
+		}
+		if end, ok := memmap.CheckedAdd(host, r.Size); !ok || end > uint64(len(ram)) {
+			return nil, fmt.Errorf("coredump: RAM range %s maps to host [%#x, +%#x), past the %#x-byte RAM mapping",
+				r, host, r.Size, len(ram))
+		}
+		loads = append(loads, load{gpa: r.Base, size: r.Size, host: host})
+	}
+	if len(loads) == 0 {
+		return nil, errors.New("coredump: memory map has no RAM range")
+	}
+	if len(m.Ranges()) > MaxRanges {
+		return nil, fmt.Errorf("coredump: memory map has %d ranges, more than %d", len(m.Ranges()), MaxRanges)
+	}
+	return loads, nil
+}
+
+// buildNotes returns the note segment: NT_PRSTATUS per vCPU, QEMU state
+// per vCPU, then the VMM note.
+func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
+	if len(vcpus) > MaxVCPUs {
+		return nil, fmt.Errorf("coredump: %d vCPUs, more than %d", len(vcpus), MaxVCPUs)
+	}
+	if len(info.Roots) > MaxRoots {
+		return nil, fmt.Errorf("coredump: %d page-table roots, more than %d", len(info.Roots), MaxRoots)
+	}
+	var b []byte
+	for _, v := range vcpus {
+		if v.Index < 0 || v.Index >= 1<<31-1 {
+			return nil, fmt.Errorf("coredump: vCPU index %d out of range", v.Index)
+		}
+		b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(v)))
+	}
+	for _, v := range vcpus {
+		b = appendNote(b, noteNameQEMU, ntQEMU, encode(qemuStateOf(v)))
+	}
+	return appendNote(b, NoteName, NoteTypeInfo, encodeInfo(info, len(vcpus))), nil
+}
+
+func prstatusOf(v VCPU) *elfPrstatus {
+	return &elfPrstatus{
+		Pid: int32(v.Index + 1),
+		Reg: userRegs{
+			R15: v.R15, R14: v.R14, R13: v.R13, R12: v.R12,
+			RBP: v.RBP, RBX: v.RBX, R11: v.R11, R10: v.R10,
+			R9: v.R9, R8: v.R8, RAX: v.RAX, RCX: v.RCX, RDX: v.RDX,
+			RSI: v.RSI, RDI: v.RDI, RIP: v.RIP, CS: uint64(v.CS),
+			EFLAGS: v.RFLAGS, RSP: v.RSP, SS: uint64(v.SS),
+			FSBase: v.FSBase, GSBase: v.GSBase,
+			DS: uint64(v.DS), ES: uint64(v.ES), FS: uint64(v.FS), GS: uint64(v.GS),
+		},
+	}
+}
+
+func qemuStateOf(v VCPU) *qemuCPUState {
+	return &qemuCPUState{
+		Version: qemuStateVersion, Size: qemuStateSize,
+		RAX: v.RAX, RBX: v.RBX, RCX: v.RCX, RDX: v.RDX,
+		RSI: v.RSI, RDI: v.RDI, RSP: v.RSP, RBP: v.RBP,
+		R8: v.R8, R9: v.R9, R10: v.R10, R11: v.R11,
+		R12: v.R12, R13: v.R13, R14: v.R14, R15: v.R15,
+		RIP: v.RIP, RFLAGS: v.RFLAGS,
+		CS: qemuSegment{Selector: uint32(v.CS)}, DS: qemuSegment{Selector: uint32(v.DS)},
+		ES: qemuSegment{Selector: uint32(v.ES)}, SS: qemuSegment{Selector: uint32(v.SS)},
+		FS: qemuSegment{Selector: uint32(v.FS), Base: v.FSBase},
+		GS: qemuSegment{Selector: uint32(v.GS), Base: v.GSBase},
+		CR: [5]uint64{v.CR0, 0, v.CR2, v.CR3, v.CR4},
+	}
+}
+
+// encodeInfo returns the VMM note's desc (layout in the package comment).
+func encodeInfo(info Info, nvcpus int) []byte {
+	reason := info.Reason
+	if len(reason) > MaxReasonLen {
+		reason = reason[:MaxReasonLen]
+	}
+	h := vmmNoteHeader{
+		Version: NoteVersion, NRanges: uint32(len(info.Map)), NRoots: uint32(len(info.Roots)),
+		NVCPUs: uint32(nvcpus), ReasonLen: uint32(len(reason)),
+	}
+	if r := info.Reg; r != nil {
+		h.Flags |= vmmFlagReg
+		h.Reg = [4]uint64{r.MetaPhys, r.FrameCount, r.Version, r.StatePhys}
+	}
+	b := encode(&h)
+	for _, r := range info.Map {
+		b = append(b, encode(&vmmNoteRange{Base: r.Base, Size: r.Size, Kind: uint32(r.Kind)})...)
+	}
+	for _, root := range info.Roots {
+		b = le.AppendUint64(b, root)
+	}
+	return append(b, reason...)
+}
+
+// buildHeaders lays out the file, fills each load's offset, and returns the
+// ELF header, program headers and notes as one buffer, and the file size.
+func buildHeaders(loads []load, notes []byte) ([]byte, uint64) {
+	phnum := uint64(1 + len(loads))
+	noteOff := uint64(ehdrSize) + phnum*phdrSize
+	off := alignPage(noteOff + uint64(len(notes)))
+	for i := range loads {
+		loads[i].off = off
+		off = alignPage(off + loads[i].size)
+	}
+	size := off
+	if n := len(loads); n > 0 {
+		size = loads[n-1].off + loads[n-1].size
+	}
+
+	hdr := elf.Header64{
+		Type: uint16(elf.ET_CORE), Machine: uint16(elf.EM_X86_64), Version: uint32(elf.EV_CURRENT),
+		Phoff: ehdrSize, Ehsize: ehdrSize, Phentsize: phdrSize, Phnum: uint16(phnum),
+	}
+	copy(hdr.Ident[:], elf.ELFMAG)
+	hdr.Ident[elf.EI_CLASS] = byte(elf.ELFCLASS64)
+	hdr.Ident[elf.EI_DATA] = byte(elf.ELFDATA2LSB)
+	hdr.Ident[elf.EI_VERSION] = byte(elf.EV_CURRENT)
+	hdr.Ident[elf.EI_OSABI] = byte(elf.ELFOSABI_NONE)
+
+	b := encode(&hdr)
+	b = append(b, encode(&elf.Prog64{
+		Type: uint32(elf.PT_NOTE), Off: noteOff, Filesz: uint64(len(notes)), Memsz: uint64(len(notes)), Align: 4,
+	})...)
+	for _, l := range loads {
+		b = append(b, encode(&elf.Prog64{
+			Type: uint32(elf.PT_LOAD), Flags: uint32(elf.PF_R | elf.PF_W | elf.PF_X),
+			Off: l.off, Vaddr: l.gpa, Paddr: l.gpa, Filesz: l.size, Memsz: l.size, Align: pageSize,
+		})...)
+	}
+	return append(b, notes...), size
+}
+
+func alignPage(n uint64) uint64 { return (n + pageSize - 1) &^ (pageSize - 1) }
+
+// writeFile writes the headers and each load sparsely, then sets the file
+// size so trailing zero pages are holes too.
+func writeFile(f *os.File, head []byte, loads []load, ram []byte, size uint64) (Stats, error) {
+	st := Stats{FileSize: size}
+	if _, err := f.WriteAt(head, 0); err != nil {
+		return st, fmt.Errorf("coredump: write headers: %w", err)
+	}
+	st.Written = uint64(len(head))
+	for _, l := range loads {
+		if err := writeSparse(f, l.off, ram[l.host:l.host+l.size], &st); err != nil {
+			return st, fmt.Errorf("coredump: write guest [%#x, +%#x): %w", l.gpa, l.size, err)
+		}
+	}
+	if err := f.Truncate(int64(size)); err != nil {
+		return st, fmt.Errorf("coredump: set file size %#x: %w", size, err)
+	}
+	return st, nil
+}
+
+// writeSparse writes data at file offset off, one write per run of pages
+// that are not all zero; zero pages are skipped (holes).
+func writeSparse(f *os.File, off uint64, data []byte, st *Stats) error {
+	run := -1 // start of the current run of non-zero pages, -1 if none
+	flush := func(end int) error {
+		if run < 0 {
+			return nil
+		}
+		if _, err := f.WriteAt(data[run:end], int64(off)+int64(run)); err != nil {
+			return err
+		}
+		st.Written += uint64(end - run)
+		run = -1
+		return nil
+	}
+	for p := 0; p < len(data); p += pageSize {
+		page := data[p:min(p+pageSize, len(data))]
+		if isZero(page) {
+			st.PagesSkipped++
+			if err := flush(p); err != nil {
+				return err
+			}
+			continue
+		}
+		st.PagesWritten++
+		if run < 0 {
+			run = p
+		}
+	}
+	return flush(len(data))
+}
+
+// isZero reports whether b is all zero, eight bytes at a time.
+func isZero(b []byte) bool {
+	for len(b) >= 64 {
+		w := le.Uint64(b) | le.Uint64(b[8:]) | le.Uint64(b[16:]) | le.Uint64(b[24:]) |
+			le.Uint64(b[32:]) | le.Uint64(b[40:]) | le.Uint64(b[48:]) | le.Uint64(b[56:])
+		if w != 0 {
+			return false
+		}
+		b = b[64:]
+	}
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
