@@ -7,9 +7,10 @@ import (
 
 // The kernel's memory-management state. Zero-initialised globals are fine
 // in the guest (they live in BSS); mm keeps its real state in guest RAM.
+// Nothing that holds Go pointers may be stored into a global: that store
+// would go through the write barrier (TestGuestNeverCallsTheRuntimeAllocator).
 var (
 	kernelMM   mm.Buddy
-	bootAlloc  mm.BootAllocator
 	ramRanges  [firmware.MaxMemRanges]mm.Range
 	inUse      [firmware.MaxInUse]mm.Range
 	badFrames  [firmware.MaxBadFrames]uint64
@@ -34,6 +35,7 @@ func mmInit(bi *firmware.BootInfo) bool {
 	for i := 0; i < nBad; i++ {
 		badFrames[i] = bi.BadFrames[i] << mm.PageShift
 	}
+	var bootAlloc mm.BootAllocator // holds slices: stack only, see above
 	if err := kernelMM.Setup(0, &bootAlloc, ramRanges[:nRAM], inUse[:nUse], badFrames[:nBad]); err != mm.ErrNone {
 		putString("mm: setup failed: ")
 		putString(err.Error())

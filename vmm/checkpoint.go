@@ -57,4 +57,3 @@ func (vm *VM) finish() {
 		vm.result.Reason += "; host verification found violations"
 	}
 }
-

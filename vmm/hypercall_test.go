@@ -111,4 +111,3 @@ func TestConsoleDrainSurvivesHostileHead(t *testing.T) {
 		t.Fatalf("corrupt ring produced output %q", out.String())
 	}
 }
-
