@@ -31,3 +31,17 @@ func consoleData() *[firmware.ConsoleDataSize]byte {
 func physOf(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }
 
 func stringPhys(s string) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) }
+
+// physWords returns n uint64s of physical memory at phys as a slice (the
+// memory is a kernel block from the buddy allocator, not Go heap).
+func physWords(phys uint64, n int) []uint64 {
+	return unsafe.Slice((*uint64)(ptr(uintptr(phys))), n)
+}
+
+// physPage returns the 4 KiB frame at phys.
+func physPage(phys uint64) *[4096]byte { return (*[4096]byte)(ptr(uintptr(phys))) }
+
+// physBytes returns n bytes of physical memory at phys.
+func physBytes(phys uint64, n int) []byte {
+	return unsafe.Slice((*byte)(ptr(uintptr(phys))), n)
+}

@@ -13,6 +13,9 @@ type workload struct {
 // workloads is constant-initialised (no init code runs in the guest).
 var workloads = [...]workload{
 	{"hello", "print the banner and memory map, then exit", true, runHello},
+	{"stress", "random mixed-order alloc/free to exhaustion and back", true, runStress},
+	{"paging", "x86-64 address spaces from buddy frames, shared refcounted mappings", true, runPaging},
+	{"cow", "fork-like clone, copy-on-write faults resolved in software, DLL frames", true, runCOW},
 	{"fault", "store to address 0: the VMM reports a page fault", false, runFault},
 	{"ud", "execute UD2: the VMM reports an invalid opcode", false, runUD},
 	{"spin", "loop forever: the VMM's --timeout ends it", false, runSpin},
@@ -27,6 +30,9 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 			}
 			if st := runOne(bi, &workloads[i]); st != exitOK {
 				return st
+			}
+			if !checkAndCheckpoint(workloads[i].name) {
+				return exitViolations
 			}
 		}
 		return exitOK
@@ -49,7 +55,11 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 	}
 	for i := range workloads {
 		if equal(name, workloads[i].name) {
-			return runOne(bi, &workloads[i])
+			st := runOne(bi, &workloads[i])
+			if st == exitOK && !checkAndCheckpoint(workloads[i].name) {
+				st = exitViolations
+			}
+			return st
 		}
 	}
 	putString("guest: unknown workload \"")

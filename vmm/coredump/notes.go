@@ -1,7 +1,6 @@
 package coredump
 
 import (
-
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
@@ -92,11 +91,12 @@ func (d *Dump) parseNotes(segs []noteSeg) error {
 				if vmm != nil {
 					return formatErr(ErrCorrupt, n.off, "second VMM note (first at %#x)", vmm.off)
 				}
+				vmm = &n
 				info, nv, err := decodeInfo(n)
 				if err != nil {
 					return err
 				}
-				d.info, nvcpus, vmm = info, nv, &n
+				d.info, nvcpus = info, nv
 			}
 			return nil
 		})

@@ -137,7 +137,8 @@ func parse(b []byte) (*Dump, error) {
 		switch elf.ProgType(ph.Type) {
 		case elf.PT_NOTE, elf.PT_LOAD:
 		default:
-			continue
+			return nil, formatErr(ErrCorrupt, at, "program header %d has type %s; vmm dumps hold only PT_NOTE and PT_LOAD",
+				i, elf.ProgType(ph.Type))
 		}
 		if end, ok := memmap.CheckedAdd(ph.Off, ph.Filesz); !ok || end > size {
 			return nil, formatErr(ErrTruncated, at+8, "program header %d (%s): data [%#x, +%#x) ends past end of file (size %#x)",
@@ -249,4 +250,43 @@ func checkLoads(segs []Segment, phAt []uint64, ranges []memmap.Range) error {
 		return formatErr(ErrCorrupt, 0x38, "%d PT_LOAD segments for %d RAM ranges in the memory map", len(segs), ram)
 	}
 	return nil
+}
+
+// DataRanges returns the parts of the dump's segments that hold file data,
+// found with lseek SEEK_DATA/SEEK_HOLE: every page outside them is a hole
+// and reads as zero, so a scan of a sparse dump can skip it. Spans may
+// include zero pages. Where the file system cannot report holes, the whole
+// segments are returned.
+func (d *Dump) DataRanges() ([]Segment, error) {
+	if d.data == nil {
+		return nil, errors.New("coredump: DataRanges on a closed dump")
+	}
+	if d.file == nil {
+		return d.Segments(), nil
+	}
+	fd := int(d.file.Fd())
+	var out []Segment
+	for _, s := range d.segs {
+		pos, end := s.FileOff, s.FileOff+s.Size
+		for pos < end {
+			data, err := unix.Seek(fd, int64(pos), unix.SEEK_DATA)
+			if err == unix.ENXIO { // no data after pos
+				break
+			}
+			if err != nil {
+				return d.Segments(), nil // no SEEK_DATA here: treat everything as data
+			}
+			if uint64(data) >= end {
+				break
+			}
+			hole, err := unix.Seek(fd, data, unix.SEEK_HOLE)
+			if err != nil {
+				return d.Segments(), nil
+			}
+			stop := min(uint64(hole), end)
+			out = append(out, Segment{PAddr: s.PAddr + (uint64(data) - s.FileOff), Size: stop - uint64(data), FileOff: uint64(data)})
+			pos = stop
+		}
+	}
+	return out, nil
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// addressSpace is an x86-64 4-level page table built from buddy frames:
+// table frames are KERNEL, data frames USER. Each leaf mapping holds one
+// reference on its frame (the first is the allocation's own), which is the
+// rule the host verifier checks: refcount == number of mappings.
+type addressSpace struct {
+	root uint64 // PML4 physical address
+}
+
+const (
+	pteP    = firmware.PTEPresent
+	pteW    = firmware.PTEWritable
+	pteU    = firmware.PTEUser
+	pteAddr = firmware.PTEAddrMask
+	// Intermediate entries allow everything; the leaf decides.
+	pteTable = pteP | pteW | pteU
+)
+
+// allocZeroed allocates one zeroed frame with the given flags.
+func allocZeroed(flags uint32) (uint64, bool) {
+	tok := kernelMM.Lock()
+	f, err := kernelMM.AllocFlags(0, &tok, flags)
+	kernelMM.Unlock(&tok)
+	if err != mm.ErrNone {
+		return 0, false
+	}
+	clear(physPage(f.StartAddress())[:])
+	return f.StartAddress(), true
+}
+
+// putFrame drops one reference to an order-0 frame (freeing it at zero).
+func putFrame(phys uint64) bool {
+	tok := kernelMM.Lock()
+	_, err := kernelMM.Put(mm.ContainingAddress(phys), 0, &tok)
+	kernelMM.Unlock(&tok)
+	return err == mm.ErrNone
+}
+
+func newAddressSpace() (addressSpace, bool) {
+	root, ok := allocZeroed(mm.FlagKernel)
+	if !ok {
+		return addressSpace{}, false
+	}
+	if hypercall(firmware.HCRegisterRoot, root, 1, 0, 0) != 0 {
+		putFrame(root)
+		return addressSpace{}, false
+	}
+	return addressSpace{root: root}, true
+}
+
+// pte returns the level-1 entry for va, creating tables when create is set.
+func (as *addressSpace) pte(va uint64, create bool) *uint64 {
+	table := as.root
+	for level := 4; level > 1; level-- {
+		e := &physWords(table, 512)[va>>(12+9*(level-1))&511]
+		if *e&pteP == 0 {
+			if !create {
+				return nil
+			}
+			t, ok := allocZeroed(mm.FlagKernel)
+			if !ok {
+				return nil
+			}
+			*e = t | pteTable
+		}
+		table = *e & pteAddr
+	}
+	return &physWords(table, 512)[va>>12&511]
+}
+
+// mapPage maps phys at va; the caller has given the mapping its reference.
+func (as *addressSpace) mapPage(va, phys uint64, writable bool) bool {
+	e := as.pte(va, true)
+	if e == nil || *e&pteP != 0 {
+		return false
+	}
+	v := phys | pteP | pteU
+	if writable {
+		v |= pteW
+	}
+	*e = v
+	return true
+}
+
+// lookup returns the leaf entry for va (nil when unmapped).
+func (as *addressSpace) lookup(va uint64) *uint64 {
+	e := as.pte(va, false)
+	if e == nil || *e&pteP == 0 {
+		return nil
+	}
+	return e
+}
+
+// unmapPage removes the mapping at va and drops its reference.
+func (as *addressSpace) unmapPage(va uint64) bool {
+	e := as.lookup(va)
+	if e == nil {
+		return false
+	}
+	phys := *e & pteAddr
+	*e = 0
+	return putFrame(phys)
+}
+
+// destroy drops every mapping's reference, frees the tables and
+// unregisters the root.
+func (as *addressSpace) destroy() bool {
+	ok := hypercall(firmware.HCRegisterRoot, as.root, 0, 0, 0) == 0
+	ok = destroyTable(as.root, 4) && ok
+	as.root = 0
+	return ok
+}
+
+func destroyTable(table uint64, level int) bool {
+	ok := true
+	entries := physWords(table, 512)
+	for i := range entries {
+		e := entries[i]
+		if e&pteP == 0 {
+			continue
+		}
+		if level > 1 {
+			ok = destroyTable(e&pteAddr, level-1) && ok
+		} else {
+			ok = putFrame(e&pteAddr) && ok
+		}
+		entries[i] = 0
+	}
+	return putFrame(table) && ok
+}

@@ -1,0 +1,433 @@
+package mm
+
+import "sync/atomic"
+
+// ViolationKind says which rule a Violation breaks. Field() names the
+// FrameMeta or BuddyState field involved.
+type ViolationKind uint8
+
+const (
+	VNone ViolationKind = iota
+	// VStateHeader: a BuddyState header field is wrong (bad magic, version,
+	// MaxOrder, or registration mismatch). PFN = the field's StateOff*.
+	VStateHeader
+	// VIllegalFlags: flags is not one of the legal combinations. Actual = flags.
+	VIllegalFlags
+	// VReservedBits: bytes 21..23 are not zero. Actual = the word at 20.
+	VReservedBits
+	// VOrderRange: a head's order is above MaxOrder. Actual = order.
+	VOrderRange
+	// VMisaligned: a block head is not aligned to its size.
+	// Expected = 1<<order, Actual = pfn % (1<<order).
+	VMisaligned
+	// VBlockOverrun: a block extends past the metadata array.
+	// Expected = frame count, Actual = pfn + 1<<order.
+	VBlockOverrun
+	// VTailFlags: a frame inside a block does not carry the block's tail
+	// flags (a free block crossing a hole, reserved, poisoned or allocated
+	// frame, or an allocated block with mixed owners).
+	VTailFlags
+	// VTailOrder: a tail frame's order is not OrderTail, or a frame outside
+	// any block has order OrderTail.
+	VTailOrder
+	// VStaleOrder: a non-RAM or poisoned frame has a non-zero order.
+	VStaleOrder
+	// VStaleLinks: a frame that is not a free head has next/prev set.
+	// Expected = LinkNone, Actual = the offending link.
+	VStaleLinks
+	// VFreeRefcount: a FREE frame has refcount != 0.
+	VFreeRefcount
+	// VAllocRefcount: an ALLOCATED head has refcount 0.
+	VAllocRefcount
+	// VTailRefcount: a tail, non-RAM or poisoned frame has refcount != 0.
+	VTailRefcount
+	// VUnmergedBuddy: this free block and its buddy are both free at the
+	// same order below MaxOrder. Expected = order+1, Actual = order;
+	// reported on the lower block.
+	VUnmergedBuddy
+	// VNextRange: a next link (or a list head in BuddyState; then PFN =
+	// LinkNone) points outside the array. Actual = the link.
+	VNextRange
+	// VPrevMismatch: a list node's prev is not the node it was reached from
+	// (broken link, or a node reachable from two lists or twice from one).
+	VPrevMismatch
+	// VListTarget: a list node is not a FREE head of the list's order.
+	// Expected = the list's order, Actual = flags<<8 | order byte.
+	VListTarget
+	// VListCycle: a list walk exceeded the frame count.
+	VListCycle
+	// VNotOnList: a FREE head is not on its order's list. Reported per frame
+	// when its links say so, and as a summary with PFN = order,
+	// Expected = blocks on the list, Actual = FREE heads of that order.
+	VNotOnList
+	// VBlockCount: BuddyState.Counts[order] does not match the list.
+	// PFN = order, Expected = blocks on the list, Actual = Counts[order].
+	VBlockCount
+	// VFreeFrames: BuddyState.FreeFrames does not match the lists.
+	// PFN = LinkNone, Expected = frames on the lists, Actual = FreeFrames.
+	VFreeFrames
+	numViolationKinds
+)
+
+// String returns the kind's name (a constant: no allocation, no init).
+//
+//go:nosplit
+func (k ViolationKind) String() string {
+	switch k {
+	case VNone:
+		return "none"
+	case VStateHeader:
+		return "state-header"
+	case VIllegalFlags:
+		return "illegal-flags"
+	case VReservedBits:
+		return "reserved-bits"
+	case VOrderRange:
+		return "order-range"
+	case VMisaligned:
+		return "misaligned"
+	case VBlockOverrun:
+		return "block-overrun"
+	case VTailFlags:
+		return "tail-flags"
+	case VTailOrder:
+		return "tail-order"
+	case VStaleOrder:
+		return "stale-order"
+	case VStaleLinks:
+		return "stale-links"
+	case VFreeRefcount:
+		return "free-refcount"
+	case VAllocRefcount:
+		return "alloc-refcount"
+	case VTailRefcount:
+		return "tail-refcount"
+	case VUnmergedBuddy:
+		return "unmerged-buddy"
+	case VNextRange:
+		return "next-range"
+	case VPrevMismatch:
+		return "prev-mismatch"
+	case VListTarget:
+		return "list-target"
+	case VListCycle:
+		return "list-cycle"
+	case VNotOnList:
+		return "not-on-list"
+	case VBlockCount:
+		return "block-count"
+	case VFreeFrames:
+		return "free-frames"
+	}
+	return "unknown"
+}
+
+// Field returns the field involved: next, prev, flags, order, refcount,
+// list, count or state.
+//
+//go:nosplit
+func (k ViolationKind) Field() string {
+	switch k {
+	case VStateHeader:
+		return "state"
+	case VIllegalFlags, VTailFlags:
+		return "flags"
+	case VReservedBits, VOrderRange, VMisaligned, VBlockOverrun, VTailOrder, VStaleOrder, VUnmergedBuddy:
+		return "order"
+	case VStaleLinks, VNextRange:
+		return "next"
+	case VFreeRefcount, VAllocRefcount, VTailRefcount:
+		return "refcount"
+	case VPrevMismatch:
+		return "prev"
+	case VListTarget, VListCycle, VNotOnList:
+		return "list"
+	case VBlockCount, VFreeFrames:
+		return "count"
+	}
+	return ""
+}
+
+// Violation is one broken invariant: the frame (see the kind for the
+// meaning of PFN when it is not a frame), the rule, and the expected and
+// actual values.
+type Violation struct {
+	PFN      uint64
+	Kind     ViolationKind
+	Expected uint64
+	Actual   uint64
+}
+
+type checker struct {
+	out   []Violation
+	total int
+}
+
+//go:nosplit
+func (c *checker) add(pfn uint64, k ViolationKind, exp, act uint64) {
+	if c.total < len(c.out) {
+		c.out[c.total] = Violation{PFN: pfn, Kind: k, Expected: exp, Actual: act}
+	}
+	c.total++
+}
+
+// Check verifies every invariant of the allocator seen through v, writes
+// the first len(out) violations to out and returns how many it found. It
+// allocates nothing, needs no scratch memory and is bounded on garbage: one
+// linear pass over the records, then one walk per free list that stops at
+// the first structural error and never takes more than FrameCount steps
+// (a second linear pass runs only when a FREE head is off its list).
+//
+// It checks: the state header; for every frame the flags combination, the
+// reserved bytes, order, refcount and links of its state; that free and
+// allocated blocks are aligned, inside the array, and made of tails with
+// the right flags (so a free block never crosses a non-RAM, poisoned or
+// allocated frame); that no two free buddies of the same order are left
+// unmerged; that every list node is a FREE head of the list's order whose
+// prev is the node before it (double membership and cycles show up as a
+// prev mismatch); that the lists hold exactly the FREE heads; and that the
+// counts in BuddyState match the lists.
+//
+//go:nosplit
+func Check(v *View, out []Violation) int {
+	c := checker{out: out}
+	if v.st == nil || v.n == 0 {
+		c.add(LinkNone, VStateHeader, 1, 0)
+		return c.total
+	}
+	n := v.n
+	st := v.st
+	c.checkHeader(v)
+
+	var stHeads [NumOrders]uint64
+	for k := 0; k < NumOrders; k++ {
+		stHeads[k] = atomic.LoadUint64(&st.Heads[k])
+	}
+	var heads [NumOrders]uint64 // FREE heads per order found by the linear pass
+	blockEnd := uint64(0)
+	tailFlags := uint32(0)
+
+	for p := uint64(0); p < n; p++ {
+		m := v.at(p)
+		f := atomic.LoadUint32(&m.flags)
+		ow := atomic.LoadUint32(&m.orderWord)
+		rc := atomic.LoadUint32(&m.refcount)
+		nx := atomic.LoadUint64(&m.next)
+		pv := atomic.LoadUint64(&m.prev)
+		if p < blockEnd {
+			if f == tailFlags {
+				if ow != uint32(OrderTail) {
+					c.add(p, VTailOrder, uint64(OrderTail), uint64(ow))
+				}
+				if rc != 0 {
+					c.add(p, VTailRefcount, 0, uint64(rc))
+				}
+				if nx != LinkNone || pv != LinkNone {
+					c.stale(p, nx, pv)
+				}
+				continue
+			}
+			c.add(p, VTailFlags, uint64(tailFlags), uint64(f))
+			blockEnd = p // the block ends here; check this frame on its own
+		}
+		if ow>>8 != 0 {
+			c.add(p, VReservedBits, 0, uint64(ow))
+		}
+		order := uint8(ow)
+		switch {
+		case f == 0 || f == FlagPoisoned:
+			if order != 0 {
+				c.add(p, VStaleOrder, 0, uint64(order))
+			}
+			if rc != 0 {
+				c.add(p, VTailRefcount, 0, uint64(rc))
+			}
+			if nx != LinkNone || pv != LinkNone {
+				c.stale(p, nx, pv)
+			}
+			continue
+		case f == FlagFree:
+			if rc != 0 {
+				c.add(p, VFreeRefcount, 0, uint64(rc))
+			}
+		case f&(FlagAllocated|FlagFree|FlagPoisoned|FlagPerCPU) == FlagAllocated && validAllocFlags(f&^FlagAllocated):
+			if rc == 0 && order != OrderTail {
+				c.add(p, VAllocRefcount, 1, 0)
+			}
+			if nx != LinkNone || pv != LinkNone {
+				c.stale(p, nx, pv)
+			}
+		default:
+			c.add(p, VIllegalFlags, 0, uint64(f))
+			continue
+		}
+		if order == OrderTail {
+			c.add(p, VTailOrder, 0, uint64(order))
+			continue
+		}
+		if order > MaxOrder {
+			c.add(p, VOrderRange, MaxOrder, uint64(order))
+			continue
+		}
+		size := uint64(1) << order
+		if p&(size-1) != 0 {
+			c.add(p, VMisaligned, size, p&(size-1))
+		}
+		if n-p < size {
+			c.add(p, VBlockOverrun, n, p+size)
+			blockEnd = n
+		} else {
+			blockEnd = p + size
+		}
+		if f != FlagFree {
+			tailFlags = FlagAllocated | f&flagOwner
+			continue
+		}
+		tailFlags = FlagFree
+		heads[order]++
+		if pv == LinkNone && stHeads[order] != p {
+			c.add(p, VNotOnList, stHeads[order], p)
+		}
+		if order < MaxOrder {
+			if bud := p ^ size; bud > p && bud < n {
+				mb := v.at(bud)
+				if atomic.LoadUint32(&mb.flags) == FlagFree && atomic.LoadUint32(&mb.orderWord) == uint32(order) {
+					c.add(p, VUnmergedBuddy, uint64(order)+1, uint64(order))
+				}
+			}
+		}
+	}
+
+	var listFrames uint64
+	pinpoint := false
+	for k := uint8(0); k < NumOrders; k++ {
+		cnt := c.walk(v, k, stHeads[k])
+		listFrames += cnt << k
+		if sc := atomic.LoadUint64(&st.Counts[k]); sc != cnt {
+			c.add(uint64(k), VBlockCount, cnt, sc)
+		}
+		if heads[k] != cnt {
+			c.add(uint64(k), VNotOnList, cnt, heads[k])
+			pinpoint = true
+		}
+	}
+	if sf := atomic.LoadUint64(&st.FreeFrames); sf != listFrames {
+		c.add(LinkNone, VFreeFrames, listFrames, sf)
+	}
+	if pinpoint {
+		c.pinpoint(v, &stHeads)
+	}
+	return c.total
+}
+
+// stale reports next/prev set on a frame that is not a free head.
+//
+//go:nosplit
+func (c *checker) stale(p, nx, pv uint64) {
+	if nx != LinkNone {
+		c.add(p, VStaleLinks, LinkNone, nx)
+	}
+	if pv != LinkNone {
+		c.add(p, VStaleLinks, LinkNone, pv)
+	}
+}
+
+//go:nosplit
+func (c *checker) checkHeader(v *View) {
+	st := v.st
+	if x := atomic.LoadUint64(&st.Magic); x != Magic {
+		c.add(StateOffMagic, VStateHeader, Magic, x)
+	}
+	if x := atomic.LoadUint32(&st.Version); x != LayoutVersion {
+		c.add(StateOffVersion, VStateHeader, uint64(LayoutVersion), uint64(x))
+	}
+	if x := atomic.LoadUint32(&st.MaxOrder); x != MaxOrder {
+		c.add(StateOffMaxOrder, VStateHeader, MaxOrder, uint64(x))
+	}
+	if x := atomic.LoadUint64(&st.MetaPhys); x != v.metaPhys {
+		c.add(StateOffMetaPhys, VStateHeader, v.metaPhys, x)
+	}
+	if x := atomic.LoadUint64(&st.FrameCount); x != v.n {
+		c.add(StateOffFrameCount, VStateHeader, v.n, x)
+	}
+	if x := atomic.LoadUint64(&st.StatePhys); x != v.statePhys {
+		c.add(StateOffStatePhys, VStateHeader, v.statePhys, x)
+	}
+}
+
+// walk follows list k from head and returns the number of well-formed
+// nodes before the end or the first error.
+//
+//go:nosplit
+func (c *checker) walk(v *View, k uint8, head uint64) uint64 {
+	n := v.n
+	prev := LinkNone
+	cur := head
+	cnt := uint64(0)
+	for cur != LinkNone {
+		if cur >= n {
+			c.add(prev, VNextRange, n, cur)
+			break
+		}
+		if cnt >= n {
+			c.add(cur, VListCycle, n, cnt)
+			break
+		}
+		m := v.at(cur)
+		f := atomic.LoadUint32(&m.flags)
+		ow := atomic.LoadUint32(&m.orderWord)
+		if f != FlagFree || ow != uint32(k) {
+			c.add(cur, VListTarget, uint64(k), uint64(f)<<8|uint64(ow&0xFF))
+			break
+		}
+		if pv := atomic.LoadUint64(&m.prev); pv != prev {
+			c.add(cur, VPrevMismatch, prev, pv)
+			break
+		}
+		cnt++
+		prev = cur
+		cur = atomic.LoadUint64(&m.next)
+	}
+	return cnt
+}
+
+// pinpoint runs only when some order has FREE heads off its list: it
+// reports every FREE head whose prev link does not lead back to it.
+// (A separate, self-consistent cycle of FREE heads is only visible in the
+// VNotOnList summary.)
+//
+//go:nosplit
+func (c *checker) pinpoint(v *View, stHeads *[NumOrders]uint64) {
+	n := v.n
+	for p := uint64(0); p < n; p++ {
+		m := v.at(p)
+		if atomic.LoadUint32(&m.flags) != FlagFree {
+			continue
+		}
+		ow := atomic.LoadUint32(&m.orderWord)
+		if ow > MaxOrder {
+			continue
+		}
+		pv := atomic.LoadUint64(&m.prev)
+		if pv == LinkNone {
+			continue // reported by the linear pass unless it is the list head
+		}
+		if pv >= n {
+			c.add(p, VNotOnList, LinkNone, pv)
+			continue
+		}
+		mp := v.at(pv)
+		if atomic.LoadUint64(&mp.next) != p || atomic.LoadUint32(&mp.flags) != FlagFree || atomic.LoadUint32(&mp.orderWord) != ow {
+			c.add(p, VNotOnList, pv, atomic.LoadUint64(&mp.next))
+		}
+	}
+}
+
+// Check verifies the live allocator (see the package-level Check). Call it
+// with the lock held.
+//
+//go:nosplit
+func (b *Buddy) Check(out []Violation) int {
+	v := b.View()
+	return Check(&v, out)
+}

@@ -1,0 +1,77 @@
+package mm
+
+import "unsafe"
+
+// View is a read-only view of an allocator's metadata array and state,
+// either live (Buddy.View) or over a byte copy of guest RAM (NewView). Check
+// only reads through it, with atomic loads, and bounds every index by the
+// record count, so it is safe on garbage.
+type View struct {
+	meta      unsafe.Pointer // record 0
+	n         uint64         // records
+	st        *BuddyState
+	metaPhys  uint64
+	statePhys uint64
+}
+
+// View returns a view of the live allocator. Check it with the lock held
+// (or while nothing else runs).
+//
+//go:nosplit
+func (b *Buddy) View() View {
+	if b.st == 0 {
+		return View{}
+	}
+	st := b.state()
+	base := b.meta.base
+	return View{meta: *(*unsafe.Pointer)(unsafe.Pointer(&base)), n: b.meta.count, st: st, metaPhys: st.MetaPhys, statePhys: st.StatePhys}
+}
+
+// NewView builds a view over mem, a copy of guest physical memory starting
+// at physical address memPhysBase, using the registration (metaPhys,
+// frameCount, statePhys) the guest reported. It returns ErrInvalidAddress
+// when the metadata array or the BuddyState do not lie entirely inside mem
+// or are misaligned (metaPhys and statePhys must be 8-byte aligned, and so
+// must mem's first byte), and ErrUninitialized for frameCount == 0. All
+// arithmetic is overflow-checked; mem must outlive the view.
+//
+//go:nosplit
+func NewView(mem []byte, memPhysBase, metaPhys, frameCount, statePhys uint64) (View, AllocError) {
+	size := uint64(len(mem))
+	if frameCount == 0 {
+		return View{}, ErrUninitialized
+	}
+	if size == 0 || uintptr(unsafe.Pointer(&mem[0]))&7 != 0 {
+		return View{}, ErrInvalidAddress
+	}
+	if metaPhys < memPhysBase || statePhys < memPhysBase || metaPhys&7 != 0 || statePhys&7 != 0 {
+		return View{}, ErrInvalidAddress
+	}
+	mOff, sOff := metaPhys-memPhysBase, statePhys-memPhysBase
+	if mOff > size || frameCount > (size-mOff)/FrameMetaSize {
+		return View{}, ErrInvalidAddress
+	}
+	if sOff > size || size-sOff < StateSize {
+		return View{}, ErrInvalidAddress
+	}
+	base := unsafe.Pointer(unsafe.SliceData(mem))
+	return View{
+		meta:      unsafe.Add(base, uintptr(mOff)),
+		n:         frameCount,
+		st:        (*BuddyState)(unsafe.Add(base, uintptr(sOff))),
+		metaPhys:  metaPhys,
+		statePhys: statePhys,
+	}, ErrNone
+}
+
+// at returns record pfn (pfn < v.n).
+//
+//go:nosplit
+func (v *View) at(pfn uint64) *FrameMeta {
+	return (*FrameMeta)(unsafe.Add(v.meta, uintptr(pfn)<<frameMetaShift))
+}
+
+// FrameCount returns the number of records in the view.
+//
+//go:nosplit
+func (v *View) FrameCount() uint64 { return v.n }

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+const (
+	cowPages       = 32 // anonymous pages of the parent
+	cowDLLPages    = 4  // shared library pages (never COW)
+	cowChildWrite  = 16 // pages the child writes
+	cowParentWrite = 8  // of those, pages the parent writes afterwards
+	dllBase        = 0x0000_7000_0000
+)
+
+// cowStats counts what the software write-fault handler did.
+type cowStats struct{ faults, copies, takeovers uint64 }
+
+// cowFork clones parent into a new space: anonymous frames become COW and
+// read-only in both, DLL frames are shared read-only; every mapping takes
+// a reference.
+func cowFork(parent *addressSpace, vas []uint64) (addressSpace, bool) {
+	child, ok := newAddressSpace()
+	if !ok {
+		return child, false
+	}
+	for _, va := range vas {
+		e := parent.lookup(va)
+		if e == nil {
+			return child, false
+		}
+		frame := mm.ContainingAddress(*e & pteAddr)
+		flags, _ := kernelMM.FlagsOf(frame)
+		if flags&mm.FlagDLL == 0 {
+			tok := kernelMM.Lock()
+			err := kernelMM.MarkShared(frame, 0, mm.FlagCOW, &tok)
+			kernelMM.Unlock(&tok)
+			if err != mm.ErrNone {
+				return child, false
+			}
+			*e &^= pteW
+		}
+		if kernelMM.Get(frame) != mm.ErrNone || !child.mapPage(va, frame.StartAddress(), false) {
+			return child, false
+		}
+	}
+	return child, true
+}
+
+// cowWrite stores v at va the way user code would: a write to a read-only
+// COW mapping faults first, and the handler copies or takes over the frame.
+func cowWrite(as *addressSpace, va, v uint64, st *cowStats) bool {
+	e := as.lookup(va)
+	if e == nil {
+		return false
+	}
+	if *e&pteW == 0 && !cowFault(e, st) {
+		return false
+	}
+	physWords(*e&pteAddr, 1)[0] = v
+	return true
+}
+
+// cowFault resolves a write fault on a COW mapping.
+func cowFault(e *uint64, st *cowStats) bool {
+	st.faults++
+	old := mm.ContainingAddress(*e & pteAddr)
+	flags, _ := kernelMM.FlagsOf(old)
+	if flags&mm.FlagCOW == 0 {
+		return false // a write to a read-only non-COW page: a real protection fault
+	}
+	if ref, _ := kernelMM.Refcount(old); ref == 1 {
+		// Last reference: take the frame over.
+		tok := kernelMM.Lock()
+		err := kernelMM.ClearShared(old, 0, mm.FlagCOW, &tok)
+		kernelMM.Unlock(&tok)
+		*e |= pteW
+		st.takeovers++
+		return err == mm.ErrNone
+	}
+	nf, ok := allocZeroed(mm.FlagUser | mm.FlagAnonymous)
+	if !ok {
+		return false
+	}
+	*physPage(nf) = *physPage(old.StartAddress())
+	*e = nf | pteP | pteU | pteW
+	st.copies++
+	return putFrame(old.StartAddress())
+}
+
+// runCOW forks an address space and resolves write faults in software.
+func runCOW(bi *firmware.BootInfo) uint64 {
+	startFree := kernelMM.FreeFrames()
+	parent, ok := newAddressSpace()
+	if !ok {
+		return exitWorkloadFail
+	}
+	var vas [cowPages + cowDLLPages]uint64
+	for p := 0; p < cowPages; p++ {
+		f, ok := allocZeroed(mm.FlagUser | mm.FlagAnonymous)
+		vas[p] = userBase + uint64(p)*mm.PageSize
+		if !ok || !parent.mapPage(vas[p], f, true) {
+			return exitWorkloadFail
+		}
+		physWords(f, 1)[0] = 1000 + uint64(p)
+	}
+	for p := 0; p < cowDLLPages; p++ {
+		f, ok := allocZeroed(mm.FlagUser | mm.FlagDLL)
+		vas[cowPages+p] = dllBase + uint64(p)*mm.PageSize
+		if !ok || !parent.mapPage(vas[cowPages+p], f, false) {
+			return exitWorkloadFail
+		}
+	}
+	child, ok := cowFork(&parent, vas[:])
+	if !ok {
+		putString("cow: fork failed\n")
+		return exitWorkloadFail
+	}
+	if !checkAndCheckpoint("cow-forked") {
+		return exitViolations
+	}
+	var st cowStats
+	for p := 0; p < cowChildWrite; p++ {
+		if !cowWrite(&child, vas[p], 2000+uint64(p), &st) {
+			return exitWorkloadFail
+		}
+	}
+	childFaults := st.faults
+	for p := 0; p < cowParentWrite; p++ {
+		if !cowWrite(&parent, vas[p], 3000+uint64(p), &st) {
+			return exitWorkloadFail
+		}
+	}
+	// The parent's unwritten pages still read the pre-fork values; the
+	// child's written pages read what the child wrote.
+	for p := 0; p < cowPages; p++ {
+		pe, ce := parent.lookup(vas[p]), child.lookup(vas[p])
+		want := uint64(1000 + p)
+		if p < cowParentWrite {
+			want = uint64(3000 + p)
+		}
+		childWant := uint64(1000 + p)
+		if p < cowChildWrite {
+			childWant = uint64(2000 + p)
+		}
+		if physWords(*pe&pteAddr, 1)[0] != want || physWords(*ce&pteAddr, 1)[0] != childWant {
+			putString("cow: a write leaked between address spaces\n")
+			return exitWorkloadFail
+		}
+	}
+	if !checkAndCheckpoint("cow-written") {
+		return exitViolations
+	}
+	report("cow.child_faults", childFaults)
+	report("cow.faults", st.faults)
+	report("cow.copies", st.copies)
+	report("cow.takeovers", st.takeovers)
+	report("cow.dll_shared", cowDLLPages)
+	if !child.destroy() || !parent.destroy() || kernelMM.FreeFrames() != startFree {
+		putString("cow: teardown leaked frames\n")
+		return exitWorkloadFail
+	}
+	return exitOK
+}

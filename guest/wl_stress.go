@@ -1,0 +1,123 @@
+package main
+
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// blockTable is a kernel block used as an array of allocated blocks
+// (physical address | order): workloads have no heap.
+type blockTable struct {
+	phys  uint64 // the backing block (order MaxOrder)
+	slots []uint64
+	n     int
+}
+
+func newBlockTable() (blockTable, bool) {
+	tok := kernelMM.Lock()
+	f, err := kernelMM.AllocFlags(mm.MaxOrder, &tok, mm.FlagKernel)
+	kernelMM.Unlock(&tok)
+	if err != mm.ErrNone {
+		return blockTable{}, false
+	}
+	return blockTable{phys: f.StartAddress(), slots: physWords(f.StartAddress(), (mm.PageSize<<mm.MaxOrder)/8)}, true
+}
+
+func (t *blockTable) release() {
+	tok := kernelMM.Lock()
+	kernelMM.Free(mm.FrameFromPFN(t.phys>>mm.PageShift), mm.MaxOrder, &tok)
+	kernelMM.Unlock(&tok)
+}
+
+// runStress allocates blocks of random orders until memory is nearly
+// exhausted (handling OutOfMemory), frees at random along the way, then
+// frees everything and checks that every frame is free again.
+func runStress(bi *firmware.BootInfo) uint64 {
+	startFree := kernelMM.FreeFrames()
+	table, ok := newBlockTable()
+	if !ok {
+		return exitWorkloadFail
+	}
+	r := rng{s: 0x9e3779b97f4a7c15}
+	var allocs, frees, ooms, peak uint64
+	// Fill until 256 requests have failed for lack of memory: by then
+	// every order the workload asks for has run dry at least once.
+	for ooms < 256 && table.n < len(table.slots) {
+		if table.n > 0 && r.below(4) == 0 { // a quarter of the steps free something
+			i := int(r.below(uint64(table.n)))
+			if !freeSlot(&table, i) {
+				return exitWorkloadFail
+			}
+			frees++
+			continue
+		}
+		order := uint8(0)
+		if x := r.below(16); x >= 10 { // 10/16 order 0, the rest 1..6
+			order = uint8(x - 9)
+		}
+		tok := kernelMM.Lock()
+		f, err := kernelMM.AllocFlags(order, &tok, mm.FlagKernel)
+		kernelMM.Unlock(&tok)
+		if err == mm.ErrOutOfMemory {
+			ooms++
+			continue
+		}
+		if err != mm.ErrNone {
+			putString("stress: alloc failed: ")
+			putString(err.Error())
+			putString("\n")
+			return exitWorkloadFail
+		}
+		table.slots[table.n] = f.StartAddress() | uint64(order)
+		table.n++
+		allocs++
+		peak = max(peak, startFree-kernelMM.FreeFrames())
+	}
+	putString("stress: memory nearly exhausted: ")
+	putDec(kernelMM.FreeFrames())
+	putString(" frames free\n")
+	printBuddyInfo()
+	if !checkAndCheckpoint("stress-full") {
+		return exitViolations
+	}
+	for table.n > 0 {
+		if !freeSlot(&table, int(r.below(uint64(table.n)))) {
+			return exitWorkloadFail
+		}
+		frees++
+	}
+	table.release()
+	report("stress.allocs", allocs)
+	report("stress.frees", frees)
+	report("stress.oom", ooms)
+	report("stress.peak_frames", peak)
+	if kernelMM.FreeFrames() != startFree {
+		putString("stress: frames leaked: ")
+		putDec(startFree - kernelMM.FreeFrames())
+		putString("\n")
+		return exitWorkloadFail
+	}
+	putString("stress: ")
+	putDec(allocs)
+	putString(" allocations, ")
+	putDec(ooms)
+	putString(" out-of-memory, every frame free again\n")
+	return exitOK
+}
+
+// freeSlot frees table entry i and moves the last entry into its place.
+func freeSlot(t *blockTable, i int) bool {
+	e := t.slots[i]
+	tok := kernelMM.Lock()
+	err := kernelMM.Free(mm.ContainingAddress(e), uint8(e&0xfff), &tok)
+	kernelMM.Unlock(&tok)
+	if err != mm.ErrNone {
+		putString("stress: free failed: ")
+		putString(err.Error())
+		putString("\n")
+		return false
+	}
+	t.n--
+	t.slots[i] = t.slots[t.n]
+	return true
+}
