@@ -114,9 +114,6 @@ func le(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
 const metaLayoutVersion = uint64(mm.LayoutVersion)
 
 func registerMeta(mem *GuestMemory, st *hcState, a [5]uint64) uint64 {
-	if st.reg != nil {
-		return firmware.HCErrState
-	}
 	reg := Registration{MetaPhys: a[0], FrameCount: a[1], Version: a[2], StatePhys: a[3]}
 	if reg.Version != metaLayoutVersion || reg.FrameCount == 0 || reg.MetaPhys%mm.FrameMetaAlign != 0 {
 		return firmware.HCErrInvalid
@@ -129,6 +126,9 @@ func registerMeta(mem *GuestMemory, st *hcState, a [5]uint64) uint64 {
 	}
 	if _, err := mem.Slice(reg.StatePhys, mm.StateSize); err != nil {
 		return firmware.HCErrInvalid
+	}
+	if st.reg != nil {
+		return firmware.HCErrState
 	}
 	st.reg = &reg
 	return 0
