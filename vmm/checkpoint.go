@@ -47,9 +47,25 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	return uint64(cp.Violations)
 }
 
-// finish runs the final verification once every vCPU has stopped.
+// finish runs the final verification and writes the dump once every vCPU
+// has stopped.
 func (vm *VM) finish() {
 	vm.checkpoint("exit", true)
+	if vm.cfg.DumpPath != "" {
+		start := time.Now()
+		vm.mu.Lock()
+		reason := vm.result.Outcome + ": " + vm.result.Reason
+		vm.mu.Unlock()
+		st, err := vm.writeDump(reason)
+		d := &DumpResult{Path: vm.cfg.DumpPath, FileSize: st.FileSize, Written: st.Written, Nanos: time.Since(start).Nanoseconds()}
+		if err != nil {
+			d.Error = err.Error()
+			vm.logf("dump: %v", err)
+		}
+		vm.mu.Lock()
+		vm.result.Dump = d
+		vm.mu.Unlock()
+	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.result.Outcome == OutcomeExit && vm.result.ExitStatus == 0 && vm.result.Violations() > 0 {

@@ -16,6 +16,7 @@ type Result struct {
 	Registration *Registration `json:"registration,omitempty"`
 	Checkpoints  []Checkpoint  `json:"checkpoints"`
 	Reports      []Report      `json:"reports"`
+	Dump         *DumpResult   `json:"dump,omitempty"`
 	Timing       Timing        `json:"timing"`
 }
 

@@ -151,6 +151,13 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		}
 		fmt.Fprintf(w, "vmm: checkpoint %q: %s in %v\n", c.Label, state, time.Duration(c.Nanos))
 	}
+	if d := r.Dump; d != nil {
+		if d.Error != "" {
+			fmt.Fprintf(w, "vmm: dump %s failed: %s\n", d.Path, d.Error)
+		} else {
+			fmt.Fprintf(w, "vmm: dump %s: %d MiB file, %d KiB of data, in %v\n", d.Path, d.FileSize>>20, d.Written>>10, time.Duration(d.Nanos).Round(time.Microsecond))
+		}
+	}
 	for _, rep := range r.Reports {
 		fmt.Fprintf(w, "vmm: guest reports %s = %d\n", rep.Key, rep.Value)
 	}

@@ -36,11 +36,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "boot":
 		status, err = cmdBoot(args[1:], stdout, stderr)
+	case "inspect":
+		status, err = cmdInspect(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = usagef("unknown command %q (commands: boot, help)", args[0])
+		err = usagef("unknown command %q (commands: boot, inspect, help)", args[0])
 	}
 	var ue usageError
 	switch {
@@ -63,6 +65,7 @@ Commands:
   vmm boot [flags]    boot the guest; exit status is the guest's, or
                       1 VMM error, 2 usage, 3 guest fault, 4 timeout,
                       5 host verification found violations
+  vmm inspect FILE    verify a dump written by vmm boot --dump offline
   vmm help            this text
 
 Run "vmm boot -h" for the flags.
