@@ -16,6 +16,7 @@ var workloads = [...]workload{
 	{"stress", "random mixed-order alloc/free to exhaustion and back", true, runStress},
 	{"paging", "x86-64 address spaces from buddy frames, shared refcounted mappings", true, runPaging},
 	{"cow", "fork-like clone, copy-on-write faults resolved in software, DLL frames", true, runCOW},
+	{"replay", "replay the page-allocation trace given with --trace", true, runReplay},
 	{"fault", "store to address 0: the VMM reports a page fault", false, runFault},
 	{"ud", "execute UD2: the VMM reports an invalid opcode", false, runUD},
 	{"spin", "loop forever: the VMM's --timeout ends it", false, runSpin},

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// traceTable maps a trace PFN to the block our allocator returned for it:
+// open addressing with linear probing in a kernel block (no maps here).
+// A slot holds key = trace PFN + 1 (0 = empty) and value = phys | order.
+type traceTable struct {
+	block uint64
+	slots []uint64 // key, value pairs
+	mask  uint64
+	n     uint64
+}
+
+func newTraceTable() (traceTable, bool) {
+	tok := kernelMM.Lock()
+	f, err := kernelMM.AllocFlags(mm.MaxOrder, &tok, mm.FlagKernel)
+	kernelMM.Unlock(&tok)
+	if err != mm.ErrNone {
+		return traceTable{}, false
+	}
+	words := (mm.PageSize << mm.MaxOrder) / 8
+	t := traceTable{block: f.StartAddress(), slots: physWords(f.StartAddress(), words), mask: uint64(words/2 - 1)}
+	clear(t.slots)
+	return t, true
+}
+
+func (t *traceTable) full() bool { return t.n*2 > t.mask }
+
+func hashPFN(pfn uint64) uint64 { return (pfn * 0x9e3779b97f4a7c15) >> 20 }
+
+func (t *traceTable) put(pfn, value uint64) {
+	for i := hashPFN(pfn) & t.mask; ; i = (i + 1) & t.mask {
+		if t.slots[2*i] == 0 || t.slots[2*i] == pfn+1 {
+			if t.slots[2*i] == 0 {
+				t.n++
+			}
+			t.slots[2*i], t.slots[2*i+1] = pfn+1, value
+			return
+		}
+	}
+}
+
+// take removes pfn and returns its value (backward-shift deletion keeps
+// probe chains intact without tombstones).
+func (t *traceTable) take(pfn uint64) (uint64, bool) {
+	i := hashPFN(pfn) & t.mask
+	for t.slots[2*i] != pfn+1 {
+		if t.slots[2*i] == 0 {
+			return 0, false
+		}
+		i = (i + 1) & t.mask
+	}
+	v := t.slots[2*i+1]
+	t.n--
+	for j := (i + 1) & t.mask; t.slots[2*j] != 0; j = (j + 1) & t.mask {
+		home := hashPFN(t.slots[2*j]-1) & t.mask
+		// Move j back to i if i lies cyclically in [home, j).
+		if (j-home)&t.mask >= (j-i)&t.mask {
+			t.slots[2*i], t.slots[2*i+1] = t.slots[2*j], t.slots[2*j+1]
+			i = j
+		}
+	}
+	t.slots[2*i], t.slots[2*i+1] = 0, 0
+	return v, true
+}
+
+// runReplay replays the page-allocation trace the VMM loaded into guest
+// RAM (vmm boot --trace): every alloc asks our buddy allocator for a block
+// of that order, every free returns the block the trace PFN got.
+func runReplay(bi *firmware.BootInfo) uint64 {
+	if bi.TraceSize == 0 {
+		putString("replay: no trace loaded (vmm boot --trace FILE); skipped\n")
+		return exitOK
+	}
+	startFree := kernelMM.FreeFrames()
+	table, ok := newTraceTable()
+	if !ok {
+		return exitWorkloadFail
+	}
+	trace := physBytes(bi.TraceBase, int(bi.TraceSize))
+	var served, failed, tableFull, frees, skipped, bad uint64
+	for len(trace) > 0 {
+		op, pfn, order, rest, ok := mm.ParseTraceLine(trace)
+		trace = rest
+		switch {
+		case !ok:
+			bad++
+		case op == 'a':
+			if table.full() {
+				tableFull++
+				continue
+			}
+			tok := kernelMM.Lock()
+			f, err := kernelMM.AllocFlags(order, &tok, mm.FlagKernel)
+			kernelMM.Unlock(&tok)
+			if err != mm.ErrNone {
+				failed++
+				continue
+			}
+			if old, dup := table.take(pfn); dup { // the trace re-allocated a PFN it never freed
+				freeBlock(old)
+			}
+			table.put(pfn, f.StartAddress()|uint64(order))
+			served++
+		case op == 'f':
+			v, ok := table.take(pfn)
+			if !ok {
+				skipped++
+				continue
+			}
+			if !freeBlock(v) {
+				return exitWorkloadFail
+			}
+			frees++
+		}
+	}
+	putString("replay: served ")
+	putDec(served)
+	putString(", failed ")
+	putDec(failed)
+	putString(" (no contiguous block), freed ")
+	putDec(frees)
+	putString(", skipped ")
+	putDec(skipped)
+	putString(" frees of unknown pages, ")
+	putDec(bad)
+	putString(" malformed lines\n")
+	printBuddyInfo()
+	report("replay.served", served)
+	report("replay.failed", failed)
+	report("replay.table_full", tableFull)
+	report("replay.freed", frees)
+	report("replay.skipped_frees", skipped)
+	report("replay.malformed", bad)
+	st := kernelMM.State()
+	for k := 0; k < mm.NumOrders; k++ {
+		report(orderKeys[k], st.Counts[k])
+	}
+	if !checkAndCheckpoint("replay-end") {
+		return exitViolations
+	}
+	for i := uint64(0); i <= table.mask; i++ {
+		if table.slots[2*i] != 0 && !freeBlock(table.slots[2*i+1]) {
+			return exitWorkloadFail
+		}
+	}
+	tok := kernelMM.Lock()
+	kernelMM.Free(mm.ContainingAddress(table.block), mm.MaxOrder, &tok)
+	kernelMM.Unlock(&tok)
+	if kernelMM.FreeFrames() != startFree {
+		putString("replay: frames leaked\n")
+		return exitWorkloadFail
+	}
+	return exitOK
+}
+
+// orderKeys are constant report keys (no string building in the guest).
+var orderKeys = [mm.NumOrders]string{"replay.free_blocks.order0", "replay.free_blocks.order1",
+	"replay.free_blocks.order2", "replay.free_blocks.order3", "replay.free_blocks.order4",
+	"replay.free_blocks.order5", "replay.free_blocks.order6", "replay.free_blocks.order7",
+	"replay.free_blocks.order8", "replay.free_blocks.order9", "replay.free_blocks.order10"}
+
+func freeBlock(v uint64) bool {
+	tok := kernelMM.Lock()
+	err := kernelMM.Free(mm.ContainingAddress(v), uint8(v&0xfff), &tok)
+	kernelMM.Unlock(&tok)
+	return err == mm.ErrNone
+}
