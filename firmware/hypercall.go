@@ -6,16 +6,17 @@ package firmware
 // exited (never an address the guest chose), validates every argument
 // against guest RAM, writes Ret and resumes the vCPU after the store.
 const (
-	HCExit         = 1 // Args[0]: exit status (0..255)
-	HCConsoleFlush = 2 // drain the console ring now (the ring is full)
-	HCRegisterMeta = 3 // Args: metadata phys, frame count, layout version, allocator-state phys
-	HCCheckpoint   = 4 // Args: label phys, label length; stops until the host has verified memory. Ret: violations found
-	HCReport       = 5 // Args: key phys, key length, value: one named count for the run's summary
-	HCRegisterRoot = 6 // Args: PML4 phys, 1 = add / 0 = remove: an address space the host verifies
-	HCSleep        = 7 // block this vCPU until a wake or until Args[0] ns have passed
-	HCWake         = 8 // Args[0]: vCPU index to wake
-	HCFault        = 9 // Args: phys of a FaultFrame: an exception the guest could not handle
-	HCCount        = 10
+	HCExit         = 1  // Args[0]: exit status (0..255)
+	HCConsoleFlush = 2  // drain the console ring now (the ring is full)
+	HCRegisterMeta = 3  // Args: metadata phys, frame count, layout version, allocator-state phys
+	HCCheckpoint   = 4  // Args: label phys, label length; stops until the host has verified memory. Ret: violations found
+	HCReport       = 5  // Args: key phys, key length, value: one named count for the run's summary
+	HCRegisterRoot = 6  // Args: PML4 phys, 1 = add / 0 = remove: an address space the host verifies
+	HCSleep        = 7  // block this vCPU until a wake or until Args[0] ns have passed
+	HCWake         = 8  // Args[0]: vCPU index to wake
+	HCFault        = 9  // Args: phys of a FaultFrame: an exception the guest could not handle
+	HCSetCR3       = 10 // Args[0]: PML4 phys to load (0: the kernel's); its entry 0 must be the kernel's
+	HCCount        = 11
 )
 
 // Hypercall results in Mailbox.Ret. Successful calls return 0 or a count.

@@ -79,12 +79,16 @@ const (
 
 // Per-CPU area: PerCPUStride bytes per vCPU, starting at BootInfo.PerCPUBase.
 //
-//	+0x0000 per-CPU block: fake Go g at +0, CPU struct at PerCPUDataOff,
-//	        pointer to the g at PerCPUGPtrOff (FS base = block + PageSize,
-//	        so FS:-8 reads it, as Go's ABI wrappers expect)
-//	+0x1000 ring-0 stack (PerCPURing0Stack bytes; TSS.RSP0 points at its top)
-//	+0x5000 guard page (unused by anyone)
-//	+0x6000 Go stack (PerCPUStackSize bytes; RSP starts at its top)
+//	+0x00000 per-CPU block: fake Go g at +0, CPU struct at PerCPUDataOff,
+//	         pointer to the g at PerCPUGPtrOff (FS base = block + PageSize,
+//	         so FS:-8 reads it, as Go's ABI wrappers expect)
+//	+0x01000 ring-0 stack; TSS.RSP0 (and IST1) = PerCPUTrapOff, and the
+//	         TrapRecord sits just above it, so the ring-0 stub finds it at a
+//	         fixed offset from its stack pointer
+//	+0x05000 guard page (not mapped)
+//	+0x06000 Go stack (PerCPUStackSize bytes; RSP starts at its top)
+//	+0x46000 guard page (not mapped)
+//	+0x47000 exception stack: ring-3 Go exception handlers run here
 const (
 	PerCPUGOff       = 0
 	PerCPUDataOff    = 0x800
@@ -92,10 +96,14 @@ const (
 	PerCPUFSOff      = PageSize
 	PerCPURing0Off   = 0x1000
 	PerCPURing0Stack = 0x4000
+	PerCPUTrapOff    = PerCPURing0Off + PerCPURing0Stack - TrapRecordSize
 	PerCPUGuardOff   = 0x5000
 	PerCPUStackOff   = 0x6000
 	PerCPUStackSize  = 0x40000
-	PerCPUStride     = PerCPUStackOff + PerCPUStackSize
+	PerCPUXGuardOff  = PerCPUStackOff + PerCPUStackSize
+	PerCPUXStackOff  = PerCPUXGuardOff + PageSize
+	PerCPUXStackSize = 0x4000
+	PerCPUStride     = PerCPUXStackOff + PerCPUXStackSize
 )
 
 // Segment selectors in the GDT at GDTBase.

@@ -42,11 +42,15 @@ func putFrame(phys uint64) bool {
 	return err == mm.ErrNone
 }
 
+// newAddressSpace makes an empty address space that shares the kernel's
+// identity map (PML4 entry 0), so the kernel keeps running when it is
+// loaded into CR3; user mappings live at userBase and above.
 func newAddressSpace() (addressSpace, bool) {
 	root, ok := allocZeroed(mm.FlagKernel)
 	if !ok {
 		return addressSpace{}, false
 	}
+	physWords(root, 1)[0] = physWords(firmware.PageTableBase, 1)[0]
 	if hypercall(firmware.HCRegisterRoot, root, 1, 0, 0) != 0 {
 		putFrame(root)
 		return addressSpace{}, false
@@ -120,7 +124,11 @@ func (as *addressSpace) destroy() bool {
 func destroyTable(table uint64, level int) bool {
 	ok := true
 	entries := physWords(table, 512)
-	for i := range entries {
+	first := 0
+	if level == 4 {
+		first = 1 // entry 0 is the kernel's identity map, shared, not ours
+	}
+	for i := first; i < len(entries); i++ {
 		e := entries[i]
 		if e&pteP == 0 {
 			continue

@@ -9,6 +9,9 @@ import (
 // cpuData is the start of the per-CPU data area (the VMM writes Index).
 type cpuData struct {
 	Index uint64
+	Ticks uint64 // timer interrupts taken
+	Traps uint64 // exceptions and interrupts handled
+	Space uint64 // root of the address space in CR3 (0: the kernel's)
 }
 
 // hypercall fills this vCPU's mailbox and rings the doorbell; the VMM has

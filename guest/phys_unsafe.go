@@ -45,3 +45,6 @@ func physPage(phys uint64) *[4096]byte { return (*[4096]byte)(ptr(uintptr(phys))
 func physBytes(phys uint64, n int) []byte {
 	return unsafe.Slice((*byte)(ptr(uintptr(phys))), n)
 }
+
+// addrOf returns the physical address of a kernel object (identity map).
+func addrOf[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }

@@ -10,7 +10,7 @@ const (
 	cowDLLPages    = 4  // shared library pages (never COW)
 	cowChildWrite  = 16 // pages the child writes
 	cowParentWrite = 8  // of those, pages the parent writes afterwards
-	dllBase        = 0x0000_7000_0000
+	dllBase        = userBase + 0x1000_0000
 )
 
 // cowStats counts what the software write-fault handler did.

@@ -43,6 +43,7 @@ func (b *BootAllocator) Init(ram, inUse []Range, bad []uint64) {
 // non-adjacent allocations exist, or once sealed.
 //
 //go:nosplit
+//go:noinline
 func (b *BootAllocator) Alloc(size, align uint64) (uint64, AllocError) {
 	if size == 0 || align&(align-1) != 0 || size > 1<<62 || align > 1<<62 {
 		return 0, ErrInvalidOrder

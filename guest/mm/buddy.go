@@ -45,10 +45,21 @@ func (b *Buddy) Lock() IrqDisabledToken {
 		irq = b.IRQSave()
 	}
 	lock := &b.state().lock
+	return IrqDisabledToken{lock: lock, gen: spinAcquire(lock), irq: irq}
+}
+
+// spinAcquire spins until it moves the lock word from even v to odd v+1
+// and returns v+1. It is deliberately not //go:nosplit: it is a small leaf
+// function, so the compiler emits no stack check (no morestack call), and
+// on the host it stays asynchronously preemptible, so spinning goroutines
+// cannot starve the lock holder of its P.
+//
+//go:noinline
+func spinAcquire(lock *uint32) uint32 {
 	for {
 		v := atomic.LoadUint32(lock)
 		if v&1 == 0 && atomic.CompareAndSwapUint32(lock, v, v+1) {
-			return IrqDisabledToken{lock: lock, gen: v + 1, irq: irq}
+			return v + 1
 		}
 	}
 }

@@ -195,15 +195,40 @@ func Check(v *View, out []Violation) int {
 		c.add(LinkNone, VStateHeader, 1, 0)
 		return c.total
 	}
-	n := v.n
 	st := v.st
 	c.checkHeader(v)
 
-	var stHeads [NumOrders]uint64
-	for k := 0; k < NumOrders; k++ {
-		stHeads[k] = atomic.LoadUint64(&st.Heads[k])
-	}
 	var heads [NumOrders]uint64 // FREE heads per order found by the linear pass
+	c.linear(v, &heads)
+
+	var listFrames uint64
+	pinpoint := false
+	for k := uint8(0); k < NumOrders; k++ {
+		cnt := c.walk(v, k, atomic.LoadUint64(&st.Heads[k]))
+		listFrames += cnt << k
+		if sc := atomic.LoadUint64(&st.Counts[k]); sc != cnt {
+			c.add(uint64(k), VBlockCount, cnt, sc)
+		}
+		if heads[k] != cnt {
+			c.add(uint64(k), VNotOnList, cnt, heads[k])
+			pinpoint = true
+		}
+	}
+	if sf := atomic.LoadUint64(&st.FreeFrames); sf != listFrames {
+		c.add(LinkNone, VFreeFrames, listFrames, sf)
+	}
+	if pinpoint {
+		c.pinpoint(v)
+	}
+	return c.total
+}
+
+// linear is the pass over every record; it counts the FREE heads per order.
+//
+//go:nosplit
+//go:noinline
+func (c *checker) linear(v *View, heads *[NumOrders]uint64) {
+	n := v.n
 	blockEnd := uint64(0)
 	tailFlags := uint32(0)
 
@@ -285,8 +310,10 @@ func Check(v *View, out []Violation) int {
 		}
 		tailFlags = FlagFree
 		heads[order]++
-		if pv == LinkNone && stHeads[order] != p {
-			c.add(p, VNotOnList, stHeads[order], p)
+		if pv == LinkNone {
+			if h := atomic.LoadUint64(&v.st.Heads[order&MaxOrderMask%NumOrders]); h != p {
+				c.add(p, VNotOnList, h, p)
+			}
 		}
 		if order < MaxOrder {
 			if bud := p ^ size; bud > p && bud < n {
@@ -298,26 +325,6 @@ func Check(v *View, out []Violation) int {
 		}
 	}
 
-	var listFrames uint64
-	pinpoint := false
-	for k := uint8(0); k < NumOrders; k++ {
-		cnt := c.walk(v, k, stHeads[k])
-		listFrames += cnt << k
-		if sc := atomic.LoadUint64(&st.Counts[k]); sc != cnt {
-			c.add(uint64(k), VBlockCount, cnt, sc)
-		}
-		if heads[k] != cnt {
-			c.add(uint64(k), VNotOnList, cnt, heads[k])
-			pinpoint = true
-		}
-	}
-	if sf := atomic.LoadUint64(&st.FreeFrames); sf != listFrames {
-		c.add(LinkNone, VFreeFrames, listFrames, sf)
-	}
-	if pinpoint {
-		c.pinpoint(v, &stHeads)
-	}
-	return c.total
 }
 
 // stale reports next/prev set on a frame that is not a free head.
@@ -359,6 +366,7 @@ func (c *checker) checkHeader(v *View) {
 // nodes before the end or the first error.
 //
 //go:nosplit
+//go:noinline
 func (c *checker) walk(v *View, k uint8, head uint64) uint64 {
 	n := v.n
 	prev := LinkNone
@@ -397,7 +405,8 @@ func (c *checker) walk(v *View, k uint8, head uint64) uint64 {
 // VNotOnList summary.)
 //
 //go:nosplit
-func (c *checker) pinpoint(v *View, stHeads *[NumOrders]uint64) {
+//go:noinline
+func (c *checker) pinpoint(v *View) {
 	n := v.n
 	for p := uint64(0); p < n; p++ {
 		m := v.at(p)

@@ -61,7 +61,7 @@ type FrameMeta struct {
 	_         [FrameMetaSize - 28]byte
 }
 
-// freshMeta is the initial state of a record.
+// reset writes the initial state of a record (links LinkNone, all else 0).
 //
 //go:nosplit
 func (m *FrameMeta) reset() {

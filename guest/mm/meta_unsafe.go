@@ -51,6 +51,7 @@ type MetaArray struct {
 // array. The caller guarantees metaPhys..+frameCount*64 is memory it owns.
 //
 //go:nosplit
+//go:noinline
 func InitMetadata(virtOffset uintptr, metaPhys, frameCount uint64) MetaArray {
 	if frameCount == 0 {
 		return MetaArray{}

@@ -19,9 +19,8 @@ func (b *Buddy) Init(virtOffset uintptr, boot *BootAllocator) AllocError {
 		return ErrUninitialized
 	}
 	top := uint64(0)
-	ram, inUse, bad := boot.ram(), boot.inUse(), boot.bad()
-	for i := 0; i < len(ram); i++ {
-		if r := ram[i]; r.Size != 0 && r.end() > top {
+	for i := 0; i < boot.nRAM; i++ {
+		if r := boot.ram()[i]; r.Size != 0 && r.end() > top {
 			top = r.end()
 		}
 	}
@@ -46,6 +45,17 @@ func (b *Buddy) Init(virtOffset uintptr, boot *BootAllocator) AllocError {
 	b.metaFirst = metaPhys >> PageShift
 	b.metaEnd = FrameCountFor(metaPhys + frames*FrameMetaSize)
 	b.statePFN = statePhys >> PageShift
+	b.initState(metaPhys, frames, statePhys)
+	b.populate(boot)
+	boot.sealed = true
+	return ErrNone
+}
+
+// initState writes the BuddyState header with empty lists.
+//
+//go:nosplit
+//go:noinline
+func (b *Buddy) initState(metaPhys, frames, statePhys uint64) {
 	st := b.state()
 	*st = BuddyState{
 		Magic:      Magic,
@@ -58,8 +68,27 @@ func (b *Buddy) Init(virtOffset uintptr, boot *BootAllocator) AllocError {
 	for k := 0; k < NumOrders; k++ {
 		st.Heads[k] = LinkNone
 	}
+}
 
-	// 1. Every whole RAM frame becomes a candidate free frame.
+// populate marks RAM, in-use, boot-allocated and bad frames and gives the
+// rest to the free lists (steps 1-4 of Init).
+//
+//go:nosplit
+//go:noinline
+func (b *Buddy) populate(boot *BootAllocator) {
+	b.markRAM(boot)
+	b.markInUse(boot)
+	b.markBad(boot)
+	b.carveAll()
+}
+
+// markRAM: every whole RAM frame becomes a candidate free frame.
+//
+//go:nosplit
+//go:noinline
+func (b *Buddy) markRAM(boot *BootAllocator) {
+	ram := boot.ram()
+	frames := b.meta.count
 	for i := 0; i < len(ram); i++ {
 		first, end := ram[i].wholeFrames()
 		for p := first; p < end && p < frames; p++ {
@@ -68,17 +97,33 @@ func (b *Buddy) Init(virtOffset uintptr, boot *BootAllocator) AllocError {
 			m.orderWord = uint32(OrderTail)
 		}
 	}
-	// 2. In-use ranges and boot allocations: KERNEL|ALLOCATED, refcount 1.
+}
+
+// markInUse: in-use ranges and boot allocations become KERNEL|ALLOCATED
+// with refcount 1.
+//
+//go:nosplit
+//go:noinline
+func (b *Buddy) markInUse(boot *BootAllocator) {
+	inUse := boot.inUse()
 	for i := 0; i < len(inUse); i++ {
 		b.markKernel(inUse[i])
 	}
 	for i := 0; i < boot.n && i < MaxBootAllocs; i++ {
 		b.markKernel(boot.allocs[i])
 	}
-	// 3. Bad frames: POISONED.
+}
+
+// markBad: bad RAM frames become POISONED (this wins over in-use).
+//
+//go:nosplit
+//go:noinline
+func (b *Buddy) markBad(boot *BootAllocator) {
+	bad := boot.bad()
+	st := b.state()
 	for i := 0; i < len(bad); i++ {
 		p := bad[i] >> PageShift
-		if p >= frames {
+		if p >= b.meta.count {
 			continue
 		}
 		m := b.meta.at(p)
@@ -88,7 +133,16 @@ func (b *Buddy) Init(virtOffset uintptr, boot *BootAllocator) AllocError {
 		*m = FrameMeta{next: LinkNone, prev: LinkNone, flags: FlagPoisoned}
 		st.PoisonedFrames++
 	}
-	// 4. Carve runs of free frames into maximal aligned blocks.
+}
+
+// carveAll carves runs of free frames into maximal aligned blocks and
+// counts the RAM frames.
+//
+//go:nosplit
+//go:noinline
+func (b *Buddy) carveAll() {
+	st := b.state()
+	frames := b.meta.count
 	for p := uint64(0); p < frames; {
 		if b.meta.at(p).flags != FlagFree {
 			p++
@@ -107,14 +161,13 @@ func (b *Buddy) Init(virtOffset uintptr, boot *BootAllocator) AllocError {
 			st.RAMFrames++
 		}
 	}
-	boot.sealed = true
-	return ErrNone
 }
 
 // markKernel marks the RAM frames touched by r KERNEL|ALLOCATED order 0
 // with refcount 1.
 //
 //go:nosplit
+//go:noinline
 func (b *Buddy) markKernel(r Range) {
 	first, end := r.touchedFrames()
 	for p := first; p < end && p < b.meta.count; p++ {
@@ -130,6 +183,7 @@ func (b *Buddy) markKernel(r Range) {
 // aligned blocks (no two resulting blocks are mergeable buddies).
 //
 //go:nosplit
+//go:noinline
 func (b *Buddy) carve(p, end uint64) {
 	for p < end {
 		k := uint8(MaxOrder)

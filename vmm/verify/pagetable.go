@@ -47,10 +47,11 @@ type walker struct {
 	leaves     uint64
 	res        ptResult
 	overflowed bool
+	shared     []uint64
 }
 
-func walkPageTables(mem Memory, meta []byte, frames uint64, roots []uint64) ptResult {
-	w := &walker{mem: mem, meta: meta, frames: frames, mapCount: make([]uint32, frames),
+func walkPageTables(mem Memory, meta []byte, frames uint64, roots, shared []uint64) ptResult {
+	w := &walker{mem: mem, meta: meta, frames: frames, shared: shared, mapCount: make([]uint32, frames),
 		noUser: make([]bool, frames), writable: make([]bool, frames), isTable: make([]bool, frames)}
 	for _, root := range roots {
 		w.table(root, 4, true, true)
@@ -82,6 +83,9 @@ func (w *walker) table(phys uint64, level int, user, writable bool) {
 		}
 		u, wr := user && e&pteUser != 0, writable && e&pteWritable != 0
 		next := e & pteAddr
+		if w.isShared(next) {
+			continue
+		}
 		switch {
 		case level == 1:
 			w.leaf(next/mm.PageSize, 1, u, wr)
@@ -156,4 +160,13 @@ func (w *walker) judge() {
 			w.res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
 		}
 	}
+}
+
+func (w *walker) isShared(table uint64) bool {
+	for _, t := range w.shared {
+		if t == table {
+			return true
+		}
+	}
+	return false
 }

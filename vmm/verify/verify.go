@@ -24,6 +24,9 @@ type Memory interface {
 type Input struct {
 	MetaPhys, FrameCount, Version, StatePhys uint64
 	Roots                                    []uint64 // PML4 physical addresses
+	// SharedTables are page tables every address space links to but none
+	// owns (the kernel's identity map): the walk does not descend into them.
+	SharedTables []uint64
 }
 
 // Violation is one broken rule, located by frame.
@@ -98,7 +101,7 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	}
 	r.summarise(meta)
 	if len(in.Roots) > 0 {
-		pt := walkPageTables(mem, meta, in.FrameCount, in.Roots)
+		pt := walkPageTables(mem, meta, in.FrameCount, in.Roots, in.SharedTables)
 		r.TableFrames, r.Mappings = pt.tableFrames, pt.mappings
 		r.TotalViolations += pt.total
 		for _, v := range pt.violations {

@@ -1,0 +1,78 @@
+package firmware
+
+// Exceptions and interrupts. The guest's IDT (at IDTBase) sends vectors
+// 0..31 and TimerVector to the ring-0 stubs in trap_amd64.s. A stub runs at
+// CPL0 (in KVM's instruction emulator on the PVM host: integer only, about
+// 1 µs an instruction), so it does the least it can: it copies the hardware
+// frame and CR2 into this vCPU's TrapRecord, rewrites the frame to return to
+// the ring-3 dispatcher (TrapRecord.Dispatch) on the exception stack with
+// interrupts off, and IRETQs. The dispatcher saves every register, calls Go,
+// and returns to the interrupted code at ring 3 (POPFQ; RET on the
+// interrupted stack), so a handled exception costs one trip through ring 0.
+
+// TimerVector is the external interrupt the VMM injects for --tick.
+const TimerVector = 32
+
+// NumTrapVectors is how many IDT entries the guest fills (0..TimerVector).
+const NumTrapVectors = TimerVector + 1
+
+// TrapRecord is one vCPU's exception record, at per-CPU block +
+// PerCPUTrapOff (= TSS.RSP0). The stub writes the first fields; the guest
+// fills Dispatch and DispatchStack once at boot. Offsets are used by the
+// assembly and pinned by TestTrapRecordLayout.
+type TrapRecord struct {
+	Vector        uint64 // 0
+	ErrorCode     uint64 // 8
+	RIP           uint64 // 16
+	CS            uint64 // 24
+	RFLAGS        uint64 // 32
+	RSP           uint64 // 40
+	SS            uint64 // 48
+	CR2           uint64 // 56
+	SavedRAX      uint64 // 64: scratch for the stub
+	Dispatch      uint64 // 72: ring-3 entry the stub returns to
+	DispatchStack uint64 // 80: top of the exception stack
+	Depth         uint64 // 88: nesting count kept by the dispatcher
+	_             [4]uint64
+}
+
+// TrapRecordSize is the record's size (a multiple of 16 keeps RSP0 aligned).
+const TrapRecordSize = 128
+
+// Offsets into TrapRecord used by trap_amd64.s.
+const (
+	TrapOffVector   = 0
+	TrapOffError    = 8
+	TrapOffRIP      = 16
+	TrapOffCS       = 24
+	TrapOffRFLAGS   = 32
+	TrapOffRSP      = 40
+	TrapOffSS       = 48
+	TrapOffCR2      = 56
+	TrapOffRAX      = 64
+	TrapOffDispatch = 72
+	TrapOffStack    = 80
+)
+
+// hasErrorCode reports whether the CPU pushes an error code for vector v.
+func hasErrorCode(v int) bool {
+	switch v {
+	case 8, 10, 11, 12, 13, 14, 17, 21, 29, 30:
+		return true
+	}
+	return false
+}
+
+// Gate encodes a 16-byte 64-bit interrupt gate to handler (selector
+// SelKernelCode, type 0xE, present, DPL 0, the given IST index).
+func Gate(handler uint64, ist uint8) (lo, hi uint64) {
+	lo = handler&0xffff | uint64(SelKernelCode)<<16 | uint64(ist&7)<<32 |
+		uint64(0x8e)<<40 | (handler>>16&0xffff)<<48
+	return lo, handler >> 32
+}
+
+// RFLAGS bits.
+const (
+	RFlagsIF   = 1 << 9
+	RFlagsIOPL = 3 << 12
+)

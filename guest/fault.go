@@ -1,0 +1,99 @@
+package main
+
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// Page-fault error-code bits.
+const (
+	pfPresent = 1 << 0
+	pfWrite   = 1 << 1
+	pfUser    = 1 << 2
+)
+
+// vma is a reserved range of an address space backed on first touch.
+type vma struct {
+	start, end uint64
+	writable   bool
+}
+
+// maxVMAs bounds the reserved ranges per address space.
+const maxVMAs = 8
+
+// spaceState is what the page-fault handler knows about the address space
+// in CR3. One at a time per vCPU is enough for the workloads.
+type spaceState struct {
+	as           addressSpace
+	vmas         [maxVMAs]vma
+	nvma         int
+	demandFaults uint64
+	cowFaults    uint64
+	cow          cowStats
+	segv         bool
+}
+
+var currentSpace [firmware.MaxCPUs]*spaceState
+
+// reserve adds a lazily backed range: nothing is allocated until touched.
+func (s *spaceState) reserve(start, pages uint64, writable bool) bool {
+	if s.nvma == maxVMAs {
+		return false
+	}
+	s.vmas[s.nvma] = vma{start: start, end: start + pages*mm.PageSize, writable: writable}
+	s.nvma++
+	return true
+}
+
+// switchTo loads s's page tables (nil: the kernel's) through the VMM; the
+// CR3 write also flushes the TLB.
+func switchTo(s *spaceState) bool {
+	root := uint64(0)
+	if s != nil {
+		root = s.as.root
+	}
+	if hypercall(firmware.HCSetCR3, root, 0, 0, 0) != 0 {
+		return false
+	}
+	currentSpace[thisCPU().Index] = s
+	thisCPU().Space = root
+	return true
+}
+
+// handlePageFault resolves demand-paging and copy-on-write faults in the
+// address space in CR3; anything else is a fault the run reports.
+func handlePageFault(rec *firmware.TrapRecord, regs *trapRegs) bool {
+	s := currentSpace[thisCPU().Index]
+	if s == nil {
+		return false
+	}
+	addr := rec.CR2 &^ (mm.PageSize - 1)
+	e := s.as.lookup(addr)
+	if e != nil && rec.ErrorCode&(pfPresent|pfWrite) == pfPresent|pfWrite {
+		s.cowFaults++
+		return cowFault(e, &s.cow)
+	}
+	if e != nil {
+		return true // spurious: another path mapped it (stale TLB); retry
+	}
+	for i := 0; i < s.nvma; i++ {
+		v := &s.vmas[i]
+		if addr < v.start || addr >= v.end {
+			continue
+		}
+		if rec.ErrorCode&pfWrite != 0 && !v.writable {
+			break
+		}
+		f, ok := allocZeroed(mm.FlagUser | mm.FlagAnonymous)
+		if !ok || !s.as.mapPage(addr, f, v.writable) {
+			return false
+		}
+		s.demandFaults++
+		return true
+	}
+	putString("guest: segmentation fault at ")
+	putHex(rec.CR2, 1)
+	putString(" (no reserved range covers it)\n")
+	s.segv = true
+	return false
+}

@@ -1,0 +1,90 @@
+#include "textflag.h"
+
+// trapEntry is the ring-3 half of exception delivery. The ring-0 stub has
+// saved the hardware frame in this vCPU's TrapRecord and IRETQed here, on
+// the exception stack, with interrupts off and every other register as the
+// interrupted code left it. Layout built on the exception stack:
+//
+//	top-8          resume SP (written by handleTrap)
+//	top-128..top-8 the 15 general-purpose registers (trapRegs)
+//	below          8 bytes padding, then 512 bytes of FXSAVE (16-aligned)
+TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
+	SUBQ $8, SP // resume SP slot
+	PUSHQ R15
+	PUSHQ R14
+	PUSHQ R13
+	PUSHQ R12
+	PUSHQ R11
+	PUSHQ R10
+	PUSHQ R9
+	PUSHQ R8
+	PUSHQ BP
+	PUSHQ DI
+	PUSHQ SI
+	PUSHQ DX
+	PUSHQ CX
+	PUSHQ BX
+	PUSHQ AX
+	MOVQ SP, AX
+	SUBQ $520, SP
+	FXSAVE64 (SP)
+	SUBQ $16, SP
+	MOVQ AX, 0(SP)
+	CALL main·handleTrap(SB)
+	ADDQ $16, SP
+	FXRSTOR64 (SP)
+	ADDQ $520, SP
+	POPQ AX
+	POPQ BX
+	POPQ CX
+	POPQ DX
+	POPQ SI
+	POPQ DI
+	POPQ BP
+	POPQ R8
+	POPQ R9
+	POPQ R10
+	POPQ R11
+	POPQ R12
+	POPQ R13
+	POPQ R14
+	POPQ R15
+	// Back on the interrupted stack, where handleTrap left RFLAGS and RIP.
+	// Raw bytes: the assembler's PUSH/POP bookkeeping cannot follow a stack
+	// switch.
+	BYTE $0x5c // POPQ SP
+	BYTE $0x9d // POPFQ
+	BYTE $0xc3 // RET
+
+// trapEntryAddr returns trapEntry's address for the TrapRecord.
+TEXT main·trapEntryAddr(SB),NOSPLIT,$0-8
+	LEAQ main·trapEntry(SB), AX
+	MOVQ AX, ret+0(FP)
+	RET
+
+TEXT main·sti(SB),NOSPLIT,$0-0
+	STI
+	RET
+
+TEXT main·cli(SB),NOSPLIT,$0-0
+	CLI
+	RET
+
+TEXT main·readFlags(SB),NOSPLIT,$0-8
+	PUSHFQ
+	POPQ AX
+	MOVQ AX, ret+0(FP)
+	RET
+
+// Deliberate faults for the exception workloads.
+TEXT main·faultDivide(SB),NOSPLIT,$0-0
+	XORQ CX, CX
+	MOVQ $1, AX
+	XORQ DX, DX
+	DIVQ CX
+	RET
+
+TEXT main·faultGP(SB),NOSPLIT,$0-0
+	MOVQ $0x8000000000000000, AX // non-canonical: #GP
+	MOVQ (AX), AX
+	RET

@@ -1,0 +1,213 @@
+package inspect
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/vmm-dev/vmm/guest/mm"
+	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/vmm/verify"
+)
+
+// maxListedMappings bounds FrameInfo.Mappings (all are counted).
+const maxListedMappings = 64
+
+// Mapping is one virtual address at which a frame is mapped.
+type Mapping struct {
+	Root     uint64 `json:"root"`
+	VA       uint64 `json:"va"`
+	PageSize uint64 `json:"page_size"`
+	Writable bool   `json:"writable"`
+	User     bool   `json:"user"`
+}
+
+// TableUse says that a frame is a page-table page of an address space.
+type TableUse struct {
+	Root  uint64 `json:"root"`
+	Level int    `json:"level"` // 4 = PML4 ... 1 = PT
+	VA    uint64 `json:"va"`    // first virtual address the table covers
+}
+
+// FrameInfo is one frame's metadata record decoded, plus its uses.
+type FrameInfo struct {
+	PFN        uint64     `json:"pfn"`
+	Phys       uint64     `json:"phys"`
+	Memory     string     `json:"memory"` // memory-map kind: "usable", "reserved", "not in map"
+	RecordPhys uint64     `json:"record_phys"`
+	Raw        []byte     `json:"raw"`
+	Next       *uint64    `json:"next"` // nil: LinkNone
+	Prev       *uint64    `json:"prev"`
+	Flags      uint32     `json:"flags"`
+	FlagNames  string     `json:"flag_names"`
+	Order      uint8      `json:"order"` // raw byte; OrderTail for tails
+	Tail       bool       `json:"tail"`
+	Reserved   uint32     `json:"reserved"` // bytes 21..23
+	Refcount   uint32     `json:"refcount"`
+	BlockHead  *uint64    `json:"block_head,omitempty"` // head of the block a tail belongs to
+	BlockOrder uint8      `json:"block_order,omitempty"`
+	Mappings   []Mapping  `json:"mappings"`
+	MapCount   int        `json:"map_count"` // may exceed len(Mappings)
+	Tables     []TableUse `json:"tables"`
+	Truncated  bool       `json:"walk_truncated,omitempty"`
+}
+
+// link turns a next/prev value into nil for LinkNone.
+func link(v uint64) *uint64 {
+	if v == mm.LinkNone {
+		return nil
+	}
+	return &v
+}
+
+// Frame decodes the record of the frame holding physical address addr and
+// finds where the registered (and extra) page tables map it.
+func (in *Inspection) Frame(addr uint64) (FrameInfo, error) {
+	meta, n, err := in.meta()
+	if err != nil {
+		return FrameInfo{}, err
+	}
+	pfn := addr / mm.PageSize
+	if pfn >= n {
+		return FrameInfo{}, fmt.Errorf("address %#x is frame %#x, outside the metadata array (%#x frames, up to phys %#x)",
+			addr, pfn, n, n*mm.PageSize)
+	}
+	rec := meta[pfn*mm.FrameMetaSize : (pfn+1)*mm.FrameMetaSize]
+	fi := decodeRecord(rec, pfn)
+	fi.RecordPhys = in.Info.Reg.MetaPhys + pfn*mm.FrameMetaSize
+	fi.Memory = in.memoryKind(fi.Phys)
+	if fi.Tail {
+		fi.BlockHead, fi.BlockOrder = blockHead(meta, pfn)
+	}
+	in.findUses(&fi)
+	return fi, nil
+}
+
+// decodeRecord decodes the fixed 64-byte layout of guest/mm.
+func decodeRecord(rec []byte, pfn uint64) FrameInfo {
+	le := binary.LittleEndian
+	ow := le.Uint32(rec[mm.OffOrder:])
+	fi := FrameInfo{PFN: pfn, Phys: pfn * mm.PageSize, Raw: append([]byte(nil), rec...),
+		Next: link(le.Uint64(rec[mm.OffNext:])), Prev: link(le.Uint64(rec[mm.OffPrev:])),
+		Flags: le.Uint32(rec[mm.OffFlags:]), Order: uint8(ow), Reserved: ow >> 8,
+		Refcount: le.Uint32(rec[mm.OffRefcount:])}
+	fi.FlagNames = verify.FlagNames(fi.Flags)
+	fi.Tail = fi.Order == mm.OrderTail
+	return fi
+}
+
+// blockHead searches down for the head whose block covers tail frame pfn:
+// the nearest head at or below pfn aligned to its order with the block
+// reaching pfn (blocks are at most 2^MaxOrder frames).
+func blockHead(meta []byte, pfn uint64) (*uint64, uint8) {
+	for k := uint8(1); k <= mm.MaxOrder; k++ {
+		h := pfn &^ (uint64(1)<<k - 1)
+		if h == pfn {
+			continue
+		}
+		rec := meta[h*mm.FrameMetaSize:]
+		if o := rec[mm.OffOrder]; o == k && binary.LittleEndian.Uint32(rec[mm.OffFlags:]) != 0 {
+			return &h, k
+		}
+	}
+	return nil, 0
+}
+
+// memoryKind names the memory-map range holding phys.
+func (in *Inspection) memoryKind(phys uint64) string {
+	for _, r := range in.Info.Map {
+		if (memmap.Range{Base: r.Base, Size: r.Size}).Contains(phys, 1) {
+			return r.Kind.String()
+		}
+	}
+	return "not in map"
+}
+
+// findUses walks every root once, recording the mappings of the frame and
+// the tables that live in it.
+func (in *Inspection) findUses(fi *FrameInfo) {
+	pfn := fi.PFN
+	fi.Truncated = walkRoots(in.Dump, in.Roots(), visitor{
+		table: func(root, phys uint64, level int, va uint64) {
+			if phys/mm.PageSize == pfn && len(fi.Tables) < maxListedMappings {
+				fi.Tables = append(fi.Tables, TableUse{Root: root, Level: level, VA: va})
+			}
+		},
+		leaf: func(root, va, first, n uint64, writable, user bool) {
+			if pfn < first || pfn-first >= n {
+				return
+			}
+			fi.MapCount++
+			if len(fi.Mappings) < maxListedMappings {
+				fi.Mappings = append(fi.Mappings, Mapping{Root: root, VA: va + (pfn-first)*mm.PageSize,
+					PageSize: n * mm.PageSize, Writable: writable, User: user})
+			}
+		},
+	})
+	if fi.Mappings == nil {
+		fi.Mappings = []Mapping{}
+	}
+	if fi.Tables == nil {
+		fi.Tables = []TableUse{}
+	}
+}
+
+var levelNames = map[int]string{4: "PML4", 3: "PDPT", 2: "PD", 1: "PT"}
+
+// WriteText prints the frame as "key: value" lines, readelf style.
+func (fi *FrameInfo) WriteText(w io.Writer) {
+	kv := func(k, format string, args ...any) {
+		fmt.Fprintf(w, "%-13s "+format+"\n", append([]any{k + ":"}, args...)...)
+	}
+	kv("frame", "%#x (phys %#x-%#x, %s)", fi.PFN, fi.Phys, fi.Phys+mm.PageSize-1, fi.Memory)
+	kv("record", "phys %#x, %d bytes", fi.RecordPhys, len(fi.Raw))
+	for off := 0; off+16 <= len(fi.Raw); off += 16 {
+		kv(fmt.Sprintf("raw +%#02x", off), "% x", fi.Raw[off:off+16])
+	}
+	kv("next", "%s", linkText(fi.Next))
+	kv("prev", "%s", linkText(fi.Prev))
+	kv("flags", "%#x %s", fi.Flags, fi.FlagNames)
+	switch {
+	case fi.Tail && fi.BlockHead != nil:
+		kv("order", "tail (block head %#x, order %d)", *fi.BlockHead, fi.BlockOrder)
+	case fi.Tail:
+		kv("order", "tail (no block head found)")
+	default:
+		kv("order", "%d (block of %d frames)", fi.Order, uint64(1)<<min(fi.Order, 63))
+	}
+	if fi.Reserved != 0 {
+		kv("reserved", "%#x (bytes 21..23, must be zero)", fi.Reserved)
+	}
+	kv("refcount", "%d", fi.Refcount)
+	kv("mappings", "%d", fi.MapCount)
+	for _, m := range fi.Mappings {
+		kv("  mapped", "root %#x va %#016x %s %s (%d KiB page)", m.Root, m.VA, rw(m.Writable), us(m.User), m.PageSize>>10)
+	}
+	for _, t := range fi.Tables {
+		kv("page table", "root %#x level %d (%s) covering va %#016x", t.Root, t.Level, levelNames[t.Level], t.VA)
+	}
+	if fi.Truncated {
+		kv("warning", "page-table walk stopped at its limit; mappings may be incomplete")
+	}
+}
+
+func linkText(p *uint64) string {
+	if p == nil {
+		return "none"
+	}
+	return fmt.Sprintf("%#x", *p)
+}
+
+func rw(b bool) string {
+	if b {
+		return "writable"
+	}
+	return "read-only"
+}
+
+func us(b bool) string {
+	if b {
+		return "user"
+	}
+	return "supervisor"
+}
