@@ -5,10 +5,18 @@ package firmware
 // CPL0 (in KVM's instruction emulator on the PVM host: integer only, about
 // 1 µs an instruction), so it does the least it can: it copies the hardware
 // frame and CR2 into this vCPU's TrapRecord, rewrites the frame to return to
-// the ring-3 dispatcher (TrapRecord.Dispatch) on the exception stack with
-// interrupts off, and IRETQs. The dispatcher saves every register, calls Go,
+// the ring-3 dispatcher (TrapRecord.Dispatch) on the exception stack, sets
+// TrapRecord.Masked, and IRETQs. The dispatcher saves every register, calls Go,
 // and returns to the interrupted code at ring 3 (POPFQ; RET on the
 // interrupted stack), so a handled exception costs one trip through ring 0.
+//
+// Interrupt masking is paravirtual: code at CPL3 cannot change RFLAGS.IF
+// here (STI raises #GP on the PVM host, and POPFQ ignores IF), so the
+// guest runs with IF set and TrapRecord.Masked is the interrupt flag that
+// counts. The stub sets it; the dispatcher clears it with its very last
+// store, after it has left the exception stack. The VMM injects an
+// interrupt only into a vCPU whose record has a Dispatch entry and Masked
+// clear, and it looks only while the vCPU is out of the guest.
 
 // TimerVector is the external interrupt the VMM injects for --tick.
 const TimerVector = 32
@@ -33,7 +41,8 @@ type TrapRecord struct {
 	Dispatch      uint64 // 72: ring-3 entry the stub returns to
 	DispatchStack uint64 // 80: top of the exception stack
 	Depth         uint64 // 88: nesting count kept by the dispatcher
-	_             [4]uint64
+	Masked        uint64 // 96: non-zero while the dispatcher runs: no interrupts
+	_             [3]uint64
 }
 
 // TrapRecordSize is the record's size (a multiple of 16 keeps RSP0 aligned).
@@ -52,6 +61,11 @@ const (
 	TrapOffRAX      = 64
 	TrapOffDispatch = 72
 	TrapOffStack    = 80
+	TrapOffMasked   = 96
+
+	// TrapMaskedFSOff is Masked's offset from the FS base; trapEntry's last
+	// store (encoded by hand in guest/trap_amd64.s) uses it.
+	TrapMaskedFSOff = PerCPUTrapOff - PerCPUFSOff + TrapOffMasked
 )
 
 // hasErrorCode reports whether the CPU pushes an error code for vector v.

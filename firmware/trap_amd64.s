@@ -184,12 +184,12 @@ TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
 	MOVQ AX, (REC+40)(SP)
 	MOVQ CR2, AX
 	MOVQ AX, (REC+56)(SP)
-	// Return to the ring-3 dispatcher on the exception stack, IF clear.
+	// Return to the ring-3 dispatcher on the exception stack, masked.
 	MOVQ (REC+72)(SP), AX
 	MOVQ AX, 16(SP)
 	MOVQ (REC+80)(SP), AX
 	MOVQ AX, 40(SP)
-	ANDQ $~0x200, 32(SP)
+	MOVQ $1, (REC+96)(SP)
 	MOVQ (REC+64)(SP), AX
 	ADDQ $16, SP
 	IRETQ

@@ -23,6 +23,8 @@ func TestTrapRecordLayout(t *testing.T) {
 		{"SavedRAX", unsafe.Offsetof(r.SavedRAX), TrapOffRAX},
 		{"Dispatch", unsafe.Offsetof(r.Dispatch), TrapOffDispatch},
 		{"DispatchStack", unsafe.Offsetof(r.DispatchStack), TrapOffStack},
+		{"Masked", unsafe.Offsetof(r.Masked), TrapOffMasked},
+		{"Masked from FS", PerCPUTrapOff - PerCPUFSOff + unsafe.Offsetof(r.Masked), 0x3fe0}, // hand-encoded in guest/trap_amd64.s
 	} {
 		if c.got != c.want {
 			t.Errorf("TrapRecord.%s at %d, want %d (trap_amd64.s depends on it)", c.name, c.got, c.want)

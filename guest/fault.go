@@ -31,9 +31,20 @@ type spaceState struct {
 	cowFaults    uint64
 	cow          cowStats
 	segv         bool
+	loaded       bool // s.as is in CR3: page faults are resolved in it
 }
 
-var currentSpace [firmware.MaxCPUs]*spaceState
+// spaceSlots holds each vCPU's user address space state. It lives in a
+// global array and is reached by index: storing a pointer to a stack
+// object in a global would move it to the heap and need a write barrier.
+var spaceSlots [firmware.MaxCPUs]spaceState
+
+// userSpace returns this vCPU's (reset) address-space slot.
+func userSpace() *spaceState {
+	s := &spaceSlots[thisCPU().Index]
+	*s = spaceState{}
+	return s
+}
 
 // reserve adds a lazily backed range: nothing is allocated until touched.
 func (s *spaceState) reserve(start, pages uint64, writable bool) bool {
@@ -45,17 +56,17 @@ func (s *spaceState) reserve(start, pages uint64, writable bool) bool {
 	return true
 }
 
-// switchTo loads s's page tables (nil: the kernel's) through the VMM; the
-// CR3 write also flushes the TLB.
-func switchTo(s *spaceState) bool {
+// switchTo loads s's page tables (load false: back to the kernel's)
+// through the VMM; the CR3 write also flushes the TLB.
+func switchTo(s *spaceState, load bool) bool {
 	root := uint64(0)
-	if s != nil {
+	if load {
 		root = s.as.root
 	}
 	if hypercall(firmware.HCSetCR3, root, 0, 0, 0) != 0 {
 		return false
 	}
-	currentSpace[thisCPU().Index] = s
+	s.loaded = load
 	thisCPU().Space = root
 	return true
 }
@@ -63,8 +74,8 @@ func switchTo(s *spaceState) bool {
 // handlePageFault resolves demand-paging and copy-on-write faults in the
 // address space in CR3; anything else is a fault the run reports.
 func handlePageFault(rec *firmware.TrapRecord, regs *trapRegs) bool {
-	s := currentSpace[thisCPU().Index]
-	if s == nil {
+	s := &spaceSlots[thisCPU().Index]
+	if !s.loaded {
 		return false
 	}
 	addr := rec.CR2 &^ (mm.PageSize - 1)

@@ -41,6 +41,8 @@ func bootMain(bi *firmware.BootInfo) {
 	putDec(bi.TSCKHz)
 	putString(" kHz\n")
 	printMemoryMap(bi)
+	installIDT()
+	initTrapRecord()
 	cmdline := bi.Cmdline[:min(int(bi.CmdlineLen), len(bi.Cmdline))]
 	putString("command line: ")
 	putBuf(cmdline)
@@ -54,6 +56,10 @@ func bootMain(bi *firmware.BootInfo) {
 	if v, ok := cmdlineValue(cmdline, "exit="); ok && status == exitOK {
 		status = v
 	}
+	if t := thisCPU().Ticks; t > 0 {
+		report("timer.ticks", t)
+	}
+	report("traps.handled", thisCPU().Traps)
 	putString("guest: exiting with status ")
 	putDec(status)
 	putString("\n")

@@ -7,8 +7,6 @@ import (
 // Implemented in trap_amd64.s.
 func trapEntry()
 func trapEntryAddr() uint64
-func sti()
-func cli()
 func readFlags() uint64
 func faultDivide()
 func faultGP()
@@ -18,13 +16,6 @@ type trapRegs struct {
 	AX, BX, CX, DX, SI, DI, BP, R8, R9, R10, R11, R12, R13, R14, R15 uint64
 	ResumeSP                                                         uint64
 }
-
-// trapHandler handles one vector; it returns false when it cannot.
-type trapHandler func(rec *firmware.TrapRecord, regs *trapRegs) bool
-
-// trapHandlers is the per-vector dispatch table, filled by installTraps
-// (function values of top-level functions: no allocation).
-var trapHandlers [firmware.NumTrapVectors]trapHandler
 
 // installIDT fills the IDT (once, on vCPU 0) with the ring-0 stubs.
 func installIDT() {
@@ -36,19 +27,37 @@ func installIDT() {
 		}
 		idt[2*v], idt[2*v+1] = firmware.Gate(firmware.TrapStub(v), ist)
 	}
-	trapHandlers[14] = handlePageFault
-	trapHandlers[firmware.TimerVector] = handleTick
 }
 
+// dispatchTrap runs the handler for rec's vector; false means unhandled.
+// A switch, not a table of func values: storing those into a global would
+// need the GC write barrier.
+func dispatchTrap(rec *firmware.TrapRecord, regs *trapRegs) bool {
+	switch rec.Vector {
+	case 14:
+		return handlePageFault(rec, regs)
+	case firmware.TimerVector:
+		thisCPU().Ticks++
+		return true
+	case 6:
+		if faultInHandler != 0 { // exc-nested: this handler itself faults
+			faultNilWrite()
+		}
+	}
+	return false
+}
+
+// faultInHandler makes the #UD handler fault (the exc-nested workload).
+var faultInHandler uint64
+
 // initTrapRecord points this vCPU's TrapRecord at the dispatcher and its
-// exception stack, then enables interrupts.
+// exception stack; from then on the VMM may inject interrupts.
 func initTrapRecord() {
 	block := uint64(cpuBlock())
 	rec := trapRecord()
 	rec.Dispatch = trapEntryAddr()
 	rec.DispatchStack = block + firmware.PerCPUXStackOff + firmware.PerCPUXStackSize
 	rec.Depth = 0
-	sti()
 }
 
 func trapRecord() *firmware.TrapRecord {
@@ -64,8 +73,7 @@ func handleTrap(regs *trapRegs) {
 	if rec.Depth > 1 {
 		reportFault(rec, regs, "fault inside the exception handler")
 	}
-	v := rec.Vector
-	if v >= firmware.NumTrapVectors || trapHandlers[v] == nil || !trapHandlers[v](rec, regs) {
+	if !dispatchTrap(rec, regs) {
 		reportFault(rec, regs, "")
 	}
 	thisCPU().Traps++
@@ -111,9 +119,4 @@ func stackGuard(addr uint64) bool {
 	}
 	off := (addr - bi.PerCPUBase) % bi.PerCPUStride
 	return off>>12 == firmware.PerCPUGuardOff>>12 || off>>12 == firmware.PerCPUXGuardOff>>12
-}
-
-func handleTick(rec *firmware.TrapRecord, regs *trapRegs) bool {
-	thisCPU().Ticks++
-	return true
 }

@@ -53,6 +53,10 @@ TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 	// Raw bytes: the assembler's PUSH/POP bookkeeping cannot follow a stack
 	// switch.
 	BYTE $0x5c // POPQ SP
+	// MOVQ $0, FS:0x3fe0: TrapRecord.Masked = 0 (firmware.TrapMaskedFSOff)
+	BYTE $0x64; BYTE $0x48; BYTE $0xc7; BYTE $0x04; BYTE $0x25
+	BYTE $0xe0; BYTE $0x3f; BYTE $0x00; BYTE $0x00
+	BYTE $0x00; BYTE $0x00; BYTE $0x00; BYTE $0x00
 	BYTE $0x9d // POPFQ
 	BYTE $0xc3 // RET
 
@@ -60,14 +64,6 @@ TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 TEXT main·trapEntryAddr(SB),NOSPLIT,$0-8
 	LEAQ main·trapEntry(SB), AX
 	MOVQ AX, ret+0(FP)
-	RET
-
-TEXT main·sti(SB),NOSPLIT,$0-0
-	STI
-	RET
-
-TEXT main·cli(SB),NOSPLIT,$0-0
-	CLI
 	RET
 
 TEXT main·readFlags(SB),NOSPLIT,$0-8

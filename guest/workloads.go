@@ -20,6 +20,14 @@ var workloads = [...]workload{
 	{"fault", "store to address 0: the VMM reports a page fault", false, runFault},
 	{"ud", "execute UD2: the VMM reports an invalid opcode", false, runUD},
 	{"spin", "loop forever: the VMM's --timeout ends it", false, runSpin},
+	{"demand", "demand paging: first touches of a reserved range fault in zeroed frames", true, runDemand},
+	{"ticks", "busy-wait 200 ms of TSC time (count --tick interrupts)", false, runTicks},
+	{"exc-de", "divide by zero: unhandled #DE report", false, runDivide},
+	{"exc-gp", "non-canonical load: unhandled #GP report", false, runGP},
+	{"exc-nested", "the #UD handler itself faults: reported, not a triple fault", false, runNested},
+	{"exc-stack", "unbounded recursion into the stack guard page", false, runStackOverflow},
+	{"exc-double", "a fault while delivering a fault: #DF on its own stack", false, runDoubleFault},
+	{"segv", "touch outside every reserved range: segmentation fault", false, runSegv},
 	{"badcall", "make hypercalls with bad arguments and check each is refused", false, runBadCall},
 }
 

@@ -77,7 +77,7 @@ const (
 // reason is covered by a table test.
 func classifyExit(e Exit) (action, string) {
 	switch e.Reason {
-	case kvm.EXITINTR:
+	case kvm.EXITINTR, kvm.EXITIRQWINDOWOPEN:
 		return actResume, ""
 	case kvm.EXITMMIO:
 		switch {

@@ -32,6 +32,7 @@ type hcResult struct {
 	sleepNanos int64  // >0: block this vCPU until woken or timed out
 	wake       int    // >=0: wake that vCPU
 	fault      *firmware.FaultFrame
+	setCR3     uint64 // non-zero: load this PML4 into the calling vCPU's CR3
 }
 
 // maxKeyLen bounds HCReport keys.
@@ -102,10 +103,35 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		ff.Vector, ff.ErrorCode, ff.CR2 = le(buf, 0), le(buf, 1), le(buf, 2)
 		ff.RIP, ff.CS, ff.RFLAGS, ff.RSP, ff.SS, ff.RBP = le(buf, 3), le(buf, 4), le(buf, 5), le(buf, 6), le(buf, 7), le(buf, 8)
 		r.fault = &ff
+	case firmware.HCSetCR3:
+		root, ok := checkRoot(mem, a[0])
+		if !ok {
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		r.setCR3 = root
 	default:
 		r.ret = firmware.HCErrUnknown
 	}
 	return r
+}
+
+// checkRoot validates a PML4 the guest wants in CR3: page aligned, in RAM,
+// and sharing the kernel's identity map in entry 0 (the guest kernel must
+// keep running after the switch). 0 names the kernel's own PML4.
+func checkRoot(mem *GuestMemory, root uint64) (uint64, bool) {
+	if root == 0 {
+		return firmware.PageTableBase, true
+	}
+	if root%firmware.PageSize != 0 {
+		return 0, false
+	}
+	e, err := mem.ReadU64(root)
+	if err != nil {
+		return 0, false
+	}
+	kernel, err := mem.ReadU64(firmware.PageTableBase)
+	return root, err == nil && e == kernel
 }
 
 func le(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
@@ -180,7 +206,7 @@ func hcName(nr uint64) string {
 	names := [...]string{firmware.HCExit: "exit", firmware.HCConsoleFlush: "console-flush",
 		firmware.HCRegisterMeta: "register-meta", firmware.HCCheckpoint: "checkpoint",
 		firmware.HCReport: "report", firmware.HCRegisterRoot: "register-root",
-		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault"}
+		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3"}
 	if nr < uint64(len(names)) && names[nr] != "" {
 		return names[nr]
 	}

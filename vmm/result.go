@@ -17,7 +17,9 @@ type Result struct {
 	Checkpoints  []Checkpoint  `json:"checkpoints"`
 	Reports      []Report      `json:"reports"`
 	Dump         *DumpResult   `json:"dump,omitempty"`
-	Timing       Timing        `json:"timing"`
+	// TicksInjected counts timer interrupts delivered (--tick).
+	TicksInjected uint64 `json:"ticks_injected"`
+	Timing        Timing `json:"timing"`
 }
 
 // Timing holds the run's measured durations.

@@ -31,6 +31,20 @@ func (l *layout) stackTop(cpu int) uint64 {
 // fsBase is vCPU cpu's FS base: FS:-8 then holds the pointer to its fake g.
 func (l *layout) fsBase(cpu int) uint64 { return l.perCPU(cpu) + firmware.PerCPUFSOff }
 
+// perCPUChunks is the number of 2 MiB regions the per-CPU area spans.
+func (l *layout) perCPUChunks() uint64 {
+	return (alignUp(l.perCPUEnd, 2<<20) - l.perCPUBase) >> 21
+}
+
+// isGuard reports whether the 4 KiB page at addr is a per-CPU guard page.
+func (l *layout) isGuard(addr uint64) bool {
+	if addr < l.perCPUBase || addr >= l.perCPUEnd {
+		return false
+	}
+	off := (addr - l.perCPUBase) % firmware.PerCPUStride
+	return off == firmware.PerCPUGuardOff || off == firmware.PerCPUXGuardOff
+}
+
 func (l *layout) tss(cpu int) uint64 { return firmware.TSSBase + uint64(cpu)*firmware.TSSStride }
 
 // planLayout places the per-CPU areas and the trace after the kernel image.
@@ -47,8 +61,9 @@ func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, e
 		return nil, fmt.Errorf("guest RAM too small: kernel, %d per-CPU areas and trace need [%#x, %#x) in low RAM", cpus, k.Start, end)
 	}
 	l.identityTop = alignUp(max(m.RAMTop(), 4<<30), 1<<30)
-	// PML4, PDPT, the 4 KiB table for the first 2 MiB, then one PD per GiB.
-	l.pageTableEnd = firmware.PageTableBase + (3+l.identityTop>>30)*firmware.PageSize
+	// PML4, PDPT, the 4 KiB table for the first 2 MiB, one PD per GiB, then
+	// 4 KiB tables for the per-CPU area so its guard pages can be unmapped.
+	l.pageTableEnd = firmware.PageTableBase + (3+l.identityTop>>30+l.perCPUChunks())*firmware.PageSize
 	if l.pageTableEnd > firmware.PageTableBase+firmware.PageTableSize {
 		return nil, fmt.Errorf("guest RAM ending at %#x needs more page tables than the firmware area holds", m.RAMTop())
 	}
@@ -95,10 +110,13 @@ func writeGDT(mem *GuestMemory, l *layout) error {
 			return err
 		}
 		clear(tss)
-		ring0Top := l.perCPU(cpu) + firmware.PerCPURing0Off + firmware.PerCPURing0Stack
-		binary.LittleEndian.PutUint64(tss[4:], ring0Top)  // RSP0
-		binary.LittleEndian.PutUint64(tss[36:], ring0Top) // IST1: double faults get a known-good stack
-		binary.LittleEndian.PutUint16(tss[102:], 104)     // I/O bitmap base past the limit: no bitmap
+		// RSP0 is the TrapRecord's address: the stubs find the record just
+		// above the frame the CPU pushes. IST1 (double faults) is the same
+		// known-good stack.
+		rsp0 := l.perCPU(cpu) + firmware.PerCPUTrapOff
+		binary.LittleEndian.PutUint64(tss[4:], rsp0)
+		binary.LittleEndian.PutUint64(tss[36:], rsp0)
+		binary.LittleEndian.PutUint16(tss[102:], 104) // I/O bitmap base past the limit: no bitmap
 		lo, hi := tssDescriptor(base, 103)
 		sel := int(firmware.TSSSelector(cpu))
 		put(sel, lo)
@@ -147,6 +165,18 @@ func writePageTables(mem *GuestMemory, l *layout) error {
 		}
 	}
 	entry(pds, 0, pt0|flags)
+	// Split the per-CPU area's 2 MiB pages so that its guard pages fault.
+	pts := pds + (l.identityTop>>30)*firmware.PageSize
+	for c := uint64(0); c < l.perCPUChunks(); c++ {
+		base := l.perCPUBase + c<<21
+		table := pts + c*firmware.PageSize
+		for i := range 512 {
+			if addr := base + uint64(i)*firmware.PageSize; !l.isGuard(addr) {
+				entry(table, i, addr|flags)
+			}
+		}
+		entry(pds+(base>>30)*firmware.PageSize, int(base>>21&511), table|flags)
+	}
 	return nil
 }
 

@@ -23,6 +23,9 @@ type vcpu struct {
 	kickMu  sync.Mutex
 	wake    chan struct{} // HCSleep waits on it
 	entered atomic.Bool
+
+	tickPending   atomic.Bool // a timer interrupt waits for injection
+	ticksInjected uint64
 }
 
 func (vm *VM) createVCPU(index int, cpuid *kvm.CPUID) (*vcpu, error) {
@@ -89,7 +92,7 @@ func (vm *VM) setVCPURegisters(v *vcpu) error {
 		RSP:    vm.layout.stackTop(v.index) - 8,
 		RDI:    uint64(v.index),
 		RSI:    firmware.BootInfoBase,
-		RFLAGS: 0x2,
+		RFLAGS: 0x2 | firmware.RFlagsIF, // masking is paravirtual: see firmware/trap.go
 	}
 	if err := kvm.SetRegs(v.fd, regs); err != nil {
 		return fmt.Errorf("KVM_SET_REGS vCPU %d: %w", v.index, err)
@@ -133,6 +136,9 @@ func (vm *VM) loop(v *vcpu) {
 		if !v.entered.Swap(true) && v.index == 0 {
 			vm.timing.firstRun = time.Now()
 		}
+		if v.tickPending.Load() {
+			vm.injectTick(v)
+		}
 		if err := kvm.Run(v.fd); err != nil {
 			vm.stop(OutcomeError, StatusVMMError, fmt.Sprintf("KVM_RUN vCPU %d: %v", v.index, err), nil)
 			return
@@ -155,4 +161,66 @@ func (vm *VM) loop(v *vcpu) {
 			return
 		}
 	}
+}
+
+// injectTick delivers the pending timer interrupt when the guest can take
+// it (no in-kernel irqchip: KVM_INTERRUPT), or asks KVM to exit as soon as
+// it can. Ticks that arrive while one is pending coalesce, as on hardware.
+func (vm *VM) injectTick(v *vcpu) {
+	rec := vm.layout.perCPU(v.index) + firmware.PerCPUTrapOff
+	dispatch, err1 := vm.mem.ReadU64(rec + firmware.TrapOffDispatch)
+	masked, err2 := vm.mem.ReadU64(rec + firmware.TrapOffMasked)
+	if err1 != nil || err2 != nil || dispatch == 0 || masked != 0 {
+		return // not ready or masked: retried at the vCPU's next exit
+	}
+	if v.run.ReadyForInterruptInjection != 0 && v.run.IfFlag != 0 {
+		if err := kvm.InjectInterrupt(v.fd, firmware.TimerVector); err != nil {
+			vm.logf("KVM_INTERRUPT vCPU %d vector %d: %v", v.index, firmware.TimerVector, err)
+			return
+		}
+		v.tickPending.Store(false)
+		v.ticksInjected++
+		v.run.RequestInterruptWindow = 0
+		return
+	}
+	v.run.RequestInterruptWindow = 1
+}
+
+// startTicks marks a tick pending on vCPU 0 every --tick and kicks it out
+// of the guest so the loop injects it.
+func (vm *VM) startTicks() (stop func()) {
+	t := time.NewTicker(vm.cfg.Tick)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-t.C:
+				vm.vcpus[0].tickPending.Store(true)
+				vm.vcpus[0].kickSignal()
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() { t.Stop(); close(done) }
+}
+
+// kickSignal interrupts KVM_RUN without asking the vCPU to stop.
+func (v *vcpu) kickSignal() {
+	if tid := v.tid.Load(); tid != 0 {
+		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	}
+}
+
+// setCR3 loads a new page-table root into v (called on v's own thread).
+func setCR3(v *vcpu, root uint64) error {
+	sregs, err := kvm.GetSregs(v.fd)
+	if err != nil {
+		return fmt.Errorf("KVM_GET_SREGS vCPU %d: %w", v.index, err)
+	}
+	sregs.CR3 = root
+	if err := kvm.SetSregs(v.fd, sregs); err != nil {
+		return fmt.Errorf("KVM_SET_SREGS vCPU %d cr3=%#x: %w", v.index, root, err)
+	}
+	return nil
 }

@@ -181,6 +181,10 @@ func (vm *VM) Run() *Result {
 	start := time.Now()
 	timer := time.AfterFunc(vm.cfg.Timeout, vm.timeout)
 	defer timer.Stop()
+	if vm.cfg.Tick > 0 {
+		stopTicks := vm.startTicks()
+		defer stopTicks()
+	}
 	var wg sync.WaitGroup
 	for _, v := range vm.vcpus {
 		wg.Add(1)
@@ -202,6 +206,7 @@ func (vm *VM) Run() *Result {
 	r.Reports = vm.hc.reports
 	r.Registration = vm.hc.reg
 	r.CPUs = len(vm.vcpus)
+	r.TicksInjected = vm.vcpus[0].ticksInjected
 	r.MemBytes = vm.cfg.MemBytes
 	return r
 }
@@ -333,6 +338,10 @@ func (vm *VM) hypercall(v *vcpu) {
 		select {
 		case <-v.wake:
 		case <-time.After(time.Duration(res.sleepNanos)):
+		}
+	case res.setCR3 != 0:
+		if err := setCR3(v, res.setCR3); err != nil {
+			vm.stop(OutcomeError, StatusVMMError, err.Error(), nil)
 		}
 	case res.wake >= 0:
 		select {

@@ -16,6 +16,7 @@ const maxListedMappings = 64
 // Mapping is one virtual address at which a frame is mapped.
 type Mapping struct {
 	Root     uint64 `json:"root"`
+	Space    string `json:"space"` // "registered", "extra" or "cr3 of vcpu N"
 	VA       uint64 `json:"va"`
 	PageSize uint64 `json:"page_size"`
 	Writable bool   `json:"writable"`
@@ -25,6 +26,7 @@ type Mapping struct {
 // TableUse says that a frame is a page-table page of an address space.
 type TableUse struct {
 	Root  uint64 `json:"root"`
+	Space string `json:"space"`
 	Level int    `json:"level"` // 4 = PML4 ... 1 = PT
 	VA    uint64 `json:"va"`    // first virtual address the table covers
 }
@@ -127,10 +129,11 @@ func (in *Inspection) memoryKind(phys uint64) string {
 // the tables that live in it.
 func (in *Inspection) findUses(fi *FrameInfo) {
 	pfn := fi.PFN
-	fi.Truncated = walkRoots(in.Dump, in.Roots(), visitor{
+	roots, label := in.spaces()
+	fi.Truncated = walkRoots(in.Dump, roots, visitor{
 		table: func(root, phys uint64, level int, va uint64) {
 			if phys/mm.PageSize == pfn && len(fi.Tables) < maxListedMappings {
-				fi.Tables = append(fi.Tables, TableUse{Root: root, Level: level, VA: va})
+				fi.Tables = append(fi.Tables, TableUse{Root: root, Space: label[root], Level: level, VA: va})
 			}
 		},
 		leaf: func(root, va, first, n uint64, writable, user bool) {
@@ -139,7 +142,7 @@ func (in *Inspection) findUses(fi *FrameInfo) {
 			}
 			fi.MapCount++
 			if len(fi.Mappings) < maxListedMappings {
-				fi.Mappings = append(fi.Mappings, Mapping{Root: root, VA: va + (pfn-first)*mm.PageSize,
+				fi.Mappings = append(fi.Mappings, Mapping{Root: root, Space: label[root], VA: va + (pfn-first)*mm.PageSize,
 					PageSize: n * mm.PageSize, Writable: writable, User: user})
 			}
 		},
@@ -173,7 +176,7 @@ func (fi *FrameInfo) WriteText(w io.Writer) {
 	case fi.Tail:
 		kv("order", "tail (no block head found)")
 	default:
-		kv("order", "%d (block of %d frames)", fi.Order, uint64(1)<<min(fi.Order, 63))
+		kv("order", "%d (block of %d frame%s)", fi.Order, uint64(1)<<min(fi.Order, 63), plural(fi.Order))
 	}
 	if fi.Reserved != 0 {
 		kv("reserved", "%#x (bytes 21..23, must be zero)", fi.Reserved)
@@ -181,10 +184,10 @@ func (fi *FrameInfo) WriteText(w io.Writer) {
 	kv("refcount", "%d", fi.Refcount)
 	kv("mappings", "%d", fi.MapCount)
 	for _, m := range fi.Mappings {
-		kv("  mapped", "root %#x va %#016x %s %s (%d KiB page)", m.Root, m.VA, rw(m.Writable), us(m.User), m.PageSize>>10)
+		kv("  mapped", "%s root %#x va %#016x %s %s (%d KiB page)", m.Space, m.Root, m.VA, rw(m.Writable), us(m.User), m.PageSize>>10)
 	}
 	for _, t := range fi.Tables {
-		kv("page table", "root %#x level %d (%s) covering va %#016x", t.Root, t.Level, levelNames[t.Level], t.VA)
+		kv("page table", "%s root %#x level %d (%s) covering va %#016x", t.Space, t.Root, t.Level, levelNames[t.Level], t.VA)
 	}
 	if fi.Truncated {
 		kv("warning", "page-table walk stopped at its limit; mappings may be incomplete")
@@ -210,4 +213,11 @@ func us(b bool) string {
 		return "user"
 	}
 	return "supervisor"
+}
+
+func plural(order uint8) string {
+	if order == 0 {
+		return ""
+	}
+	return "s"
 }

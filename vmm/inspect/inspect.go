@@ -52,6 +52,29 @@ func (in *Inspection) Roots() []uint64 {
 	return append(slices.Clone(in.Info.Roots), in.ExtraRoots...)
 }
 
+// spaces returns every address space worth showing: the registered roots,
+// ExtraRoots, then each vCPU's CR3 not among them (the kernel's own tables,
+// which the verifier does not judge but which explain where a frame is
+// used), with a label for each.
+func (in *Inspection) spaces() ([]uint64, map[uint64]string) {
+	roots := in.Roots()
+	label := make(map[uint64]string, len(roots))
+	for i, r := range roots {
+		if i < len(in.Info.Roots) {
+			label[r] = "registered"
+		} else {
+			label[r] = "extra"
+		}
+	}
+	for _, v := range in.VCPUs {
+		if cr3 := v.CR3 & pteAddr; label[cr3] == "" {
+			label[cr3] = fmt.Sprintf("cr3 of vcpu %d", v.Index)
+			roots = append(roots, cr3)
+		}
+	}
+	return roots, label
+}
+
 // Input is the verifier's input built from the registration and Roots.
 func (in *Inspection) Input() (verify.Input, error) {
 	r := in.Info.Reg

@@ -174,7 +174,8 @@ func headClass(f uint32, order uint8) class {
 
 // markTables colours the frames that hold page tables of any root.
 func (in *Inspection) markTables(cls []class) {
-	walkRoots(in.Dump, in.Roots(), visitor{table: func(_, phys uint64, _ int, _ uint64) {
+	roots, _ := in.spaces()
+	walkRoots(in.Dump, roots, visitor{table: func(_, phys uint64, _ int, _ uint64) {
 		if pfn := phys / mm.PageSize; pfn < uint64(len(cls)) {
 			cls[pfn] = cPageTable
 		}

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// Exception workloads: each ends the run through the unhandled-exception
+// path (HCFault), so the VMM prints its symbolized report.
+
+func runDivide(bi *firmware.BootInfo) uint64 {
+	faultDivide()
+	return exitWorkloadFail
+}
+
+func runGP(bi *firmware.BootInfo) uint64 {
+	faultGP()
+	return exitWorkloadFail
+}
+
+func runNested(bi *firmware.BootInfo) uint64 {
+	faultInHandler = 1
+	faultUD()
+	return exitWorkloadFail
+}
+
+// runStackOverflow recurses until the Go stack runs into its guard page.
+func runStackOverflow(bi *firmware.BootInfo) uint64 {
+	return recurse(1)
+}
+
+//go:noinline
+func recurse(n uint64) uint64 {
+	var frame [64]uint64
+	frame[n%64] = n
+	return recurse(n+1) + frame[(n+1)%64]
+}
+
+// runDoubleFault points RSP0 at a guard page, so delivering #UD faults and
+// the CPU raises #DF, which arrives on the IST1 stack and is reported.
+func runDoubleFault(bi *firmware.BootInfo) uint64 {
+	cpu := thisCPU().Index
+	tss := physWords(firmware.TSSBase+cpu*firmware.TSSStride, 8)
+	block := uint64(cpuBlock())
+	bad := block + firmware.PerCPUGuardOff + mm.PageSize
+	// RSP0 is the unaligned 8 bytes at TSS offset 4: rewrite words 0 and 1.
+	tss[0] = tss[0]&0xffffffff | bad<<32
+	tss[1] = tss[1]&^0xffffffff | bad>>32
+	faultUD()
+	return exitWorkloadFail
+}
+
+// runSegv touches an address no reserved range covers in a user address
+// space: the page-fault handler reports a segmentation fault.
+func runSegv(bi *firmware.BootInfo) uint64 {
+	s := userSpace()
+	as, ok := newAddressSpace()
+	if !ok {
+		return exitWorkloadFail
+	}
+	s.as = as
+	s.reserve(userBase, 4, true)
+	if !switchTo(s, true) {
+		return exitWorkloadFail
+	}
+	*(*uint64)(ptr(uintptr(userBase + 8*mm.PageSize))) = 1
+	return exitWorkloadFail
+}
