@@ -43,12 +43,17 @@ func dispatchTrap(rec *firmware.TrapRecord, regs *trapRegs) bool {
 		if faultInHandler != 0 { // exc-nested: this handler itself faults
 			faultNilWrite()
 		}
+		if skipUD != 0 { // trapbench: step over the 2-byte UD2
+			rec.RIP += 2
+			return true
+		}
 	}
 	return false
 }
 
-// faultInHandler makes the #UD handler fault (the exc-nested workload).
-var faultInHandler uint64
+// faultInHandler makes the #UD handler fault (the exc-nested workload);
+// skipUD makes it step over the instruction (trapbench).
+var faultInHandler, skipUD uint64
 
 // initTrapRecord points this vCPU's TrapRecord at the dispatcher and its
 // exception stack; from then on the VMM may inject interrupts.

@@ -47,20 +47,6 @@ func cowFork(parent *addressSpace, vas []uint64) (addressSpace, bool) {
 	return child, true
 }
 
-// cowWrite stores v at va the way user code would: a write to a read-only
-// COW mapping faults first, and the handler copies or takes over the frame.
-func cowWrite(as *addressSpace, va, v uint64, st *cowStats) bool {
-	e := as.lookup(va)
-	if e == nil {
-		return false
-	}
-	if *e&pteW == 0 && !cowFault(e, st) {
-		return false
-	}
-	physWords(*e&pteAddr, 1)[0] = v
-	return true
-}
-
 // cowFault resolves a write fault on a COW mapping.
 func cowFault(e *uint64, st *cowStats) bool {
 	st.faults++
@@ -88,7 +74,23 @@ func cowFault(e *uint64, st *cowStats) bool {
 	return putFrame(old.StartAddress())
 }
 
-// runCOW forks an address space and resolves write faults in software.
+// writeIn loads as into CR3 and stores vals[p] to page p for p < n: every
+// store to a COW page faults, and the page-fault handler copies the frame
+// or takes it over. It returns the number of COW faults taken.
+func writeIn(s *spaceState, as addressSpace, vas []uint64, n int, base uint64) (uint64, bool) {
+	s.as = as
+	before := s.cowFaults
+	if !switchTo(s, true) {
+		return 0, false
+	}
+	for p := 0; p < n; p++ {
+		*(*uint64)(ptr(uintptr(vas[p]))) = base + uint64(p)
+	}
+	return s.cowFaults - before, switchTo(s, false)
+}
+
+// runCOW forks an address space; the writes that follow fault in hardware
+// and the page-fault handler resolves them.
 func runCOW(bi *firmware.BootInfo) uint64 {
 	startFree := kernelMM.FreeFrames()
 	parent, ok := newAddressSpace()
@@ -119,18 +121,16 @@ func runCOW(bi *firmware.BootInfo) uint64 {
 	if !checkAndCheckpoint("cow-forked") {
 		return exitViolations
 	}
-	var st cowStats
-	for p := 0; p < cowChildWrite; p++ {
-		if !cowWrite(&child, vas[p], 2000+uint64(p), &st) {
-			return exitWorkloadFail
-		}
+	s := userSpace()
+	childFaults, ok := writeIn(s, child, vas[:], cowChildWrite, 2000)
+	if !ok {
+		return exitWorkloadFail
 	}
-	childFaults := st.faults
-	for p := 0; p < cowParentWrite; p++ {
-		if !cowWrite(&parent, vas[p], 3000+uint64(p), &st) {
-			return exitWorkloadFail
-		}
+	parentFaults, ok := writeIn(s, parent, vas[:], cowParentWrite, 3000)
+	if !ok {
+		return exitWorkloadFail
 	}
+	st := s.cow
 	// The parent's unwritten pages still read the pre-fork values; the
 	// child's written pages read what the child wrote.
 	for p := 0; p < cowPages; p++ {
@@ -152,6 +152,7 @@ func runCOW(bi *firmware.BootInfo) uint64 {
 		return exitViolations
 	}
 	report("cow.child_faults", childFaults)
+	report("cow.parent_faults", parentFaults)
 	report("cow.faults", st.faults)
 	report("cow.copies", st.copies)
 	report("cow.takeovers", st.takeovers)

@@ -71,3 +71,15 @@ func registerIoeventfd(vmFd uintptr, gpa uint64, n uint32) (*os.File, error) {
 	}
 	return os.NewFile(uintptr(efd), "console-doorbell"), nil
 }
+
+// injectInterrupt is KVM_INTERRUPT. gokvm's InjectInterrupt passes the
+// vector as the ioctl's pointer argument (EFAULT: "bad address"); the
+// ioctl takes a pointer to struct kvm_interrupt { __u32 irq; }.
+func injectInterrupt(vcpuFd uintptr, vector uint32) error {
+	irq := vector
+	_, err := kvm.Ioctl(vcpuFd, kvm.IIOW(0x86, 4), uintptr(unsafe.Pointer(&irq)))
+	if err != nil {
+		return fmt.Errorf("KVM_INTERRUPT vector %d: %w", vector, err)
+	}
+	return nil
+}

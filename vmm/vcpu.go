@@ -174,7 +174,7 @@ func (vm *VM) injectTick(v *vcpu) {
 		return // not ready or masked: retried at the vCPU's next exit
 	}
 	if v.run.ReadyForInterruptInjection != 0 && v.run.IfFlag != 0 {
-		if err := kvm.InjectInterrupt(v.fd, firmware.TimerVector); err != nil {
+		if err := injectInterrupt(v.fd, firmware.TimerVector); err != nil {
 			vm.logf("KVM_INTERRUPT vCPU %d vector %d: %v", v.index, firmware.TimerVector, err)
 			return
 		}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmm-dev/vmm/guest/mm"
+	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	inspecttest.Cleanup()
+	os.Exit(code)
+}
+
+// runInspect runs `vmm inspect args...` and returns status, stdout, stderr.
+func runInspect(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	st := run(append([]string{"inspect"}, args...), &out, &errb)
+	return st, out.String(), errb.String()
+}
+
+func TestInspectClean(t *testing.T) {
+	path := inspecttest.Shared(t, 128<<20)
+	st, out, errs := runInspect(path)
+	if st != 0 || errs != "" {
+		t.Fatalf("status %d, stderr %q", st, errs)
+	}
+	for _, want := range []string{"reason:", "vcpu 0:", "rip 0x", "memory map:", "registration: metadata at", "buddyinfo:", "violations: none"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	st, out, _ = runInspect(path, "--json") // flags after FILE
+	var v struct {
+		Reason string
+		Report struct {
+			Frames          uint64
+			TotalViolations int `json:"total_violations"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &v); st != 0 || err != nil || v.Report.Frames == 0 {
+		t.Fatalf("--json: status %d, %v: %s", st, err, out)
+	}
+}
+
+func TestInspectDamaged(t *testing.T) {
+	d := inspecttest.Copy(t, inspecttest.Shared(t, 128<<20))
+	h := d.FindFrame(0, func(_ uint64, f uint32, o uint8, _ uint32) bool { return f == mm.FlagFree && o <= mm.MaxOrder })
+	d.PutU32(d.Rec(h, mm.OffRefcount), 7)
+	st, out, _ := runInspect(d.Path)
+	if st != 5 || !strings.Contains(out, "free-refcount") {
+		t.Fatalf("status %d, want 5:\n%s", st, out)
+	}
+}
+
+func TestInspectBadInput(t *testing.T) {
+	garbage := filepath.Join(t.TempDir(), "garbage")
+	os.WriteFile(garbage, bytes.Repeat([]byte("garbage "), 100), 0o644)
+	cases := []struct {
+		args   []string
+		status int
+	}{
+		{[]string{garbage}, 1},
+		{[]string{filepath.Join(t.TempDir(), "missing")}, 1},
+		{[]string{"--bogus", garbage}, 2},
+		{[]string{}, 2},
+		{[]string{garbage, garbage}, 2},
+		{[]string{"--frame", "zz", garbage}, 2},
+	}
+	for _, c := range cases {
+		st, out, errs := runInspect(c.args...)
+		if st != c.status || out != "" || strings.Count(errs, "\n") != 1 || !strings.HasPrefix(errs, "vmm inspect: ") {
+			t.Errorf("%q: status %d (want %d), stdout %q, stderr %q", c.args, st, c.status, out, errs)
+		}
+	}
+}
+
+func TestInspectFrameAndMap(t *testing.T) {
+	path := inspecttest.Shared(t, 128<<20)
+	d := inspecttest.Copy(t, path)
+	head := d.List(mm.MaxOrder)[0]
+	png1 := filepath.Join(t.TempDir(), "m.png")
+	st, out, errs := runInspect("--frame", fmt.Sprintf("%#x", head*mm.PageSize), "--map", png1, path)
+	if st != 0 {
+		t.Fatalf("status %d: %s", st, errs)
+	}
+	if !strings.Contains(out, "flags:        0x200 FREE") || !strings.Contains(out, "order:        10") {
+		t.Errorf("--frame output:\n%s", out)
+	}
+	f, err := os.Open(png1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cfg, err := png.DecodeConfig(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(cfg.Width*cfg.Height) < d.Reg.FrameCount || cfg.Width > 1024 {
+		t.Errorf("PNG %dx%d for %d frames", cfg.Width, cfg.Height, d.Reg.FrameCount)
+	}
+	// Decimal addresses, and the frame past the end is a one-line error.
+	if st, out, _ := runInspect("--frame", "0", path); st != 0 || !strings.Contains(out, "ALLOCATED|KERNEL") {
+		t.Errorf("--frame 0: %d\n%s", st, out)
+	}
+	if st, _, errs := runInspect("--frame", "0x7fffffffffff", path); st != 1 || strings.Count(errs, "\n") != 1 {
+		t.Errorf("--frame out of range: %d %q", st, errs)
+	}
+}

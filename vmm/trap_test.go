@@ -1,0 +1,99 @@
+package vmm
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDemandPagingFaultsOncePerPage(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "demand"
+	res, out := boot(t, cfg)
+	verifiedClean(t, res, out, "demand-touched")
+	wantReport(t, res, "demand.touched", 64)
+	wantReport(t, res, "demand.faults", 64)
+	for _, c := range res.Checkpoints {
+		if c.Label != "demand-touched" {
+			continue
+		}
+		anon := uint64(0)
+		for _, f := range c.Report.ByFlags {
+			if f.Flags == "ALLOCATED|USER|ANONYMOUS" {
+				anon = f.Frames
+			}
+		}
+		if anon != 64 || c.Report.Mappings != 64 {
+			t.Errorf("host saw %d USER|ANONYMOUS frames and %d mappings, want 64 and 64", anon, c.Report.Mappings)
+		}
+	}
+}
+
+func TestCOWWritesFaultInHardware(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "cow"
+	res, out := boot(t, cfg)
+	verifiedClean(t, res, out, "cow-forked", "cow-written")
+	wantReport(t, res, "cow.child_faults", 16) // one per written page
+	wantReport(t, res, "cow.parent_faults", 8) // ... and in the parent
+	wantReport(t, res, "traps.handled", 16+8)  // every fault went through the IDT
+}
+
+// TestUnhandledExceptionsAreReported: each kind ends the run with the
+// symbolized report and a non-zero exit, never a silent triple fault.
+func TestUnhandledExceptionsAreReported(t *testing.T) {
+	for _, tc := range []struct {
+		workload, vector, symbol, console string
+	}{
+		{"exc-de", "#DE divide error", "main.faultDivide", ""},
+		{"ud", "#UD invalid opcode", "main.faultUD", ""},
+		{"exc-gp", "#GP general protection", "main.faultGP", ""},
+		{"fault", "#PF page fault", "main.faultNilWrite", ""},
+		{"exc-nested", "#PF page fault", "main.faultNilWrite", "fault inside the exception handler"},
+		{"exc-stack", "#PF page fault", "main.recurse", "stack overflow into the guard page"},
+		{"exc-double", "#DF double fault", "main.faultUD", ""},
+		{"segv", "#PF page fault", "main.runSegv", "segmentation fault at 0x8000008000"},
+	} {
+		t.Run(tc.workload, func(t *testing.T) {
+			cfg := bootConfig(t)
+			cfg.Workload = tc.workload
+			res, out := boot(t, cfg)
+			if res.Outcome != OutcomeFault || res.ExitStatus != StatusFault || res.Crash == nil {
+				t.Fatalf("outcome %s status %d crash %v\n%s", res.Outcome, res.ExitStatus, res.Crash != nil, out)
+			}
+			c := res.Crash
+			if !strings.Contains(c.Reason, tc.vector) || strings.Contains(c.Reason, "triple") {
+				t.Errorf("reason %q, want %s", c.Reason, tc.vector)
+			}
+			if !strings.HasPrefix(c.Symbol, tc.symbol+"+0x") || c.Instruction == "" || len(c.Backtrace) < 3 {
+				t.Errorf("report: symbol %q, instruction %q, backtrace %q", c.Symbol, c.Instruction, c.Backtrace)
+			}
+			if tc.console != "" && !strings.Contains(out, tc.console) {
+				t.Errorf("console lacks %q:\n%s", tc.console, out)
+			}
+		})
+	}
+}
+
+func TestTicksArriveAtTheRequestedRate(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "ticks"
+	cfg.Tick = 10 * time.Millisecond
+	res, out := boot(t, cfg)
+	verifiedClean(t, res, out)
+	ticks, _ := res.ReportValue("timer.ticks")
+	// 200 ms at 10 ms: 20 ticks; a loaded CI host may coalesce or delay some.
+	if ticks < 8 || ticks > 30 || res.TicksInjected != ticks {
+		t.Errorf("guest counted %d ticks, VMM injected %d; want about 20", ticks, res.TicksInjected)
+	}
+}
+
+func TestNoTimerWithoutTick(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "ticks"
+	res, out := boot(t, cfg)
+	verifiedClean(t, res, out)
+	if _, ok := res.ReportValue("timer.ticks"); ok || res.TicksInjected != 0 {
+		t.Errorf("ticks without --tick: injected %d", res.TicksInjected)
+	}
+}
