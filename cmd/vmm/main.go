@@ -65,7 +65,8 @@ Commands:
   vmm boot [flags]    boot the guest; exit status is the guest's, or
                       1 VMM error, 2 usage, 3 guest fault, 4 timeout,
                       5 host verification found violations
-  vmm inspect FILE    verify a dump written by vmm boot --dump offline
+  vmm inspect [--json] [--frame ADDR] [--map FILE.png] FILE
+                      verify a dump written by vmm boot --dump, offline
   vmm help            this text
 
 Run "vmm boot -h" for the flags.

@@ -59,7 +59,7 @@ func (h *Header) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w, "memory map:")
 	for _, r := range h.Memory {
-		fmt.Fprintf(w, "  [mem %#018x-%#018x] %s\n", r.Base, r.Base+r.Size-1, r.Kind)
+		fmt.Fprintf(w, "  [mem 0x%016x-0x%016x] %s\n", r.Base, r.Base+r.Size-1, r.Kind)
 	}
 	if r := h.Registration; r != nil {
 		fmt.Fprintf(w, "registration: metadata at %#x, %d frames, layout version %d, allocator state at %#x\n",

@@ -14,6 +14,7 @@ import (
 	"github.com/vmm-dev/vmm/vmm/coredump"
 	"github.com/vmm-dev/vmm/vmm/inspect"
 	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
+	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
 // TestOpenRejectsGarbage: files that are not dumps give a FormatError of
@@ -183,7 +184,7 @@ func TestMap(t *testing.T) {
 // FuzzInspect runs Open, Verify, Frame and Map on mutated dumps: none may
 // panic. The seed is a real 8 MiB guest's dump (skipped without KVM).
 func FuzzInspect(f *testing.F) {
-	if _, err := os.Stat("/dev/kvm"); err == nil {
+	if inspecttest.HaveKVM() {
 		p := filepath.Join(f.TempDir(), "seed.core")
 		inspecttest.Boot(f, 8<<20, "paging", p)
 		b, err := os.ReadFile(p)
@@ -207,4 +208,32 @@ func FuzzInspect(f *testing.F) {
 		in.Frame(0x300000)
 		in.Map(&bytes.Buffer{})
 	})
+}
+
+// TestNoRegistration: a dump of a guest that never registered its metadata
+// opens, but Verify, Frame and Map say why they cannot work.
+func TestNoRegistration(t *testing.T) {
+	m, err := memmap.Build(4 * memmap.MiB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "noreg.core")
+	ram := make([]byte, m.TotalRAM())
+	if _, err := coredump.Write(p, m, ram, []coredump.VCPU{{}}, coredump.Info{Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	in, err := inspect.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	if _, err := in.Verify(); !errors.Is(err, inspect.ErrNoRegistration) {
+		t.Errorf("Verify: %v", err)
+	}
+	if _, err := in.Frame(0); !errors.Is(err, inspect.ErrNoRegistration) {
+		t.Errorf("Frame: %v", err)
+	}
+	if _, err := in.Map(&bytes.Buffer{}); !errors.Is(err, inspect.ErrNoRegistration) {
+		t.Errorf("Map: %v", err)
+	}
 }

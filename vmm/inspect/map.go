@@ -92,7 +92,7 @@ func (in *Inspection) render() (*image.Paletted, error) {
 	in.markTables(cls)
 	width := rowFrames(n)
 	rows := int((n + uint64(width) - 1) / uint64(width))
-	title := fmt.Sprintf("physical memory: %d frames (%d MiB), %d frames per row", n, n*mm.PageSize>>20, width)
+	title := fmt.Sprintf("physical memory: %d frames (%d MiB of address space), %d frames per row", n, n*mm.PageSize>>20, width)
 	titleH := flow(nil, 0, width, words(title))
 	legendH := legend(nil, 0, width)
 	mapY := margin + titleH + margin

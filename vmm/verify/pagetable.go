@@ -15,9 +15,13 @@ const (
 	pteAddr     = 0x000ffffffffff000
 )
 
-// maxLeaves bounds a walk: a hostile guest can point every entry of every
-// level at the same table and ask for 2^36 leaves.
-const maxLeaves = 1 << 26
+// maxLeaves and maxTables bound a walk: a hostile guest can point every
+// entry of every level at the same table and ask for 2^36 leaves, or for
+// 512^3 visits of empty tables.
+const (
+	maxLeaves = 1 << 26
+	maxTables = 1 << 20
+)
 
 type ptResult struct {
 	tableFrames uint64
@@ -45,6 +49,7 @@ type walker struct {
 	writable   []bool // mapped at least once writable
 	isTable    []bool
 	leaves     uint64
+	visits     uint64
 	res        ptResult
 	overflowed bool
 	shared     []uint64
@@ -63,6 +68,13 @@ func walkPageTables(mem Memory, meta []byte, frames uint64, roots, shared []uint
 // table walks the table at phys, at level 4 (PML4) down to 1 (PT).
 func (w *walker) table(phys uint64, level int, user, writable bool) {
 	pfn := phys / mm.PageSize
+	if w.visits++; w.visits > maxTables {
+		if !w.overflowed {
+			w.overflowed = true
+			w.res.add(pfn, "page tables link too many tables", "pte", maxTables, w.visits)
+		}
+		return
+	}
 	if pfn >= w.frames {
 		w.res.add(pfn, "page table outside RAM", "pte", w.frames, pfn)
 		return

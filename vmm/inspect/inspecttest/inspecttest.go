@@ -20,6 +20,16 @@ import (
 	"github.com/vmm-dev/vmm/vmm/coredump"
 )
 
+// HaveKVM reports whether /dev/kvm is usable.
+func HaveKVM() bool {
+	f, err := vmm.OpenKVM()
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
+}
+
 // SkipWithoutKVM skips tb when /dev/kvm is unusable.
 func SkipWithoutKVM(tb testing.TB) {
 	tb.Helper()
