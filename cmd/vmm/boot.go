@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
 // bootFlags are `vmm boot`'s flags; keep the names stable (scripts use them).
@@ -93,6 +95,15 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	}
 	if err := cfg.Validate(0); err != nil {
 		return cfg, usagef("%v", err)
+	}
+	// A kernel that cannot load is a wrong --kernel value: refuse it
+	// before any VM exists, like every other bad flag.
+	m, _ := memmap.Build(cfg.MemBytes)
+	if _, err := vmm.ParseKernel(cfg.Kernel, m.RAMTop()); err != nil {
+		return cfg, usagef("--kernel: %v", err)
+	}
+	if n := runtime.NumCPU(); cfg.CPUs > n {
+		fmt.Fprintf(stderr, "vmm: warning: %d vCPUs on %d host CPUs: vCPUs that wait for each other will be slow\n", cfg.CPUs, n)
 	}
 	return cfg, nil
 }
