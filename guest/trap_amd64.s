@@ -84,3 +84,11 @@ TEXT main·faultGP(SB),NOSPLIT,$0-0
 	MOVQ $0x8000000000000000, AX // non-canonical: #GP
 	MOVQ (AX), AX
 	RET
+
+// sseAtRing0Addr returns the address of a Go function's ABI0 wrapper,
+// whose prologue uses SSE (XORPS X15, X15): the emulfail workload points
+// an IDT gate at it.
+TEXT main·sseAtRing0Addr(SB),NOSPLIT,$0-8
+	LEAQ main·sseAtRing0(SB), AX
+	MOVQ AX, ret+0(FP)
+	RET

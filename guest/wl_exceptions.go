@@ -66,3 +66,19 @@ func runSegv(bi *firmware.BootInfo) uint64 {
 	*(*uint64)(ptr(uintptr(userBase + 8*mm.PageSize))) = 1
 	return exitWorkloadFail
 }
+
+func sseAtRing0Addr() uint64
+
+// sseAtRing0 is ordinary Go code; entered at CPL0 through the IDT it hits
+// KVM's instruction emulator on the PVM host, which cannot run SSE.
+func sseAtRing0() { putString("unreachable\n") }
+
+// runEmulFail points the #UD gate at Go code and executes UD2. On the PVM
+// host the first SSE instruction at ring 0 ends the run with an emulation
+// failure, which the VMM must report like any crash.
+func runEmulFail(bi *firmware.BootInfo) uint64 {
+	idt := physWords(firmware.IDTBase, 16)
+	idt[12], idt[13] = firmware.Gate(sseAtRing0Addr(), 0)
+	faultUD()
+	return exitWorkloadFail
+}

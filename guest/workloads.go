@@ -29,6 +29,7 @@ var workloads = [...]workload{
 	{"exc-stack", "unbounded recursion into the stack guard page", false, runStackOverflow},
 	{"exc-double", "a fault while delivering a fault: #DF on its own stack", false, runDoubleFault},
 	{"segv", "touch outside every reserved range: segmentation fault", false, runSegv},
+	{"emulfail", "run Go (SSE) code at ring 0: KVM's emulator gives up on the PVM host", false, runEmulFail},
 	{"badcall", "make hypercalls with bad arguments and check each is refused", false, runBadCall},
 }
 

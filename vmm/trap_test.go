@@ -97,3 +97,21 @@ func TestNoTimerWithoutTick(t *testing.T) {
 		t.Errorf("ticks without --tick: injected %d", res.TicksInjected)
 	}
 }
+
+// TestEmulationFailureIsReported: Go code reached at ring 0 hits KVM's
+// emulator on the PVM host; on VMX/SVM it runs and then crashes. Either way
+// the run ends with a report, never a hang or a VMM panic.
+func TestEmulationFailureIsReported(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "emulfail"
+	cfg.Timeout = 5 * time.Second
+	res, out := boot(t, cfg)
+	if res.Outcome != OutcomeFault && res.Outcome != OutcomeTimeout {
+		t.Fatalf("outcome %s (%s)\n%s", res.Outcome, res.Reason, out)
+	}
+	if strings.Contains(res.Reason, "emulation failure") {
+		if res.Crash == nil || !strings.HasPrefix(res.Crash.Instruction, "xorps") || !strings.HasPrefix(res.Crash.Symbol, "main.sseAtRing0") {
+			t.Errorf("emulation failure report: %+v", res.Crash)
+		}
+	}
+}
