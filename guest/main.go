@@ -66,13 +66,6 @@ func bootMain(bi *firmware.BootInfo) {
 	exit(status)
 }
 
-func secondaryMain(cpu uint64) {
-	// Secondary vCPUs idle until SMP workloads give them work.
-	for {
-		hypercall(firmware.HCSleep, 0, 0, 0, 0)
-	}
-}
-
 func printMemoryMap(bi *firmware.BootInfo) {
 	n := min(int(bi.NumMem), len(bi.Mem))
 	for i := 0; i < n; i++ {

@@ -42,6 +42,13 @@ func mmInit(bi *firmware.BootInfo) bool {
 		putString("\n")
 		return false
 	}
+	if err := kernelMM.SetCPUs(int(bi.NumCPUs)); err != mm.ErrNone {
+		putString("mm: per-CPU caches: ")
+		putString(err.Error())
+		putString("\n")
+		return false
+	}
+	setRelax(&kernelMM, relax)
 	metaPhys, frames, statePhys := kernelMM.Registration()
 	if ret := hypercall(firmware.HCRegisterMeta, metaPhys, frames, uint64(mm.LayoutVersion), statePhys); ret != 0 {
 		putString("mm: the VMM refused the metadata registration: ")

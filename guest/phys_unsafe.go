@@ -4,6 +4,7 @@ import (
 	"unsafe"
 
 	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
 )
 
 // ptr turns a physical address into a pointer: the kernel's view of
@@ -48,3 +49,11 @@ func physBytes(phys uint64, n int) []byte {
 
 // addrOf returns the physical address of a kernel object (identity map).
 func addrOf[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
+
+// setRelax installs the allocator lock's back-off. A plain assignment of a
+// func value into the global kernelMM would go through the GC write
+// barrier (the runtime is not there to run it); no GC ever runs in the
+// guest, so storing the pointer bits as a uintptr is sound.
+func setRelax(b *mm.Buddy, f func()) {
+	*(*uintptr)(unsafe.Pointer(&b.Relax)) = *(*uintptr)(unsafe.Pointer(&f))
+}

@@ -17,6 +17,7 @@ var workloads = [...]workload{
 	{"paging", "x86-64 address spaces from buddy frames, shared refcounted mappings", true, runPaging},
 	{"cow", "fork-like clone, copy-on-write faults resolved in software, DLL frames", true, runCOW},
 	{"replay", "replay the page-allocation trace given with --trace", true, runReplay},
+	{"smp", "all vCPUs: per-CPU caches, cross-CPU frees, racing puts (--cpus > 1)", true, runSMP},
 	{"fault", "store to address 0: the VMM reports a page fault", false, runFault},
 	{"ud", "execute UD2: the VMM reports an invalid opcode", false, runUD},
 	{"spin", "loop forever: the VMM's --timeout ends it", false, runSpin},
@@ -31,6 +32,8 @@ var workloads = [...]workload{
 	{"segv", "touch outside every reserved range: segmentation fault", false, runSegv},
 	{"emulfail", "run Go (SSE) code at ring 0: KVM's emulator gives up on the PVM host", false, runEmulFail},
 	{"badcall", "make hypercalls with bad arguments and check each is refused", false, runBadCall},
+	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", true, runPoison},
+	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", false, runBench},
 }
 
 func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
@@ -27,6 +28,7 @@ func TestHypercallArgumentChecks(t *testing.T) {
 	mem := testMemory(t, 128<<20)
 	copy(mem.Host()[0x200000:], "answer")
 	top := mem.Map.RAMTop()
+	const ver = uint64(mm.LayoutVersion)
 	for _, tc := range []struct {
 		name string
 		nr   uint64
@@ -41,12 +43,12 @@ func TestHypercallArgumentChecks(t *testing.T) {
 		{"report key too long", firmware.HCReport, [5]uint64{0x200000, maxKeyLen + 1, 1}, firmware.HCErrInvalid},
 		{"report empty key", firmware.HCReport, [5]uint64{0x200000, 0, 1}, firmware.HCErrInvalid},
 		{"checkpoint label in MMIO", firmware.HCCheckpoint, [5]uint64{firmware.DoorbellBase, 8}, firmware.HCErrInvalid},
-		{"meta misaligned", firmware.HCRegisterMeta, [5]uint64{0x100001, 10, 1, 0x2000}, firmware.HCErrInvalid},
-		{"meta too many frames", firmware.HCRegisterMeta, [5]uint64{0x100000, top, 1, 0x2000}, firmware.HCErrInvalid},
-		{"meta array past RAM", firmware.HCRegisterMeta, [5]uint64{top - 64*10, 11, 1, 0x2000}, firmware.HCErrInvalid},
-		{"meta wrong version", firmware.HCRegisterMeta, [5]uint64{0x100000, 10, 2, 0x2000}, firmware.HCErrInvalid},
-		{"meta ok", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, 1, 0x2000}, 0},
-		{"meta twice", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, 1, 0x2000}, firmware.HCErrState},
+		{"meta misaligned", firmware.HCRegisterMeta, [5]uint64{0x100001, 10, ver, 0x2000}, firmware.HCErrInvalid},
+		{"meta too many frames", firmware.HCRegisterMeta, [5]uint64{0x100000, top, ver, 0x2000}, firmware.HCErrInvalid},
+		{"meta array past RAM", firmware.HCRegisterMeta, [5]uint64{top - 64*10, 11, ver, 0x2000}, firmware.HCErrInvalid},
+		{"meta wrong version", firmware.HCRegisterMeta, [5]uint64{0x100000, 10, ver + 1, 0x2000}, firmware.HCErrInvalid},
+		{"meta ok", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, ver, 0x2000}, 0},
+		{"meta twice", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, ver, 0x2000}, firmware.HCErrState},
 		{"root misaligned", firmware.HCRegisterRoot, [5]uint64{0x200010, 1}, firmware.HCErrInvalid},
 		{"root ok", firmware.HCRegisterRoot, [5]uint64{0x200000, 1}, 0},
 		{"root twice", firmware.HCRegisterRoot, [5]uint64{0x200000, 1}, firmware.HCErrState},

@@ -38,6 +38,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		status, err = cmdBoot(args[1:], stdout, stderr)
 	case "inspect":
 		status, err = cmdInspect(args[1:], stdout, stderr)
+	case "bench":
+		status, err = cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -67,6 +69,7 @@ Commands:
                       5 host verification found violations
   vmm inspect [--json] [--frame ADDR] [--map FILE.png] FILE
                       verify a dump written by vmm boot --dump, offline
+  vmm bench [flags]   time guest/mm's loops in the guest and on the host
   vmm help            this text
 
 Run "vmm boot -h" for the flags.

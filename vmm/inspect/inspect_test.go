@@ -83,12 +83,12 @@ func TestTruncatedDump(t *testing.T) {
 func TestDamagedMetadata(t *testing.T) {
 	d := inspecttest.Copy(t, inspecttest.Shared(t, testMem))
 	r := rand.New(rand.NewPCG(1, 2))
-	junk := make([]byte, 64*mm.FrameMetaSize)
+	junk := make([]byte, max(64*mm.FrameMetaSize, mm.StateSize))
 	for i := range junk {
 		junk[i] = byte(r.Uint32())
 	}
 	d.Write(d.Reg.StatePhys, junk[:mm.StateSize])
-	d.Write(d.Rec(0x300, 0), junk)
+	d.Write(d.Rec(0x300, 0), junk[:64*mm.FrameMetaSize])
 	in, err := inspect.Open(d.Path)
 	if err != nil {
 		t.Fatal(err)

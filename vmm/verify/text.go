@@ -16,6 +16,13 @@ func (r *Report) WriteText(w io.Writer) {
 		fmt.Fprintf(w, " %6d", n)
 	}
 	fmt.Fprintln(w)
+	if len(r.PerCPU) > 0 {
+		fmt.Fprint(w, "per-CPU caches (order-0 frames):")
+		for _, c := range r.PerCPU {
+			fmt.Fprintf(w, " cpu%d=%d", c.CPU, c.Count)
+		}
+		fmt.Fprintln(w)
+	}
 	fmt.Fprintln(w, "frames by flags:")
 	for _, f := range r.ByFlags {
 		fmt.Fprintf(w, "  %-32s %10d\n", f.Flags, f.Frames)

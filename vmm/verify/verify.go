@@ -44,6 +44,13 @@ func (v Violation) String() string {
 	return fmt.Sprintf("frame %#x (phys %#x): %s: %s: expected %#x, actual %#x", v.PFN, v.Phys, v.Kind, v.Field, v.Expected, v.Actual)
 }
 
+// CPUCache is one vCPU's per-CPU page cache as found in guest memory.
+type CPUCache struct {
+	CPU    int      `json:"cpu"`
+	Count  uint32   `json:"count"`
+	Frames []uint64 `json:"frames"` // PFNs, oldest first
+}
+
 // FlagCount is how many frames carry one flag combination.
 type FlagCount struct {
 	Flags  string `json:"flags"`
@@ -57,6 +64,7 @@ type Report struct {
 	FreeBlocks      [mm.NumOrders]uint64 `json:"free_blocks"` // per order, like /proc/buddyinfo
 	FreeFrames      uint64               `json:"free_frames"`
 	ByFlags         []FlagCount          `json:"by_flags"`
+	PerCPU          []CPUCache           `json:"per_cpu_caches"` // order-0 frames held per vCPU
 	Roots           int                  `json:"roots"`
 	TableFrames     uint64               `json:"table_frames"`
 	Mappings        uint64               `json:"mappings"`
@@ -100,6 +108,7 @@ func Verify(mem Memory, in Input) (*Report, error) {
 			Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual})
 	}
 	r.summarise(meta)
+	r.PerCPU = decodeCaches(span[in.StatePhys-lo:])
 	if len(in.Roots) > 0 {
 		pt := walkPageTables(mem, meta, in.FrameCount, in.Roots, in.SharedTables)
 		r.TableFrames, r.Mappings = pt.tableFrames, pt.mappings
@@ -145,7 +154,7 @@ func FlagNames(f uint32) string {
 		bit  uint32
 		name string
 	}{{mm.FlagAllocated, "ALLOCATED"}, {mm.FlagFree, "FREE"}, {mm.FlagKernel, "KERNEL"}, {mm.FlagUser, "USER"},
-		{mm.FlagPoisoned, "POISONED"}, {mm.FlagCOW, "COW"}, {mm.FlagDLL, "DLL"}, {mm.FlagAnonymous, "ANONYMOUS"}}
+		{mm.FlagPoisoned, "POISONED"}, {mm.FlagPerCPU, "PERCPU"}, {mm.FlagCOW, "COW"}, {mm.FlagDLL, "DLL"}, {mm.FlagAnonymous, "ANONYMOUS"}}
 	var parts []string
 	for _, n := range names {
 		if f&n.bit != 0 {
@@ -160,4 +169,24 @@ func FlagNames(f uint32) string {
 		return "-"
 	}
 	return strings.Join(parts, "|")
+}
+
+// decodeCaches reads the per-CPU caches out of the allocator state bytes.
+// Counts and indexes come from the guest, so each is clamped: the checker
+// has already reported any that are out of range.
+func decodeCaches(state []byte) []CPUCache {
+	n := binary.LittleEndian.Uint32(state[mm.StateOffNumCPUs:])
+	var out []CPUCache
+	for cpu := 0; cpu < int(min(n, mm.MaxCPUs)); cpu++ {
+		c := state[mm.StateOffPCP+cpu*mm.CacheSize:][:mm.CacheSize]
+		count := min(binary.LittleEndian.Uint32(c[mm.CacheOffCount:]), mm.PCPCapacity)
+		head := binary.LittleEndian.Uint32(c[mm.CacheOffHead:])
+		cc := CPUCache{CPU: cpu, Count: count}
+		for i := uint32(0); i < count; i++ {
+			slot := (head + i) % mm.PCPCapacity
+			cc.Frames = append(cc.Frames, binary.LittleEndian.Uint64(c[mm.CacheOffPFN+8*slot:]))
+		}
+		out = append(out, cc)
+	}
+	return out
 }

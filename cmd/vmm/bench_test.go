@@ -1,0 +1,78 @@
+package main
+
+import (
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestBenchRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--bogus"},
+		{"bench", "--mem", "3M"},
+		{"bench", "--mem", "12X"},
+		{"bench", "--host-runs", "0"},
+		{"bench", "--benchtime", "-1s"},
+		{"bench", "--kernel", "/nonexistent/guest.elf"},
+		{"bench", "extra"},
+	} {
+		st, out, errs := runCLI(args...)
+		if st != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line", args, st, out, errs)
+		}
+	}
+}
+
+// TestBenchJSON boots the bench workload and runs the host loops (short
+// benchtime: this checks the plumbing, not the numbers).
+func TestBenchJSON(t *testing.T) {
+	requireKVM(t)
+	st, out, errs := runCLI("bench", "--json", "--mem", "256M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "100ms")
+	if st != 0 {
+		t.Fatalf("status %d\nstderr: %s", st, errs)
+	}
+	var res benchResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+	}
+	if res.MemBytes != 256<<20 || res.TSCKHz == 0 || res.HostRuns != 1 {
+		t.Errorf("header %+v", res)
+	}
+	want := map[string]bool{}
+	for _, m := range benchMetrics() {
+		want[m.GuestKey] = true
+	}
+	for _, m := range res.Metrics {
+		if !want[m.GuestKey] {
+			t.Errorf("unexpected metric %+v", m)
+		}
+		delete(want, m.GuestKey)
+		if m.GuestNS <= 0 || m.HostNS <= 0 || len(m.HostRuns) != 1 {
+			t.Errorf("%s: guest %v ns, host %v ns (runs %v)", m.Name, m.GuestNS, m.HostNS, m.HostRuns)
+		}
+		if math.IsInf(m.Ratio, 0) || math.IsNaN(m.Ratio) || m.Ratio <= 0 {
+			t.Errorf("%s: ratio %v", m.Name, m.Ratio)
+		}
+		t.Logf("%-26s guest %10.2f ns  host %10.2f ns  ratio %.3f", m.Name, m.GuestNS, m.HostNS, m.Ratio)
+	}
+	for k := range want {
+		t.Errorf("metric %s missing", k)
+	}
+}
+
+func TestBenchTable(t *testing.T) {
+	requireKVM(t)
+	st, out, errs := runCLI("bench", "--mem", "128M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "50ms")
+	if st != 0 {
+		t.Fatalf("status %d\nstderr: %s", st, errs)
+	}
+	for _, m := range benchMetrics() {
+		if !strings.Contains(out, m.Name) {
+			t.Errorf("table lacks %q:\n%s", m.Name, out)
+		}
+	}
+	if !strings.Contains(out, "guest/host") {
+		t.Errorf("no header:\n%s", out)
+	}
+}

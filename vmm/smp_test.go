@@ -1,0 +1,51 @@
+package vmm
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestSMPWorkload runs the smp workload on 2 vCPUs and on 4 (more than this
+// machine's host CPUs: oversubscription must not hang) and checks the host
+// saw populated per-CPU caches that match the frames' metadata.
+func TestSMPWorkload(t *testing.T) {
+	for _, cpus := range []int{2, 4} {
+		t.Run(fmt.Sprintf("cpus=%d", cpus), func(t *testing.T) {
+			cfg := bootConfig(t)
+			cfg.CPUs = cpus
+			cfg.Workload = "smp"
+			res, out := boot(t, cfg)
+			verifiedClean(t, res, out, "smp-caches", "smp")
+			wantReport(t, res, "smp.cpus", uint64(cpus))
+			wantReport(t, res, "smp.shared_freed", 64) // each shared frame freed by exactly one put
+			if n, _ := res.ReportValue("smp.cross_cpu_frees"); n == 0 {
+				t.Error("no frame was freed on another vCPU")
+			}
+			for _, c := range res.Checkpoints {
+				if c.Label != "smp-caches" {
+					continue
+				}
+				cached := uint64(0)
+				for _, pc := range c.Report.PerCPU {
+					cached += uint64(pc.Count)
+				}
+				percpu := uint64(0)
+				for _, f := range c.Report.ByFlags {
+					if f.Flags == "PERCPU" {
+						percpu = f.Frames
+					}
+				}
+				if len(c.Report.PerCPU) != cpus || cached == 0 || cached != percpu {
+					t.Errorf("host saw %d caches holding %d frames, %d PERCPU frames", len(c.Report.PerCPU), cached, percpu)
+				}
+			}
+		})
+	}
+}
+
+func TestDefaultWorkloadsOnTwoCPUs(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.CPUs = 2
+	res, out := boot(t, cfg)
+	verifiedClean(t, res, out, "stress", "paging", "cow", "demand", "smp-caches", "exit")
+}
