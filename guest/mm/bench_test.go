@@ -31,7 +31,7 @@ func BenchmarkAllocFreeOrder0(b *testing.B) {
 func BenchmarkAllocFreeOrder0SplitMerge(b *testing.B) {
 	// Worst case: the only free memory is one max-order block, so each pair
 	// splits it down to order 0 (10 splits) and merges it back (10 merges).
-	e := newEnv(b, 2048*PageSize, []Range{{0, 49 * PageSize}, {1024 * PageSize, 1024 * PageSize}}, []Range{{0, 16 * PageSize}}, nil)
+	e := newEnv(b, 2048*PageSize, []Range{{0, (48 + StateSize/PageSize + 1) * PageSize}, {1024 * PageSize, 1024 * PageSize}}, []Range{{0, 16 * PageSize}}, nil)
 	bd := e.b
 	b.ReportAllocs()
 	b.ResetTimer()

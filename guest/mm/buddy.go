@@ -19,7 +19,18 @@ type Buddy struct {
 	// the host.
 	IRQSave    func() uintptr
 	IRQRestore func(uintptr)
+
+	// Relax, if set, is called by Lock after every RelaxSpins failed
+	// attempts to take the lock. The guest sets it to a function that
+	// yields the vCPU briefly (a hypercall): with more vCPUs than host CPUs
+	// a spinning vCPU can otherwise burn whole host time slices while the
+	// holder's vCPU is descheduled. nil (the host) means keep spinning.
+	// It runs with interrupts disabled (after IRQSave).
+	Relax func()
 }
+
+// RelaxSpins is the number of failed lock attempts between Relax calls.
+const RelaxSpins = 128
 
 var _ FrameAllocator = (*Buddy)(nil)
 
@@ -45,23 +56,45 @@ func (b *Buddy) Lock() IrqDisabledToken {
 		irq = b.IRQSave()
 	}
 	lock := &b.state().lock
-	return IrqDisabledToken{lock: lock, gen: spinAcquire(lock), irq: irq}
+	for {
+		if gen := spinAcquire(lock, RelaxSpins); gen != 0 {
+			return IrqDisabledToken{lock: lock, gen: gen, irq: irq}
+		}
+		if relax := b.Relax; relax != nil {
+			relax()
+		}
+	}
 }
 
-// spinAcquire spins until it moves the lock word from even v to odd v+1
-// and returns v+1. It is deliberately not //go:nosplit: it is a small leaf
-// function, so the compiler emits no stack check (no morestack call), and
-// on the host it stays asynchronously preemptible, so spinning goroutines
-// cannot starve the lock holder of its P.
+// spinAcquire tries up to spins times to move the lock word from even v to
+// odd v+1 and returns v+1, or 0 (never a held generation) if it did not
+// get the lock. Between attempts it only reads the word (test and
+// test-and-set: waiters do not bounce the line with failed CASes) and
+// backs off with a short empty loop (a runtime-free stand-in for PAUSE),
+// longer after each failure up to a cap. It is deliberately not
+// //go:nosplit: it is a small leaf function, so the compiler emits no
+// stack check (no morestack call), and on the host it stays
+// asynchronously preemptible, so spinning goroutines cannot starve the
+// lock holder of its P.
 //
 //go:noinline
-func spinAcquire(lock *uint32) uint32 {
-	for {
+func spinAcquire(lock *uint32, spins int) uint32 {
+	backoff := 1
+	for i := 0; i < spins; i++ {
 		v := atomic.LoadUint32(lock)
 		if v&1 == 0 && atomic.CompareAndSwapUint32(lock, v, v+1) {
 			return v + 1
 		}
+		for j := 0; j < backoff; j++ {
+			if atomic.LoadUint32(lock)&1 == 0 {
+				break
+			}
+		}
+		if backoff < 64 {
+			backoff <<= 1
+		}
 	}
+	return 0
 }
 
 // Unlock releases the lock taken by Lock and restores interrupts. A token
@@ -223,22 +256,9 @@ func (b *Buddy) AllocFlags(order uint8, tok *IrqDisabledToken, flags uint32) (Ph
 	if !validAllocFlags(flags) {
 		return PhysFrame{}, ErrInvalidFlags
 	}
-	st := b.state()
-	k := order
-	for k <= MaxOrder && st.Heads[k&MaxOrderMask] == LinkNone {
-		k++
-	}
-	if k > MaxOrder {
+	pfn := b.take(order)
+	if pfn == LinkNone {
 		return PhysFrame{}, ErrOutOfMemory
-	}
-	pfn := st.Heads[k&MaxOrderMask]
-	if pfn >= b.meta.count || pfn+1<<k > b.meta.count {
-		return PhysFrame{}, ErrOutOfMemory // corrupt list head: refuse rather than write wild
-	}
-	b.unlink(k, pfn)
-	for k > order { // split: the upper half goes back on the list below
-		k--
-		b.push(k, pfn+1<<k)
 	}
 	m := b.meta.at(pfn)
 	m.flags = FlagAllocated | flags
@@ -253,6 +273,32 @@ func (b *Buddy) AllocFlags(order uint8, tok *IrqDisabledToken, flags uint32) (Ph
 		}
 	}
 	return FrameFromPFN(pfn), ErrNone
+}
+
+// take removes a free block of the given order from the lists (lock held),
+// splitting the smallest larger block if needed, and returns its head PFN
+// (flags still FREE, order byte stale), or LinkNone if there is none.
+//
+//go:nosplit
+func (b *Buddy) take(order uint8) uint64 {
+	st := b.state()
+	k := order
+	for k <= MaxOrder && st.Heads[k&MaxOrderMask] == LinkNone {
+		k++
+	}
+	if k > MaxOrder {
+		return LinkNone
+	}
+	pfn := st.Heads[k&MaxOrderMask]
+	if pfn >= b.meta.count || pfn+1<<k > b.meta.count {
+		return LinkNone // corrupt list head: refuse rather than write wild
+	}
+	b.unlink(k, pfn)
+	for k > order { // split: the upper half goes back on the list below
+		k--
+		b.push(k, pfn+1<<k)
+	}
+	return pfn
 }
 
 // checkAllocatedHead validates that frame is the head of an allocated
@@ -272,7 +318,9 @@ func (b *Buddy) checkAllocatedHead(frame PhysFrame, order uint8) (uint64, *Frame
 		return 0, nil, ErrInvalidAddress // the allocator's own memory
 	}
 	m := b.meta.at(pfn)
-	if m.flags&(FlagAllocated|FlagFree|FlagPoisoned) != FlagAllocated || m.orderWord != uint32(order) {
+	// Atomic loads: FreeLocal/PutLocal call this without the lock while
+	// MarkShared or another CPU's cache may write the record.
+	if atomic.LoadUint32(&m.flags)&(FlagAllocated|FlagFree|FlagPoisoned|FlagPerCPU) != FlagAllocated || atomic.LoadUint32(&m.orderWord) != uint32(order) {
 		return 0, nil, ErrInvalidAddress
 	}
 	return pfn, m, ErrNone
@@ -345,5 +393,8 @@ func (b *Buddy) isFreeHead(pfn uint64, k uint8) bool {
 		return false
 	}
 	m := b.meta.at(pfn)
-	return m.flags == FlagFree && m.orderWord == uint32(k)
+	// Atomic load: the buddy may be a frame in another CPU's cache, whose
+	// owner changes its flags without the lock (FlagPerCPU <-> ALLOCATED,
+	// never FREE). The order of a FREE frame changes only under the lock.
+	return atomic.LoadUint32(&m.flags) == FlagFree && m.orderWord == uint32(k)
 }

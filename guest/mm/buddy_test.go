@@ -215,8 +215,8 @@ func TestAllocFreeRestoresState(t *testing.T) {
 
 func TestSplitAndMerge(t *testing.T) {
 	// Free RAM = exactly one max-order block at PFN 1024: the first range
-	// holds the kernel (16 frames), the metadata (32) and the state (1).
-	e := newEnv(t, 2048*PageSize, []Range{{0, 49 * PageSize}, {1024 * PageSize, 1024 * PageSize}}, []Range{{0, 16 * PageSize}}, nil)
+	// holds the kernel (16 frames), the metadata (32) and the state.
+	e := newEnv(t, 2048*PageSize, []Range{{0, (48 + StateSize/PageSize + 1) * PageSize}, {1024 * PageSize, 1024 * PageSize}}, []Range{{0, 16 * PageSize}}, nil)
 	st := e.b.State()
 	if st.Counts[MaxOrder] != 1 || st.FreeFrames != 1024 {
 		t.Fatalf("counts %v free %d", st.Counts, st.FreeFrames)

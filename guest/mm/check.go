@@ -66,6 +66,28 @@ const (
 	// VFreeFrames: BuddyState.FreeFrames does not match the lists.
 	// PFN = LinkNone, Expected = frames on the lists, Actual = FreeFrames.
 	VFreeFrames
+	// VPCPHeader: a per-CPU cache header is out of range. PFN = the CPU
+	// index (LinkNone for NumCPUs > MaxCPUs); Expected = the limit, Actual =
+	// the value: Count or Synced > PCPCapacity, Head >= PCPCapacity, or
+	// Count != 0 on a CPU >= NumCPUs (Expected 0).
+	VPCPHeader
+	// VPCPEntry: a live cache entry does not name a frame that is cached
+	// in exactly that slot. PFN = the entry, Expected = cpu<<32 | slot;
+	// Actual = LinkNone if the entry is outside the array, the frame's
+	// flags if they are not FlagPerCPU, else its next<<32 | prev (low 32 bits).
+	VPCPEntry
+	// VPCPFrame: a FlagPerCPU frame is not in the live cache slot its
+	// next (CPU) and prev (slot) name. Expected = the frame's PFN, Actual =
+	// the entry in that slot, or LinkNone if the tags are out of range or
+	// the slot is not live.
+	VPCPFrame
+	// VPCPCount: the caches' Counts do not add up to the number of
+	// FlagPerCPU frames. PFN = LinkNone, Expected = FlagPerCPU frames,
+	// Actual = sum of Count.
+	VPCPCount
+	// VPCPFrames: BuddyState.PCPFrames is not the sum of the caches'
+	// Synced. PFN = LinkNone, Expected = sum of Synced, Actual = PCPFrames.
+	VPCPFrames
 	numViolationKinds
 )
 
@@ -118,12 +140,22 @@ func (k ViolationKind) String() string {
 		return "block-count"
 	case VFreeFrames:
 		return "free-frames"
+	case VPCPHeader:
+		return "pcp-header"
+	case VPCPEntry:
+		return "pcp-entry"
+	case VPCPFrame:
+		return "pcp-frame"
+	case VPCPCount:
+		return "pcp-count"
+	case VPCPFrames:
+		return "pcp-frames"
 	}
 	return "unknown"
 }
 
 // Field returns the field involved: next, prev, flags, order, refcount,
-// list, count or state.
+// list, count, state or pcp (a per-CPU cache in BuddyState).
 //
 //go:nosplit
 func (k ViolationKind) Field() string {
@@ -134,15 +166,17 @@ func (k ViolationKind) Field() string {
 		return "flags"
 	case VReservedBits, VOrderRange, VMisaligned, VBlockOverrun, VTailOrder, VStaleOrder, VUnmergedBuddy:
 		return "order"
-	case VStaleLinks, VNextRange:
+	case VStaleLinks, VNextRange, VPCPFrame:
 		return "next"
+	case VPCPHeader, VPCPEntry:
+		return "pcp"
 	case VFreeRefcount, VAllocRefcount, VTailRefcount:
 		return "refcount"
 	case VPrevMismatch:
 		return "prev"
 	case VListTarget, VListCycle, VNotOnList:
 		return "list"
-	case VBlockCount, VFreeFrames:
+	case VBlockCount, VFreeFrames, VPCPCount, VPCPFrames:
 		return "count"
 	}
 	return ""
@@ -186,7 +220,12 @@ func (c *checker) add(pfn uint64, k ViolationKind, exp, act uint64) {
 // unmerged; that every list node is a FREE head of the list's order whose
 // prev is the node before it (double membership and cycles show up as a
 // prev mismatch); that the lists hold exactly the FREE heads; and that the
-// counts in BuddyState match the lists.
+// counts in BuddyState match the lists. For the per-CPU caches it checks
+// the headers, that every live entry names a FlagPerCPU frame tagged with
+// that CPU and slot, that every FlagPerCPU frame sits in the live slot its
+// tags name (so a frame is never cached twice, and never both cached and on
+// a free list, whose frames are FREE), and the cached-frame totals. The
+// caches are read as they are: check while the world is stopped.
 //
 //go:nosplit
 func Check(v *View, out []Violation) int {
@@ -199,7 +238,8 @@ func Check(v *View, out []Violation) int {
 	c.checkHeader(v)
 
 	var heads [NumOrders]uint64 // FREE heads per order found by the linear pass
-	c.linear(v, &heads)
+	cached := c.linear(v, &heads)
+	c.caches(v, cached)
 
 	var listFrames uint64
 	pinpoint := false
@@ -223,12 +263,14 @@ func Check(v *View, out []Violation) int {
 	return c.total
 }
 
-// linear is the pass over every record; it counts the FREE heads per order.
+// linear is the pass over every record; it counts the FREE heads per order
+// and returns the number of FlagPerCPU frames.
 //
 //go:nosplit
 //go:noinline
-func (c *checker) linear(v *View, heads *[NumOrders]uint64) {
+func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
 	n := v.n
+	cached := uint64(0)
 	blockEnd := uint64(0)
 	tailFlags := uint32(0)
 
@@ -275,6 +317,20 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64) {
 			if rc != 0 {
 				c.add(p, VFreeRefcount, 0, uint64(rc))
 			}
+		case f == FlagPerCPU:
+			cached++
+			if rc != 0 {
+				c.add(p, VFreeRefcount, 0, uint64(rc))
+			}
+			if order == OrderTail {
+				c.add(p, VTailOrder, 0, uint64(order))
+			} else if order != 0 {
+				c.add(p, VOrderRange, 0, uint64(order))
+			}
+			if e, ok := cachedFrame(v, p, nx, pv); !ok {
+				c.add(p, VPCPFrame, p, e)
+			}
+			continue
 		case f&(FlagAllocated|FlagFree|FlagPoisoned|FlagPerCPU) == FlagAllocated && validAllocFlags(f&^FlagAllocated):
 			if rc == 0 && order != OrderTail {
 				c.add(p, VAllocRefcount, 1, 0)
@@ -324,7 +380,101 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64) {
 			}
 		}
 	}
+	return cached
+}
 
+// cachedFrame checks that the FlagPerCPU frame p sits in the live slot its
+// tags name (cache nx, slot pv); if not it returns false and the entry in
+// that slot (LinkNone if the tags are out of range or the slot is not
+// live). A leaf with masked indexes: no bounds-check panics, so the nosplit
+// chain under Check stays short (also with fuzzing instrumentation).
+//
+//go:nosplit
+func cachedFrame(v *View, p, nx, pv uint64) (uint64, bool) {
+	if nx >= MaxCPUs || pv >= PCPCapacity {
+		return LinkNone, false
+	}
+	pc := &v.st.PCP[nx&(MaxCPUs-1)]
+	count := uint64(atomic.LoadUint32(&pc.Count))
+	head := uint64(atomic.LoadUint32(&pc.Head)) % PCPCapacity
+	if (pv-head)%PCPCapacity >= count { // not live (count > capacity is reported by caches)
+		return LinkNone, false
+	}
+	if e := atomic.LoadUint64(&pc.PFN[pv&(PCPCapacity-1)]); e != p {
+		return e, false
+	}
+	return p, true
+}
+
+// caches checks the per-CPU cache headers, that every live entry names a
+// frame tagged with its CPU and slot, and the totals (cached = FlagPerCPU
+// frames found by the linear pass).
+//
+//go:nosplit
+//go:noinline
+func (c *checker) caches(v *View, cached uint64) {
+	st := v.st
+	ncpu := uint64(atomic.LoadUint32(&st.NumCPUs))
+	if ncpu > MaxCPUs {
+		c.add(LinkNone, VPCPHeader, MaxCPUs, ncpu)
+	}
+	sumCount, sumSynced := uint64(0), uint64(0)
+	for cpu := uint64(0); cpu < MaxCPUs; cpu++ {
+		pc := &st.PCP[cpu]
+		count := uint64(atomic.LoadUint32(&pc.Count))
+		head := uint64(atomic.LoadUint32(&pc.Head))
+		synced := uint64(atomic.LoadUint32(&pc.Synced))
+		sumCount += count
+		sumSynced += synced
+		if count > PCPCapacity {
+			c.add(cpu, VPCPHeader, PCPCapacity, count)
+			count = PCPCapacity
+		}
+		if head >= PCPCapacity {
+			c.add(cpu, VPCPHeader, PCPCapacity-1, head)
+			head %= PCPCapacity
+		}
+		if synced > PCPCapacity {
+			c.add(cpu, VPCPHeader, PCPCapacity, synced)
+		}
+		if cpu >= ncpu && count != 0 {
+			c.add(cpu, VPCPHeader, 0, count)
+		}
+		for i := uint64(0); i < count; i++ {
+			slot := (head + i) % PCPCapacity
+			pfn := atomic.LoadUint64(&pc.PFN[slot])
+			if act, ok := entryActual(v, cpu, slot, pfn); !ok {
+				c.add(pfn, VPCPEntry, cpu<<32|slot, act)
+			}
+		}
+	}
+	if sumCount != cached {
+		c.add(LinkNone, VPCPCount, cached, sumCount)
+	}
+	if pf := atomic.LoadUint64(&st.PCPFrames); pf != sumSynced {
+		c.add(LinkNone, VPCPFrames, sumSynced, pf)
+	}
+}
+
+// entryActual checks one live cache entry (cpu, slot) holding pfn and
+// returns false with the Actual value of a VPCPEntry violation if the
+// entry does not name a frame tagged with that CPU and slot. A leaf (see
+// cachedFrame).
+//
+//go:nosplit
+func entryActual(v *View, cpu, slot, pfn uint64) (uint64, bool) {
+	if pfn >= v.n {
+		return LinkNone, false
+	}
+	m := v.at(pfn)
+	if f := atomic.LoadUint32(&m.flags); f != FlagPerCPU {
+		return uint64(f), false
+	}
+	nx, pv := atomic.LoadUint64(&m.next), atomic.LoadUint64(&m.prev)
+	if nx != cpu || pv != slot {
+		return nx<<32 | pv&0xFFFFFFFF, false
+	}
+	return 0, true
 }
 
 // stale reports next/prev set on a frame that is not a free head.

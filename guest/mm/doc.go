@@ -1,8 +1,9 @@
 // Package mm is the guest kernel's physical frame allocator: a per-frame
 // metadata array (one 64-byte FrameMeta per 4 KiB frame), a bump boot
 // allocator, a binary buddy allocator whose free lists are threaded through
-// the metadata by frame number, and an invariant checker that the guest runs
-// at checkpoints and the VMM runs over a copy of guest RAM.
+// the metadata by frame number, per-CPU caches of order-0 frames in front
+// of it for SMP, and an invariant checker that the guest runs at
+// checkpoints and the VMM runs over a copy of guest RAM.
 //
 // # Guest discipline
 //
@@ -28,6 +29,9 @@
 //	    24    4 refcount   references to an allocated block (head frame only)
 //	    28   36 padding    always zero; the record is one cache line
 //
+// A frame in a per-CPU cache reuses next and prev as tags: next = the CPU
+// index, prev = its slot in that CPU's CPUCache.PFN.
+//
 // # Legal frame states
 //
 // Every frame covered by the metadata array is in exactly one of these states
@@ -38,6 +42,7 @@
 //	poisoned         POISONED                       0          0        none
 //	free head        FREE                           0..MaxOrder 0       list
 //	free tail        FREE                           OrderTail  0        none
+//	per-CPU cached   PERCPU                         0          0        next=cpu, prev=slot
 //	allocated head   ALLOCATED|KERNEL               0..MaxOrder >=1     none
 //	allocated head   ALLOCATED|USER[|ANONYMOUS][|COW or DLL]  (not DLL|ANONYMOUS)
 //	allocated tail   ALLOCATED|(owner of head)      OrderTail  0        none
@@ -58,9 +63,9 @@
 //   - ANONYMOUS: the block backs anonymous memory (not a file or library), so
 //     it is never DLL.
 //
-// The modifiers are legal only on USER blocks. Bit 13 (FlagPerCPU) is
-// reserved for per-CPU caches in a later SMP change and is illegal today, as
-// are all other undefined bits.
+// The modifiers are legal only on USER blocks. FlagPerCPU (bit 13) is legal
+// only alone, on a free order-0 frame held in a per-CPU cache; all other
+// undefined bits are illegal.
 //
 // # Refcounts
 //
@@ -68,6 +73,52 @@
 // whose refcount is already at least 1), Put drops one and frees the block
 // when the last reference goes. Free requires the refcount to be exactly 1:
 // a shared block must be released with Put.
+//
+// # Locking and SMP
+//
+// The buddy free lists and BuddyState change only with the allocator lock
+// held; the IrqDisabledToken that Alloc/Free/Put/MarkShared require can
+// only be obtained from Lock (which disables interrupts through IRQSave),
+// so every free-list change happens under the lock. Lock spins; every
+// RelaxSpins failed attempts it calls Buddy.Relax if set (the guest yields
+// the vCPU with a hypercall, because with more vCPUs than host CPUs a
+// spinner can burn whole host time slices while the holder is
+// descheduled). Get is lock-free (increment from non-zero only); the last
+// Put or PutLocal frees exactly once because the count moves by CAS.
+//
+// # Per-CPU caches
+//
+// Order-0 frames (99.8% of the allocations in the Linux trace) also go
+// through per-CPU caches, like Linux's per_cpu_pages: AllocLocal/FreeLocal/
+// PutLocal(cpu, ...) pop and push on CPU cpu's CPUCache without the lock;
+// an empty cache is refilled with PCPBatch (16) frames and a cache that
+// reaches PCPCapacity (64) drains its PCPBatch oldest frames, each under
+// the lock once per batch; Drain(cpu) empties it. A frame may be freed on
+// any CPU. The caches live in BuddyState.PCP (MaxCPUs = 64 of them, one
+// per CPU index up to NumCPUs, set by SetCPUs), so a memory dump shows
+// them. A cached frame is accounted for: flags PERCPU, order 0, refcount
+// 0, next = CPU, prev = slot; FreeFrames counts only free-list frames, the
+// caches' Count fields the cached ones (BuddyState.PCPFrames is their
+// total as of each cache's last batch operation). Check verifies every
+// live entry against its frame's tags and every PERCPU frame against the
+// slot its tags name, so a frame is never in two caches, nor in a cache and
+// on a free list (whose frames are FREE).
+//
+// Each cache has a single owner: only CPU cpu may pass cpu, and the guest
+// must not call a *Local function from an exception or interrupt handler
+// that can interrupt another *Local call on the same CPU (the nested call
+// gets ErrReentered from the CPUCache.Busy guard and changes nothing). The
+// checker and the host verifier read the caches only while the world is
+// stopped (all vCPUs paused at a checkpoint, or on the host after the
+// goroutines standing in for CPUs have joined).
+//
+// # Layout version
+//
+// LayoutVersion is 2: version 1 plus NumCPUs (at the old reserved word
+// 20), PCPFrames (256) and the PCP caches (320, CacheSize bytes each), with
+// StateSize 37184. Init still places the metadata array and then the state
+// with the boot allocator, so the VMM can read [metaPhys, statePhys +
+// StateSize) as one span.
 //
 // # Lists
 //

@@ -135,6 +135,8 @@ const (
 	ErrUninitialized             // the metadata array or allocator is not set up
 	ErrNotLocked                 // the token is zero, forged, stale or from another allocator
 	ErrInvalidFlags              // illegal flag combination (e.g. COW on a DLL frame)
+	ErrInvalidCPU                // CPU index outside 0..NumCPUs-1 (or SetCPUs outside 1..MaxCPUs)
+	ErrReentered                 // a *Local call interrupted another *Local call on the same CPU
 )
 
 // Error returns a constant string (no allocation).
@@ -156,6 +158,10 @@ func (e AllocError) Error() string {
 		return "mm: allocator lock not held (bad token)"
 	case ErrInvalidFlags:
 		return "mm: invalid frame flags"
+	case ErrInvalidCPU:
+		return "mm: invalid CPU index"
+	case ErrReentered:
+		return "mm: per-CPU cache busy (reentered on the same CPU)"
 	}
 	return "mm: unknown error"
 }

@@ -3,6 +3,8 @@ package mm
 import (
 	"testing"
 	"unsafe"
+
+	"github.com/vmm-dev/vmm/firmware"
 )
 
 func TestFrameMetaLayout(t *testing.T) {
@@ -95,13 +97,26 @@ func TestBuddyStateLayout(t *testing.T) {
 		{"Counts", unsafe.Offsetof(s.Counts), StateOffCounts},
 		{"PoisonedFrames", unsafe.Offsetof(s.PoisonedFrames), StateOffPoisonedFrames},
 		{"ManagedFrames", unsafe.Offsetof(s.ManagedFrames), StateOffManagedFrames},
+		{"NumCPUs", unsafe.Offsetof(s.NumCPUs), StateOffNumCPUs},
+		{"PCPFrames", unsafe.Offsetof(s.PCPFrames), StateOffPCPFrames},
+		{"PCP", unsafe.Offsetof(s.PCP), StateOffPCP},
+		{"PCP[1]", unsafe.Offsetof(s.PCP) + unsafe.Sizeof(s.PCP[0]), StateOffPCP + CacheSize},
+		{"CPUCache size", unsafe.Sizeof(s.PCP[0]), CacheSize},
+		{"Cache.Count", unsafe.Offsetof(s.PCP[0].Count), CacheOffCount},
+		{"Cache.Head", unsafe.Offsetof(s.PCP[0].Head), CacheOffHead},
+		{"Cache.Synced", unsafe.Offsetof(s.PCP[0].Synced), CacheOffSynced},
+		{"Cache.Busy", unsafe.Offsetof(s.PCP[0].Busy), CacheOffBusy},
+		{"Cache.Refills", unsafe.Offsetof(s.PCP[0].Refills), CacheOffRefills},
+		{"Cache.Drains", unsafe.Offsetof(s.PCP[0].Drains), CacheOffDrains},
+		{"Cache.PFN", unsafe.Offsetof(s.PCP[0].PFN), CacheOffPFN},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: got %d want %d", c.name, c.got, c.want)
 		}
 	}
-	if StateSize != 256 || StateOffHeads != 64 || StateOffCounts != 152 {
-		t.Errorf("state layout constants changed: size %d heads %d counts %d", StateSize, StateOffHeads, StateOffCounts)
+	if StateSize != 37184 || StateOffHeads != 64 || StateOffCounts != 152 || StateOffPCPFrames != 256 || StateOffPCP != 320 ||
+		CacheSize != 576 || CacheOffPFN != 64 || LayoutVersion != 2 || MaxCPUs != 64 || PCPCapacity != 64 || PCPBatch != 16 {
+		t.Errorf("state layout constants changed: size %d heads %d counts %d pcp %d cache %d", StateSize, StateOffHeads, StateOffCounts, StateOffPCP, CacheSize)
 	}
 	if string([]byte{0x47, 0x4f, 0x4d, 0x4d, 0x42, 0x55, 0x44, 0x59}) != "GOMMBUDY" || le64([]byte("GOMMBUDY")) != Magic {
 		t.Errorf("Magic %#x", Magic)
@@ -123,6 +138,38 @@ func TestBuddyStateLayout(t *testing.T) {
 	}
 	if sum != e.b.FreeFrames() {
 		t.Errorf("counts sum %d != free %d", sum, e.b.FreeFrames())
+	}
+}
+
+func TestMaxCPUsMatchesFirmware(t *testing.T) {
+	if MaxCPUs != firmware.MaxCPUs {
+		t.Fatalf("mm.MaxCPUs %d != firmware.MaxCPUs %d", MaxCPUs, firmware.MaxCPUs)
+	}
+}
+
+// TestCPUCacheBytes: a live cache decodes from raw state bytes at the
+// pinned offsets (what the host verifier reads).
+func TestCPUCacheBytes(t *testing.T) {
+	e := simpleEnv(t, 2048)
+	if err := e.b.SetCPUs(3); err != ErrNone {
+		t.Fatal(err)
+	}
+	f, err := e.b.AllocLocal(2, 0)
+	if err != ErrNone {
+		t.Fatal(err)
+	}
+	sb := e.a.stateBytes(e.b)
+	c := sb[StateOffPCP+2*CacheSize:]
+	if le32(sb[StateOffNumCPUs:]) != 3 || le32(c[CacheOffCount:]) != PCPBatch-1 || le32(c[CacheOffHead:]) != 0 ||
+		le32(c[CacheOffSynced:]) != PCPBatch || le64(c[CacheOffRefills:]) != 1 || le64(sb[StateOffPCPFrames:]) != PCPBatch {
+		t.Errorf("cache header bytes % x", c[:32])
+	}
+	for i := 0; i < PCPBatch-1; i++ {
+		pfn := le64(c[CacheOffPFN+8*i:])
+		r := e.a.rawMeta(e.b, pfn)
+		if le32(r[OffFlags:]) != FlagPerCPU || le64(r[OffNext:]) != 2 || le64(r[OffPrev:]) != uint64(i) || pfn == f.PFN() {
+			t.Errorf("entry %d pfn %#x: record % x", i, pfn, r[:28])
+		}
 	}
 }
 
@@ -210,7 +257,7 @@ func TestAllocErrorStrings(t *testing.T) {
 	if e.Error() != "mm: out of memory" {
 		t.Error(e.Error())
 	}
-	for k := ErrNone; k <= ErrInvalidFlags+1; k++ {
+	for k := ErrNone; k <= ErrReentered+1; k++ {
 		if k.Error() == "" {
 			t.Errorf("empty string for %d", k)
 		}

@@ -57,14 +57,13 @@ func (b *Buddy) Init(virtOffset uintptr, boot *BootAllocator) AllocError {
 //go:noinline
 func (b *Buddy) initState(metaPhys, frames, statePhys uint64) {
 	st := b.state()
-	*st = BuddyState{
-		Magic:      Magic,
-		Version:    LayoutVersion,
-		MaxOrder:   MaxOrder,
-		MetaPhys:   metaPhys,
-		FrameCount: frames,
-		StatePhys:  statePhys,
-	}
+	clearState(st) // NumCPUs 0, empty caches, PCPFrames 0
+	st.Magic = Magic
+	st.Version = LayoutVersion
+	st.MaxOrder = MaxOrder
+	st.MetaPhys = metaPhys
+	st.FrameCount = frames
+	st.StatePhys = statePhys
 	for k := 0; k < NumOrders; k++ {
 		st.Heads[k] = LinkNone
 	}

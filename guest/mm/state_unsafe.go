@@ -10,9 +10,34 @@ var (
 	_ [unsafe.Offsetof(BuddyState{}.Counts) - StateOffCounts]struct{}
 	_ [StateOffManagedFrames - unsafe.Offsetof(BuddyState{}.ManagedFrames)]struct{}
 	_ [unsafe.Offsetof(BuddyState{}.ManagedFrames) - StateOffManagedFrames]struct{}
-	_ [StateSize - 256]struct{}
-	_ [256 - StateSize]struct{}
+	_ [StateOffPCPFrames - unsafe.Offsetof(BuddyState{}.PCPFrames)]struct{}
+	_ [unsafe.Offsetof(BuddyState{}.PCPFrames) - StateOffPCPFrames]struct{}
+	_ [StateOffPCP - unsafe.Offsetof(BuddyState{}.PCP)]struct{}
+	_ [unsafe.Offsetof(BuddyState{}.PCP) - StateOffPCP]struct{}
+	_ [StateOffNumCPUs - unsafe.Offsetof(BuddyState{}.NumCPUs)]struct{}
+	_ [unsafe.Offsetof(BuddyState{}.NumCPUs) - StateOffNumCPUs]struct{}
+	_ [StateSize - 37184]struct{}
+	_ [37184 - StateSize]struct{}
+	_ [0 - StateOffPCP%64]struct{} // caches start on a cache line
+	_ [0 - CacheSize%64]struct{}   // and each fills whole lines
+	_ [CacheSize - unsafe.Sizeof(CPUCache{})]struct{}
+	_ [unsafe.Sizeof(CPUCache{}) - CacheSize]struct{}
+	_ [CacheOffPFN - unsafe.Offsetof(CPUCache{}.PFN)]struct{}
+	_ [unsafe.Offsetof(CPUCache{}.PFN) - CacheOffPFN]struct{}
+	_ [CacheOffDrains - unsafe.Offsetof(CPUCache{}.Drains)]struct{}
+	_ [unsafe.Offsetof(CPUCache{}.Drains) - CacheOffDrains]struct{}
 )
+
+// clearState zeroes the BuddyState at st word by word (no large temporary
+// on the fixed guest stack).
+//
+//go:nosplit
+func clearState(st *BuddyState) {
+	w := (*[StateSize / 8]uint64)(unsafe.Pointer(st))
+	for i := 0; i < len(w); i++ {
+		w[i] = 0
+	}
+}
 
 // stateAt returns the BuddyState at physical address phys.
 //
