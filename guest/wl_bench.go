@@ -10,10 +10,10 @@ import (
 // BenchmarkGuestLoop* use the same estimator): the vCPU is a host thread
 // on a small, shared machine, and a repetition during which it was
 // preempted or a neighbour flushed the caches measures the neighbour, not
-// the allocator. The whole workload takes ~0.3-0.4 s.
+// the allocator. The whole workload takes ~0.6 s.
 const (
-	benchPairReps = 25  // of mm.BenchPairChunk pairs: 5e6 pairs in all
-	benchInitReps = 48  // of 1 GiB of metadata
+	benchPairReps = 50  // of mm.BenchPairChunk pairs: 1e7 pairs in all
+	benchInitReps = 256 // of 1 GiB of metadata
 	benchRounds   = 256 // BenchAllocOrder rounds of 64 MiB per order
 )
 

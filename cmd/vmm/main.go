@@ -44,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, usage)
 		return 0
 	default:
-		err = usagef("unknown command %q (commands: boot, inspect, help)", args[0])
+		err = usagef("unknown command %q (commands: boot, inspect, bench, help)", args[0])
 	}
 	var ue usageError
 	switch {
