@@ -30,6 +30,7 @@ var (
 const (
 	jobNone = iota
 	jobSMP
+	jobSMPBench
 )
 
 // waitFor spins briefly, then sleeps in the VMM, until cond holds.
@@ -107,6 +108,8 @@ func runJob(id, cpu uint64) uint64 {
 	switch id {
 	case jobSMP:
 		return smpJob(cpu)
+	case jobSMPBench:
+		return smpBenchJob(cpu)
 	}
 	return exitOK
 }

@@ -23,6 +23,7 @@ var workloads = [...]workload{
 	{"spin", "loop forever: the VMM's --timeout ends it", false, runSpin},
 	{"demand", "demand paging: first touches of a reserved range fault in zeroed frames", true, runDemand},
 	{"ticks", "busy-wait 200 ms of TSC time (count --tick interrupts)", false, runTicks},
+	{"smpbench", "order-0 pairs per second through the per-CPU caches on every vCPU", false, runSMPBench},
 	{"trapbench", "median cost of an exception round trip, a demand fault, a COW fault", false, runTrapBench},
 	{"exc-de", "divide by zero: unhandled #DE report", false, runDivide},
 	{"exc-gp", "non-canonical load: unhandled #GP report", false, runGP},

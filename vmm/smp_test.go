@@ -49,3 +49,16 @@ func TestDefaultWorkloadsOnTwoCPUs(t *testing.T) {
 	res, out := boot(t, cfg)
 	verifiedClean(t, res, out, "stress", "paging", "cow", "demand", "smp-caches", "exit")
 }
+
+func TestSMPBenchReportsThroughput(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.CPUs = 2
+	cfg.Workload = "smpbench"
+	res, out := boot(t, cfg)
+	verifiedClean(t, res, out)
+	wantReport(t, res, "smpbench.cpus", 2)
+	wantReport(t, res, "smpbench.pairs", 2*2000000)
+	if v, _ := res.ReportValue("smpbench.pairs_per_sec"); v == 0 {
+		t.Error("no throughput reported")
+	}
+}
