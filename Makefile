@@ -19,6 +19,7 @@ run: vmm
 test: vmm
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
+	$(GO) test -count=1 -race ./guest/mm/
 
 bench: vmm
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./guest/mm/

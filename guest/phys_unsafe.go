@@ -57,3 +57,15 @@ func addrOf[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
 func setRelax(b *mm.Buddy, f func()) {
 	*(*uintptr)(unsafe.Pointer(&b.Relax)) = *(*uintptr)(unsafe.Pointer(&f))
 }
+
+// registerTrap sets (h != nil) or clears the handler of a vector. The func
+// value's bits go into a uintptr table: a func value stored into a global
+// would need the GC write barrier, and no GC runs here.
+func registerTrap(vector int, h trapHandler) {
+	trapHandlers[vector] = *(*uintptr)(unsafe.Pointer(&h))
+}
+
+// handlerAt turns a registered vector's bits back into a callable func.
+func handlerAt(vector uint64) trapHandler {
+	return *(*trapHandler)(unsafe.Pointer(&trapHandlers[vector]))
+}

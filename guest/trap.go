@@ -27,33 +27,48 @@ func installIDT() {
 		}
 		idt[2*v], idt[2*v+1] = firmware.Gate(firmware.TrapStub(v), ist)
 	}
+	installHandlers()
 }
 
-// dispatchTrap runs the handler for rec's vector; false means unhandled.
-// A switch, not a table of func values: storing those into a global would
-// need the GC write barrier.
+// trapHandler handles one vector; false means it could not (the run then
+// ends with a fault report).
+type trapHandler func(rec *firmware.TrapRecord, regs *trapRegs) bool
+
+// trapHandlers holds each vector's handler as the bits of its func value
+// (see registerTrap); 0 means unhandled.
+var trapHandlers [firmware.NumTrapVectors]uintptr
+
+// installHandlers registers the kernel's own handlers.
+func installHandlers() {
+	registerTrap(14, handlePageFault)
+	registerTrap(firmware.TimerVector, handleTick)
+}
+
+// dispatchTrap runs the handler registered for rec's vector.
 func dispatchTrap(rec *firmware.TrapRecord, regs *trapRegs) bool {
-	switch rec.Vector {
-	case 14:
-		return handlePageFault(rec, regs)
-	case firmware.TimerVector:
-		thisCPU().Ticks++
-		return true
-	case 6:
-		if faultInHandler != 0 { // exc-nested: this handler itself faults
-			faultNilWrite()
-		}
-		if skipUD != 0 { // trapbench: step over the 2-byte UD2
-			rec.RIP += 2
-			return true
-		}
+	v := rec.Vector
+	if v >= firmware.NumTrapVectors || trapHandlers[v] == 0 {
+		return false
 	}
+	return handlerAt(v)(rec, regs)
+}
+
+func handleTick(rec *firmware.TrapRecord, regs *trapRegs) bool {
+	thisCPU().Ticks++
+	return true
+}
+
+// faultingUD is the exc-nested workload's #UD handler: it faults itself.
+func faultingUD(rec *firmware.TrapRecord, regs *trapRegs) bool {
+	faultNilWrite()
 	return false
 }
 
-// faultInHandler makes the #UD handler fault (the exc-nested workload);
-// skipUD makes it step over the instruction (trapbench).
-var faultInHandler, skipUD uint64
+// skipUD is trapbench's #UD handler: step over the 2-byte UD2.
+func skipUD(rec *firmware.TrapRecord, regs *trapRegs) bool {
+	rec.RIP += 2
+	return true
+}
 
 // initTrapRecord points this vCPU's TrapRecord at the dispatcher and its
 // exception stack; from then on the VMM may inject interrupts.

@@ -19,7 +19,7 @@ func runGP(bi *firmware.BootInfo) uint64 {
 }
 
 func runNested(bi *firmware.BootInfo) uint64 {
-	faultInHandler = 1
+	registerTrap(6, faultingUD)
 	faultUD()
 	return exitWorkloadFail
 }

@@ -30,13 +30,13 @@ func runTrapBench(bi *firmware.BootInfo) uint64 {
 	if bi.TSCKHz == 0 {
 		return exitWorkloadFail
 	}
-	skipUD = 1
+	registerTrap(6, skipUD)
 	for i := range samples {
 		t := rdtsc()
 		faultUD()
 		samples[i] = rdtsc() - t
 	}
-	skipUD = 0
+	registerTrap(6, nil)
 	report("trapbench.exception_ns", ticksToNS(median(samples[:])))
 
 	s := userSpace()
