@@ -184,10 +184,18 @@ TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
 	MOVQ AX, (REC+40)(SP)
 	MOVQ CR2, AX
 	MOVQ AX, (REC+56)(SP)
-	// Return to the ring-3 dispatcher on the exception stack, masked.
+	// Return to the ring-3 dispatcher, masked, on the top of the exception
+	// stack; or, when the dispatcher itself faulted (Masked still set),
+	// below its frames, so the report's backtrace can still walk them.
 	MOVQ (REC+72)(SP), AX
 	MOVQ AX, 16(SP)
 	MOVQ (REC+80)(SP), AX
+	CMPQ (REC+96)(SP), $0
+	JEQ  top
+	MOVQ 40(SP), AX
+	SUBQ $256, AX
+	ANDQ $~15, AX
+top:
 	MOVQ AX, 40(SP)
 	MOVQ $1, (REC+96)(SP)
 	MOVQ (REC+64)(SP), AX

@@ -7,7 +7,8 @@
 //
 //	top-8          resume SP (written by handleTrap)
 //	top-128..top-8 the 15 general-purpose registers (trapRegs)
-//	below          8 bytes padding, then 512 bytes of FXSAVE (16-aligned)
+//	below          512 bytes of FXSAVE: top is 16-aligned, so is top-640
+//	               (FXSAVE64 raises #GP on a misaligned operand)
 TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 	SUBQ $8, SP // resume SP slot
 	PUSHQ R15
@@ -26,14 +27,14 @@ TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 	PUSHQ BX
 	PUSHQ AX
 	MOVQ SP, AX
-	SUBQ $520, SP
+	SUBQ $512, SP
 	FXSAVE64 (SP)
 	SUBQ $16, SP
 	MOVQ AX, 0(SP)
 	CALL main·handleTrap(SB)
 	ADDQ $16, SP
 	FXRSTOR64 (SP)
-	ADDQ $520, SP
+	ADDQ $512, SP
 	POPQ AX
 	POPQ BX
 	POPQ CX

@@ -1,9 +1,16 @@
 package diag
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"slices"
+)
 
 // DefaultMaxFrames is the frame limit Backtrace uses when max <= 0.
 const DefaultMaxFrames = 64
+
+// maxStackSwitches is how often a frame chain may move to a lower address
+// (onto another stack) before Backtrace calls it corrupt.
+const maxStackSwitches = 2
 
 // Backtrace walks the guest's frame-pointer chain and returns the code
 // addresses of up to max frames (DefaultMaxFrames if max <= 0), starting
@@ -12,9 +19,11 @@ const DefaultMaxFrames = 64
 //
 // read copies guest virtual memory at gva into buf and reports success; it
 // may be nil (then only rip is returned). The walk stops at rbp == 0, a
-// misaligned rbp, a failed read, a zero return address, a caller rbp that
-// does not increase (a cycle or a corrupt chain) or after max frames, so it
-// ends on any memory contents.
+// misaligned rbp, a failed read, a zero return address, a caller rbp already
+// visited (a cycle), a third time the chain moves down the address space
+// (once or twice is a stack switch: an exception handler's stack back to the
+// interrupted one; more is a cycle or a corrupt chain) or after max frames,
+// so it ends on any memory contents.
 //
 // Limit of the method: if the guest faulted in a function's prologue before
 // it saved rbp, the caller of that function is missing from the trace.
@@ -27,6 +36,8 @@ func Backtrace(read func(gva uint64, buf []byte) bool, rip, rbp uint64, max int)
 		return pcs
 	}
 	var rec [16]byte
+	switches := 0
+	var seen []uint64
 	for len(pcs) < max && rbp != 0 && rbp%8 == 0 && rbp <= ^uint64(0)-uint64(len(rec)) {
 		if !read(rbp, rec[:]) {
 			break
@@ -37,8 +48,14 @@ func Backtrace(read func(gva uint64, buf []byte) bool, rip, rbp uint64, max int)
 			break
 		}
 		pcs = append(pcs, ret)
-		if next <= rbp {
-			break
+		seen = append(seen, rbp)
+		if slices.Contains(seen, next) {
+			break // a cycle
+		}
+		if next < rbp {
+			if switches++; switches > maxStackSwitches {
+				break
+			}
 		}
 		rbp = next
 	}
