@@ -83,7 +83,8 @@ func TestTicksArriveAtTheRequestedRate(t *testing.T) {
 	verifiedClean(t, res, out)
 	ticks, _ := res.ReportValue("timer.ticks")
 	// 200 ms at 10 ms: 20 ticks; a loaded CI host may coalesce or delay some.
-	if ticks < 8 || ticks > 30 || res.TicksInjected != ticks {
+	// A tick may land after the guest reported its count, on its way out.
+	if ticks < 8 || ticks > 30 || res.TicksInjected < ticks || res.TicksInjected > ticks+2 {
 		t.Errorf("guest counted %d ticks, VMM injected %d; want about 20", ticks, res.TicksInjected)
 	}
 }
