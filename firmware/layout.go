@@ -53,6 +53,10 @@ const (
 	// of 2 MiB pages; PageTableSize bounds how much can be mapped.
 	PageTableBase = 0x11000
 	PageTableSize = 0x8e000
+	// KernelPDPT is the identity map's PDPT (right after the PML4). Guest
+	// address spaces link it from PML4 entry 0 to keep the kernel mapped;
+	// the host verifier does not count mappings under it.
+	KernelPDPT = PageTableBase + PageSize
 	// FirmwareEnd is the end of the VMM-owned area that starts at GDTBase.
 	FirmwareEnd = PageTableBase + PageTableSize
 

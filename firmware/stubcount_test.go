@@ -13,7 +13,7 @@ import (
 // about 1 µs an instruction: these counts are a budget, not trivia. A
 // change that grows them must update the numbers here on purpose.
 const (
-	entryInstructions  = 3  // dummy error code, vector, jump (2 with a CPU error code)
+	entryInstructions = 3 // dummy error code, vector, jump (2 with a CPU error code)
 	// trapCommon's body: copy frame and CR2, redirect to ring 3, IRETQ. A
 	// first exception executes 25 of them; a fault inside the dispatcher 28.
 	commonInstructions = 28

@@ -32,7 +32,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	if reg != nil {
 		cp.Verified = true
 		rep, err := verify.Verify(vm.mem, verify.Input{MetaPhys: reg.MetaPhys, FrameCount: reg.FrameCount,
-			Version: reg.Version, StatePhys: reg.StatePhys, Roots: roots, SharedTables: kernelTables()})
+			Version: reg.Version, StatePhys: reg.StatePhys, Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
 		if err != nil {
 			cp.Error = err.Error()
 			cp.Violations = 1 // an unreadable registration is itself a violation
@@ -75,7 +75,3 @@ func (vm *VM) finish() {
 		vm.result.Reason += "; host verification found violations"
 	}
 }
-
-// kernelTables are the VMM-built identity-map tables that guest address
-// spaces share (their PML4 entry 0 points at the kernel's PDPT).
-func kernelTables() []uint64 { return []uint64{firmware.PageTableBase + firmware.PageSize} }

@@ -130,13 +130,13 @@ func (in *Inspection) memoryKind(phys uint64) string {
 func (in *Inspection) findUses(fi *FrameInfo) {
 	pfn := fi.PFN
 	roots, label := in.spaces()
-	fi.Truncated = walkRoots(in.Dump, roots, visitor{
-		table: func(root, phys uint64, level int, va uint64) {
+	fi.Truncated = verify.Walk(in.Dump, roots, nil, verify.Visitor{
+		Table: func(root, phys uint64, level int, va uint64) {
 			if phys/mm.PageSize == pfn && len(fi.Tables) < maxListedMappings {
 				fi.Tables = append(fi.Tables, TableUse{Root: root, Space: label[root], Level: level, VA: va})
 			}
 		},
-		leaf: func(root, va, first, n uint64, writable, user bool) {
+		Leaf: func(root, va, first, n uint64, writable, user bool) {
 			if pfn < first || pfn-first >= n {
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm/coredump"
 	"github.com/vmm-dev/vmm/vmm/verify"
@@ -67,7 +68,7 @@ func (in *Inspection) spaces() ([]uint64, map[uint64]string) {
 		}
 	}
 	for _, v := range in.VCPUs {
-		if cr3 := v.CR3 & pteAddr; label[cr3] == "" {
+		if cr3 := v.CR3 & firmware.PTEAddrMask; label[cr3] == "" {
 			label[cr3] = fmt.Sprintf("cr3 of vcpu %d", v.Index)
 			roots = append(roots, cr3)
 		}
@@ -82,7 +83,7 @@ func (in *Inspection) Input() (verify.Input, error) {
 		return verify.Input{}, ErrNoRegistration
 	}
 	return verify.Input{MetaPhys: r.MetaPhys, FrameCount: r.FrameCount, Version: r.Version,
-		StatePhys: r.StatePhys, Roots: in.Roots()}, nil
+		StatePhys: r.StatePhys, Roots: in.Roots(), SharedTables: []uint64{firmware.KernelPDPT}}, nil
 }
 
 // Verify runs the host verifier over the dump.

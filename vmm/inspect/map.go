@@ -10,6 +10,7 @@ import (
 	"math/bits"
 
 	"github.com/vmm-dev/vmm/guest/mm"
+	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
 // class is what a frame's pixel shows; it doubles as the palette index.
@@ -175,7 +176,7 @@ func headClass(f uint32, order uint8) class {
 // markTables colours the frames that hold page tables of any root.
 func (in *Inspection) markTables(cls []class) {
 	roots, _ := in.spaces()
-	walkRoots(in.Dump, roots, visitor{table: func(_, phys uint64, _ int, _ uint64) {
+	verify.Walk(in.Dump, roots, nil, verify.Visitor{Table: func(_, phys uint64, _ int, _ uint64) {
 		if pfn := phys / mm.PageSize; pfn < uint64(len(cls)) {
 			cls[pfn] = cPageTable
 		}

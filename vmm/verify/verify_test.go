@@ -77,7 +77,7 @@ func TestHostilePageTablesAreBounded(t *testing.T) {
 	}
 	found := false
 	for _, v := range r.Violations {
-		found = found || strings.Contains(v.Kind, "too many")
+		found = found || strings.Contains(v.Kind, "too large")
 	}
 	if !found {
 		t.Errorf("no bound violation in %d violations", r.TotalViolations)
