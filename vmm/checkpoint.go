@@ -42,6 +42,9 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 		}
 	}
 	cp.Nanos = time.Since(start).Nanoseconds()
+	if vm.cfg.DumpPath != "" && vm.cfg.DumpAt == label && !final {
+		vm.dump("checkpoint " + label)
+	}
 	vm.mu.Lock()
 	vm.result.Checkpoints = append(vm.result.Checkpoints, cp)
 	vm.mu.Unlock()
@@ -53,20 +56,12 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 // has stopped.
 func (vm *VM) finish() {
 	vm.checkpoint("exit", true)
-	if vm.cfg.DumpPath != "" {
-		start := time.Now()
-		vm.mu.Lock()
-		reason := vm.result.Outcome + ": " + vm.result.Reason
-		vm.mu.Unlock()
-		st, err := vm.writeDump(reason)
-		d := &DumpResult{Path: vm.cfg.DumpPath, FileSize: st.FileSize, Written: st.Written, Nanos: time.Since(start).Nanoseconds()}
-		if err != nil {
-			d.Error = err.Error()
-			vm.logf("dump: %v", err)
-		}
-		vm.mu.Lock()
-		vm.result.Dump = d
-		vm.mu.Unlock()
+	vm.mu.Lock()
+	reason := vm.result.Outcome + ": " + vm.result.Reason
+	dumped := vm.result.Dump != nil
+	vm.mu.Unlock()
+	if vm.cfg.DumpPath != "" && !dumped {
+		vm.dump(reason)
 	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
@@ -74,4 +69,19 @@ func (vm *VM) finish() {
 		vm.result.ExitStatus = StatusViolation
 		vm.result.Reason += "; host verification found violations"
 	}
+}
+
+// dump writes the core file once (at the --dump-at checkpoint, or at the
+// end) and records how it went.
+func (vm *VM) dump(reason string) {
+	start := time.Now()
+	st, err := vm.writeDump(reason)
+	d := &DumpResult{Path: vm.cfg.DumpPath, FileSize: st.FileSize, Written: st.Written, Nanos: time.Since(start).Nanoseconds()}
+	if err != nil {
+		d.Error = err.Error()
+		vm.logf("dump: %v", err)
+	}
+	vm.mu.Lock()
+	vm.result.Dump = d
+	vm.mu.Unlock()
 }

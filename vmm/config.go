@@ -22,6 +22,7 @@ type Config struct {
 	BadFrames []uint64      // PFNs reported to the guest as bad
 	Trace     []byte        // trace for the replay workload, copied into guest RAM
 	DumpPath  string        // write an ELF core of guest memory at exit ("" = none)
+	DumpAt    string        // write it at the checkpoint with this label instead (world stopped)
 
 	Console io.Writer // guest console output (nil: discarded)
 	Log     io.Writer // -v diagnostics (nil: quiet)
@@ -57,6 +58,9 @@ func (c *Config) Validate(maxCPUs int) error {
 	}
 	if len(c.Workload) >= firmware.WorkloadMax {
 		return fmt.Errorf("%w: --workload %q: name too long", ErrConfig, c.Workload)
+	}
+	if c.DumpAt != "" && c.DumpPath == "" {
+		return fmt.Errorf("%w: --dump-at needs --dump FILE", ErrConfig)
 	}
 	if len(c.BadFrames) > firmware.MaxBadFrames {
 		return fmt.Errorf("%w: --bad-frames: %d frames, at most %d", ErrConfig, len(c.BadFrames), firmware.MaxBadFrames)

@@ -26,6 +26,7 @@ type bootFlags struct {
 	badFrames string
 	trace     string
 	dump      string
+	dumpAt    string
 	json      bool
 	verbose   bool
 }
@@ -44,6 +45,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.badFrames, "bad-frames", "", "comma-separated `PFNs` the guest must treat as bad")
 	fs.StringVar(&f.trace, "trace", "", "page-allocation trace `FILE` (CSV, gzip or not) for --workload replay")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
+	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -64,7 +66,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 // config turns flags into a vmm.Config, reading files; it creates no VM.
 func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
-		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump}
+		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt}
 	var err error
 	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)

@@ -47,13 +47,20 @@ func SkipWithoutKVM(tb testing.TB) {
 // path; it skips without KVM.
 func Boot(tb testing.TB, memBytes uint64, workload, path string) {
 	tb.Helper()
+	BootAt(tb, memBytes, workload, "", path)
+}
+
+// BootAt is Boot with the dump taken at the checkpoint named at (while the
+// workload's address spaces are live) instead of at exit.
+func BootAt(tb testing.TB, memBytes uint64, workload, at, path string) {
+	tb.Helper()
 	SkipWithoutKVM(tb)
 	img, err := guestbuild.Image()
 	if err != nil {
 		tb.Fatal(err)
 	}
 	vm, err := vmm.New(vmm.Config{MemBytes: memBytes, CPUs: 1, Kernel: img, Timeout: 60 * time.Second,
-		Workload: workload, DumpPath: path})
+		Workload: workload, DumpPath: path, DumpAt: at})
 	if err != nil {
 		tb.Fatal(err)
 	}
