@@ -46,6 +46,9 @@ func (c *console) tail() *uint64 { return (*uint64)(unsafe.Pointer(&c.header[8])
 func (c *console) drain() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.header == nil {
+		return nil // closed: guest memory is gone
+	}
 	head := atomic.LoadUint64(c.head())
 	tail := binary.LittleEndian.Uint64(c.header[8:])
 	if head == tail {
@@ -68,4 +71,12 @@ func (c *console) drain() error {
 	}
 	atomic.StoreUint64(c.tail(), tail)
 	return err
+}
+
+// close waits for a drain in progress and makes later ones no-ops, so the
+// doorbell goroutine never touches guest memory after it is unmapped.
+func (c *console) close() {
+	c.mu.Lock()
+	c.header, c.data = nil, nil
+	c.mu.Unlock()
 }

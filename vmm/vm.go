@@ -372,6 +372,9 @@ func (vm *VM) Close() error {
 	if vm.doorbel != nil {
 		vm.doorbel.Close()
 	}
+	if vm.console != nil {
+		vm.console.close()
+	}
 	if vm.vmFd != 0 {
 		unix.Close(int(vm.vmFd))
 		vm.vmFd = 0
