@@ -114,6 +114,16 @@ func (v *vcpu) kick() {
 	}
 }
 
+// interrupt makes the vCPU look at the VM's state soon: out of KVM_RUN,
+// or out of an HCSleep.
+func (v *vcpu) interrupt() {
+	v.kick()
+	select {
+	case v.wake <- struct{}{}:
+	default:
+	}
+}
+
 // loop runs the vCPU until the VM stops.
 func (vm *VM) loop(v *vcpu) {
 	runtime.LockOSThread()

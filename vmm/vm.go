@@ -231,11 +231,7 @@ func (vm *VM) stop(outcome string, status int, reason string, crash *CrashReport
 	vm.pauseCnd.Broadcast()
 	vm.pauseMu.Unlock()
 	for _, v := range vm.vcpus {
-		v.kick()
-		select {
-		case v.wake <- struct{}{}:
-		default:
-		}
+		v.interrupt()
 	}
 }
 
@@ -244,11 +240,7 @@ func (vm *VM) stop(outcome string, status int, reason string, crash *CrashReport
 func (vm *VM) timeout() {
 	vm.timedOut.Store(true)
 	for _, v := range vm.vcpus {
-		v.kick()
-		select {
-		case v.wake <- struct{}{}:
-		default:
-		}
+		v.interrupt()
 	}
 	vm.pauseMu.Lock()
 	vm.pauseCnd.Broadcast()
@@ -286,11 +278,7 @@ func (vm *VM) stopTheWorld(self *vcpu) {
 	vm.pauseMu.Unlock()
 	for _, v := range vm.vcpus {
 		if v != self {
-			v.kick()
-			select {
-			case v.wake <- struct{}{}:
-			default:
-			}
+			v.interrupt()
 		}
 	}
 	vm.pauseMu.Lock()
