@@ -49,6 +49,7 @@ func mmInit(bi *firmware.BootInfo) bool {
 		return false
 	}
 	setRelax(&kernelMM, relax)
+	setIRQHooks(&kernelMM, irqSave, irqRestore)
 	metaPhys, frames, statePhys := kernelMM.Registration()
 	if ret := hypercall(firmware.HCRegisterMeta, metaPhys, frames, uint64(mm.LayoutVersion), statePhys); ret != 0 {
 		putString("mm: the VMM refused the metadata registration: ")

@@ -58,6 +58,12 @@ func setRelax(b *mm.Buddy, f func()) {
 	*(*uintptr)(unsafe.Pointer(&b.Relax)) = *(*uintptr)(unsafe.Pointer(&f))
 }
 
+// setIRQHooks installs the allocator's interrupt save/restore the same way.
+func setIRQHooks(b *mm.Buddy, save func() uintptr, restore func(uintptr)) {
+	*(*uintptr)(unsafe.Pointer(&b.IRQSave)) = *(*uintptr)(unsafe.Pointer(&save))
+	*(*uintptr)(unsafe.Pointer(&b.IRQRestore)) = *(*uintptr)(unsafe.Pointer(&restore))
+}
+
 // registerTrap sets (h != nil) or clears the handler of a vector. The func
 // value's bits go into a uintptr table: a func value stored into a global
 // would need the GC write barrier, and no GC runs here.

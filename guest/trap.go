@@ -140,3 +140,15 @@ func stackGuard(addr uint64) bool {
 	off := (addr - bi.PerCPUBase) % bi.PerCPUStride
 	return off>>12 == firmware.PerCPUGuardOff>>12 || off>>12 == firmware.PerCPUXGuardOff>>12
 }
+
+// irqSave masks interrupts on this vCPU (the paravirtual flag the VMM
+// honours, see firmware/trap.go) and returns the previous state: the
+// allocator's Lock calls it, so its IRQ-disabled token means what it says.
+func irqSave() uintptr {
+	rec := trapRecord()
+	old := rec.Masked
+	rec.Masked = 1
+	return uintptr(old)
+}
+
+func irqRestore(old uintptr) { trapRecord().Masked = uint64(old) }

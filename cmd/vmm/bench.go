@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -273,6 +274,9 @@ func alignedBytes(size uint64) (mem, keep []byte) {
 	return keep[pad : pad+uintptr(size)], keep
 }
 
+// hostIRQMask stands in for the guest's per-CPU interrupt mask.
+var hostIRQMask atomic.Uint64
+
 func newHostBench(m memmap.Map, k *vmm.Kernel) (*hostBench, error) {
 	h := &hostBench{}
 	var mem []byte
@@ -291,6 +295,15 @@ func newHostBench(m memmap.Map, k *vmm.Kernel) (*hostBench, error) {
 	if err := h.b.Setup(h.off, &h.boot, h.ram, h.inUse, nil); err != mm.ErrNone {
 		return nil, fmt.Errorf("host arena: allocator setup: %v", err)
 	}
+	// The guest's Lock masks interrupts through IRQSave/IRQRestore (a flag
+	// in its per-CPU trap record); give the host the same kind of work, so
+	// both sides run the same code path.
+	h.b.IRQSave = func() uintptr {
+		old := hostIRQMask.Load()
+		hostIRQMask.Store(1)
+		return uintptr(old)
+	}
+	h.b.IRQRestore = func(old uintptr) { hostIRQMask.Store(uint64(old)) }
 	h.slots = make([]uint64, mm.BenchOrderBatch(0))
 	var initMem []byte
 	initMem, h.initBuf = alignedBytes(mm.BenchGiBFrames * mm.FrameMetaSize)
