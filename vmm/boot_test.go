@@ -102,7 +102,7 @@ func TestFaultReportIsSymbolized(t *testing.T) {
 func TestSpinningGuestTimesOut(t *testing.T) {
 	cfg := bootConfig(t)
 	cfg.Workload = "spin"
-	cfg.Timeout = 300 * time.Millisecond
+	cfg.Timeout = time.Second // long enough to reach the spin on a loaded machine
 	res, _ := boot(t, cfg)
 	if res.Outcome != OutcomeTimeout || res.ExitStatus != StatusTimeout {
 		t.Fatalf("outcome %s status %d, want timeout", res.Outcome, res.ExitStatus)
