@@ -9,13 +9,23 @@ import (
 // consoleLock serialises writers on several vCPUs.
 var consoleLock uint32
 
+// lockConsole spins briefly, then waits asleep in the VMM (waitFor): the
+// holder may be a descheduled vCPU.
 func lockConsole() {
+	if atomic.CompareAndSwapUint32(&consoleLock, 0, 1) {
+		return
+	}
 	for !atomic.CompareAndSwapUint32(&consoleLock, 0, 1) {
-		cpuPause()
+		waitFor(func() bool { return atomic.LoadUint32(&consoleLock) == 0 })
 	}
 }
 
-func unlockConsole() { atomic.StoreUint32(&consoleLock, 0) }
+func unlockConsole() {
+	atomic.StoreUint32(&consoleLock, 0)
+	if atomic.LoadUint64(&sleepers) != 0 {
+		wakeAll()
+	}
+}
 
 // putBytes appends to the console ring. When the ring is full it asks the
 // VMM to drain it synchronously; a newline rings the (asynchronous) doorbell.
