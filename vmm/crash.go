@@ -87,7 +87,7 @@ func (vm *VM) buildReport(cpu int, ci diag.CrashInfo) *CrashReport {
 	if text, _, err := diag.Disassemble(code, ci.RIP, sym); err == nil {
 		r.Instruction = text
 	}
-	for _, pc := range diag.Backtrace(vm.mem.ReadAt, ci.RIP, ci.RBP, 32) {
+	for _, pc := range diag.Unwind(vm.mem.ReadAt, sym, ci.RIP, ci.RSP, ci.RBP, 32) {
 		if sym != nil {
 			r.Backtrace = append(r.Backtrace, sym.Describe(pc))
 		} else {

@@ -93,7 +93,7 @@ func Report(w io.Writer, ci CrashInfo, sym *Symbolizer, read func(gva uint64, bu
 		}
 	}
 	b.WriteString("backtrace:\n")
-	for i, pc := range Backtrace(read, ci.RIP, ci.RBP, 0) {
+	for i, pc := range Unwind(read, sym, ci.RIP, ci.RSP, ci.RBP, DefaultMaxFrames) {
 		fmt.Fprintf(&b, "  #%d %#x %s\n", i, pc, sym.describe(pc, i > 0))
 	}
 	_, err := io.WriteString(w, b.String())
