@@ -9,21 +9,19 @@ import (
 // open addressing with linear probing in a kernel block (no maps here).
 // A slot holds key = trace PFN + 1 (0 = empty) and value = phys | order.
 type traceTable struct {
-	block uint64
+	scratch
 	slots []uint64 // key, value pairs
 	mask  uint64
 	n     uint64
 }
 
 func newTraceTable() (traceTable, bool) {
-	tok := kernelMM.Lock()
-	f, err := kernelMM.AllocFlags(mm.MaxOrder, &tok, mm.FlagKernel)
-	kernelMM.Unlock(&tok)
-	if err != mm.ErrNone {
+	s, ok := allocScratch()
+	if !ok {
 		return traceTable{}, false
 	}
-	words := (mm.PageSize << mm.MaxOrder) / 8
-	t := traceTable{block: f.StartAddress(), slots: physWords(f.StartAddress(), words), mask: uint64(words/2 - 1)}
+	words := s.words()
+	t := traceTable{scratch: s, slots: words, mask: uint64(len(words)/2 - 1)}
 	clear(t.slots)
 	return t, true
 }
@@ -148,9 +146,7 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 			return exitWorkloadFail
 		}
 	}
-	tok := kernelMM.Lock()
-	kernelMM.Free(mm.ContainingAddress(table.block), mm.MaxOrder, &tok)
-	kernelMM.Unlock(&tok)
+	table.release()
 	if kernelMM.FreeFrames() != startFree {
 		putString("replay: frames leaked\n")
 		return exitWorkloadFail

@@ -5,28 +5,48 @@ import (
 	"github.com/vmm-dev/vmm/guest/mm"
 )
 
-// blockTable is a kernel block used as an array of allocated blocks
-// (physical address | order): workloads have no heap.
+// scratch is a kernel block a workload uses as an array (no heap here):
+// the largest block available up to MaxOrder, so small guests work too.
+type scratch struct {
+	phys  uint64
+	order uint8
+}
+
+// minScratchOrder is the smallest scratch block a workload accepts.
+const minScratchOrder = 2
+
+func allocScratch() (scratch, bool) {
+	tok := kernelMM.Lock()
+	s, ok := scratch{}, false
+	for order := uint8(mm.MaxOrder); order >= minScratchOrder && !ok; order-- {
+		if f, err := kernelMM.AllocFlags(order, &tok, mm.FlagKernel); err == mm.ErrNone {
+			s, ok = scratch{phys: f.StartAddress(), order: order}, true
+		}
+	}
+	kernelMM.Unlock(&tok) // no defer: it needs the runtime
+	return s, ok
+}
+
+// words is the block as a slice of uint64.
+func (s scratch) words() []uint64 { return physWords(s.phys, (mm.PageSize<<s.order)/8) }
+
+func (s scratch) release() {
+	tok := kernelMM.Lock()
+	kernelMM.Free(mm.ContainingAddress(s.phys), s.order, &tok)
+	kernelMM.Unlock(&tok)
+}
+
+// blockTable is a scratch block used as an array of allocated blocks
+// (physical address | order).
 type blockTable struct {
-	phys  uint64 // the backing block (order MaxOrder)
+	scratch
 	slots []uint64
 	n     int
 }
 
 func newBlockTable() (blockTable, bool) {
-	tok := kernelMM.Lock()
-	f, err := kernelMM.AllocFlags(mm.MaxOrder, &tok, mm.FlagKernel)
-	kernelMM.Unlock(&tok)
-	if err != mm.ErrNone {
-		return blockTable{}, false
-	}
-	return blockTable{phys: f.StartAddress(), slots: physWords(f.StartAddress(), (mm.PageSize<<mm.MaxOrder)/8)}, true
-}
-
-func (t *blockTable) release() {
-	tok := kernelMM.Lock()
-	kernelMM.Free(mm.FrameFromPFN(t.phys>>mm.PageShift), mm.MaxOrder, &tok)
-	kernelMM.Unlock(&tok)
+	s, ok := allocScratch()
+	return blockTable{scratch: s, slots: s.words()}, ok
 }
 
 // runStress allocates blocks of random orders until memory is nearly
