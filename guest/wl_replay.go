@@ -80,7 +80,7 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 		return exitWorkloadFail
 	}
 	trace := physBytes(bi.TraceBase, int(bi.TraceSize))
-	var served, failed, tableFull, frees, skipped, bad uint64
+	var served, failed, fragmented, tableFull, frees, skipped, bad uint64
 	for len(trace) > 0 {
 		op, pfn, order, rest, ok := mm.ParseTraceLine(trace)
 		trace = rest
@@ -97,6 +97,9 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 			kernelMM.Unlock(&tok)
 			if err != mm.ErrNone {
 				failed++
+				if kernelMM.FreeFrames() >= 1<<order {
+					fragmented++ // enough free frames, no contiguous block
+				}
 				continue
 			}
 			if old, dup := table.take(pfn); dup { // the trace re-allocated a PFN it never freed
@@ -120,7 +123,9 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 	putDec(served)
 	putString(", failed ")
 	putDec(failed)
-	putString(" (no contiguous block), freed ")
+	putString(" (")
+	putDec(fragmented)
+	putString(" of them for lack of a contiguous block), freed ")
 	putDec(frees)
 	putString(", skipped ")
 	putDec(skipped)
@@ -130,6 +135,7 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 	printBuddyInfo()
 	report("replay.served", served)
 	report("replay.failed", failed)
+	report("replay.failed_fragmented", fragmented)
 	report("replay.table_full", tableFull)
 	report("replay.freed", frees)
 	report("replay.skipped_frees", skipped)
