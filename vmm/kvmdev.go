@@ -83,3 +83,19 @@ func injectInterrupt(vcpuFd uintptr, vector uint32) error {
 	}
 	return nil
 }
+
+// supportedCPUID asks KVM for its CPUID table, growing the buffer while KVM
+// answers E2BIG (hosts differ in how many leaves they report).
+func supportedCPUID(kvmFd uintptr) (*kvm.CPUID, error) {
+	var err error
+	for n := 64; n <= 1024; n *= 2 {
+		c := &kvm.CPUID{Nent: uint32(n), Entries: make([]kvm.CPUIDEntry2, n)}
+		if err = kvm.GetSupportedCPUID(kvmFd, c); err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, unix.E2BIG) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
+}

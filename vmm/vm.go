@@ -130,10 +130,9 @@ func (vm *VM) build() error {
 	if vm.console, err = newConsole(vm.mem, vm.cfg.Console); err != nil {
 		return err
 	}
-	cpuid := &kvm.CPUID{Nent: 100, Entries: make([]kvm.CPUIDEntry2, 100)}
-	if err := kvm.GetSupportedCPUID(vm.kvmFile.Fd(), cpuid); err != nil {
-		vm.logf("KVM_GET_SUPPORTED_CPUID: %v (vCPUs keep KVM's default CPUID)", err)
-		cpuid = nil
+	cpuid, err := supportedCPUID(vm.kvmFile.Fd())
+	if err != nil {
+		vm.logf("%v (vCPUs keep KVM's default CPUID)", err)
 	}
 	for i := range vm.cfg.CPUs {
 		v, err := vm.createVCPU(i, cpuid)
