@@ -100,9 +100,13 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	}
 	// A kernel that cannot load is a wrong --kernel value: refuse it
 	// before any VM exists, like every other bad flag.
-	m, _ := memmap.Build(cfg.MemBytes)
-	if _, err := vmm.ParseKernel(cfg.Kernel, m.RAMTop()); err != nil {
+	big, _ := memmap.Build(memmap.MaxRAM)
+	k, err := vmm.ParseKernel(cfg.Kernel, big.RAMTop())
+	if err != nil {
 		return cfg, usagef("--kernel: %v", err)
+	}
+	if m, _ := memmap.Build(cfg.MemBytes); k.End > m.RAMTop() {
+		return cfg, usagef("--mem %s is too small for this guest kernel, which loads up to %#x", f.mem, k.End)
 	}
 	if n := runtime.NumCPU(); cfg.CPUs > n {
 		fmt.Fprintf(stderr, "vmm: warning: %d vCPUs on %d host CPUs: vCPUs that wait for each other will be slow\n", cfg.CPUs, n)
