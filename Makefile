@@ -19,7 +19,7 @@ run: vmm
 test: vmm
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
-	$(GO) test -count=1 -race ./guest/mm/
+	$(GO) test -count=1 -race ./guest/mm/ ./vmm/ ./cmd/vmm/
 
 bench: vmm
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./guest/mm/

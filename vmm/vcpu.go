@@ -200,19 +200,23 @@ func (vm *VM) injectTick(v *vcpu) {
 // of the guest so the loop injects it.
 func (vm *VM) startTicks() (stop func()) {
 	t := time.NewTicker(vm.cfg.Tick)
-	done := make(chan struct{})
+	done, exited := make(chan struct{}), make(chan struct{})
+	v := vm.vcpus[0]
 	go func() {
+		defer close(exited)
 		for {
 			select {
 			case <-t.C:
-				vm.vcpus[0].tickPending.Store(true)
-				vm.vcpus[0].kickSignal()
+				v.tickPending.Store(true)
+				v.kickSignal()
 			case <-done:
 				return
 			}
 		}
 	}()
-	return func() { t.Stop(); close(done) }
+	// Stopping waits for the goroutine: it must not signal a thread that
+	// has gone back to the Go scheduler, or a vCPU that is closed.
+	return func() { t.Stop(); close(done); <-exited }
 }
 
 // kickSignal interrupts KVM_RUN without asking the vCPU to stop.

@@ -47,6 +47,7 @@ type VM struct {
 	result   Result
 	stopped  atomic.Bool
 	timedOut atomic.Bool
+	fallback *time.Timer // stops a timed-out run that ignores kicks
 	done     chan struct{}
 
 	// Stop-the-world for checkpoints: the initiator sets pausing, kicks the
@@ -193,6 +194,11 @@ func (vm *VM) Run() *Result {
 		}()
 	}
 	wg.Wait()
+	vm.mu.Lock()
+	if vm.fallback != nil {
+		vm.fallback.Stop()
+	}
+	vm.mu.Unlock()
 	vm.drainConsole()
 	vm.finish()
 	vm.mu.Lock()
@@ -244,9 +250,12 @@ func (vm *VM) timeout() {
 	vm.pauseMu.Lock()
 	vm.pauseCnd.Broadcast()
 	vm.pauseMu.Unlock()
-	time.AfterFunc(time.Second, func() {
+	fallback := time.AfterFunc(time.Second, func() {
 		vm.stop(OutcomeTimeout, StatusTimeout, vm.timeoutReason(), nil)
 	})
+	vm.mu.Lock()
+	vm.fallback = fallback
+	vm.mu.Unlock()
 }
 
 func (vm *VM) timeoutReason() string {
@@ -355,7 +364,6 @@ func (vm *VM) Close() error {
 		v.close()
 		v.kickMu.Unlock()
 	}
-	vm.vcpus = nil
 	if vm.doorbel != nil {
 		vm.doorbel.Close()
 	}
