@@ -64,7 +64,7 @@ const (
 	TrapOffMasked   = 96
 
 	// TrapMaskedFSOff is Masked's offset from the FS base; trapEntry's last
-	// store (encoded by hand in guest/trap_amd64.s) uses it.
+	// store (raw bytes in guest/trap_amd64.s, offset from trap_offsets.h) uses it.
 	TrapMaskedFSOff = PerCPUTrapOff - PerCPUFSOff + TrapOffMasked
 )
 

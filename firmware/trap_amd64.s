@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "trap_offsets.h"
 
 // Ring-0 exception and interrupt stubs (see trap.go). They run in KVM's
 // instruction emulator on the PVM host: keep them integer-only and short.
@@ -169,36 +170,36 @@ TEXT ·trap32(SB),NOSPLIT|NOFRAME,$0
 	JMP ·trapCommon(SB)
 
 TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
-	MOVQ AX, (REC+64)(SP)
+	MOVQ AX, (REC+TRAP_RAX)(SP)
 	MOVQ 0(SP), AX
-	MOVQ AX, (REC+0)(SP)
+	MOVQ AX, (REC+TRAP_VECTOR)(SP)
 	MOVQ 8(SP), AX
-	MOVQ AX, (REC+8)(SP)
+	MOVQ AX, (REC+TRAP_ERROR)(SP)
 	MOVQ 16(SP), AX
-	MOVQ AX, (REC+16)(SP)
+	MOVQ AX, (REC+TRAP_RIP)(SP)
 	MOVQ 24(SP), AX
-	MOVQ AX, (REC+24)(SP)
+	MOVQ AX, (REC+TRAP_CS)(SP)
 	MOVQ 32(SP), AX
-	MOVQ AX, (REC+32)(SP)
+	MOVQ AX, (REC+TRAP_RFLAGS)(SP)
 	MOVQ 40(SP), AX
-	MOVQ AX, (REC+40)(SP)
+	MOVQ AX, (REC+TRAP_RSP)(SP)
 	MOVQ CR2, AX
-	MOVQ AX, (REC+56)(SP)
+	MOVQ AX, (REC+TRAP_CR2)(SP)
 	// Return to the ring-3 dispatcher, masked, on the top of the exception
 	// stack; or, when the dispatcher itself faulted (Masked still set),
 	// below its frames, so the report's backtrace can still walk them.
-	MOVQ (REC+72)(SP), AX
+	MOVQ (REC+TRAP_DISPATCH)(SP), AX
 	MOVQ AX, 16(SP)
-	MOVQ (REC+80)(SP), AX
-	CMPQ (REC+96)(SP), $0
+	MOVQ (REC+TRAP_STACK)(SP), AX
+	CMPQ (REC+TRAP_MASKED)(SP), $0
 	JEQ  top
 	MOVQ 40(SP), AX
 	SUBQ $256, AX
 	ANDQ $~15, AX
 top:
 	MOVQ AX, 40(SP)
-	MOVQ $1, (REC+96)(SP)
-	MOVQ (REC+64)(SP), AX
+	MOVQ $1, (REC+TRAP_MASKED)(SP)
+	MOVQ (REC+TRAP_RAX)(SP), AX
 	ADDQ $16, SP
 	IRETQ
 

@@ -24,7 +24,7 @@ func TestTrapRecordLayout(t *testing.T) {
 		{"Dispatch", unsafe.Offsetof(r.Dispatch), TrapOffDispatch},
 		{"DispatchStack", unsafe.Offsetof(r.DispatchStack), TrapOffStack},
 		{"Masked", unsafe.Offsetof(r.Masked), TrapOffMasked},
-		{"Masked from FS", PerCPUTrapOff - PerCPUFSOff + unsafe.Offsetof(r.Masked), 0x3fe0}, // hand-encoded in guest/trap_amd64.s
+		{"Masked from FS", PerCPUTrapOff - PerCPUFSOff + unsafe.Offsetof(r.Masked), TrapMaskedFSOff},
 	} {
 		if c.got != c.want {
 			t.Errorf("TrapRecord.%s at %d, want %d (trap_amd64.s depends on it)", c.name, c.got, c.want)

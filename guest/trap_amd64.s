@@ -1,4 +1,5 @@
 #include "textflag.h"
+#include "trap_offsets.h"
 
 // trapEntry is the ring-3 half of exception delivery. The ring-0 stub has
 // saved the hardware frame in this vCPU's TrapRecord and IRETQed here, on
@@ -54,9 +55,10 @@ TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 	// Raw bytes: the assembler's PUSH/POP bookkeeping cannot follow a stack
 	// switch.
 	BYTE $0x5c // POPQ SP
-	// MOVQ $0, FS:0x3fe0: TrapRecord.Masked = 0 (firmware.TrapMaskedFSOff)
+	// MOVQ $0, FS:TRAP_MASKED_FS: TrapRecord.Masked = 0
 	BYTE $0x64; BYTE $0x48; BYTE $0xc7; BYTE $0x04; BYTE $0x25
-	BYTE $0xe0; BYTE $0x3f; BYTE $0x00; BYTE $0x00
+	BYTE $(TRAP_MASKED_FS&0xff); BYTE $((TRAP_MASKED_FS>>8)&0xff)
+	BYTE $((TRAP_MASKED_FS>>16)&0xff); BYTE $((TRAP_MASKED_FS>>24)&0xff)
 	BYTE $0x00; BYTE $0x00; BYTE $0x00; BYTE $0x00
 	BYTE $0x9d // POPFQ
 	BYTE $0xc3 // RET
