@@ -85,8 +85,5 @@ func Gate(handler uint64, ist uint8) (lo, hi uint64) {
 	return lo, handler >> 32
 }
 
-// RFLAGS bits.
-const (
-	RFlagsIF   = 1 << 9
-	RFlagsIOPL = 3 << 12
-)
+// RFlagsIF is RFLAGS' interrupt flag.
+const RFlagsIF = 1 << 9

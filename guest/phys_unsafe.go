@@ -28,9 +28,6 @@ func consoleData() *[firmware.ConsoleDataSize]byte {
 	return (*[firmware.ConsoleDataSize]byte)(ptr(firmware.ConsoleBase + firmware.ConsoleDataOff))
 }
 
-// physOf returns the physical address of a kernel object (identity map).
-func physOf(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }
-
 func stringPhys(s string) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) }
 
 // physWords returns n uint64s of physical memory at phys as a slice (the

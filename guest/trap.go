@@ -7,7 +7,6 @@ import (
 // Implemented in trap_amd64.s.
 func trapEntry()
 func trapEntryAddr() uint64
-func readFlags() uint64
 func faultDivide()
 func faultGP()
 

@@ -69,12 +69,6 @@ TEXT main·trapEntryAddr(SB),NOSPLIT,$0-8
 	MOVQ AX, ret+0(FP)
 	RET
 
-TEXT main·readFlags(SB),NOSPLIT,$0-8
-	PUSHFQ
-	POPQ AX
-	MOVQ AX, ret+0(FP)
-	RET
-
 // Deliberate faults for the exception workloads.
 TEXT main·faultDivide(SB),NOSPLIT,$0-0
 	XORQ CX, CX
