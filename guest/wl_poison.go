@@ -183,10 +183,7 @@ func drainCheck(t *blockTable, bad []uint64, x, y uint64) (uint64, bool) {
 func freeTable(t *blockTable) bool {
 	for t.n > 0 {
 		t.n--
-		tok := kernelMM.Lock()
-		err := kernelMM.Free(mm.ContainingAddress(t.slots[t.n]), 0, &tok)
-		kernelMM.Unlock(&tok)
-		if err != mm.ErrNone {
+		if err := freeBlockErr(t.slots[t.n]); err != mm.ErrNone { // order 0: low bits clear
 			putString("poison: free failed: ")
 			putString(err.Error())
 			putString("\n")

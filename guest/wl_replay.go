@@ -165,10 +165,3 @@ var orderKeys = [mm.NumOrders]string{"replay.free_blocks.order0", "replay.free_b
 	"replay.free_blocks.order2", "replay.free_blocks.order3", "replay.free_blocks.order4",
 	"replay.free_blocks.order5", "replay.free_blocks.order6", "replay.free_blocks.order7",
 	"replay.free_blocks.order8", "replay.free_blocks.order9", "replay.free_blocks.order10"}
-
-func freeBlock(v uint64) bool {
-	tok := kernelMM.Lock()
-	err := kernelMM.Free(mm.ContainingAddress(v), uint8(v&0xfff), &tok)
-	kernelMM.Unlock(&tok)
-	return err == mm.ErrNone
-}

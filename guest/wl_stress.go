@@ -30,10 +30,17 @@ func allocScratch() (scratch, bool) {
 // words is the block as a slice of uint64.
 func (s scratch) words() []uint64 { return physWords(s.phys, (mm.PageSize<<s.order)/8) }
 
-func (s scratch) release() {
+func (s scratch) release() { freeBlock(s.phys | uint64(s.order)) }
+
+// freeBlock frees the block recorded as physical address | order, the way
+// the workloads' tables hold them.
+func freeBlock(v uint64) bool { return freeBlockErr(v) == mm.ErrNone }
+
+func freeBlockErr(v uint64) mm.AllocError {
 	tok := kernelMM.Lock()
-	kernelMM.Free(mm.ContainingAddress(s.phys), s.order, &tok)
+	err := kernelMM.Free(mm.ContainingAddress(v), uint8(v&0xfff), &tok)
 	kernelMM.Unlock(&tok)
+	return err
 }
 
 // blockTable is a scratch block used as an array of allocated blocks
@@ -127,11 +134,7 @@ func runStress(bi *firmware.BootInfo) uint64 {
 
 // freeSlot frees table entry i and moves the last entry into its place.
 func freeSlot(t *blockTable, i int) bool {
-	e := t.slots[i]
-	tok := kernelMM.Lock()
-	err := kernelMM.Free(mm.ContainingAddress(e), uint8(e&0xfff), &tok)
-	kernelMM.Unlock(&tok)
-	if err != mm.ErrNone {
+	if err := freeBlockErr(t.slots[i]); err != mm.ErrNone {
 		putString("stress: free failed: ")
 		putString(err.Error())
 		putString("\n")

@@ -109,9 +109,7 @@ func (v *vcpu) kick() {
 		return
 	}
 	v.run.ImmediateExit = 1
-	if tid := v.tid.Load(); tid != 0 {
-		unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
-	}
+	v.kickSignal()
 }
 
 // interrupt makes the vCPU look at the VM's state soon: out of KVM_RUN,

@@ -3,14 +3,13 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vmm-dev/vmm/internal/guestbuild"
-	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -58,20 +57,8 @@ func TestBootRejectsBadFlagsBeforeAnyVM(t *testing.T) {
 	}
 }
 
-func requireKVM(t *testing.T) {
-	t.Helper()
-	f, err := vmm.OpenKVM()
-	if errors.Is(err, vmm.ErrNoKVM) {
-		t.Skipf("skipping KVM test: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-}
-
 func TestBootJSONSummary(t *testing.T) {
-	requireKVM(t)
+	inspecttest.SkipWithoutKVM(t)
 	st, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--json", "--cmdline", "exit=9")
 	var sum struct {
 		Outcome      string `json:"outcome"`
@@ -97,7 +84,7 @@ func TestBootJSONSummary(t *testing.T) {
 }
 
 func TestWorkloadHelpListsWorkloads(t *testing.T) {
-	requireKVM(t)
+	inspecttest.SkipWithoutKVM(t)
 	st, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "help")
 	for _, w := range []string{"* stress", "* paging", "* cow", "* demand", "exc-double"} {
 		if !strings.Contains(out, w) {
@@ -110,7 +97,7 @@ func TestWorkloadHelpListsWorkloads(t *testing.T) {
 }
 
 func TestBootDumpThenInspect(t *testing.T) {
-	requireKVM(t)
+	inspecttest.SkipWithoutKVM(t)
 	dump := filepath.Join(t.TempDir(), "guest.core")
 	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "stress", "--dump", dump); st != 0 {
 		t.Fatalf("boot: status %d: %s", st, errs)

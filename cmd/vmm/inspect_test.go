@@ -22,9 +22,7 @@ func TestMain(m *testing.M) {
 
 // runInspect runs `vmm inspect args...` and returns status, stdout, stderr.
 func runInspect(args ...string) (int, string, string) {
-	var out, errb bytes.Buffer
-	st := run(append([]string{"inspect"}, args...), &out, &errb)
-	return st, out.String(), errb.String()
+	return runCLI(append([]string{"inspect"}, args...)...)
 }
 
 func TestInspectClean(t *testing.T) {

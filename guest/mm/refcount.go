@@ -85,13 +85,7 @@ func (b *Buddy) FlagsOf(frame PhysFrame) (uint32, AllocError) {
 //
 //go:nosplit
 func (b *Buddy) MarkShared(frame PhysFrame, order uint8, flags uint32, tok *IrqDisabledToken) AllocError {
-	if !b.owns(tok) {
-		return ErrNotLocked
-	}
-	if flags&^flagModifiers != 0 {
-		return ErrInvalidFlags
-	}
-	_, m, err := b.checkAllocatedHead(frame, order)
+	m, err := b.modifierTarget(frame, order, flags, tok)
 	if err != ErrNone {
 		return err
 	}
@@ -108,16 +102,26 @@ func (b *Buddy) MarkShared(frame PhysFrame, order uint8, flags uint32, tok *IrqD
 //
 //go:nosplit
 func (b *Buddy) ClearShared(frame PhysFrame, order uint8, flags uint32, tok *IrqDisabledToken) AllocError {
-	if !b.owns(tok) {
-		return ErrNotLocked
-	}
-	if flags&^flagModifiers != 0 {
-		return ErrInvalidFlags
-	}
-	_, m, err := b.checkAllocatedHead(frame, order)
+	m, err := b.modifierTarget(frame, order, flags, tok)
 	if err != ErrNone {
 		return err
 	}
 	atomic.StoreUint32(&m.flags, m.flags&^flags)
 	return ErrNone
+}
+
+// modifierTarget checks what MarkShared and ClearShared share: the token
+// holds the lock, flags are only sharing modifiers, and frame is the head
+// of an allocated block of that order.
+//
+//go:nosplit
+func (b *Buddy) modifierTarget(frame PhysFrame, order uint8, flags uint32, tok *IrqDisabledToken) (*FrameMeta, AllocError) {
+	if !b.owns(tok) {
+		return nil, ErrNotLocked
+	}
+	if flags&^flagModifiers != 0 {
+		return nil, ErrInvalidFlags
+	}
+	_, m, err := b.checkAllocatedHead(frame, order)
+	return m, err
 }
