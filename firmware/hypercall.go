@@ -35,7 +35,10 @@ type Mailbox struct {
 	Nr   uint64
 	Args [5]uint64
 	Ret  uint64
-	_    uint64
+	// Seq counts the hypercalls this vCPU has issued, this one included;
+	// the VMM compares it with the number it handled, so an exit decoded
+	// twice (or one lost) shows up in every run's summary.
+	Seq uint64
 }
 
 // ConsoleHeader starts the console ring at ConsoleBase. The guest owns Head,

@@ -21,6 +21,7 @@ func hypercall(nr, a0, a1, a2, a3 uint64) uint64 {
 	mb.Nr = nr
 	mb.Args[0], mb.Args[1], mb.Args[2], mb.Args[3] = a0, a1, a2, a3
 	atomic.StoreUint64(&mb.Ret, 0)
+	mb.Seq++
 	ring(firmware.HypercallDoorbell, nr)
 	return atomic.LoadUint64(&mb.Ret)
 }

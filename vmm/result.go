@@ -17,9 +17,19 @@ type Result struct {
 	Checkpoints  []Checkpoint  `json:"checkpoints"`
 	Reports      []Report      `json:"reports"`
 	Dump         *DumpResult   `json:"dump,omitempty"`
+	VCPUs        []VCPUStats   `json:"vcpus"`
 	// TicksInjected counts timer interrupts delivered (--tick).
 	TicksInjected uint64 `json:"ticks_injected"`
 	Timing        Timing `json:"timing"`
+}
+
+// VCPUStats is what one vCPU did. HypercallsIssued is the guest's own count
+// (its mailbox Seq); it equals HypercallsHandled unless an exit was lost or
+// handled twice.
+type VCPUStats struct {
+	CPU               int    `json:"cpu"`
+	HypercallsIssued  uint64 `json:"hypercalls_issued"`
+	HypercallsHandled uint64 `json:"hypercalls_handled"`
 }
 
 // Timing holds the run's measured durations.

@@ -2,6 +2,8 @@ package vmm
 
 import (
 	"fmt"
+	"runtime"
+	"sync"
 	"testing"
 )
 
@@ -60,5 +62,48 @@ func TestSMPBenchReportsThroughput(t *testing.T) {
 	wantReport(t, res, "smpbench.pairs", 2*2000000)
 	if v, _ := res.ReportValue("smpbench.pairs_per_sec"); v == 0 {
 		t.Error("no throughput reported")
+	}
+}
+
+// TestSMPBootsUnderHostLoad boots the default workloads on several vCPUs
+// again and again while goroutines keep every host CPU busy, so kicks land
+// in every window of the vCPU loop. A stale exit decoded a second time shows
+// up as a phantom crash (exit reason 0) or as a hypercall handled twice.
+func TestSMPBootsUnderHostLoad(t *testing.T) {
+	requireKVM(t)
+	if testing.Short() {
+		t.Skip("-short: 20 boots under load")
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for x := uint64(1); ; x = x*6364136223846793005 + 1 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	for i := range 20 {
+		cfg := bootConfig(t)
+		cfg.CPUs = 2 + i%2
+		res, out := boot(t, cfg)
+		if res.Outcome != OutcomeExit || res.ExitStatus != 0 {
+			t.Fatalf("boot %d (%d vCPUs): %s status %d: %s\n%s", i, cfg.CPUs, res.Outcome, res.ExitStatus, res.Reason, out)
+		}
+		if len(res.VCPUs) != cfg.CPUs {
+			t.Fatalf("boot %d: %d vCPU stats for %d vCPUs", i, len(res.VCPUs), cfg.CPUs)
+		}
+		for _, s := range res.VCPUs {
+			if s.HypercallsIssued == 0 || s.HypercallsIssued != s.HypercallsHandled {
+				t.Errorf("boot %d vCPU %d: guest issued %d hypercalls, VMM handled %d", i, s.CPU, s.HypercallsIssued, s.HypercallsHandled)
+			}
+		}
 	}
 }

@@ -26,6 +26,8 @@ type vcpu struct {
 
 	tickPending   atomic.Bool // a timer interrupt waits for injection
 	ticksInjected uint64
+
+	hypercalls uint64 // hypercalls handled (compared with the mailbox's Seq)
 }
 
 func (vm *VM) createVCPU(index int, cpuid *kvm.CPUID) (*vcpu, error) {
@@ -147,6 +149,11 @@ func (vm *VM) loop(v *vcpu) {
 		if v.tickPending.Load() {
 			vm.injectTick(v)
 		}
+		// gokvm's Run reports EINTR and EAGAIN (an immediate_exit kick, a
+		// signal) as success, and KVM leaves exit_reason untouched on that
+		// path: preset it so an entry that never happened reads as
+		// "interrupted" rather than as a second copy of the previous exit.
+		v.run.ExitReason = uint32(kvm.EXITINTR)
 		if err := kvm.Run(v.fd); err != nil {
 			vm.stop(OutcomeError, StatusVMMError, fmt.Sprintf("KVM_RUN vCPU %d: %v", v.index, err), nil)
 			return

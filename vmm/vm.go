@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"github.com/vmm-dev/vmm/firmware"
@@ -211,9 +212,19 @@ func (vm *VM) Run() *Result {
 	r.Reports = vm.hc.reports
 	r.Registration = vm.hc.reg
 	r.CPUs = len(vm.vcpus)
+	r.VCPUs = vm.vcpuStats()
 	r.TicksInjected = vm.vcpus[0].ticksInjected
 	r.MemBytes = vm.cfg.MemBytes
 	return r
+}
+
+func (vm *VM) vcpuStats() []VCPUStats {
+	stats := make([]VCPUStats, len(vm.vcpus))
+	for i, v := range vm.vcpus {
+		seq, _ := vm.mem.ReadU64(uint64(firmware.MailboxBase+i*firmware.MailboxStride) + uint64(unsafe.Offsetof(firmware.Mailbox{}.Seq)))
+		stats[i] = VCPUStats{CPU: i, HypercallsIssued: seq, HypercallsHandled: v.hypercalls}
+	}
+	return stats
 }
 
 // FirstEntry is when vCPU 0 first entered KVM_RUN (zero if never).
@@ -316,6 +327,7 @@ func (vm *VM) hypercall(v *vcpu) {
 	for i := range mb.Args {
 		mb.Args[i] = le(raw, 1+i)
 	}
+	v.hypercalls++
 	vm.drainConsole()
 	vm.mu.Lock()
 	res := handleHypercall(vm.mem, &vm.hc, v.index, &mb)
