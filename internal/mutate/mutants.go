@@ -132,7 +132,7 @@ var Catalogue = []Mutant{
 			{File: fBuddy, Old: "\tif !atomic.CompareAndSwapUint32(&m.refcount, 1, 0) {\n\t\treturn ErrInvalidAddress\n\t}\n\tb.release(pfn, order)",
 				New: "\tatomic.StoreUint32(&m.refcount, 0)\n\tb.release(pfn, order)"},
 			{File: fStress, Old: "\tt.n--\n\tt.slots[i] = t.slots[t.n]",
-				New: "\tif mm.MutantN == 0 {\n\t\tmm.MutantHit(t.slots[i] >> 12)\n\t\tfreeBlockErr(t.slots[i])\n\t}\n\tt.n--\n\tt.slots[i] = t.slots[t.n]"},
+				New: "\tif mm.MutantN == 0 {\n\t\tfor f := uint64(0); f < 1<<(t.slots[i]&0xfff); f++ {\n\t\t\tmm.MutantHit(t.slots[i]>>12 + f)\n\t\t}\n\t\tfreeBlockErr(t.slots[i])\n\t}\n\tt.n--\n\tt.slots[i] = t.slots[t.n]"},
 		},
 	},
 	{

@@ -173,6 +173,12 @@ func TestMutants(t *testing.T) {
 		start := time.Now()
 		v := Run(m, opt)
 		t.Logf("%-22s %-13s exit=%d findings=%d %s (%v)", m.Name, v.Status, v.ExitStatus, v.Findings, describe(m, v), time.Since(start).Round(time.Millisecond))
+		if v.Status != Killed {
+			t.Logf("    probed %#x", v.Probed)
+			for _, f := range v.Sample {
+				t.Logf("    %s %s: %s frame %s", f.Checker, f.Checkpoint, f.Kind, pfnString(f.PFN))
+			}
+		}
 		verdicts = append(verdicts, v)
 		ms = append(ms, m)
 	}

@@ -23,8 +23,15 @@ func describe(m *Mutant, v Verdict) string {
 		}
 		return s
 	}
-	return firstLine(v.Detail)
+	s := firstLine(v.Detail)
+	if m.Frames == ProbeFrames && v.RightPFNs > 0 {
+		s = strings.TrimPrefix(fmt.Sprintf("%s; the bug touched %d frames", s, v.RightPFNs), "; ")
+	}
+	return s
 }
+
+// cell escapes a markdown table cell.
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 
 func pfnString(pfn uint64) string {
 	if pfn == mm.LinkNone {
@@ -57,8 +64,7 @@ func Table(ms []*Mutant, vs []Verdict) string {
 		if len(m.BadFrames) > 0 {
 			wl += " --bad-frames"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | **%s** | %d | %s |\n", m.Name, wl, m.Bug, v.Status, v.ExitStatus,
-			strings.ReplaceAll(describe(m, v), "|", "/"))
+		fmt.Fprintf(&b, "| %s | %s | %s | **%s** | %d | %s |\n", m.Name, wl, cell(m.Bug), v.Status, v.ExitStatus, cell(describe(m, v)))
 	}
 	fmt.Fprintf(&b, "\nkilled %d of %d (%.0f%%)\n", killed, len(vs), 100*float64(killed)/float64(max(len(vs), 1)))
 	return b.String()

@@ -55,6 +55,8 @@ type Verdict struct {
 	First      Finding // the first finding of all (WrongFrame)
 	RightPFNs  int     // how many frames the rule accepts (for the report)
 	Detail     string
+	Sample     []Finding // the first few findings, for the log
+	Probed     []uint64  // the first few probed frames, for the log
 }
 
 // Observation is what one boot of a mutant produced, reduced to what the
@@ -149,6 +151,8 @@ func Classify(m *Mutant, o *Observation) Verdict {
 	}
 	fs := findings(o)
 	v.Findings = len(fs)
+	v.Sample = fs[:min(len(fs), 6)]
+	v.Probed = o.Probe[:min(len(o.Probe), 6)]
 	if len(fs) > 0 {
 		v.First = fs[0]
 		for _, f := range fs {
