@@ -192,22 +192,18 @@ var Catalogue = []Mutant{
 	},
 	{
 		Name: "no-merge", Workload: "stress", Frames: ProbeFrames,
-		Bug: "the merge loop's condition is inverted (k > MaxOrder): freed blocks never merge",
-		Edits: []Edit{
-			{File: fBuddy, Old: "\tfor k < MaxOrder {\n\t\tbud := buddyOf(pfn, k)", New: "\tfor k > MaxOrder {\n\t\tbud := buddyOf(pfn, k)"},
-			{File: fBuddy, Old: "\t\tk++\n\t}\n\tb.push(k, pfn)",
-				New: "\t\tk++\n\t}\n\tif k < MaxOrder && b.isFreeHead(buddyOf(pfn, k), k) {\n\t\tMutantHit(min(pfn, buddyOf(pfn, k)))\n\t}\n\tb.push(k, pfn)", Probe: true},
-		},
+		Bug:   "the merge loop's condition is inverted (k > MaxOrder): freed blocks never merge",
+		Edits: noMerge,
 	},
 	{
-		Name: "no-merge-check-blind", Workload: "stress", Frames: ProbeFrames,
-		Bug: "no-merge, and the unmerged-buddy rule is deleted from mm.Check (which guest and host both run)",
-		Edits: []Edit{
-			{File: fBuddy, Old: "\tfor k < MaxOrder {\n\t\tbud := buddyOf(pfn, k)", New: "\tfor k > MaxOrder {\n\t\tbud := buddyOf(pfn, k)"},
-			{File: fBuddy, Old: "\t\tk++\n\t}\n\tb.push(k, pfn)",
-				New: "\t\tk++\n\t}\n\tif k < MaxOrder && b.isFreeHead(buddyOf(pfn, k), k) {\n\t\tMutantHit(min(pfn, buddyOf(pfn, k)))\n\t}\n\tb.push(k, pfn)", Probe: true},
-			{File: fCheck, Old: "c.add(p, VUnmergedBuddy, uint64(order)+1, uint64(order))", New: "// rule deleted"},
-		},
+		Name: "no-merge-guest-blind", Workload: "stress", Frames: ProbeFrames,
+		Bug:   "no-merge, and the unmerged-buddy rule is deleted from the guest's mm.Check (the host keeps its own build)",
+		Edits: append(append([]Edit(nil), noMerge...), dropUnmergedRule),
+	},
+	{
+		Name: "no-merge-check-blind", Workload: "stress", Frames: ProbeFrames, Host: true,
+		Bug:   "no-merge, and the unmerged-buddy rule is deleted from mm.Check, which guest and host both run (VMM rebuilt from the mutant tree)",
+		Edits: append(append([]Edit(nil), noMerge...), dropUnmergedRule),
 	},
 	{
 		Name: "poison-no-unlink", Workload: "poison", BadFrames: badFrames, Frames: ProbeFrames,
@@ -238,3 +234,14 @@ var Catalogue = []Mutant{
 		Edits: []Edit{{File: fPCP, Old: "\tc.Synced = c.Count\n", New: ""}},
 	},
 }
+
+// noMerge inverts the merge loop's condition; the probe records the lower
+// block of every pair left unmerged.
+var noMerge = []Edit{
+	{File: fBuddy, Old: "\tfor k < MaxOrder {\n\t\tbud := buddyOf(pfn, k)", New: "\tfor k > MaxOrder {\n\t\tbud := buddyOf(pfn, k)"},
+	{File: fBuddy, Old: "\t\tk++\n\t}\n\tb.push(k, pfn)",
+		New: "\t\tk++\n\t}\n\tif k < MaxOrder && b.isFreeHead(buddyOf(pfn, k), k) {\n\t\tMutantHit(min(pfn, buddyOf(pfn, k)))\n\t}\n\tb.push(k, pfn)", Probe: true},
+}
+
+// dropUnmergedRule deletes the unmerged-buddy rule from mm.Check.
+var dropUnmergedRule = Edit{File: fCheck, Old: "c.add(p, VUnmergedBuddy, uint64(order)+1, uint64(order))", New: "// rule deleted"}

@@ -75,6 +75,10 @@ type Mutant struct {
 	BadFrames []uint64 // PFNs the boot info lists as bad
 	Frames    FrameRule
 	Edits     []Edit
+	// Host: the edits also reach the host (they touch code both sides
+	// run, such as mm.Check), so the VMM is rebuilt from the mutant tree
+	// and booted as a process instead of in this one.
+	Host bool
 }
 
 // ErrDrift means an edit's search text is not in the source exactly once.
@@ -116,13 +120,19 @@ const (
 	symProbePFNs = "github.com/vmm-dev/vmm/guest/mm.MutantPFNs"
 )
 
-// treeParts are what building the guest needs from the repository.
-var treeParts = []string{"go.mod", "go.sum", "scripts", "firmware", "guest"}
+// treeParts are what building the guest needs from the repository;
+// hostParts what building bin/vmm needs besides.
+var (
+	treeParts = []string{"go.mod", "go.sum", "scripts", "firmware", "guest"}
+	hostParts = []string{"cmd", "vmm", "internal"}
+)
 
 // CopyTree copies the parts of the repository at src that the guest build
 // needs into dst (which must not exist yet or be empty).
-func CopyTree(src, dst string) error {
-	for _, part := range treeParts {
+func CopyTree(src, dst string) error { return copyParts(src, dst, treeParts) }
+
+func copyParts(src, dst string, parts []string) error {
+	for _, part := range parts {
 		if err := copyPath(filepath.Join(src, part), filepath.Join(dst, part)); err != nil {
 			return err
 		}

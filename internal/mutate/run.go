@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"debug/elf"
 	"encoding/binary"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,6 +18,7 @@ import (
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/coredump"
 )
 
 // Status is what became of one mutant.
@@ -207,17 +210,25 @@ func observe(m *Mutant, opt Options) (*Observation, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	if err := CopyTree(opt.Root, dir); err != nil {
+	parts := treeParts
+	if m.Host {
+		parts = append(append([]string(nil), treeParts...), hostParts...)
+	}
+	if err := copyParts(opt.Root, dir, parts); err != nil {
 		return nil, fmt.Errorf("copying the tree: %w", err)
 	}
 	if err := Apply(dir, m); err != nil {
 		return nil, err
 	}
 	elfPath := filepath.Join(dir, "guest.elf")
-	cmd := exec.Command(filepath.Join(dir, "scripts", "build-guest.sh"), elfPath)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("building the mutant guest: %w\n%s", err, out)
+	if m.Host {
+		elfPath = filepath.Join(dir, "cmd", "vmm", "kernel", "guest.elf") // embedded in the mutant bin/vmm
+		if err := os.MkdirAll(filepath.Dir(elfPath), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := runIn(dir, filepath.Join(dir, "scripts", "build-guest.sh"), elfPath); err != nil {
+		return nil, fmt.Errorf("building the mutant guest: %w", err)
 	}
 	img, err := os.ReadFile(elfPath)
 	if err != nil {
@@ -227,29 +238,91 @@ func observe(m *Mutant, opt Options) (*Observation, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := vmm.Config{MemBytes: opt.Mem, CPUs: max(m.CPUs, 1), Kernel: img, Workload: m.Workload,
-		Timeout: opt.Timeout, BadFrames: m.BadFrames}
-	if cfg.MemBytes == 0 {
-		cfg.MemBytes = 128 << 20
+	if opt.Mem == 0 {
+		opt.Mem = 128 << 20
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 60 * time.Second
+	if opt.Timeout == 0 {
+		opt.Timeout = 60 * time.Second
 	}
-	var console bytes.Buffer
-	cfg.Console = &console
-	vm, err := vmm.New(cfg)
+	o := &Observation{Kernel: kernel, BadFrames: m.BadFrames}
+	if m.Host {
+		err = bootProcess(dir, m, opt, syms, o)
+	} else {
+		err = bootHere(img, m, opt, syms, o)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("creating the VM: %w", err)
+		return nil, err
 	}
-	defer vm.Close()
-	res := vm.Run()
-	o := &Observation{Result: res, Console: console.String(), Kernel: kernel, BadFrames: m.BadFrames}
-	o.Probe = readProbe(vm.Memory(), syms)
-	if r := res.Registration; r != nil {
+	if r := o.Result.Registration; r != nil {
 		lo, hi := min(r.MetaPhys, r.StatePhys), max(r.MetaPhys+r.FrameCount*mm.FrameMetaSize, r.StatePhys+mm.StateSize)
 		o.Meta = [2]uint64{lo / firmware.PageSize, (hi + firmware.PageSize - 1) / firmware.PageSize}
 	}
 	return o, nil
+}
+
+func runIn(dir, prog string, args ...string) error {
+	cmd := exec.Command(prog, args...)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w\n%s", filepath.Base(prog), err, out)
+	}
+	return nil
+}
+
+// bootHere boots the mutant guest with this process's (unmutated) VMM.
+func bootHere(img []byte, m *Mutant, opt Options, syms map[string]uint64, o *Observation) error {
+	cfg := vmm.Config{MemBytes: opt.Mem, CPUs: max(m.CPUs, 1), Kernel: img, Workload: m.Workload,
+		Timeout: opt.Timeout, BadFrames: m.BadFrames}
+	var console bytes.Buffer
+	cfg.Console = &console
+	vm, err := vmm.New(cfg)
+	if err != nil {
+		return fmt.Errorf("creating the VM: %w", err)
+	}
+	defer vm.Close()
+	o.Result = vm.Run()
+	o.Console = console.String()
+	o.Probe = readProbe(vm.Memory().Slice, syms)
+	return nil
+}
+
+// bootProcess builds bin/vmm from the mutant tree (mutant guest embedded)
+// and boots it with --json and --dump; the probe is read from the dump.
+func bootProcess(dir string, m *Mutant, opt Options, syms map[string]uint64, o *Observation) error {
+	bin := filepath.Join(dir, "bin", "vmm")
+	if err := runIn(dir, "go", "build", "-o", bin, "./cmd/vmm"); err != nil {
+		return fmt.Errorf("building the mutant VMM: %w", err)
+	}
+	core := filepath.Join(dir, "core")
+	args := []string{"boot", "--json", "--mem", strconv.FormatUint(opt.Mem>>20, 10) + "M", "--cpus", strconv.Itoa(max(m.CPUs, 1)),
+		"--workload", m.Workload, "--timeout", opt.Timeout.String(), "--dump", core}
+	if len(m.BadFrames) > 0 {
+		var l []string
+		for _, f := range m.BadFrames {
+			l = append(l, fmt.Sprintf("%#x", f))
+		}
+		args = append(args, "--bad-frames", strings.Join(l, ","))
+	}
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		return fmt.Errorf("running the mutant VMM: %w", err)
+	}
+	var res vmm.Result
+	if jerr := json.Unmarshal(stdout.Bytes(), &res); jerr != nil {
+		return fmt.Errorf("mutant VMM summary (exit %v): %w\n%s", err, jerr, stderr.String())
+	}
+	o.Result, o.Console = &res, stderr.String()
+	d, derr := coredump.Open(core)
+	if derr != nil {
+		return fmt.Errorf("mutant dump: %w", derr)
+	}
+	defer d.Close()
+	o.Probe = readProbe(d.Slice, syms)
+	return nil
 }
 
 // elfFacts returns the probe symbols' addresses and the kernel image's PFN
@@ -282,20 +355,24 @@ func elfFacts(img []byte) (map[string]uint64, [2]uint64, error) {
 }
 
 // readProbe reads the frames the bug recorded (nil if the probe is not in
-// the image: no edit referenced it, so the linker dropped it).
-func readProbe(mem *vmm.GuestMemory, syms map[string]uint64) []uint64 {
+// the image: no edit referenced it, so the linker dropped it). Guest
+// addresses are identity-mapped.
+func readProbe(slice func(gpa, n uint64) ([]byte, error), syms map[string]uint64) []uint64 {
 	na, ok1 := syms[symProbeN]
 	pa, ok2 := syms[symProbePFNs]
 	if !ok1 || !ok2 {
 		return nil
 	}
-	nb := make([]byte, 8)
-	if !mem.ReadAt(na, nb) {
+	nb, err := slice(na, 8)
+	if err != nil {
 		return nil
 	}
 	n := min(binary.LittleEndian.Uint64(nb), ProbeSlots)
-	buf := make([]byte, 8*n)
-	if !mem.ReadAt(pa, buf) {
+	if n == 0 {
+		return nil
+	}
+	buf, err := slice(pa, 8*n)
+	if err != nil {
 		return nil
 	}
 	out := make([]uint64, n)
