@@ -293,7 +293,7 @@ func newHostBench(m memmap.Map, k *vmm.Kernel) (*hostBench, error) {
 		{Base: k.Start, Size: perCPUEnd - k.Start},
 	}
 	if err := h.b.Setup(h.off, &h.boot, h.ram, h.inUse, nil); err != mm.ErrNone {
-		return nil, fmt.Errorf("host arena: allocator setup: %v", err)
+		return nil, fmt.Errorf("host arena: allocator setup: %w", err)
 	}
 	// The guest's Lock masks interrupts through IRQSave/IRQRestore (a flag
 	// in its per-CPU trap record); give the host the same kind of work, so
