@@ -14,10 +14,12 @@ type Result struct {
 	MemBytes     uint64        `json:"mem_bytes"`
 	Crash        *CrashReport  `json:"crash,omitempty"`
 	Registration *Registration `json:"registration,omitempty"`
-	Checkpoints  []Checkpoint  `json:"checkpoints"`
-	Reports      []Report      `json:"reports"`
-	Dump         *DumpResult   `json:"dump,omitempty"`
-	VCPUs        []VCPUStats   `json:"vcpus"`
+	// RegistrationError says which rule a refused registration broke.
+	RegistrationError string       `json:"registration_error,omitempty"`
+	Checkpoints       []Checkpoint `json:"checkpoints"`
+	Reports           []Report     `json:"reports"`
+	Dump              *DumpResult  `json:"dump,omitempty"`
+	VCPUs             []VCPUStats  `json:"vcpus"`
 	// TicksInjected counts timer interrupts delivered (--tick).
 	TicksInjected uint64 `json:"ticks_injected"`
 	Timing        Timing `json:"timing"`

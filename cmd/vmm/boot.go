@@ -161,6 +161,9 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	if r.RegistrationError != "" {
+		fmt.Fprintf(w, "vmm: %s\n", r.RegistrationError)
+	}
 	for _, c := range r.Checkpoints {
 		state := "not verified (no metadata registered)"
 		if c.Verified {

@@ -82,8 +82,8 @@ func (in *Inspection) Input() (verify.Input, error) {
 	if r == nil {
 		return verify.Input{}, ErrNoRegistration
 	}
-	return verify.Input{MetaPhys: r.MetaPhys, FrameCount: r.FrameCount, Version: r.Version,
-		StatePhys: r.StatePhys, Roots: in.Roots(), SharedTables: []uint64{firmware.KernelPDPT}}, nil
+	boot, _ := verify.ReadBoot(in.Dump) // a dump without a readable boot info skips the boot-info rules
+	return verify.Input{Registration: *r, Boot: boot, Roots: in.Roots(), SharedTables: []uint64{firmware.KernelPDPT}}, nil
 }
 
 // Verify runs the host verifier over the dump.

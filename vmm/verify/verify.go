@@ -19,10 +19,14 @@ type Memory interface {
 	Slice(gpa, n uint64) ([]byte, error)
 }
 
-// Input is what the guest registered.
+// Input is what the verifier checks: the guest's registration, the boot
+// info the VMM gave it, and the address spaces it registered.
 type Input struct {
-	MetaPhys, FrameCount, Version, StatePhys uint64
-	Roots                                    []uint64 // PML4 physical addresses
+	Registration
+	// Boot, when not nil, adds the boot-info rules (what the VMM placed is
+	// never FREE and owns its frames; bad frames are POISONED).
+	Boot  *Boot
+	Roots []uint64 // PML4 physical addresses
 	// SharedTables are page tables every address space links to but none
 	// owns (the kernel's identity map): the walk does not descend into them.
 	SharedTables []uint64
@@ -75,24 +79,18 @@ type Report struct {
 // MaxListed bounds the violations kept in a report (all are counted).
 const MaxListed = 1000
 
-// NewView checks the registration's version and frame count and returns
+// NewView validates the registration (Registration.Validate) and returns
 // the typed view of the metadata array and allocator state in mem (one RAM
 // span, as guest/mm places them). The view aliases mem.
 func NewView(mem Memory, in Input) (mm.View, error) {
-	if in.Version != uint64(mm.LayoutVersion) {
-		return mm.View{}, fmt.Errorf("frame metadata layout version %d, this verifier decodes %d", in.Version, mm.LayoutVersion)
-	}
-	if in.FrameCount == 0 || in.FrameCount > 1<<36 {
-		return mm.View{}, fmt.Errorf("frame count %d is out of range", in.FrameCount)
-	}
-	if _, err := mem.Slice(in.MetaPhys, in.FrameCount*mm.FrameMetaSize); err != nil {
-		return mm.View{}, fmt.Errorf("frame metadata array [%#x, +%d frames): %w", in.MetaPhys, in.FrameCount, err)
+	if err := in.Validate(mem, in.Boot, 0); err != nil {
+		return mm.View{}, err
 	}
 	lo := min(in.MetaPhys, in.StatePhys)
 	hi := max(in.MetaPhys+in.FrameCount*mm.FrameMetaSize, in.StatePhys+mm.StateSize)
 	span, err := mem.Slice(lo, hi-lo)
 	if err != nil {
-		return mm.View{}, fmt.Errorf("metadata array and allocator state [%#x, %#x) are not in one RAM range: %w", lo, hi, err)
+		return mm.View{}, fmt.Errorf("metadata array and allocator state [%#x, %#x): %w", lo, hi, err)
 	}
 	view, aerr := mm.NewView(span, lo, in.MetaPhys, in.FrameCount, in.StatePhys)
 	if aerr != mm.ErrNone {
