@@ -25,14 +25,14 @@ type Checkpoint struct {
 func (vm *VM) checkpoint(label string, final bool) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
-	reg := vm.hc.reg
+	reg, boot := vm.hc.reg, vm.hc.boot
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	cp := Checkpoint{Label: label, Final: final}
 	if reg != nil {
 		cp.Verified = true
-		rep, err := verify.Verify(vm.mem, verify.Input{MetaPhys: reg.MetaPhys, FrameCount: reg.FrameCount,
-			Version: reg.Version, StatePhys: reg.StatePhys, Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
+		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot,
+			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
 		if err != nil {
 			cp.Error = err.Error()
 			cp.Violations = 1 // an unreadable registration is itself a violation

@@ -40,7 +40,8 @@ func (vm *VM) writeDump(reason string) (coredump.Stats, error) {
 	vm.mu.Lock()
 	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...), Reason: reason}
 	if r := vm.hc.reg; r != nil {
-		info.Reg = &coredump.Registration{MetaPhys: r.MetaPhys, FrameCount: r.FrameCount, Version: r.Version, StatePhys: r.StatePhys}
+		reg := *r
+		info.Reg = &reg
 	}
 	vm.mu.Unlock()
 	return coredump.Write(vm.cfg.DumpPath, vm.mem.Map, vm.mem.Host(), vcpus, info)

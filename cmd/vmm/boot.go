@@ -187,6 +187,9 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	if r.RegistrationError != "" {
+		fmt.Fprintf(w, "vmm: %s\n", r.RegistrationError)
+	}
 	for _, s := range r.VCPUs {
 		if r.Outcome == vmm.OutcomeTimeout || r.Outcome == vmm.OutcomeSignal {
 			fmt.Fprintf(w, "vmm: vCPU %d was at %s\n", s.CPU, s.Where)
