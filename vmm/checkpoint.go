@@ -56,18 +56,16 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 // has stopped.
 func (vm *VM) finish() {
 	vm.checkpoint("exit", true)
-	vm.mu.Lock()
-	reason := vm.result.Outcome + ": " + vm.result.Reason
-	dumped := vm.result.Dump != nil
-	vm.mu.Unlock()
-	if vm.cfg.DumpPath != "" && !dumped {
-		vm.dump(reason)
-	}
+	vm.dumpAtExit()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	if vm.result.Outcome == OutcomeExit && vm.result.ExitStatus == 0 && vm.result.Violations() > 0 {
 		vm.result.ExitStatus = StatusViolation
 		vm.result.Reason += "; host verification found violations"
+	}
+	if d := vm.result.Dump; d != nil && d.Error != "" && vm.result.ExitStatus == 0 {
+		vm.result.ExitStatus = StatusVMMError
+		vm.result.Reason += "; the requested dump was not written"
 	}
 }
 
