@@ -56,13 +56,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 // has stopped.
 func (vm *VM) finish() {
 	vm.checkpoint("exit", true)
-	vm.mu.Lock()
-	reason := vm.result.Outcome + ": " + vm.result.Reason
-	dumped := vm.result.Dump != nil
-	vm.mu.Unlock()
-	if vm.cfg.DumpPath != "" && !dumped {
-		vm.dump(reason)
-	}
+	vm.dumpAtExit()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	r := &vm.result
@@ -73,6 +67,10 @@ func (vm *VM) finish() {
 	if status, overridden := finalStatus(r.Outcome, r.ExitStatus, r.Violations()); overridden {
 		r.ExitStatus = status
 		r.Reason += "; host verification found violations"
+	}
+	if d := r.Dump; d != nil && d.Error != "" && r.Outcome == OutcomeExit && r.ExitStatus != StatusViolation {
+		r.ExitStatus = StatusVMMError
+		r.Reason += "; the requested dump was not written"
 	}
 }
 
