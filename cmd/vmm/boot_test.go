@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/vmm-dev/vmm/internal/guestbuild"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -58,7 +58,7 @@ func TestBootRejectsBadFlagsBeforeAnyVM(t *testing.T) {
 }
 
 func TestBootJSONSummary(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--json", "--cmdline", "exit=9")
 	var sum struct {
 		Outcome      string `json:"outcome"`
@@ -84,7 +84,7 @@ func TestBootJSONSummary(t *testing.T) {
 }
 
 func TestWorkloadHelpListsWorkloads(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "help")
 	for _, w := range []string{"* stress", "* paging", "* cow", "* demand", "exc-double"} {
 		if !strings.Contains(out, w) {
@@ -97,7 +97,7 @@ func TestWorkloadHelpListsWorkloads(t *testing.T) {
 }
 
 func TestBootDumpThenInspect(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	dump := filepath.Join(t.TempDir(), "guest.core")
 	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "stress", "--dump", dump); st != 0 {
 		t.Fatalf("boot: status %d: %s", st, errs)
