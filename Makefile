@@ -1,14 +1,19 @@
 # make        builds the guest kernel, then bin/vmm with it embedded
+# make guest  rebuilds the committed guest image cmd/vmm/kernel/guest.elf
+# make guest-check  fails if that image differs from a fresh build of ./guest
 # make run    builds and boots the default guest (needs /dev/kvm)
 # make test   builds, then runs every test (KVM tests skip without /dev/kvm)
 GO ?= go
 GUEST := cmd/vmm/kernel/guest.elf
 
-.PHONY: all vmm guest run test bench clean
+.PHONY: all vmm guest guest-check run test bench clean
 all: vmm
 
 guest:
 	scripts/build-guest.sh $(GUEST)
+
+guest-check:
+	$(GO) test -count=1 -run '^TestEmbeddedGuestMatchesSource$$' ./cmd/vmm/
 
 vmm: guest
 	$(GO) build -o bin/vmm ./cmd/vmm
@@ -16,7 +21,7 @@ vmm: guest
 run: vmm
 	bin/vmm boot
 
-test: vmm
+test: guest-check vmm
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race ./guest/mm/ ./vmm/ ./cmd/vmm/
@@ -26,4 +31,4 @@ bench: vmm
 	bin/vmm bench
 
 clean:
-	rm -rf bin $(GUEST)
+	rm -rf bin
