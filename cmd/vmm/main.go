@@ -1,7 +1,10 @@
 // Command vmm boots the Go guest kernel on KVM and verifies its memory.
 //
 //	vmm boot [flags]      boot the guest (embedded, or --kernel FILE)
-//	vmm help              this text
+//	vmm inspect DUMP      verify a dump offline
+//	vmm bench [flags]     time the allocator in the guest and on the host
+//	vmm version           module version, VCS revision, Go, guest build id
+//	vmm help [CMD]        this text, or CMD's flags
 package main
 
 import (
@@ -9,7 +12,11 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/vmm"
 )
 
 // processStart approximates process start for the start-to-entry figure.
@@ -28,8 +35,8 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+		fmt.Fprint(stderr, usage())
+		return vmm.StatusUsage
 	}
 	var status int
 	var err error
@@ -40,37 +47,90 @@ func run(args []string, stdout, stderr io.Writer) int {
 		status, err = cmdInspect(args[1:], stdout, stderr)
 	case "bench":
 		status, err = cmdBench(args[1:], stdout, stderr)
+	case "version", "--version":
+		status, err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		status, err = cmdHelp(args[1:], stdout)
 	default:
-		err = usagef("unknown command %q (commands: boot, inspect, bench, help)", args[0])
+		err = usagef("unknown command %q (commands: %s)", args[0], strings.Join(commands, ", "))
 	}
 	var ue usageError
 	switch {
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "vmm %s: %v\n", args[0], err)
-		return 2
+		return vmm.StatusUsage
 	case err != nil:
 		fmt.Fprintf(stderr, "vmm %s: %v\n", args[0], err)
 		if status == 0 {
-			status = 1
+			status = vmm.StatusVMMError
 		}
 	}
 	return status
 }
 
-const usage = `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
+// commands are the subcommands, in the order usage lists them.
+var commands = []string{"boot", "inspect", "bench", "version", "help"}
+
+// cmdHelp prints the overview, or one command's flags, on stdout.
+func cmdHelp(args []string, stdout io.Writer) (int, error) {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stdout, usage())
+		return 0, nil
+	case len(args) > 1:
+		return vmm.StatusUsage, usagef("help takes one command, got %q", args)
+	}
+	switch args[0] {
+	case "boot", "inspect", "bench":
+		// Each command prints its flags for -h; send them to stdout.
+		return run([]string{args[0], "-h"}, stdout, stdout), nil
+	case "version":
+		fmt.Fprintln(stdout, "usage: vmm version\n  prints the module version, VCS revision, Go version and the embedded guest's build id")
+		return 0, nil
+	case "help":
+		fmt.Fprintln(stdout, "usage: vmm help [COMMAND]")
+		return 0, nil
+	}
+	return vmm.StatusUsage, usagef("unknown command %q (commands: %s)", args[0], strings.Join(commands, ", "))
+}
+
+// exitStatuses documents the process exit statuses, from the constants the
+// code returns so the text cannot drift from them.
+var exitStatuses = []struct {
+	code int
+	what string
+}{
+	{0, "the guest exited 0 and host verification found nothing"},
+	{vmm.StatusVMMError, "VMM error (KVM, memory, I/O)"},
+	{vmm.StatusUsage, "bad command, flag or argument (before any VM exists)"},
+	{vmm.StatusFault, "guest fault (exception, triple fault, emulation failure)"},
+	{vmm.StatusTimeout, "timeout (--timeout)"},
+	{vmm.StatusViolation, "host verification found violations"},
+	{firmware.GuestExitBadBootInfo, "guest: bad boot info"},
+	{firmware.GuestExitBadWorkload, "guest: unknown workload"},
+	{firmware.GuestExitMMInitFailed, "guest: allocator setup failed"},
+	{firmware.GuestExitWorkloadFail, "guest: a workload failed"},
+	{firmware.GuestExitViolations, "guest: its own checker found violations"},
+}
+
+func usage() string {
+	var b strings.Builder
+	b.WriteString(usageText)
+	b.WriteString("\nExit status (vmm boot; any other is the guest's own exit status):\n")
+	for _, e := range exitStatuses {
+		fmt.Fprintf(&b, "  %3d  %s\n", e.code, e.what)
+	}
+	return b.String()
+}
+
+const usageText = `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
 its page allocator from the host.
 
 Commands:
-  vmm boot [flags]    boot the guest; exit status is the guest's, or
-                      1 VMM error, 2 usage, 3 guest fault, 4 timeout,
-                      5 host verification found violations
+  vmm boot [flags]    boot the guest (the embedded one, or --kernel FILE)
   vmm inspect [--json] [--frame ADDR] [--map FILE.png] FILE
                       verify a dump written by vmm boot --dump, offline
   vmm bench [flags]   time guest/mm's loops in the guest and on the host
-  vmm help            this text
-
-Run "vmm boot -h" for the flags.
+  vmm version         module version, VCS revision, Go version, guest build id
+  vmm help [COMMAND]  this text, or COMMAND's flags
 `
