@@ -15,14 +15,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm"
 )
 
 // processStart approximates process start for the start-to-entry figure.
 var processStart = time.Now()
 
-// usageError is a bad flag or argument: one line on stderr, exit status 2.
+// usageError is a bad flag or argument: one line on stderr, vmm.StatusUsage.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -94,43 +93,19 @@ func cmdHelp(args []string, stdout io.Writer) (int, error) {
 	return vmm.StatusUsage, usagef("unknown command %q (commands: %s)", args[0], strings.Join(commands, ", "))
 }
 
-// exitStatuses documents the process exit statuses, from the constants the
-// code returns so the text cannot drift from them.
-var exitStatuses = []struct {
-	code int
-	what string
-}{
-	{0, "the guest exited 0 and host verification found nothing"},
-	{vmm.StatusVMMError, "VMM error (KVM, memory, I/O)"},
-	{vmm.StatusUsage, "bad command, flag or argument (before any VM exists)"},
-	{vmm.StatusFault, "guest fault (exception, triple fault, emulation failure)"},
-	{vmm.StatusTimeout, "timeout (--timeout)"},
-	{vmm.StatusViolation, "host verification found violations"},
-	{firmware.GuestExitBadBootInfo, "guest: bad boot info"},
-	{firmware.GuestExitBadWorkload, "guest: unknown workload"},
-	{firmware.GuestExitMMInitFailed, "guest: allocator setup failed"},
-	{firmware.GuestExitWorkloadFail, "guest: a workload failed"},
-	{firmware.GuestExitViolations, "guest: its own checker found violations"},
-}
-
 func usage() string {
-	var b strings.Builder
-	b.WriteString(usageText)
-	b.WriteString("\nExit status (vmm boot; any other is the guest's own exit status):\n")
-	for _, e := range exitStatuses {
-		fmt.Fprintf(&b, "  %3d  %s\n", e.code, e.what)
-	}
-	return b.String()
-}
-
-const usageText = `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
+	return `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
 its page allocator from the host.
 
 Commands:
-  vmm boot [flags]    boot the guest (the embedded one, or --kernel FILE)
+  vmm boot [flags]    boot the guest (exit statuses below)
   vmm inspect [--json] [--frame ADDR] [--map FILE.png] FILE
                       verify a dump written by vmm boot --dump, offline
+                      (0 clean, ` + fmt.Sprint(vmm.StatusViolation) + ` violations, ` + fmt.Sprint(vmm.StatusVMMError) + ` unreadable dump)
   vmm bench [flags]   time guest/mm's loops in the guest and on the host
   vmm version         module version, VCS revision, Go version, guest build id
-  vmm help [COMMAND]  this text, or COMMAND's flags
-`
+  vmm help [COMMAND]  this text, or COMMAND's flags ("vmm help boot")
+
+Exit statuses:
+` + vmm.StatusHelp("  ") + ``
+}

@@ -21,12 +21,12 @@ func TestUsageListsExitStatuses(t *testing.T) {
 			t.Fatalf("%q: status %d", args, st)
 		}
 		for _, want := range []string{
-			fmt.Sprintf("%3d  VMM error", vmm.StatusVMMError),
-			fmt.Sprintf("%3d  bad command", vmm.StatusUsage),
-			fmt.Sprintf("%3d  guest fault", vmm.StatusFault),
-			fmt.Sprintf("%3d  timeout", vmm.StatusTimeout),
-			fmt.Sprintf("%3d  host verification", vmm.StatusViolation),
-			"guest: unknown workload",
+			fmt.Sprintf("%-8d VMM error", vmm.StatusVMMError),
+			fmt.Sprintf("%-8d bad flags", vmm.StatusUsage),
+			fmt.Sprintf("%-8d guest fault", vmm.StatusFault),
+			fmt.Sprintf("%-8d --timeout", vmm.StatusTimeout),
+			fmt.Sprintf("%-8d host verification", vmm.StatusViolation),
+			fmt.Sprintf("0..%d", vmm.GuestStatusMax),
 		} {
 			if !strings.Contains(out, want) {
 				t.Errorf("%q: usage lacks %q:\n%s", args, want, out)
@@ -34,7 +34,7 @@ func TestUsageListsExitStatuses(t *testing.T) {
 		}
 	}
 	st, _, errs := runCLI()
-	if st != vmm.StatusUsage || !strings.Contains(errs, "Exit status") {
+	if st != vmm.StatusUsage || !strings.Contains(errs, "Exit statuses") {
 		t.Errorf("no arguments: status %d, stderr %q", st, errs)
 	}
 }
