@@ -123,7 +123,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 		return vmm.StatusUsage, err
 	}
 	cfg := vmm.Config{CPUs: 1, Workload: "bench", Timeout: f.timeout}
-	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
+	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return vmm.StatusUsage, usagef("--mem: %v", err)
 	}
 	if f.kernel != "" {
