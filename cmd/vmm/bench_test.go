@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/vmm-dev/vmm/vmm"
 )
 
 func TestBenchRejectsBadFlags(t *testing.T) {
@@ -19,8 +21,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"bench", "extra"},
 	} {
 		st, out, errs := runCLI(args...)
-		if st != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
-			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line", args, st, out, errs)
+		if st != vmm.StatusUsage || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d and one line", args, st, out, errs, vmm.StatusUsage)
 		}
 	}
 }
@@ -28,7 +30,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 // TestBenchJSON boots the bench workload and runs the host loops (short
 // benchtime: this checks the plumbing, not the numbers).
 func TestBenchJSON(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--json", "--mem", "256M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "100ms")
 	if st != 0 {
 		t.Fatalf("status %d\nstderr: %s", st, errs)
@@ -63,7 +65,7 @@ func TestBenchJSON(t *testing.T) {
 }
 
 func TestBenchTable(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--mem", "128M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "50ms")
 	if st != 0 {
 		t.Fatalf("status %d\nstderr: %s", st, errs)

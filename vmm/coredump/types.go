@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
 // VCPU is the register state of one vCPU at dump time.
@@ -21,8 +22,9 @@ type VCPU struct {
 	FSBase, GSBase, CR0, CR2, CR3, CR4 uint64
 }
 
-// Registration is the guest's frame-metadata registration.
-type Registration struct{ MetaPhys, FrameCount, Version, StatePhys uint64 }
+// Registration is the guest's frame-metadata registration: the verifier's
+// type, which the VMM note records field for field.
+type Registration = verify.Registration
 
 // Info is what the VMM note carries besides the vCPU count.
 type Info struct {
