@@ -226,7 +226,7 @@ var Catalogue = []Mutant{
 	{
 		Name: "refill-stale-order", Workload: "smp", CPUs: 2, Frames: ProbeFrames,
 		Bug:   "refill caches a split-off head without resetting its order byte to 0",
-		Edits: []Edit{{File: fPCP, Old: "\t\tb.meta.at(pfn).orderWord = 0\n", New: "\t\tif b.meta.at(pfn).orderWord != 0 {\n\t\t\tMutantHit(pfn)\n\t\t}\n"}},
+		Edits: []Edit{{File: fPCP, Old: "\t\tb.meta.at(pfn).orderWord = 0\n", New: "\t\tif o := b.meta.at(pfn).orderWord; o != 0 && o <= MaxOrder {\n\t\t\tfor i := uint64(0); i < 1<<o; i++ {\n\t\t\t\tMutantHit(pfn + i)\n\t\t\t}\n\t\t}\n"}},
 	},
 	{
 		Name: "pcp-count", Workload: "smp", CPUs: 2, Frames: AnyFrame,
