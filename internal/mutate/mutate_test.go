@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/internal/guestbuild"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/verify"
@@ -121,24 +122,26 @@ func TestClassify(t *testing.T) {
 		check string // Caught.Checker when killed
 	}{
 		{"host names a probed frame", probe, Observation{Probe: []uint64{7, 9},
-			Result: exit(5, hostCheckpoint("a", verify.Violation{PFN: 3, Kind: "x"}), hostCheckpoint("exit", verify.Violation{PFN: 9, Kind: "y"}))}, Killed, "host"},
+			Result: exit(vmm.StatusViolation, hostCheckpoint("a", verify.Violation{PFN: 3, Kind: "x"}), hostCheckpoint("exit", verify.Violation{PFN: 9, Kind: "y"}))}, Killed, "host"},
 		{"guest line names a probed frame", probe, Observation{Probe: []uint64{0x1a2},
-			Result: exit(14), Console: "noise\nmm check: frame 0x1a2: alloc-refcount expected 0x1 actual 0x0\n"}, Killed, "guest"},
+			Result: exit(firmware.GuestExitViolations), Console: "noise\nmm check: frame 0x1a2: alloc-refcount expected 0x1 actual 0x0\n"}, Killed, "guest"},
 		{"violations elsewhere", probe, Observation{Probe: []uint64{7},
-			Result: exit(5, hostCheckpoint("a", verify.Violation{PFN: 3}))}, WrongFrame, ""},
-		{"workload noticed only", probe, Observation{Probe: []uint64{7}, Result: exit(13, hostCheckpoint("exit"))}, WorkloadOnly, ""},
+			Result: exit(vmm.StatusViolation, hostCheckpoint("a", verify.Violation{PFN: 3}))}, WrongFrame, ""},
+		{"workload noticed only", probe, Observation{Probe: []uint64{7}, Result: exit(firmware.GuestExitWorkloadFail, hostCheckpoint("exit"))}, WorkloadOnly, ""},
 		{"nothing noticed", probe, Observation{Probe: []uint64{7}, Result: exit(0, hostCheckpoint("exit"))}, Survived, ""},
 		{"crash", probe, Observation{Probe: []uint64{7}, Result: &vmm.Result{Outcome: vmm.OutcomeFault, ExitStatus: vmm.StatusFault}}, Crashed, ""},
-		{"any frame", &Mutant{Frames: AnyFrame}, Observation{Result: exit(5, hostCheckpoint("a", verify.Violation{PFN: ^uint64(0)}))}, Killed, "host"},
+		{"right frame, wrong exit", probe, Observation{Probe: []uint64{7},
+			Result: exit(firmware.GuestExitWorkloadFail, hostCheckpoint("exit", verify.Violation{PFN: 7}))}, WrongExit, "host"},
+		{"any frame", &Mutant{Frames: AnyFrame}, Observation{Result: exit(vmm.StatusViolation, hostCheckpoint("a", verify.Violation{PFN: ^uint64(0)}))}, Killed, "host"},
 		{"bad frames", &Mutant{Frames: BadFrames}, Observation{BadFrames: []uint64{0x3001},
-			Result: exit(5, hostCheckpoint("a", verify.Violation{PFN: 0x3000}, verify.Violation{PFN: 0x3001}))}, Killed, "host"},
+			Result: exit(vmm.StatusViolation, hostCheckpoint("a", verify.Violation{PFN: 0x3000}, verify.Violation{PFN: 0x3001}))}, Killed, "host"},
 		{"kernel range", &Mutant{Frames: KernelFrames}, Observation{Kernel: [2]uint64{0x100, 0x200},
-			Result: exit(5, hostCheckpoint("a", verify.Violation{PFN: 0x200}))}, WrongFrame, ""},
-		{"firmware", &Mutant{Frames: FirmwareFrames}, Observation{Result: exit(5, hostCheckpoint("a", verify.Violation{PFN: 1}))}, Killed, "host"},
-		{"unreadable registration", &Mutant{Frames: AnyFrame}, Observation{Result: exit(5, vmm.Checkpoint{Label: "exit", Error: "bad", Violations: 1})}, Killed, "host"},
+			Result: exit(vmm.StatusViolation, hostCheckpoint("a", verify.Violation{PFN: 0x200}))}, WrongFrame, ""},
+		{"firmware", &Mutant{Frames: FirmwareFrames}, Observation{Result: exit(vmm.StatusViolation, hostCheckpoint("a", verify.Violation{PFN: 1}))}, Killed, "host"},
+		{"unreadable registration", &Mutant{Frames: AnyFrame}, Observation{Result: exit(vmm.StatusViolation, vmm.Checkpoint{Label: "exit", Error: "bad", Violations: 1})}, Killed, "host"},
 	} {
 		v := Classify(tc.m, &tc.o)
-		if v.Status != tc.want || v.Status == Killed && v.Caught.Checker != tc.check {
+		if v.Status != tc.want || (v.Status == Killed || v.Status == WrongExit) && v.Caught.Checker != tc.check {
 			t.Errorf("%s: %+v, want %s by %q", tc.name, v, tc.want, tc.check)
 		}
 	}

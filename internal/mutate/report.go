@@ -10,7 +10,7 @@ import (
 // describe says in a few words how the mutant was or was not caught.
 func describe(m *Mutant, v Verdict) string {
 	switch v.Status {
-	case Killed:
+	case Killed, WrongExit:
 		where := v.Caught.Checker
 		if v.Caught.Checkpoint != "" {
 			where += " at " + v.Caught.Checkpoint

@@ -27,6 +27,9 @@ type Status string
 const (
 	// Killed: a checkpoint reported a violation naming a right frame.
 	Killed Status = "killed"
+	// WrongExit: a violation named a right frame but the run's exit status
+	// does not say "violations" (a user's script would miss it).
+	WrongExit Status = "wrong-exit"
 	// WrongFrame: checkpoints reported violations, none naming a right frame.
 	WrongFrame Status = "wrong-frame"
 	// WorkloadOnly: no violation; the workload's own result check failed.
@@ -161,6 +164,9 @@ func Classify(m *Mutant, o *Observation) Verdict {
 		for _, f := range fs {
 			if rightFrame(m, o, f.PFN) {
 				v.Status, v.Caught = Killed, f
+				if !violationExit(v.ExitStatus) {
+					v.Status = WrongExit
+				}
 				return v
 			}
 		}
@@ -184,6 +190,12 @@ func Classify(m *Mutant, o *Observation) Verdict {
 		v.Detail = strings.TrimPrefix(v.Detail+"; the bug never ran (no probed frame)", "; ")
 	}
 	return v
+}
+
+// violationExit reports whether status is one that says "violations":
+// the VMM's (host verifier) or the guest's own checker's.
+func violationExit(status int) bool {
+	return status == vmm.StatusViolation || status == firmware.GuestExitViolations
 }
 
 // Options are the harness's settings.
