@@ -204,7 +204,6 @@ type Options struct {
 	WorkDir string        // where mutant trees are made (a temp dir if "")
 	Mem     uint64        // guest RAM (default 128 MiB)
 	Timeout time.Duration // per boot (default 60 s)
-	Log     func(format string, args ...any)
 }
 
 // Run applies, builds and boots one mutant and classifies the result.
