@@ -35,7 +35,12 @@ type VCPU struct {
 const HandlerPIDBase = 10000
 
 // Registration is the guest's frame-metadata registration.
-type Registration struct{ MetaPhys, FrameCount, Version, StatePhys uint64 }
+type Registration struct {
+	MetaPhys   uint64 `json:"meta_phys"`
+	FrameCount uint64 `json:"frame_count"`
+	Version    uint64 `json:"layout_version"`
+	StatePhys  uint64 `json:"state_phys"`
+}
 
 // Info is what the VMM note carries besides the vCPU count.
 type Info struct {
