@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -213,9 +212,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 
 	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		doc := struct {
+			Schema string `json:"schema"`
+			benchResult
+		}{schemaBench, out}
+		if err := writeJSON(stdout, doc); err != nil {
 			return vmm.StatusVMMError, err
 		}
 		return 0, nil

@@ -39,6 +39,7 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
+	validateJSON(t, out, "bench")
 	if res.MemBytes != 256<<20 || res.TSCKHz == 0 || res.HostRuns != 1 {
 		t.Errorf("header %+v", res)
 	}

@@ -76,8 +76,9 @@ func planLoads(m memmap.Map, ram []byte) ([]load, error) {
 	return loads, nil
 }
 
-// buildNotes returns the note segment: NT_PRSTATUS per vCPU, QEMU state
-// per vCPU, then the VMM note.
+// buildNotes returns the note segment: NT_PRSTATUS per vCPU, one more per
+// handler context, QEMU state per vCPU, then the VMM note. The first
+// NT_PRSTATUS is the thread gdb shows first.
 func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
 	if len(vcpus) > MaxVCPUs {
 		return nil, fmt.Errorf("coredump: %d vCPUs, more than %d", len(vcpus), MaxVCPUs)
@@ -90,7 +91,12 @@ func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
 		if v.Index < 0 || v.Index >= 1<<31-1 {
 			return nil, fmt.Errorf("coredump: vCPU index %d out of range", v.Index)
 		}
-		b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(v)))
+		b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(v, int32(v.Index+1))))
+	}
+	for _, v := range vcpus {
+		if h := v.Handler; h != nil {
+			b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(*h, int32(HandlerPIDBase+v.Index+1))))
+		}
 	}
 	for _, v := range vcpus {
 		b = appendNote(b, noteNameQEMU, ntQEMU, encode(qemuStateOf(v)))
@@ -98,9 +104,10 @@ func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
 	return appendNote(b, NoteName, NoteTypeInfo, encodeInfo(info, len(vcpus))), nil
 }
 
-func prstatusOf(v VCPU) *elfPrstatus {
+func prstatusOf(v VCPU, pid int32) *elfPrstatus {
 	return &elfPrstatus{
-		Pid: int32(v.Index + 1),
+		Info: [3]int32{int32(v.Signal)}, Cursig: uint16(v.Signal),
+		Pid: pid,
 		Reg: userRegs{
 			R15: v.R15, R14: v.R14, R13: v.R13, R12: v.R12,
 			RBP: v.RBP, RBX: v.RBX, R11: v.R11, R10: v.R10,
