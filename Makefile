@@ -24,6 +24,7 @@ test: vmm
 bench: vmm
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./guest/mm/
 	bin/vmm bench
+	bin/vmm bench --floors
 
 clean:
 	rm -rf bin $(GUEST)
