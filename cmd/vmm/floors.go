@@ -215,9 +215,10 @@ func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error
 	defer os.Remove(dumpPath)
 	// On a machine that is itself a VM, page-cache pages never used since
 	// it booted cost the outer hypervisor's first touch; write and delete
-	// a file of about the dump's size first, so the dump and the write
-	// floor both run on recycled pages.
-	if _, err := vmm.WriteFloor(f.dir, size/4096*64+16<<20); err != nil {
+	// a file of twice the dump's size first (the guest's metadata takes
+	// as much again), so the dump and the write floor both run on recycled
+	// pages.
+	if _, err := vmm.WriteFloor(f.dir, 2*(size/4096*64)+32<<20); err != nil {
 		return g, err
 	}
 	cfg := vmm.Config{MemBytes: size, CPUs: f.cpus, Kernel: kernel, Workload: "hello", Timeout: 5 * time.Minute, DumpPath: dumpPath}
