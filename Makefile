@@ -42,6 +42,7 @@ tools:
 bench: vmm
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./guest/mm/
 	bin/vmm bench
+	bin/vmm bench --floors
 
 clean:
 	rm -rf bin
