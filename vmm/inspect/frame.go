@@ -130,7 +130,7 @@ func (in *Inspection) memoryKind(phys uint64) string {
 func (in *Inspection) findUses(fi *FrameInfo) {
 	pfn := fi.PFN
 	roots, label := in.spaces()
-	fi.Truncated = verify.Walk(in.Dump, roots, nil, verify.Visitor{
+	fi.Truncated = verify.Walk(in.mem, roots, nil, verify.Visitor{
 		Table: func(root, phys uint64, level int, va uint64) {
 			if phys/mm.PageSize == pfn && len(fi.Tables) < maxListedMappings {
 				fi.Tables = append(fi.Tables, TableUse{Root: root, Space: label[root], Level: level, VA: va})
