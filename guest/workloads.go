@@ -33,6 +33,7 @@ var workloads = [...]workload{
 	{"segv", "touch outside every reserved range: segmentation fault", false, runSegv},
 	{"emulfail", "run Go (SSE) code at ring 0: KVM's emulator gives up on the PVM host", false, runEmulFail},
 	{"badcall", "make hypercalls with bad arguments and check each is refused", false, runBadCall},
+	{"badexit", "ask to exit with status 256: the VMM ends the run as a guest fault", false, runBadExit},
 	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", true, runPoison},
 	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", false, runBench},
 }
@@ -126,6 +127,11 @@ func runSpin(bi *firmware.BootInfo) uint64 {
 	}
 }
 
+func runBadExit(bi *firmware.BootInfo) uint64 {
+	exit(256) // never returns: the VMM stops the run
+	return exitWorkloadFail
+}
+
 // runBadCall checks that the VMM refuses hostile hypercalls with an error
 // code instead of trusting them; it reports how many were refused.
 func runBadCall(bi *firmware.BootInfo) uint64 {
@@ -136,7 +142,6 @@ func runBadCall(bi *firmware.BootInfo) uint64 {
 	calls := [...]call{
 		{999, 0, 0, 0, 0, firmware.HCErrUnknown},
 		{0, 0, 0, 0, 0, firmware.HCErrUnknown},
-		{firmware.HCExit, 256, 0, 0, 0, firmware.HCErrInvalid},
 		{firmware.HCReport, 0xfffffffffff0, 8, 1, 0, firmware.HCErrInvalid},              // key outside RAM
 		{firmware.HCReport, firmware.BootInfoBase, 1 << 20, 1, 0, firmware.HCErrInvalid}, // key too long
 		{firmware.HCCheckpoint, ^uint64(0) - 4, 16, 0, 0, firmware.HCErrInvalid},         // wraps around

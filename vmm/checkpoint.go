@@ -65,10 +65,26 @@ func (vm *VM) finish() {
 	}
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if vm.result.Outcome == OutcomeExit && vm.result.ExitStatus == 0 && vm.result.Violations() > 0 {
-		vm.result.ExitStatus = StatusViolation
-		vm.result.Reason += "; host verification found violations"
+	r := &vm.result
+	if r.Outcome == OutcomeExit {
+		st := r.ExitStatus
+		r.GuestExitStatus = &st
 	}
+	if status, overridden := finalStatus(r.Outcome, r.ExitStatus, r.Violations()); overridden {
+		r.ExitStatus = status
+		r.Reason += "; host verification found violations"
+	}
+}
+
+// finalStatus applies the host's verdict: violations outrank whatever the
+// guest said about itself, so a guest that exits 0 (or 13) over a corrupt
+// allocator still ends with StatusViolation. Faults, timeouts and signals
+// keep their own status (their report says more than the verdict).
+func finalStatus(outcome string, status, violations int) (int, bool) {
+	if outcome == OutcomeExit && violations > 0 {
+		return StatusViolation, true
+	}
+	return status, false
 }
 
 // dump writes the core file once (at the --dump-at checkpoint, or at the

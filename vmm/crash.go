@@ -38,7 +38,17 @@ func (vm *VM) symbolizer() *diag.Symbolizer {
 
 // crashReport reads v's registers (on v's own thread) and symbolizes them.
 func (vm *VM) crashReport(v *vcpu, why string) *CrashReport {
-	ci := diag.CrashInfo{Reason: why, Vector: -1}
+	return vm.registerReport(v, diag.CrashInfo{Reason: why, Vector: -1})
+}
+
+// stoppedReport is crashReport for a guest stopped from outside (timeout,
+// signal): the same registers and backtrace, not called a crash.
+func (vm *VM) stoppedReport(v *vcpu, why string) *CrashReport {
+	return vm.registerReport(v, diag.CrashInfo{Reason: why, Vector: -1, Stopped: true})
+}
+
+func (vm *VM) registerReport(v *vcpu, ci diag.CrashInfo) *CrashReport {
+	why := ci.Reason
 	regs, err := kvm.GetRegs(v.fd)
 	if err != nil {
 		return &CrashReport{CPU: v.index, Reason: why, Vector: -1, Text: fmt.Sprintf("%s\n(KVM_GET_REGS failed: %v)\n", why, err)}

@@ -28,6 +28,7 @@ type hcResult struct {
 	ret        uint64
 	exit       bool // stop the VM with exitStatus
 	exitStatus int
+	badExit    string // non-empty: the guest asked to exit with an invalid status
 	checkpoint string // non-empty: stop the world and verify, ret = violations
 	sleepNanos int64  // >0: block this vCPU until woken or timed out
 	wake       int    // >=0: wake that vCPU
@@ -35,14 +36,19 @@ type hcResult struct {
 	setCR3     uint64 // non-zero: load this PML4 into the calling vCPU's CR3
 }
 
-// maxKeyLen bounds HCReport keys.
-const maxKeyLen = 64
+// HCReport bounds: a key's length, and the distinct keys a run keeps (a
+// guest reporting in a loop must not grow the VMM without bound).
+const (
+	maxKeyLen     = 64
+	maxReportKeys = 256
+)
 
 // hcState is the VM state hypercalls may change; guarded by the VM's lock.
 type hcState struct {
 	reg     *Registration
 	roots   []uint64
 	reports []Report
+	dropped uint64 // reports refused because maxReportKeys keys exist
 	cpus    int
 }
 
@@ -53,7 +59,10 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 	r := hcResult{wake: -1}
 	switch mb.Nr {
 	case firmware.HCExit:
-		if a[0] > 255 {
+		// An invalid status still ends the run, as a guest fault: the guest
+		// cannot be trusted to do anything sensible with a refusal.
+		if a[0] > GuestStatusMax {
+			r.badExit = fmt.Sprintf("guest requested exit status %d, outside 0..%d", a[0], GuestStatusMax)
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
@@ -78,7 +87,7 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		st.reports = append(st.reports, Report{Key: key, Value: a[2]})
+		r.ret = st.report(key, a[2])
 	case firmware.HCRegisterRoot:
 		r.ret = registerRoot(mem, st, a[0], a[1])
 	case firmware.HCSleep:
@@ -114,6 +123,23 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		r.ret = firmware.HCErrUnknown
 	}
 	return r
+}
+
+// report records value under key: a known key takes the new value in
+// place; a new key past maxReportKeys is counted as dropped and refused.
+func (st *hcState) report(key string, value uint64) uint64 {
+	for i := range st.reports {
+		if st.reports[i].Key == key {
+			st.reports[i].Value = value
+			return 0
+		}
+	}
+	if len(st.reports) >= maxReportKeys {
+		st.dropped++
+		return firmware.HCErrState
+	}
+	st.reports = append(st.reports, Report{Key: key, Value: value})
+	return 0
 }
 
 // checkRoot validates a PML4 the guest wants in CR3: page aligned, in RAM,

@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -37,6 +38,7 @@ func TestHypercallArgumentChecks(t *testing.T) {
 	}{
 		{"unknown", 77, [5]uint64{}, firmware.HCErrUnknown},
 		{"exit status too big", firmware.HCExit, [5]uint64{300}, firmware.HCErrInvalid},
+		{"exit status above the guest range", firmware.HCExit, [5]uint64{GuestStatusMax + 1}, firmware.HCErrInvalid},
 		{"report ok", firmware.HCReport, [5]uint64{0x200000, 6, 42}, 0},
 		{"report key past RAM", firmware.HCReport, [5]uint64{top - 2, 6, 1}, firmware.HCErrInvalid},
 		{"report key wraps", firmware.HCReport, [5]uint64{^uint64(0) - 1, 6, 1}, firmware.HCErrInvalid},
@@ -111,5 +113,30 @@ func TestConsoleDrainSurvivesHostileHead(t *testing.T) {
 	}
 	if out.String() != "hello\n" {
 		t.Fatalf("corrupt ring produced output %q", out.String())
+	}
+	if s := c.stats(); s.Written != 6 || s.Corruptions != 2 || s.Lost != 1<<40-6 {
+		t.Errorf("console stats %+v, want 6 written, 2 corruptions, %d lost", s, uint64(1<<40-6))
+	}
+}
+
+// TestReportsAreBounded: a guest reporting in a loop keeps the VMM's state
+// bounded; repeated keys update in place and new keys past the cap are
+// refused and counted.
+func TestReportsAreBounded(t *testing.T) {
+	mem := testMemory(t, 128<<20)
+	st := &hcState{cpus: 1}
+	for i := range 3 * maxReportKeys {
+		key := fmt.Sprintf("k%04d", i%(maxReportKeys+10))
+		copy(mem.Host()[0x200000:], key)
+		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCReport, Args: [5]uint64{0x200000, uint64(len(key)), uint64(i)}})
+		if want := i%(maxReportKeys+10) >= maxReportKeys; (res.ret != 0) != want {
+			t.Fatalf("report %d (%s): ret %#x, want refusal %v", i, key, res.ret, want)
+		}
+	}
+	if len(st.reports) != maxReportKeys || st.dropped != 20 {
+		t.Fatalf("%d keys kept, %d dropped; want %d and 20", len(st.reports), st.dropped, maxReportKeys)
+	}
+	if st.reports[0].Key != "k0000" || st.reports[0].Value != 2*(maxReportKeys+10) {
+		t.Errorf("first key %+v: want k0000 updated to its last value", st.reports[0])
 	}
 }

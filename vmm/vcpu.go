@@ -134,9 +134,9 @@ func (vm *VM) loop(v *vcpu) {
 		if vm.stopped.Load() {
 			return
 		}
-		if vm.timedOut.Load() {
-			why := vm.timeoutReason()
-			vm.stop(OutcomeTimeout, StatusTimeout, why, vm.crashReport(v, why))
+		if vm.halting.Load() {
+			h := vm.haltReason()
+			vm.stop(h.outcome, h.status, h.reason, vm.stoppedReport(v, h.reason))
 			return
 		}
 		if vm.pausing.Load() {

@@ -120,28 +120,28 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 2, err
+		return vmm.StatusUsage, err
 	}
 	cfg := vmm.Config{CPUs: 1, Workload: "bench", Timeout: f.timeout}
 	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
-		return 2, usagef("--mem: %v", err)
+		return vmm.StatusUsage, usagef("--mem: %v", err)
 	}
 	if f.kernel != "" {
 		if cfg.Kernel, err = os.ReadFile(f.kernel); err != nil {
-			return 2, usagef("--kernel: %v", err)
+			return vmm.StatusUsage, usagef("--kernel: %v", err)
 		}
 	} else if k, ok := embeddedKernel(); ok {
 		cfg.Kernel = k
 	} else {
-		return 2, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
+		return vmm.StatusUsage, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
 	}
 	if err := cfg.Validate(0); err != nil {
-		return 2, usagef("%v", err)
+		return vmm.StatusUsage, usagef("%v", err)
 	}
 	m, _ := memmap.Build(cfg.MemBytes)
 	kernel, err := vmm.ParseKernel(cfg.Kernel, m.RAMTop())
 	if err != nil {
-		return 2, usagef("--kernel: %v", err)
+		return vmm.StatusUsage, usagef("--kernel: %v", err)
 	}
 	if f.verbose {
 		cfg.Console, cfg.Log = stderr, stderr
@@ -150,7 +150,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 	// Guest side.
 	vm, err := vmm.New(cfg)
 	if errors.Is(err, vmm.ErrConfig) {
-		return 2, usagef("%v", err)
+		return vmm.StatusUsage, usagef("%v", err)
 	}
 	if err != nil {
 		return vmm.StatusVMMError, err

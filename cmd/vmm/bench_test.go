@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
 func TestBenchRejectsBadFlags(t *testing.T) {
@@ -19,8 +21,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"bench", "extra"},
 	} {
 		st, out, errs := runCLI(args...)
-		if st != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
-			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line", args, st, out, errs)
+		if st != vmm.StatusUsage || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d and one line", args, st, out, errs, vmm.StatusUsage)
 		}
 	}
 }

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/vmm-dev/vmm/vmm"
@@ -120,21 +122,23 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 2, err
+		return vmm.StatusUsage, err
 	}
 	cfg, err := f.config(stdout, stderr)
 	if err != nil {
-		return 2, err
+		return vmm.StatusUsage, err
 	}
 	vm, err := vmm.New(cfg)
 	if errors.Is(err, vmm.ErrConfig) {
-		return 2, usagef("%v", err)
+		return vmm.StatusUsage, usagef("%v", err)
 	}
 	if err != nil {
 		return vmm.StatusVMMError, err
 	}
 	defer vm.Close()
+	stopSignals := interruptOnSignals(vm)
 	res := vm.Run()
+	stopSignals()
 	startToEntry := time.Duration(0)
 	if t := vm.FirstEntry(); !t.IsZero() {
 		startToEntry = t.Sub(processStart)
@@ -156,11 +160,47 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 	return res.ExitStatus, nil
 }
 
+// interruptOnSignals turns SIGINT and SIGTERM into vm.Interrupt, so the run
+// ends like a timeout: report, final check, dump, summary. A second signal
+// of either kind gets the default action (the user insists).
+func interruptOnSignals(vm *vmm.VM) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+			if sig == syscall.SIGTERM {
+				vm.Interrupt("terminated by SIGTERM", vmm.StatusSIGTERM)
+			} else {
+				vm.Interrupt("interrupted by SIGINT", vmm.StatusSIGINT)
+			}
+		case <-done:
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
 func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 	if r.Crash != nil {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	for _, s := range r.VCPUs {
+		if r.Outcome == vmm.OutcomeTimeout || r.Outcome == vmm.OutcomeSignal {
+			fmt.Fprintf(w, "vmm: vCPU %d was at %s\n", s.CPU, s.Where)
+		}
+		if s.HypercallsIssued != s.HypercallsHandled {
+			fmt.Fprintf(w, "vmm: warning: vCPU %d issued %d hypercalls, the VMM handled %d\n", s.CPU, s.HypercallsIssued, s.HypercallsHandled)
+		}
+	}
+	if c := r.Console; c.Lost > 0 || c.Corruptions > 0 {
+		fmt.Fprintf(w, "vmm: console ring corrupted %d times, %d bytes lost\n", c.Corruptions, c.Lost)
+	}
+	if r.ReportsDropped > 0 {
+		fmt.Fprintf(w, "vmm: %d guest reports dropped (more than the distinct keys a run keeps)\n", r.ReportsDropped)
+	}
 	for _, c := range r.Checkpoints {
 		state := "not verified (no metadata registered)"
 		if c.Verified {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/vmm-dev/vmm/internal/guestbuild"
+	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
@@ -27,7 +28,7 @@ func guestPath(t *testing.T) string {
 	return p
 }
 
-// TestBootRejectsBadFlagsBeforeAnyVM: exit 2 and one line, for every kind
+// TestBootRejectsBadFlagsBeforeAnyVM: StatusUsage and one line, for every kind
 // of wrong value. None of these needs KVM: they fail before it is opened.
 func TestBootRejectsBadFlagsBeforeAnyVM(t *testing.T) {
 	garbage := filepath.Join(t.TempDir(), "garbage")
@@ -48,11 +49,13 @@ func TestBootRejectsBadFlagsBeforeAnyVM(t *testing.T) {
 		{"boot", "--kernel", "/nonexistent/guest.elf"},
 		{"boot", "--trace", "/nonexistent/trace.csv", "--kernel", k},
 		{"boot", "--kernel", k, "extra"},
+		{"boot", "--cmdline", "exit=256", "--kernel", k},
+		{"boot", "--cmdline", "exit=120", "--kernel", k},
 		{"nosuchcommand"},
 	} {
 		st, out, errs := runCLI(args...)
-		if st != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
-			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line", args, st, out, errs)
+		if st != vmm.StatusUsage || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d and one line", args, st, out, errs, vmm.StatusUsage)
 		}
 	}
 }

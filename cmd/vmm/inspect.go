@@ -69,12 +69,12 @@ func cmdInspect(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 2, usagef("%v", err)
+		return vmm.StatusUsage, usagef("%v", err)
 	}
 	var addr uint64
 	if f.frame != "" {
 		if addr, err = parseAddr(f.frame); err != nil {
-			return 2, usagef("--frame %q: not a physical address (0x hex or decimal)", f.frame)
+			return vmm.StatusUsage, usagef("--frame %q: not a physical address (0x hex or decimal)", f.frame)
 		}
 	}
 	in, err := inspect.Open(f.path)

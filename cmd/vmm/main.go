@@ -10,12 +10,14 @@ import (
 	"io"
 	"os"
 	"time"
+
+	"github.com/vmm-dev/vmm/vmm"
 )
 
 // processStart approximates process start for the start-to-entry figure.
 var processStart = time.Now()
 
-// usageError is a bad flag or argument: one line on stderr, exit status 2.
+// usageError is a bad flag or argument: one line on stderr, vmm.StatusUsage.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -28,8 +30,8 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+		fmt.Fprint(stderr, usage())
+		return vmm.StatusUsage
 	}
 	var status int
 	var err error
@@ -41,7 +43,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		status, err = cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+		fmt.Fprint(stdout, usage())
 		return 0
 	default:
 		err = usagef("unknown command %q (commands: boot, inspect, bench, help)", args[0])
@@ -50,27 +52,30 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "vmm %s: %v\n", args[0], err)
-		return 2
+		return vmm.StatusUsage
 	case err != nil:
 		fmt.Fprintf(stderr, "vmm %s: %v\n", args[0], err)
 		if status == 0 {
-			status = 1
+			status = vmm.StatusVMMError
 		}
 	}
 	return status
 }
 
-const usage = `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
+func usage() string {
+	return `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
 its page allocator from the host.
 
 Commands:
-  vmm boot [flags]    boot the guest; exit status is the guest's, or
-                      1 VMM error, 2 usage, 3 guest fault, 4 timeout,
-                      5 host verification found violations
+  vmm boot [flags]    boot the guest (exit statuses below)
   vmm inspect [--json] [--frame ADDR] [--map FILE.png] FILE
                       verify a dump written by vmm boot --dump, offline
+                      (0 clean, ` + fmt.Sprint(vmm.StatusViolation) + ` violations, ` + fmt.Sprint(vmm.StatusVMMError) + ` unreadable dump)
   vmm bench [flags]   time guest/mm's loops in the guest and on the host
   vmm help            this text
 
+Exit statuses:
+` + vmm.StatusHelp("  ") + `
 Run "vmm boot -h" for the flags.
 `
+}
