@@ -43,6 +43,7 @@ tools:
 bench: vmm
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./guest/mm/
 	bin/vmm bench
+	bin/vmm bench --floors
 
 mutate:
 	$(GO) test -count=1 -timeout 30m -run '^TestMutants$$' -v ./internal/mutate/ -mutate

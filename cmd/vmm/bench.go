@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,6 +114,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && (args[0] == "--floors" || args[0] == "-floors") {
+		return cmdFloors(args[1:], stdout, stderr) // floors.go
+	}
 	f, err := parseBenchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil
@@ -213,9 +215,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 
 	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		doc := struct {
+			Schema string `json:"schema"`
+			benchResult
+		}{schemaBench, out}
+		if err := writeJSON(stdout, doc); err != nil {
 			return vmm.StatusVMMError, err
 		}
 		return 0, nil

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -145,13 +144,12 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if f.json {
 		out := struct {
+			Schema string `json:"schema"`
 			*vmm.Result
 			StartToEntryNanos int64 `json:"start_to_entry_ns"`
 			ProcessNanos      int64 `json:"process_ns"`
-		}{res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		}{schemaBoot, res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
+		if err := writeJSON(stdout, out); err != nil {
 			return vmm.StatusVMMError, err
 		}
 	} else {
