@@ -22,7 +22,7 @@ func hypercall(nr, a0, a1, a2, a3 uint64) uint64 {
 	mb.Args[0], mb.Args[1], mb.Args[2], mb.Args[3] = a0, a1, a2, a3
 	atomic.StoreUint64(&mb.Ret, 0)
 	mb.Seq++
-	ring(firmware.HypercallDoorbell, nr)
+	ring(firmware.PhysMapBase+firmware.HypercallDoorbell, nr)
 	return atomic.LoadUint64(&mb.Ret)
 }
 

@@ -80,7 +80,7 @@ func initTrapRecord() {
 }
 
 func trapRecord() *firmware.TrapRecord {
-	return (*firmware.TrapRecord)(ptr(cpuBlock() + firmware.PerCPUTrapOff))
+	return (*firmware.TrapRecord)(vptr(cpuBlock() + firmware.PerCPUTrapOff))
 }
 
 // handleTrap is called by trapEntry on the exception stack with interrupts
@@ -99,7 +99,7 @@ func handleTrap(regs *trapRegs) {
 	// trapEntry pops RFLAGS and RIP from the interrupted stack: Go code has
 	// no red zone, so the 16 bytes below its stack pointer are free.
 	sp := rec.RSP - 16
-	frame := (*[2]uint64)(ptr(uintptr(sp)))
+	frame := (*[2]uint64)(vptr(uintptr(sp)))
 	frame[0], frame[1] = rec.RFLAGS, rec.RIP
 	regs.ResumeSP = sp
 	rec.Depth--
@@ -139,10 +139,12 @@ func reportFault(rec *firmware.TrapRecord, regs *trapRegs, why string) {
 	}
 }
 
-// stackGuard reports whether addr lies in a per-CPU guard page.
-func stackGuard(addr uint64) bool {
+// stackGuard reports whether the virtual address va lies in a per-CPU
+// guard page.
+func stackGuard(va uint64) bool {
 	bi := bootInfo()
-	if addr < bi.PerCPUBase || addr >= bi.PerCPUBase+uint64(bi.NumCPUs)*bi.PerCPUStride {
+	addr, ok := firmware.VirtToPhys(va)
+	if !ok || addr < bi.PerCPUBase || addr >= bi.PerCPUBase+uint64(bi.NumCPUs)*bi.PerCPUStride {
 		return false
 	}
 	off := (addr - bi.PerCPUBase) % bi.PerCPUStride

@@ -147,8 +147,8 @@ func (st *hcState) report(key string, value uint64) uint64 {
 }
 
 // checkRoot validates a PML4 the guest wants in CR3: page aligned, in RAM,
-// and sharing the kernel's identity map in entry 0 (the guest kernel must
-// keep running after the switch). 0 names the kernel's own PML4.
+// and sharing the kernel's physmap in entry firmware.PhysMapSlot (the guest
+// kernel must keep running after the switch). 0 names the kernel's own PML4.
 func checkRoot(mem *GuestMemory, root uint64) (uint64, bool) {
 	if root == 0 {
 		return firmware.PageTableBase, true
@@ -156,11 +156,11 @@ func checkRoot(mem *GuestMemory, root uint64) (uint64, bool) {
 	if root%firmware.PageSize != 0 {
 		return 0, false
 	}
-	e, err := mem.ReadU64(root)
+	e, err := mem.ReadU64(root + firmware.PhysMapSlot*8)
 	if err != nil {
 		return 0, false
 	}
-	kernel, err := mem.ReadU64(firmware.PageTableBase)
+	kernel, err := mem.ReadU64(firmware.PageTableBase + firmware.PhysMapSlot*8)
 	return root, err == nil && e == kernel
 }
 

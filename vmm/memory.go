@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 	"golang.org/x/sys/unix"
 )
@@ -89,8 +90,10 @@ func (g *GuestMemory) WriteU64(gpa, v uint64) error {
 	return nil
 }
 
-// ReadAt lets diagnostics read guest memory by (identity-mapped) address;
-// it reports false instead of failing.
+// ReadAt lets diagnostics read kernel memory by virtual address (the
+// guest kernel sees physical memory through the physmap); it reports false
+// instead of failing, also for an address outside the physmap.
 func (g *GuestMemory) ReadAt(gva uint64, buf []byte) bool {
-	return g.Read(gva, buf) == nil
+	gpa, ok := firmware.VirtToPhys(gva)
+	return ok && g.Read(gpa, buf) == nil
 }

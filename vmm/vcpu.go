@@ -67,7 +67,7 @@ func (v *vcpu) close() {
 }
 
 // setVCPURegisters enters the vCPU directly in 64-bit mode at CPL3 at the
-// kernel's entry, with RDI = vCPU index and RSI = boot info address.
+// kernel's entry, with RDI = vCPU index and RSI = boot info physical address.
 func (vm *VM) setVCPURegisters(v *vcpu) error {
 	sregs, err := kvm.GetSregs(v.fd)
 	if err != nil {
@@ -81,11 +81,12 @@ func (vm *VM) setVCPURegisters(v *vcpu) error {
 	sregs.DS, sregs.ES, sregs.SS, sregs.GS = data, data, data, data
 	sregs.FS = data
 	sregs.FS.Base = vm.layout.fsBase(v.index)
-	sregs.TR = kvm.Segment{Base: vm.layout.tss(v.index), Limit: 103,
+	// Descriptor-table and TSS bases are virtual: physmap addresses.
+	sregs.TR = kvm.Segment{Base: firmware.PhysToVirt(vm.layout.tss(v.index)), Limit: 103,
 		Selector: firmware.TSSSelector(v.index), Typ: 11, Present: 1}
 	sregs.LDT = kvm.Segment{Typ: 2, Present: 1, Unusable: 1}
-	sregs.GDT = kvm.Descriptor{Base: firmware.GDTBase, Limit: firmware.GDTSize - 1}
-	sregs.IDT = kvm.Descriptor{Base: firmware.IDTBase, Limit: firmware.IDTSize - 1}
+	sregs.GDT = kvm.Descriptor{Base: firmware.PhysToVirt(firmware.GDTBase), Limit: firmware.GDTSize - 1}
+	sregs.IDT = kvm.Descriptor{Base: firmware.PhysToVirt(firmware.IDTBase), Limit: firmware.IDTSize - 1}
 	sregs.CR0 = 0x80050033 // PG|AM|WP|NE|ET|MP|PE
 	sregs.CR4 = 0x620      // OSXMMEXCPT|OSFXSR|PAE
 	sregs.EFER = 0x501     // LMA|LME|SCE
