@@ -128,6 +128,7 @@ func reportFault(rec *firmware.TrapRecord, regs *trapRegs, why string) {
 	}
 	consoleFlush()
 	hypercall(firmware.HCFault, addrOf(ff), 0, 0, 0)
+	//lint:ignore SA5002 the VMM never resumes a vCPU after a fault report
 	for {
 	}
 }

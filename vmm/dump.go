@@ -2,6 +2,8 @@ package vmm
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"github.com/vmm-dev/vmm/firmware"
@@ -50,7 +52,8 @@ func (vm *VM) writeDump(reason string) (coredump.Stats, error) {
 	vm.mu.Lock()
 	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...), Reason: reason}
 	if r := vm.hc.reg; r != nil {
-		info.Reg = &coredump.Registration{MetaPhys: r.MetaPhys, FrameCount: r.FrameCount, Version: r.Version, StatePhys: r.StatePhys}
+		reg := *r
+		info.Reg = &reg
 	}
 	vm.mu.Unlock()
 	return coredump.Write(vm.cfg.DumpPath, vm.mem.Map, vm.mem.Host(), vcpus, info)
@@ -88,4 +91,41 @@ func vectorSignal(vector uint64) int {
 		return 7 // SIGBUS
 	}
 	return 11 // SIGSEGV
+}
+
+// dumpAtExit writes the dump once the guest has stopped, unless --dump-at
+// already wrote it. A --dump-at label that never happened writes nothing
+// (the file at the path keeps what it held: a dump of another moment under
+// that name would mislead) and records an error listing the labels that
+// did happen.
+func (vm *VM) dumpAtExit() {
+	if vm.cfg.DumpPath == "" {
+		return
+	}
+	vm.mu.Lock()
+	reason := vm.result.Outcome + ": " + vm.result.Reason
+	dumped := vm.result.Dump != nil
+	var labels []string
+	for _, c := range vm.result.Checkpoints {
+		if !c.Final && !slices.Contains(labels, c.Label) {
+			labels = append(labels, c.Label)
+		}
+	}
+	vm.mu.Unlock()
+	switch {
+	case dumped:
+	case vm.cfg.DumpAt != "":
+		seen := "none"
+		if len(labels) > 0 {
+			seen = `"` + strings.Join(labels, `", "`) + `"`
+		}
+		msg := fmt.Sprintf("--dump-at %q: the guest reached no checkpoint with that label (checkpoints it reached: %s); nothing written (--workload help lists each workload's labels)",
+			vm.cfg.DumpAt, seen)
+		vm.logf("dump: %s", msg)
+		vm.mu.Lock()
+		vm.result.Dump = &DumpResult{Path: vm.cfg.DumpPath, Error: msg}
+		vm.mu.Unlock()
+	default:
+		vm.dump(reason)
+	}
 }

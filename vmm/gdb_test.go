@@ -18,7 +18,7 @@ func TestDumpAfterFaultUnwindsInGDB(t *testing.T) {
 	if err != nil {
 		t.Skip("gdb not installed")
 	}
-	elf, err := guestbuild.Path()
+	elf, err := guestbuild.Path(t)
 	if err != nil {
 		t.Fatal(err)
 	}

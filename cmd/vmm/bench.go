@@ -122,7 +122,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 		return vmm.StatusUsage, err
 	}
 	cfg := vmm.Config{CPUs: 1, Workload: "bench", Timeout: f.timeout}
-	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
+	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return vmm.StatusUsage, usagef("--mem: %v", err)
 	}
 	if f.kernel != "" {
@@ -294,7 +294,7 @@ func newHostBench(m memmap.Map, k *vmm.Kernel) (*hostBench, error) {
 		{Base: k.Start, Size: perCPUEnd - k.Start},
 	}
 	if err := h.b.Setup(h.off, &h.boot, h.ram, h.inUse, nil); err != mm.ErrNone {
-		return nil, fmt.Errorf("host arena: allocator setup: %v", err)
+		return nil, fmt.Errorf("host arena: allocator setup: %w", err)
 	}
 	// The guest's Lock masks interrupts through IRQSave/IRQRestore (a flag
 	// in its per-CPU trap record); give the host the same kind of work, so

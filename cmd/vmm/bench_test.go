@@ -2,12 +2,12 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"math"
 	"strings"
 	"testing"
 
 	"github.com/vmm-dev/vmm/vmm"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
 func TestBenchRejectsBadFlags(t *testing.T) {
@@ -30,7 +30,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 // TestBenchJSON boots the bench workload and runs the host loops (short
 // benchtime: this checks the plumbing, not the numbers).
 func TestBenchJSON(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--json", "--mem", "256M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "100ms")
 	if st != 0 {
 		t.Fatalf("status %d\nstderr: %s", st, errs)
@@ -66,7 +66,7 @@ func TestBenchJSON(t *testing.T) {
 }
 
 func TestBenchTable(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--mem", "128M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "50ms")
 	if st != 0 {
 		t.Fatalf("status %d\nstderr: %s", st, errs)

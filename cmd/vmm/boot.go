@@ -36,7 +36,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	f := &bootFlags{}
 	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.mem, "mem", "128M", "guest RAM `SIZE` (e.g. 256M, 4G)")
+	fs.StringVar(&f.mem, "mem", "128M", "guest RAM `SIZE`: "+memSyntax)
 	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
 	fs.StringVar(&f.kernel, "kernel", "", "boot this guest ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.workload, "workload", "", "guest workload `NAME` (\"help\" lists them; default: all)")
@@ -69,7 +69,7 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
 		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt}
 	var err error
-	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
+	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)
 	}
 	if cfg.BadFrames, err = parseFrames(f.badFrames); err != nil {
@@ -185,6 +185,9 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	if r.RegistrationError != "" {
+		fmt.Fprintf(w, "vmm: %s\n", r.RegistrationError)
+	}
 	for _, s := range r.VCPUs {
 		if r.Outcome == vmm.OutcomeTimeout || r.Outcome == vmm.OutcomeSignal {
 			fmt.Fprintf(w, "vmm: vCPU %d was at %s\n", s.CPU, s.Where)

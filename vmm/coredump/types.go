@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
 // VCPU is the register state of one vCPU at dump time.
@@ -34,13 +35,9 @@ type VCPU struct {
 // vCPUs' (Index + 1): gdb lists vCPU 0's handler as "LWP 10001".
 const HandlerPIDBase = 10000
 
-// Registration is the guest's frame-metadata registration.
-type Registration struct {
-	MetaPhys   uint64 `json:"meta_phys"`
-	FrameCount uint64 `json:"frame_count"`
-	Version    uint64 `json:"layout_version"`
-	StatePhys  uint64 `json:"state_phys"`
-}
+// Registration is the guest's frame-metadata registration: the verifier's
+// type, which the VMM note records field for field.
+type Registration = verify.Registration
 
 // Info is what the VMM note carries besides the vCPU count.
 type Info struct {

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
-// Write writes guest RAM as an ELF64 core file to path (created or
-// truncated). ram is the single host mapping backing the guest, laid out per
-// m.Slots(); every RAM range of m becomes one PT_LOAD. All-zero pages are
-// not written, leaving holes, so the file is sparse. On error the partial
-// file is removed. Write does not fsync.
+// Write writes guest RAM as an ELF64 core file to path. ram is the single
+// host mapping backing the guest, laid out per m.Slots(); every RAM range of
+// m becomes one PT_LOAD. All-zero pages are not written, leaving holes, so
+// the file is sparse. The file is written beside path, synced and renamed
+// over it when complete (safefile.CreateAtomic): on error the file at path,
+// if any, is unchanged. A path that is not a regular file is refused.
 func Write(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info) (Stats, error) {
 	loads, err := planLoads(m, ram)
 	if err != nil {
@@ -26,17 +28,17 @@ func Write(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info) (Stat
 	}
 	head, size := buildHeaders(loads, notes)
 
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := safefile.CreateAtomic(path)
 	if err != nil {
 		return Stats{}, fmt.Errorf("coredump: %w", err)
 	}
-	st, err := writeFile(f, head, loads, ram, size)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("coredump: close %s: %w", path, cerr)
-	}
+	defer f.Abort() // removes only the temporary file, if Commit was not reached
+	st, err := writeFile(f.File, head, loads, ram, size)
 	if err != nil {
-		os.Remove(path)
 		return Stats{}, err
+	}
+	if err := f.Commit(); err != nil {
+		return Stats{}, fmt.Errorf("coredump: %w", err)
 	}
 	return st, nil
 }

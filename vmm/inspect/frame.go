@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 
@@ -73,54 +72,35 @@ func link(v uint64) *uint64 {
 // Frame decodes the record of the frame holding physical address addr and
 // finds where the registered (and extra) page tables map it.
 func (in *Inspection) Frame(addr uint64) (FrameInfo, error) {
-	meta, n, err := in.meta()
+	v, err := in.view()
 	if err != nil {
 		return FrameInfo{}, err
 	}
 	pfn := addr / mm.PageSize
-	if pfn >= n {
+	if n := v.FrameCount(); pfn >= n {
 		return FrameInfo{}, fmt.Errorf("address %#x is frame %#x, outside the metadata array (%#x frames, up to phys %#x)",
 			addr, pfn, n, n*mm.PageSize)
 	}
-	rec := meta[pfn*mm.FrameMetaSize : (pfn+1)*mm.FrameMetaSize]
-	fi := decodeRecord(rec, pfn)
+	fi := decodeRecord(&v, pfn)
 	fi.RecordPhys = in.Info.Reg.MetaPhys + pfn*mm.FrameMetaSize
 	fi.Memory = in.memoryKind(fi.Phys)
 	if fi.Tail {
-		fi.BlockHead, fi.BlockOrder = blockHead(meta, pfn)
+		if h, k, ok := v.BlockOf(pfn); ok {
+			fi.BlockHead, fi.BlockOrder = &h, k
+		}
 	}
 	in.findUses(&fi)
 	return fi, nil
 }
 
-// decodeRecord decodes the fixed 64-byte layout of guest/mm.
-func decodeRecord(rec []byte, pfn uint64) FrameInfo {
-	le := binary.LittleEndian
-	ow := le.Uint32(rec[mm.OffOrder:])
-	fi := FrameInfo{PFN: pfn, Phys: pfn * mm.PageSize, Raw: append([]byte(nil), rec...),
-		Next: link(le.Uint64(rec[mm.OffNext:])), Prev: link(le.Uint64(rec[mm.OffPrev:])),
-		Flags: le.Uint32(rec[mm.OffFlags:]), Order: uint8(ow), Reserved: ow >> 8,
-		Refcount: le.Uint32(rec[mm.OffRefcount:])}
+// decodeRecord decodes record pfn (pfn < v.FrameCount()).
+func decodeRecord(v *mm.View, pfn uint64) FrameInfo {
+	r, _ := v.Record(pfn)
+	fi := FrameInfo{PFN: pfn, Phys: pfn * mm.PageSize, Raw: append([]byte(nil), v.RecordBytes(pfn)...),
+		Next: link(r.Next), Prev: link(r.Prev), Flags: r.Flags, Order: r.Order, Reserved: r.Reserved,
+		Refcount: r.Refcount, Tail: r.IsTail()}
 	fi.FlagNames = verify.FlagNames(fi.Flags)
-	fi.Tail = fi.Order == mm.OrderTail
 	return fi
-}
-
-// blockHead searches down for the head whose block covers tail frame pfn:
-// the nearest head at or below pfn aligned to its order with the block
-// reaching pfn (blocks are at most 2^MaxOrder frames).
-func blockHead(meta []byte, pfn uint64) (*uint64, uint8) {
-	for k := uint8(1); k <= mm.MaxOrder; k++ {
-		h := pfn &^ (uint64(1)<<k - 1)
-		if h == pfn {
-			continue
-		}
-		rec := meta[h*mm.FrameMetaSize:]
-		if o := rec[mm.OffOrder]; o == k && binary.LittleEndian.Uint32(rec[mm.OffFlags:]) != 0 {
-			return &h, k
-		}
-	}
-	return nil, 0
 }
 
 // memoryKind names the memory-map range holding phys.
