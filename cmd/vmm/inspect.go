@@ -148,7 +148,13 @@ func inspectTools(in *inspect.Inspection, f *inspectFlags, addr uint64, stdout i
 		}
 		out.Map = m
 		if !f.json {
-			fmt.Fprintf(stdout, "map:          %s (%dx%d pixels, one per frame)\n", m.Path, m.Width, m.Height)
+			var legend []string
+			for _, e := range m.Legend {
+				legend = append(legend, fmt.Sprintf("%s %d", e.State, e.Frames))
+			}
+			fmt.Fprintf(stdout, "map:          %s (%dx%d pixels; %d frames per row, %dx%d pixels per frame)\n",
+				m.Path, m.Width, m.Height, m.FramesPerRow, m.PixelsPerFrame, m.PixelsPerFrame)
+			fmt.Fprintf(stdout, "frames:       %s\n", strings.Join(legend, ", "))
 		}
 	}
 	if f.json {
@@ -160,9 +166,8 @@ func inspectTools(in *inspect.Inspection, f *inspectFlags, addr uint64, stdout i
 }
 
 type mapResult struct {
-	Path   string `json:"path"`
-	Width  int    `json:"width"`
-	Height int    `json:"height"`
+	Path string `json:"path"`
+	inspect.MapInfo
 }
 
 func writeMap(in *inspect.Inspection, path string) (*mapResult, error) {
@@ -178,5 +183,5 @@ func writeMap(in *inspect.Inspection, path string) (*mapResult, error) {
 		os.Remove(path) // do not leave a half-written PNG behind
 		return nil, err
 	}
-	return &mapResult{Path: path, Width: r.Dx(), Height: r.Dy()}, nil
+	return &mapResult{Path: path, MapInfo: r}, nil
 }
