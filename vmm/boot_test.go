@@ -186,7 +186,7 @@ func TestInvalidExitRequestEndsTheRunAtOnce(t *testing.T) {
 	if res.Outcome != OutcomeFault || res.ExitStatus != StatusFault || !strings.Contains(res.Reason, "exit status 256") {
 		t.Fatalf("outcome %s status %d (%s), want a fault naming status 256\n%s", res.Outcome, res.ExitStatus, res.Reason, out)
 	}
-	if res.Crash == nil || !strings.Contains(res.Crash.Symbol+btText(res.Crash), "main.runBadExit") {
+	if res.Crash == nil || !strings.Contains(res.Crash.Text, "main.runBadExit") {
 		t.Errorf("report does not show the guest code that asked: %+v", res.Crash)
 	}
 }

@@ -16,6 +16,9 @@ type Checkpoint struct {
 	Violations int    `json:"violations"`
 	Error      string `json:"error,omitempty"` // the registration could not be read
 	Nanos      int64  `json:"ns"`
+	// AtNanos is when the checkpoint began, counted from vCPU 0's first
+	// entry: the first one dates the end of the guest's boot.
+	AtNanos int64 `json:"at_ns"`
 
 	Report *verify.Report `json:"report,omitempty"`
 }
@@ -29,6 +32,9 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	cp := Checkpoint{Label: label, Final: final}
+	if !vm.timing.firstRun.IsZero() {
+		cp.AtNanos = start.Sub(vm.timing.firstRun).Nanoseconds()
+	}
 	if reg != nil {
 		cp.Verified = true
 		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot,

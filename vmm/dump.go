@@ -59,40 +59,6 @@ func (vm *VM) writeDump(reason string) (coredump.Stats, error) {
 	return coredump.Write(vm.cfg.DumpPath, vm.mem.Map, vm.mem.Host(), vcpus, info)
 }
 
-// faultContext returns the thread for a vCPU that reported ff: the
-// interrupted registers, with handler (the vCPU's registers now) attached.
-// Segment bases and control registers are the same in both.
-func faultContext(handler coredump.VCPU, ff *firmware.FaultFrame) coredump.VCPU {
-	g := &ff.Regs // x86 encoding order
-	c := handler
-	c.RAX, c.RCX, c.RDX, c.RBX, c.RSP, c.RBP, c.RSI, c.RDI = g[0], g[1], g[2], g[3], ff.RSP, ff.RBP, g[6], g[7]
-	c.R8, c.R9, c.R10, c.R11, c.R12, c.R13, c.R14, c.R15 = g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
-	c.RIP, c.RFLAGS, c.CS, c.SS = ff.RIP, ff.RFLAGS, uint16(ff.CS), uint16(ff.SS)
-	if ff.Vector == 14 {
-		c.CR2 = ff.CR2
-		handler.CR2 = ff.CR2
-	}
-	c.Signal = vectorSignal(ff.Vector)
-	c.Handler = &handler
-	return c
-}
-
-// vectorSignal is the signal Linux would deliver for an exception, which
-// gdb prints for the faulting thread.
-func vectorSignal(vector uint64) int {
-	switch vector {
-	case 0, 16, 19:
-		return 8 // SIGFPE
-	case 1, 3:
-		return 5 // SIGTRAP
-	case 6:
-		return 4 // SIGILL
-	case 17:
-		return 7 // SIGBUS
-	}
-	return 11 // SIGSEGV
-}
-
 // dumpAtExit writes the dump once the guest has stopped, unless --dump-at
 // already wrote it. A --dump-at label that never happened writes nothing
 // (the file at the path keeps what it held: a dump of another moment under
@@ -128,4 +94,38 @@ func (vm *VM) dumpAtExit() {
 	default:
 		vm.dump(reason)
 	}
+}
+
+// faultContext returns the thread for a vCPU that reported ff: the
+// interrupted registers, with handler (the vCPU's registers now) attached.
+// Segment bases and control registers are the same in both.
+func faultContext(handler coredump.VCPU, ff *firmware.FaultFrame) coredump.VCPU {
+	g := &ff.Regs // x86 encoding order
+	c := handler
+	c.RAX, c.RCX, c.RDX, c.RBX, c.RSP, c.RBP, c.RSI, c.RDI = g[0], g[1], g[2], g[3], ff.RSP, ff.RBP, g[6], g[7]
+	c.R8, c.R9, c.R10, c.R11, c.R12, c.R13, c.R14, c.R15 = g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
+	c.RIP, c.RFLAGS, c.CS, c.SS = ff.RIP, ff.RFLAGS, uint16(ff.CS), uint16(ff.SS)
+	if ff.Vector == 14 {
+		c.CR2 = ff.CR2
+		handler.CR2 = ff.CR2
+	}
+	c.Signal = vectorSignal(ff.Vector)
+	c.Handler = &handler
+	return c
+}
+
+// vectorSignal is the signal Linux would deliver for an exception, which
+// gdb prints for the faulting thread.
+func vectorSignal(vector uint64) int {
+	switch vector {
+	case 0, 16, 19:
+		return 8 // SIGFPE
+	case 1, 3:
+		return 5 // SIGTRAP
+	case 6:
+		return 4 // SIGILL
+	case 17:
+		return 7 // SIGBUS
+	}
+	return 11 // SIGSEGV
 }

@@ -114,6 +114,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && (args[0] == "--floors" || args[0] == "-floors") {
+		return cmdFloors(args[1:], stdout, stderr) // floors.go
+	}
 	f, err := parseBenchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil

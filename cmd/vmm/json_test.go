@@ -8,8 +8,8 @@ import (
 
 	"github.com/vmm-dev/vmm/internal/guestbuild"
 	"github.com/vmm-dev/vmm/internal/jsonschema"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
 // validateJSON checks a command's stdout against its definition in
@@ -36,7 +36,7 @@ func validateJSON(t *testing.T, out, def string) {
 // with checkpoints, a fault with a crash report and a dump), inspect and
 // inspect --frame/--map. bench's is validated by TestBenchJSON.
 func TestJSONOutputsMatchSchema(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	dir := t.TempDir()
 	dump := filepath.Join(dir, "fault.core")
 	st, out, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--json")
@@ -47,7 +47,7 @@ func TestJSONOutputsMatchSchema(t *testing.T) {
 
 	st, out, errs = runCLI("boot", "--kernel", guestPath(t), "--workload", "fault", "--json", "--dump", dump)
 	if st != vmm.StatusFault || !strings.Contains(out, `"crash"`) || !strings.Contains(out, `"dump"`) {
-		t.Fatalf("boot fault: status %d, want the fault status with crash and dump: %s\n%s", st, errs, out)
+		t.Fatalf("boot fault: status %d, want %d with crash and dump: %s\n%s", st, vmm.StatusFault, errs, out)
 	}
 	validateJSON(t, out, "boot")
 

@@ -220,8 +220,11 @@ func writeFile(f *os.File, head []byte, loads []load, ram []byte, size uint64) (
 }
 
 // writeSparse writes data at file offset off, one write per run of pages
-// that are not all zero; zero pages are skipped (holes).
+// that are not all zero; zero pages are skipped (holes). Pages with no host
+// page behind them (see residency) are zero without being read, so the cost
+// follows what the guest touched, not the size of its RAM.
 func writeSparse(f *os.File, off uint64, data []byte, st *Stats) error {
+	res := residency(data)
 	run := -1 // start of the current run of non-zero pages, -1 if none
 	flush := func(end int) error {
 		if run < 0 {
@@ -235,6 +238,16 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats) error {
 		return nil
 	}
 	for p := 0; p < len(data); p += pageSize {
+		if res != nil && res[p/pageSize] == 0 {
+			// A run of pages without host pages: skip it whole.
+			end := nextResident(res, p/pageSize)
+			st.PagesSkipped += uint64(end - p/pageSize)
+			if err := flush(p); err != nil {
+				return err
+			}
+			p = end*pageSize - pageSize
+			continue
+		}
 		page := data[p:min(p+pageSize, len(data))]
 		if isZero(page) {
 			st.PagesSkipped++
@@ -249,6 +262,21 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats) error {
 		}
 	}
 	return flush(len(data))
+}
+
+// nextResident returns the index of the first non-zero byte of res at or
+// after i, or len(res); it steps eight bytes at a time over zeros.
+func nextResident(res []byte, i int) int {
+	for i%8 != 0 && i < len(res) && res[i] == 0 {
+		i++
+	}
+	for i+8 <= len(res) && le.Uint64(res[i:]) == 0 {
+		i += 8
+	}
+	for i < len(res) && res[i] == 0 {
+		i++
+	}
+	return i
 }
 
 // isZero reports whether b is all zero, eight bytes at a time.
