@@ -228,7 +228,7 @@ func TestOpenCorruptHandlerThreads(t *testing.T) {
 	if _, err := parse(good); err != nil {
 		t.Fatalf("parse(good): %v", err)
 	}
-	const prNote = nhdrSize + 8 + prstatusSize // "CORE\0" padded to 8
+	const prNote = nhdrSize + 8 + prstatusSize                        // "CORE\0" padded to 8
 	pidAt := findLayout(t, good).notes + 3*prNote + nhdrSize + 8 + 32 // vCPU 1's handler
 	if got := le.Uint32(good[pidAt:]); got != HandlerPIDBase+2 {
 		t.Fatalf("pr_pid at %#x is %d, want vCPU 1's handler %d", pidAt, got, HandlerPIDBase+2)

@@ -83,15 +83,15 @@ type LegendEntry struct {
 
 // MapInfo describes a rendered map.
 type MapInfo struct {
-	Width          int           `json:"width"`
-	Height         int           `json:"height"`
-	Frames         uint64        `json:"frames"`
-	FramesPerRow   int           `json:"frames_per_row"`
-	PixelsPerFrame int           `json:"pixels_per_frame"` // side of a frame's square
+	Width          int    `json:"width"`
+	Height         int    `json:"height"`
+	Frames         uint64 `json:"frames"`
+	FramesPerRow   int    `json:"frames_per_row"`
+	PixelsPerFrame int    `json:"pixels_per_frame"` // side of a frame's square
 	// MapX, MapY are the pixel of PFN 0's top-left corner.
-	MapX int `json:"map_x"`
-	MapY int `json:"map_y"`
-	Legend         []LegendEntry `json:"legend"`
+	MapX   int           `json:"map_x"`
+	MapY   int           `json:"map_y"`
+	Legend []LegendEntry `json:"legend"`
 	// FreeBlocks are the free blocks per order of the second panel.
 	FreeBlocks [mm.NumOrders]uint64 `json:"free_blocks"`
 }
