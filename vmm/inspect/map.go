@@ -215,18 +215,19 @@ func render(cls []class, marks map[uint64]class, free [mm.NumOrders]uint64) (*im
 
 // stateCounts counts frames per legend state (every free order under
 // cFree; leaked and violation frames from marks, on top of their class).
-func stateCounts(cls []class, marks map[uint64]class) map[class]uint64 {
-	counts := map[class]uint64{}
+func stateCounts(cls []class, marks map[uint64]class) *[numColors]uint64 {
+	var counts [numColors]uint64
 	for _, c := range cls {
-		if c >= cFree && c <= cFree+mm.MaxOrder {
-			c = cFree
-		}
 		counts[c]++
+	}
+	for k := class(1); k <= mm.MaxOrder; k++ {
+		counts[cFree] += counts[cFree+k]
+		counts[cFree+k] = 0
 	}
 	for _, c := range marks {
 		counts[c]++
 	}
-	return counts
+	return &counts
 }
 
 func drawFrames(img *image.Paletted, l layout, cls []class) {
@@ -269,7 +270,7 @@ func addrLabel(addr, frames uint64) string {
 
 // drawMarks draws every frame of a rare state as a bordered square centred
 // on its cell, the rarest states last so they stay on top.
-func drawMarks(img *image.Paletted, l layout, cls []class, marks map[uint64]class, counts map[class]uint64) {
+func drawMarks(img *image.Paletted, l layout, cls []class, marks map[uint64]class, counts *[numColors]uint64) {
 	mark := func(p uint64, c class) {
 		x, y := l.cell(p)
 		cx, cy := x+l.px/2, y+l.px/2
@@ -299,7 +300,7 @@ func drawMarks(img *image.Paletted, l layout, cls []class, marks map[uint64]clas
 
 // legendItems is one swatch, name and frame count per state (the free
 // swatch is the ramp of orders).
-func legendItems(counts map[class]uint64) []item {
+func legendItems(counts *[numColors]uint64) []item {
 	var items []item
 	for _, s := range states {
 		sw := []class{s.c}
