@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -163,9 +162,10 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 
 	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return 0, enc.Encode(out)
+		return 0, writeJSON(stdout, struct {
+			Schema string `json:"schema"`
+			*floorResult
+		}{schemaBenchFloors, &out})
 	}
 	printFloors(stdout, &out)
 	return 0, nil
