@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -95,13 +94,10 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		r.wake = int(a[0])
 	case firmware.HCFault:
 		var ff firmware.FaultFrame
-		buf := make([]byte, 9*8)
-		if err := mem.Read(a[0], buf); err != nil {
+		if err := readGuest(mem, a[0], &ff); err != nil {
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		ff.Vector, ff.ErrorCode, ff.CR2 = le(buf, 0), le(buf, 1), le(buf, 2)
-		ff.RIP, ff.CS, ff.RFLAGS, ff.RSP, ff.SS, ff.RBP = le(buf, 3), le(buf, 4), le(buf, 5), le(buf, 6), le(buf, 7), le(buf, 8)
 		r.fault = &ff
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
@@ -133,8 +129,6 @@ func checkRoot(mem *GuestMemory, root uint64) (uint64, bool) {
 	kernel, err := mem.ReadU64(firmware.PageTableBase)
 	return root, err == nil && e == kernel
 }
-
-func le(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
 
 // metaLayoutVersion is the FrameMeta layout the host verifier decodes.
 const metaLayoutVersion = uint64(mm.LayoutVersion)

@@ -3,7 +3,6 @@ package vmm
 import (
 	"encoding/binary"
 	"fmt"
-	"unsafe"
 
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/memmap"
@@ -224,10 +223,5 @@ func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 		return fmt.Errorf("workload name %q is longer than %d bytes", cfg.Workload, firmware.WorkloadMax-1)
 	}
 	copy(bi.Workload[:], cfg.Workload)
-	dst, err := mem.Slice(firmware.BootInfoBase, uint64(unsafe.Sizeof(bi)))
-	if err != nil {
-		return err
-	}
-	copy(dst, unsafe.Slice((*byte)(unsafe.Pointer(&bi)), unsafe.Sizeof(bi)))
-	return nil
+	return writeGuest(mem, firmware.BootInfoBase, &bi)
 }

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"github.com/vmm-dev/vmm/firmware"
@@ -221,7 +220,10 @@ func (vm *VM) Run() *Result {
 func (vm *VM) vcpuStats() []VCPUStats {
 	stats := make([]VCPUStats, len(vm.vcpus))
 	for i, v := range vm.vcpus {
-		seq, _ := vm.mem.ReadU64(uint64(firmware.MailboxBase+i*firmware.MailboxStride) + uint64(unsafe.Offsetof(firmware.Mailbox{}.Seq)))
+		var seq uint64
+		if mb, err := guestView[firmware.Mailbox](vm.mem, mailboxGPA(i)); err == nil {
+			seq = mb.Seq
+		}
 		stats[i] = VCPUStats{CPU: i, HypercallsIssued: seq, HypercallsHandled: v.hypercalls}
 	}
 	return stats
@@ -316,17 +318,12 @@ func (vm *VM) resumeTheWorld() {
 
 // hypercall serves the hypercall in v's mailbox.
 func (vm *VM) hypercall(v *vcpu) {
-	mbGPA := uint64(firmware.MailboxBase + v.index*firmware.MailboxStride)
-	raw, err := vm.mem.Slice(mbGPA, firmware.MailboxStride)
+	view, err := guestView[firmware.Mailbox](vm.mem, mailboxGPA(v.index))
 	if err != nil {
 		vm.stop(OutcomeError, StatusVMMError, fmt.Sprintf("mailbox of vCPU %d: %v", v.index, err), nil)
 		return
 	}
-	var mb firmware.Mailbox
-	mb.Nr = le(raw, 0)
-	for i := range mb.Args {
-		mb.Args[i] = le(raw, 1+i)
-	}
+	mb := firmware.Mailbox{Nr: view.Nr, Args: view.Args} // one read: the guest may change it later
 	v.hypercalls++
 	vm.drainConsole()
 	vm.mu.Lock()
@@ -357,7 +354,7 @@ func (vm *VM) hypercall(v *vcpu) {
 		default:
 		}
 	}
-	putLE(raw, 6, res.ret)
+	view.Ret = res.ret
 }
 
 func (vm *VM) logf(format string, args ...any) {
