@@ -1,4 +1,6 @@
 # make        builds the guest kernel, then bin/vmm with it embedded
+# make guest  rebuilds the committed guest image cmd/vmm/kernel/guest.elf
+# make guest-check  fails if that image differs from a fresh build of ./guest
 # make run    builds and boots the default guest (needs /dev/kvm)
 # make test   builds, then runs every test (KVM tests skip without /dev/kvm)
 # make check  gofmt, go vet, go mod tidy -diff and staticcheck (make tools installs it)
@@ -7,11 +9,14 @@ GUEST := cmd/vmm/kernel/guest.elf
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all vmm guest run test check tools bench clean
+.PHONY: all vmm guest guest-check run test check tools bench clean
 all: vmm
 
 guest:
 	scripts/build-guest.sh $(GUEST)
+
+guest-check:
+	$(GO) test -count=1 -run '^TestEmbeddedGuestMatchesSource$$' ./cmd/vmm/
 
 vmm: guest
 	$(GO) build -trimpath -o bin/vmm ./cmd/vmm
@@ -19,7 +24,7 @@ vmm: guest
 run: vmm
 	bin/vmm boot
 
-test: vmm
+test: guest-check vmm
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 	$(GO) test -count=1 -race ./guest/mm/ ./vmm/ ./cmd/vmm/
@@ -37,6 +42,7 @@ tools:
 bench: vmm
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./guest/mm/
 	bin/vmm bench
+	bin/vmm bench --floors
 
 clean:
-	rm -rf bin $(GUEST)
+	rm -rf bin

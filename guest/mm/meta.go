@@ -39,7 +39,7 @@ const (
 	FlagKernel    uint32 = 1 << 10 // allocated to the kernel
 	FlagUser      uint32 = 1 << 11 // allocated to user space
 	FlagPoisoned  uint32 = 1 << 12 // bad frame: never handed out or merged
-	FlagPerCPU    uint32 = 1 << 13 // parked in a per-CPU cache (see doc.go)
+	FlagPerCPU    uint32 = 1 << 13 // free order-0 frame held in a per-CPU cache (alone, never with other bits)
 
 	flagOwner     = FlagKernel | FlagUser
 	flagModifiers = FlagCOW | FlagDLL | FlagAnonymous

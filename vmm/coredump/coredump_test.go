@@ -358,3 +358,30 @@ func TestIsZero(t *testing.T) {
 		}
 	}
 }
+
+// TestHandlerThreads: a vCPU that faulted carries its handler's context as
+// a second thread, read back attached to the right vCPU.
+func TestHandlerThreads(t *testing.T) {
+	m, ram, _ := testGuest(t, 8<<20)
+	vs := testVCPUs()
+	h := vs[0]
+	h.RIP, h.RSP, h.Handler = 0x470000, 0x64af00, nil
+	vs[1].Signal = 11
+	vs[1].Handler = &h
+	h.Index = 1
+	vs[0], vs[1] = vs[1], vs[0] // the faulting vCPU's thread comes first
+	path := filepath.Join(t.TempDir(), "guest.core")
+	if _, err := Write(path, m, ram, vs, testInfo()); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer d.Close()
+	// The handler inherits its vCPU's control registers.
+	h.CR0, h.CR2, h.CR3, h.CR4 = vs[0].CR0, vs[0].CR2, vs[0].CR3, vs[0].CR4
+	if got := d.VCPUs(); !reflect.DeepEqual(got, vs) {
+		t.Errorf("VCPUs:\n got %+v\nwant %+v\nhandler got %+v", got, vs, got[0].Handler)
+	}
+}
