@@ -2,11 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"math"
 	"strings"
 	"testing"
 
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
 )
 
@@ -99,7 +99,7 @@ func TestBenchFloorsRejectsBadFlags(t *testing.T) {
 // TestBenchFloorsJSON runs the in-process floors and one small guest row
 // (the whole-process rows re-execute the binary: not from a test binary).
 func TestBenchFloorsJSON(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--floors", "--json", "--no-boot", "--runs", "1", "--sizes", "64M",
 		"--kernel", guestPath(t), "--dir", t.TempDir())
 	if st != 0 {

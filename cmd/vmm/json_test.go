@@ -8,7 +8,7 @@ import (
 
 	"github.com/vmm-dev/vmm/internal/guestbuild"
 	"github.com/vmm-dev/vmm/internal/jsonschema"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 )
 
 // validateJSON checks a command's stdout against its definition in
@@ -35,7 +35,7 @@ func validateJSON(t *testing.T, out, def string) {
 // with checkpoints, a fault with a crash report and a dump), inspect and
 // inspect --frame/--map. bench's is validated by TestBenchJSON.
 func TestJSONOutputsMatchSchema(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	dir := t.TempDir()
 	dump := filepath.Join(dir, "fault.core")
 	st, out, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--json")
