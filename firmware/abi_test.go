@@ -87,7 +87,7 @@ func TestConsoleHeaderLayout(t *testing.T) {
 func TestFaultFrameLayout(t *testing.T) {
 	var f FaultFrame
 	checkFields(t, "FaultFrame", []field{
-		{"size", unsafe.Sizeof(f), 72},
+		{"size", unsafe.Sizeof(f), 200},
 		{"Vector", unsafe.Offsetof(f.Vector), 0},
 		{"ErrorCode", unsafe.Offsetof(f.ErrorCode), 8},
 		{"CR2", unsafe.Offsetof(f.CR2), 16},
@@ -97,5 +97,9 @@ func TestFaultFrameLayout(t *testing.T) {
 		{"RSP", unsafe.Offsetof(f.RSP), 48},
 		{"SS", unsafe.Offsetof(f.SS), 56},
 		{"RBP", unsafe.Offsetof(f.RBP), 64},
+		{"Regs", unsafe.Offsetof(f.Regs), 72},
 	})
+	if len(f.Regs) != 16 {
+		t.Errorf("FaultFrame has %d registers, want 16", len(f.Regs))
+	}
 }

@@ -12,7 +12,7 @@ import (
 func TestHostDecodesABIWords(t *testing.T) {
 	mem := testMemory(t, 4<<20)
 	const ffAt = 0x200008 // the guest may pass any address: no alignment needed
-	for i := range uint64(9) {
+	for i := range uint64(25) {
 		mem.WriteU64(ffAt+8*i, 0x100+i)
 	}
 	var ff firmware.FaultFrame
@@ -21,6 +21,9 @@ func TestHostDecodesABIWords(t *testing.T) {
 	}
 	want := firmware.FaultFrame{Vector: 0x100, ErrorCode: 0x101, CR2: 0x102, RIP: 0x103, CS: 0x104,
 		RFLAGS: 0x105, RSP: 0x106, SS: 0x107, RBP: 0x108}
+	for i := range want.Regs {
+		want.Regs[i] = 0x109 + uint64(i)
+	}
 	if ff != want {
 		t.Errorf("FaultFrame decoded as %+v, want %+v", ff, want)
 	}
