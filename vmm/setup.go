@@ -46,11 +46,18 @@ func (l *layout) isGuard(addr uint64) bool {
 
 func (l *layout) tss(cpu int) uint64 { return firmware.TSSBase + uint64(cpu)*firmware.TSSStride }
 
+// PerCPUArea is where the per-CPU areas of cpus vCPUs go for a kernel
+// image ending at kernelEnd: [base, end), PerCPUAlign aligned, right after
+// the kernel (the host benchmark arena reserves the same span).
+func PerCPUArea(kernelEnd uint64, cpus int) (base, end uint64) {
+	base = alignUp(kernelEnd, firmware.PerCPUAlign)
+	return base, base + uint64(cpus)*firmware.PerCPUStride
+}
+
 // planLayout places the per-CPU areas and the trace after the kernel image.
 func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, error) {
 	l := &layout{cpus: cpus, pml4: firmware.PageTableBase}
-	l.perCPUBase = alignUp(k.End, firmware.PerCPUAlign)
-	l.perCPUEnd = l.perCPUBase + uint64(cpus)*firmware.PerCPUStride
+	l.perCPUBase, l.perCPUEnd = PerCPUArea(k.End, cpus)
 	l.traceSize = traceSize
 	if traceSize > 0 {
 		l.traceBase = alignUp(l.perCPUEnd, firmware.PerCPUAlign)
