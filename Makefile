@@ -4,12 +4,13 @@
 # make run    builds and boots the default guest (needs /dev/kvm)
 # make test   builds, then runs every test (KVM tests skip without /dev/kvm)
 # make check  gofmt, go vet, go mod tidy -diff and staticcheck (make tools installs it)
+# make mutate boots one mutant guest per injected bug; fails unless every one is caught
 GO ?= go
 GUEST := cmd/vmm/kernel/guest.elf
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 
-.PHONY: all vmm guest guest-check run test check tools bench clean
+.PHONY: all vmm guest guest-check run test check tools bench mutate clean
 all: vmm
 
 guest:
@@ -42,6 +43,9 @@ bench: vmm
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./guest/mm/
 	bin/vmm bench
 	bin/vmm bench --floors
+
+mutate:
+	$(GO) test -count=1 -timeout 30m -run '^TestMutants$$' -v ./internal/mutate/ -mutate
 
 clean:
 	rm -rf bin

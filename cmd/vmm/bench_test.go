@@ -90,8 +90,8 @@ func TestBenchFloorsRejectsBadFlags(t *testing.T) {
 		{"bench", "--floors", "extra"},
 	} {
 		st, out, errs := runCLI(args...)
-		if st != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
-			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line", args, st, out, errs)
+		if st != vmm.StatusUsage || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d and one line", args, st, out, errs, vmm.StatusUsage)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/vmm-dev/vmm/internal/guestbuild"
 	"github.com/vmm-dev/vmm/internal/jsonschema"
 	"github.com/vmm-dev/vmm/internal/kvmtest"
+	"github.com/vmm-dev/vmm/vmm"
 )
 
 // validateJSON checks a command's stdout against its definition in
@@ -45,8 +46,8 @@ func TestJSONOutputsMatchSchema(t *testing.T) {
 	validateJSON(t, out, "boot")
 
 	st, out, errs = runCLI("boot", "--kernel", guestPath(t), "--workload", "fault", "--json", "--dump", dump)
-	if st != 3 || !strings.Contains(out, `"crash"`) || !strings.Contains(out, `"dump"`) {
-		t.Fatalf("boot fault: status %d, want 3 with crash and dump: %s\n%s", st, errs, out)
+	if st != vmm.StatusFault || !strings.Contains(out, `"crash"`) || !strings.Contains(out, `"dump"`) {
+		t.Fatalf("boot fault: status %d, want %d with crash and dump: %s\n%s", st, vmm.StatusFault, errs, out)
 	}
 	validateJSON(t, out, "boot")
 

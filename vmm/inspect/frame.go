@@ -119,7 +119,7 @@ func (in *Inspection) memoryKind(phys uint64) string {
 func (in *Inspection) findUses(fi *FrameInfo) {
 	pfn := fi.PFN
 	roots, label := in.spaces()
-	identity := verify.Walk(in.Dump, []uint64{firmware.PageTableBase}, nil, verify.Visitor{
+	identity := verify.Walk(in.mem, []uint64{firmware.PageTableBase}, nil, verify.Visitor{
 		Leaf: func(root, va, first, n uint64, writable, user bool) {
 			if pfn >= first && pfn-first < n && va == first*mm.PageSize && fi.Identity == nil {
 				fi.IdentityMapped = true
@@ -128,7 +128,7 @@ func (in *Inspection) findUses(fi *FrameInfo) {
 			}
 		},
 	})
-	fi.Truncated = identity || verify.Walk(in.Dump, roots, []uint64{firmware.KernelPDPT}, verify.Visitor{
+	fi.Truncated = identity || verify.Walk(in.mem, roots, []uint64{firmware.KernelPDPT}, verify.Visitor{
 		Table: func(root, phys uint64, level int, va uint64) {
 			if phys/mm.PageSize == pfn && len(fi.Tables) < maxListedMappings {
 				fi.Tables = append(fi.Tables, TableUse{Root: root, Space: label[root], Level: level, VA: va})
