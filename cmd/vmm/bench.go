@@ -127,7 +127,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 		return 2, usagef("--mem: %v", err)
 	}
 	if f.kernel != "" {
-		if cfg.Kernel, err = os.ReadFile(f.kernel); err != nil {
+		if cfg.Kernel, err = readKernel(f.kernel, cfg.MemBytes); err != nil {
 			return 2, usagef("--kernel: %v", err)
 		}
 	} else if k, ok := embeddedKernel(); ok {
