@@ -19,7 +19,21 @@ type console struct {
 	data    []byte
 	out     io.Writer
 	lost    uint64 // bytes the guest claimed to write beyond the ring
+	corrupt uint64 // times Head was found behind Tail or more than a ring ahead
 	written uint64
+}
+
+// ConsoleStats is what the console ring carried, and what it could not.
+type ConsoleStats struct {
+	Written     uint64 `json:"written"`
+	Lost        uint64 `json:"lost"`
+	Corruptions uint64 `json:"corruptions"`
+}
+
+func (c *console) stats() ConsoleStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ConsoleStats{Written: c.written, Lost: c.lost, Corruptions: c.corrupt}
 }
 
 func newConsole(mem *GuestMemory, out io.Writer) (*console, error) {
@@ -56,7 +70,10 @@ func (c *console) drain() error {
 	}
 	var err error
 	if head < tail || head-tail > firmware.ConsoleDataSize {
-		c.lost += head - tail
+		c.corrupt++
+		if head > tail {
+			c.lost += head - tail
+		}
 		err = fmt.Errorf("console ring corrupt: head %d, tail %d", head, tail)
 		tail = head
 	}

@@ -15,16 +15,8 @@ import (
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/diag"
 	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/vmm/verify"
 	"golang.org/x/sys/unix"
-)
-
-// Process exit statuses for outcomes that are not a guest exit status.
-const (
-	StatusVMMError  = 1
-	StatusUsage     = 2
-	StatusFault     = 3
-	StatusTimeout   = 4
-	StatusViolation = 5
 )
 
 // VM is one booted guest.
@@ -47,8 +39,9 @@ type VM struct {
 	hc       hcState
 	result   Result
 	stopped  atomic.Bool
-	timedOut atomic.Bool
-	fallback *time.Timer // stops a timed-out run that ignores kicks
+	halting  atomic.Bool // a timeout or signal asked every vCPU to stop and report
+	halt     haltRequest // what halting means; set once before halting
+	fallback *time.Timer // stops a halted run that ignores kicks
 	done     chan struct{}
 
 	// Stop-the-world for checkpoints: the initiator sets pausing, kicks the
@@ -88,7 +81,7 @@ func New(cfg Config) (*VM, error) {
 func (vm *VM) build() error {
 	m, err := memmap.Build(vm.cfg.MemBytes)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	k, err := ParseKernel(vm.cfg.Kernel, m.RAMTop())
 	if err != nil {
@@ -97,7 +90,7 @@ func (vm *VM) build() error {
 	vm.kernel = k
 	l, err := planLayout(m, k, vm.cfg.CPUs, uint64(len(vm.cfg.Trace)))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	vm.layout = l
 	vm.hc.cpus = vm.cfg.CPUs
@@ -149,6 +142,9 @@ func (vm *VM) build() error {
 		vm.tscKHz = khz
 	}
 	if err := writeFirmware(vm.mem, l, k, &vm.cfg, vm.tscKHz); err != nil {
+		return err
+	}
+	if vm.hc.boot, err = verify.ReadBoot(vm.mem); err != nil { // the verifier's copy, before the guest runs
 		return err
 	}
 	if f, err := registerIoeventfd(vm.vmFd, firmware.ConsoleDoorbell, 8); err == nil {
@@ -210,7 +206,12 @@ func (vm *VM) Run() *Result {
 		r.Timing.CreateToEntryNanos = vm.timing.firstRun.Sub(vm.timing.created).Nanoseconds()
 	}
 	r.Reports = vm.hc.reports
+	r.ReportsDropped = vm.hc.dropped
+	r.Console = vm.console.stats()
 	r.Registration = vm.hc.reg
+	if vm.hc.regErr != nil {
+		r.RegistrationError = vm.hc.regErr.Error()
+	}
 	r.CPUs = len(vm.vcpus)
 	r.VCPUs = vm.vcpuStats()
 	r.TicksInjected = vm.vcpus[0].ticksInjected
@@ -223,6 +224,14 @@ func (vm *VM) vcpuStats() []VCPUStats {
 	for i, v := range vm.vcpus {
 		seq, _ := vm.mem.ReadU64(uint64(firmware.MailboxBase+i*firmware.MailboxStride) + uint64(unsafe.Offsetof(firmware.Mailbox{}.Seq)))
 		stats[i] = VCPUStats{CPU: i, HypercallsIssued: seq, HypercallsHandled: v.hypercalls}
+		if regs, err := kvm.GetRegs(v.fd); err == nil {
+			stats[i].RIP = regs.RIP
+			if sym := vm.symbolizer(); sym != nil {
+				stats[i].Where = sym.Describe(regs.RIP)
+			} else {
+				stats[i].Where = fmt.Sprintf("%#x", regs.RIP)
+			}
+		}
 	}
 	return stats
 }
@@ -251,26 +260,50 @@ func (vm *VM) stop(outcome string, status int, reason string, crash *CrashReport
 	}
 }
 
-// timeout asks every vCPU to stop and report where it was; a vCPU that
-// does not come out of the guest within a second is stopped without report.
+// haltRequest is an outside request to end the run: a timeout or a signal.
+type haltRequest struct {
+	outcome string
+	status  int
+	reason  string
+}
+
 func (vm *VM) timeout() {
-	vm.timedOut.Store(true)
+	vm.requestHalt(haltRequest{OutcomeTimeout, StatusTimeout, fmt.Sprintf("guest did not exit within %v", vm.cfg.Timeout)})
+}
+
+// Interrupt ends the run as a signal would: every vCPU stops and reports
+// where it was, the final verification and the dump still happen, and the
+// result carries status (130 for SIGINT, 143 for SIGTERM). Safe to call
+// from any goroutine, any number of times; the first request wins.
+func (vm *VM) Interrupt(reason string, status int) {
+	vm.requestHalt(haltRequest{OutcomeSignal, status, reason})
+}
+
+// requestHalt asks every vCPU to stop and report where it was; a vCPU that
+// does not come out of the guest within a second is stopped without report.
+func (vm *VM) requestHalt(h haltRequest) {
+	vm.mu.Lock()
+	if vm.halting.Load() || vm.stopped.Load() {
+		vm.mu.Unlock()
+		return
+	}
+	vm.halt = h
+	vm.halting.Store(true)
+	vm.fallback = time.AfterFunc(time.Second, func() { vm.stop(h.outcome, h.status, h.reason, nil) })
+	vm.mu.Unlock()
 	for _, v := range vm.vcpus {
 		v.interrupt()
 	}
 	vm.pauseMu.Lock()
 	vm.pauseCnd.Broadcast()
 	vm.pauseMu.Unlock()
-	fallback := time.AfterFunc(time.Second, func() {
-		vm.stop(OutcomeTimeout, StatusTimeout, vm.timeoutReason(), nil)
-	})
-	vm.mu.Lock()
-	vm.fallback = fallback
-	vm.mu.Unlock()
 }
 
-func (vm *VM) timeoutReason() string {
-	return fmt.Sprintf("guest did not exit within %v", vm.cfg.Timeout)
+// haltReason is the pending halt request (valid once halting is set).
+func (vm *VM) haltReason() haltRequest {
+	vm.mu.Lock()
+	defer vm.mu.Unlock()
+	return vm.halt
 }
 
 // park holds a vCPU outside KVM_RUN while another one checkpoints.
@@ -278,7 +311,7 @@ func (vm *VM) park(v *vcpu) {
 	vm.pauseMu.Lock()
 	vm.parked++
 	vm.pauseCnd.Broadcast()
-	for vm.pausing.Load() && !vm.stopped.Load() && !vm.timedOut.Load() {
+	for vm.pausing.Load() && !vm.stopped.Load() && !vm.halting.Load() {
 		vm.pauseCnd.Wait()
 	}
 	vm.parked--
@@ -301,7 +334,7 @@ func (vm *VM) stopTheWorld(self *vcpu) {
 		}
 	}
 	vm.pauseMu.Lock()
-	for vm.parked < len(vm.vcpus)-1 && !vm.stopped.Load() && !vm.timedOut.Load() {
+	for vm.parked < len(vm.vcpus)-1 && !vm.stopped.Load() && !vm.halting.Load() {
 		vm.pauseCnd.Wait()
 	}
 	vm.pauseMu.Unlock()
@@ -332,8 +365,10 @@ func (vm *VM) hypercall(v *vcpu) {
 	vm.mu.Lock()
 	res := handleHypercall(vm.mem, &vm.hc, v.index, &mb)
 	vm.mu.Unlock()
-	vm.logf("vCPU %d: %s(%#x) = %#x", v.index, hcName(mb.Nr), mb.Args, res.ret)
+	vm.logf("vCPU %d: %s(%#x) = %#x%s", v.index, hcName(mb.Nr), mb.Args, res.ret, res.why)
 	switch {
+	case res.badExit != "":
+		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))
 	case res.exit:
 		vm.stop(OutcomeExit, res.exitStatus, fmt.Sprintf("guest exited with status %d", res.exitStatus), nil)
 	case res.checkpoint != "":

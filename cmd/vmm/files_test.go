@@ -102,17 +102,17 @@ func TestBootInputSizeCaps(t *testing.T) {
 	f.Truncate(maxKernel + 1) // sparse: costs nothing
 	f.Close()
 	wantUsage(t, []string{"boot", "--kernel", big}, "too large")
-	wantUsage(t, []string{"boot", "--mem", "4M", "--kernel", big}, "at most 4194304")
+	wantUsage(t, []string{"boot", "--mem", "8M", "--kernel", big}, "at most 8388608")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	line := []byte("0,0.0,a,1,0\n")
-	for n := 0; n <= 5<<20; n += len(line) {
+	for n := 0; n <= 9<<20; n += len(line) {
 		zw.Write(line)
 	}
 	zw.Close()
 	bomb := filepath.Join(d, "bomb.csv.gz")
 	os.WriteFile(bomb, gz.Bytes(), 0o644)
-	wantUsage(t, []string{"boot", "--mem", "4M", "--kernel", k, "--trace", bomb}, "larger than 4 MiB")
+	wantUsage(t, []string{"boot", "--mem", "8M", "--kernel", k, "--trace", bomb}, "larger than 8 MiB")
 }
 
 // TestBootRefusesCraftedTrace: a line naming an impossible frame (here
