@@ -70,6 +70,8 @@ func TestBootRefusesSpecialFiles(t *testing.T) {
 	for _, p := range []string{fifo, "/dev/zero", dir} {
 		wantUsage(t, []string{"boot", "--kernel", p}, "not a regular file")
 		wantUsage(t, []string{"boot", "--kernel", k, "--trace", p}, "not a regular file")
+		wantUsage(t, []string{"bench", "--kernel", p}, "not a regular file")
+		wantUsage(t, []string{"bench", "--floors", "--kernel", p}, "not a regular file")
 	}
 	if after := modes(all...); !slicesEqual(before, after) {
 		t.Errorf("special files changed: %v -> %v", before, after)
