@@ -64,7 +64,7 @@ func TestBootRefusesSpecialFiles(t *testing.T) {
 	fifo, dir, linkDev, dangling := specials(t)
 	all := []string{"/dev/null", "/dev/zero", fifo, dir, linkDev, dangling}
 	before := modes(all...)
-	for _, p := range []string{"/dev/null", fifo, dir, linkDev, dangling} {
+	for _, p := range []string{"/dev/null", fifo, dir, linkDev, dangling, filepath.Join(dir, "missing", "x.core")} {
 		wantUsage(t, []string{"boot", "--kernel", k, "--dump", p}, "--dump: ")
 	}
 	for _, p := range []string{fifo, "/dev/zero", dir} {
