@@ -28,7 +28,7 @@ type Input struct {
 	Boot  *Boot
 	Roots []uint64 // PML4 physical addresses
 	// SharedTables are page tables every address space links to but none
-	// owns (the kernel's identity map): the walk does not descend into them.
+	// owns (the kernel's physmap): the walk does not descend into them.
 	SharedTables []uint64
 }
 
