@@ -42,6 +42,9 @@ func consoleData() *[firmware.ConsoleDataSize]byte {
 // stringPhys is the physical address of a string's bytes, for hypercalls.
 func stringPhys(s string) uint64 { return physOf(uintptr(unsafe.Pointer(unsafe.StringData(s)))) }
 
+// bytesPhys is the physical address of a kernel byte buffer, for hypercalls.
+func bytesPhys(b []byte) uint64 { return physOf(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
+
 // physWords returns n uint64s of physical memory at phys as a slice (the
 // memory is a kernel block from the buddy allocator, not Go heap).
 func physWords(phys uint64, n int) []uint64 {

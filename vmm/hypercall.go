@@ -28,6 +28,9 @@ type hcResult struct {
 	wake       int    // >=0: wake that vCPU
 	fault      *firmware.FaultFrame
 	setCR3     uint64 // non-zero: load this PML4 into the calling vCPU's CR3
+	output     []byte // HCWrite: bytes for the program's fd outFD
+	outFD      int
+	progExit   bool   // HCExitProgram: the user program ended with exitStatus
 	why        string // for the -v log: why the call was refused ("" if not explained)
 }
 
@@ -109,6 +112,24 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			return r
 		}
 		r.fault = &ff
+	case firmware.HCWrite:
+		if a[0] != 1 && a[0] != 2 {
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		b, ok := guestString(mem, a[1], a[2], firmware.MaxWriteLen)
+		if !ok {
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		r.output, r.outFD, r.ret = []byte(b), int(a[0]), a[2]
+	case firmware.HCExitProgram:
+		if a[0] > 255 {
+			r.badExit = fmt.Sprintf("guest reported program exit status %d, outside 0..255", a[0])
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		r.progExit, r.exitStatus = true, int(a[0])
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
 		if !ok {
@@ -222,7 +243,8 @@ func hcName(nr uint64) string {
 	names := [...]string{firmware.HCExit: "exit", firmware.HCConsoleFlush: "console-flush",
 		firmware.HCRegisterMeta: "register-meta", firmware.HCCheckpoint: "checkpoint",
 		firmware.HCReport: "report", firmware.HCRegisterRoot: "register-root",
-		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3"}
+		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3",
+		firmware.HCWrite: "write", firmware.HCExitProgram: "exit-program"}
 	if nr < uint64(len(names)) && names[nr] != "" {
 		return names[nr]
 	}

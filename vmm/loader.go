@@ -17,11 +17,14 @@ var ErrBadKernel = errors.New("bad guest kernel")
 // virtual address v loads at physical v - firmware.PhysMapBase.
 type Kernel struct {
 	File  *elf.File
-	Entry uint64           // virtual (physmap) address
-	Start uint64           // lowest loaded physical address
-	End   uint64           // physical end of the highest segment (page aligned)
-	segs  []elf.ProgHeader // Vaddr holds the physical load address
-	image []byte
+	Entry uint64 // virtual (physmap) address
+	Start uint64 // lowest loaded physical address
+	End   uint64 // physical end of the highest segment (page aligned)
+	// SyscallEntry is the address of main.syscallEntry (LSTAR), 0 if the
+	// kernel has none.
+	SyscallEntry uint64
+	segs         []elf.ProgHeader // Vaddr holds the physical load address
+	image        []byte
 }
 
 // ParseKernel checks an ELF image for loading into guest RAM of ramTop bytes
@@ -77,6 +80,13 @@ func ParseKernel(image []byte, ramTop uint64) (*Kernel, error) {
 	if !k.contains(k.Entry - firmware.PhysMapBase) {
 		return nil, fmt.Errorf("%w: entry point %#x is outside every loaded segment", ErrBadKernel, k.Entry)
 	}
+	if syms, err := f.Symbols(); err == nil {
+		for _, s := range syms {
+			if s.Name == syscallEntrySym && s.Value >= firmware.PhysMapBase && k.contains(s.Value-firmware.PhysMapBase) {
+				k.SyscallEntry = s.Value
+			}
+		}
+	}
 	return k, nil
 }
 
@@ -102,5 +112,8 @@ func (k *Kernel) Load(mem *GuestMemory) error {
 	}
 	return nil
 }
+
+// syscallEntrySym is the kernel's SYSCALL entry (an assembly function).
+const syscallEntrySym = "main.syscallEntry.abi0"
 
 func alignUp(x, a uint64) uint64 { return (x + a - 1) &^ (a - 1) }
