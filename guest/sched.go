@@ -18,6 +18,7 @@ const (
 	threadRunning
 	threadFutex    // waiting on futexAddr (until deadline, if set)
 	threadSleeping // until deadline
+	threadEpoll    // in epoll_pwait on epfd (until deadline, if set)
 )
 
 type thread struct {
@@ -29,6 +30,9 @@ type thread struct {
 	clearTID  uint64 // CLONE_CHILD_CLEARTID / set_tid_address
 	sigmask   uint64
 	altstack  [3]uint64 // ss_sp, ss_flags, ss_size
+	epfd      uint64    // epoll_pwait: the instance, the user's buffer, its size
+	epEvents  uint64
+	epMax     uint64
 }
 
 var (
@@ -49,9 +53,12 @@ func nowNanos() uint64 {
 func wakeExpired(now uint64) {
 	for i := range threads {
 		t := &threads[i]
-		if (t.state == threadFutex || t.state == threadSleeping) && t.deadline != 0 && t.deadline <= now {
-			if t.state == threadFutex {
+		if (t.state == threadFutex || t.state == threadSleeping || t.state == threadEpoll) && t.deadline != 0 && t.deadline <= now {
+			switch t.state {
+			case threadFutex:
 				t.ctx.AX = errno(eTIMEDOUT)
+			case threadEpoll:
+				t.ctx.AX = 0 // no events
 			}
 			t.state = threadRunnable
 		}
@@ -93,9 +100,9 @@ func schedule(ctx *userCtx) {
 		}
 		earliest := uint64(0)
 		for i := range threads {
-			if d := threads[i].deadline; d != 0 && (threads[i].state == threadFutex || threads[i].state == threadSleeping) &&
-				(earliest == 0 || d < earliest) {
-				earliest = d
+			if st := threads[i].state; st != threadFree && st != threadRunnable && st != threadRunning &&
+				threads[i].deadline != 0 && (earliest == 0 || threads[i].deadline < earliest) {
+				earliest = threads[i].deadline
 			}
 		}
 		if earliest == 0 {

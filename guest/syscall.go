@@ -27,10 +27,10 @@ const maxSyscall = 335
 
 // syscallTable is constant-initialised (no init code runs in the guest).
 var syscallTable = [maxSyscall]sysEntry{
-	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); other fds: EBADF"},
-	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; other fds: EBADF"},
+	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); eventfds; other fds: EBADF"},
+	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; eventfds; other fds: EBADF"},
 	2:   {"open", sysRefused, ""},
-	3:   {"close", sysPartial, "fd 0..2 only; others: EBADF"},
+	3:   {"close", sysSupported, ""},
 	4:   {"stat", sysRefused, ""},
 	5:   {"fstat", sysRefused, ""},
 	8:   {"lseek", sysRefused, ""},
@@ -76,16 +76,16 @@ var syscallTable = [maxSyscall]sysEntry{
 	228: {"clock_gettime", sysPartial, "REALTIME (host wall clock at boot + guest TSC time), MONOTONIC, MONOTONIC_RAW, BOOTTIME and the COARSE clocks; CPU-time clocks: EINVAL"},
 	230: {"clock_nanosleep", sysPartial, "relative sleeps on the monotonic clocks; TIMER_ABSTIME: ENOSYS"},
 	231: {"exit_group", sysSupported, ""},
-	232: {"epoll_wait", sysRefused, ""},
-	233: {"epoll_ctl", sysRefused, ""},
+	232: {"epoll_wait", sysPartial, "as epoll_pwait"},
+	233: {"epoll_ctl", sysPartial, "only eventfds can be watched (others: EPERM), for EPOLLIN"},
 	234: {"tgkill", sysPartial, "SIGURG (goroutine preemption) is dropped; other signals: ENOSYS"},
 	257: {"openat", sysPartial, "no file system: every path is ENOENT"},
 	262: {"newfstatat", sysRefused, ""},
 	267: {"readlinkat", sysRefused, ""},
 	270: {"pselect6", sysRefused, ""},
-	281: {"epoll_pwait", sysRefused, ""},
-	290: {"eventfd2", sysRefused, ""},
-	291: {"epoll_create1", sysRefused, ""},
+	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
+	290: {"eventfd2", sysPartial, "non-semaphore counters; a read of zero is EAGAIN even without EFD_NONBLOCK"},
+	291: {"epoll_create1", sysPartial, "at most 13 descriptors beyond 0..2 in all"},
 	293: {"pipe2", sysRefused, ""},
 	302: {"prlimit64", sysPartial, "reports RLIMIT_NOFILE 1024/4096, RLIMIT_STACK 8 MiB, others unlimited; new limits are accepted and ignored"},
 	318: {"getrandom", sysRefused, ""},
@@ -105,6 +105,7 @@ const (
 	eINVAL    = 22
 	eNOTTY    = 25
 	eNOSYS    = 38
+	eMFILE    = 24
 	eTIMEDOUT = 110
 )
 
@@ -138,15 +139,21 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		if a0 == 0 && !fdClosed[0] {
 			return 0, false
 		}
+		if f := fdOf(a0, fdEventfd); f != nil {
+			return eventfdRead(f, a1, a2), false
+		}
 		return errno(eBADF), false
 	case 1:
+		if f := fdOf(a0, fdEventfd); f != nil {
+			return eventfdWrite(f, a1, a2), false
+		}
 		return sysWrite(a0, a1, a2), false
 	case 3: // close
 		if a0 < 3 && !fdClosed[a0] {
 			fdClosed[a0] = true
 			return 0, false
 		}
-		return errno(eBADF), false
+		return closeFD(a0), false
 	case 9:
 		return sysMmap(a0, a1, a2, a3, a4), false
 	case 10:
@@ -207,6 +214,16 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 			return 0, false
 		}
 		return errno(eNOSYS), false
+	case 232: // epoll_wait
+		return sysEpollPwait(a0, a1, a2, int64(int32(a3)))
+	case 281: // epoll_pwait (the signal mask is irrelevant: none is delivered)
+		return sysEpollPwait(a0, a1, a2, int64(int32(a3)))
+	case 233:
+		return sysEpollCtl(a0, a1, a2, a3), false
+	case 290:
+		return sysEventfd2(a0, a1), false
+	case 291:
+		return sysEpollCreate1(), false
 	case 257: // openat
 		return errno(eNOENT), false
 	case 302:

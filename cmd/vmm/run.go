@@ -245,6 +245,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	stopSignals := interruptOnSignals(vm)
 	res := vm.Run()
 	stopSignals()
+	if res.ProgramExitStatus == nil && res.Outcome == vmm.OutcomeExit {
+		// The guest kernel ended the run itself: its status (10..14) must
+		// not pass for the program's.
+		res.Reason = fmt.Sprintf("the guest kernel failed (its status %d) before the program finished", res.ExitStatus)
+		res.Outcome, res.ExitStatus = vmm.OutcomeFault, vmm.StatusFault
+	}
 	if res.ProgramExitStatus == nil && !f.verbose {
 		stderr.Write(console.Bytes()) // the program never finished: show what the kernel said
 	}
