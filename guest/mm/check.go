@@ -63,7 +63,7 @@ func Check(v *View, out []Violation) int {
 			c.add(uint64(k), VBlockCount, cnt, sc)
 		}
 		if heads[k] != cnt {
-			c.add(uint64(k), VNotOnList, cnt, heads[k])
+			c.add(uint64(k), VListHeads, cnt, heads[k])
 			pinpoint = true
 		}
 	}
@@ -92,10 +92,13 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
 		f, rc, nx, pv := r.Flags, r.Refcount, r.Next, r.Prev
 		ow := uint32(r.Order) | r.Reserved<<8
 		if p < blockEnd {
-			if f == tailFlags {
-				if ow != uint32(OrderTail) {
-					c.add(p, VTailOrder, uint64(OrderTail), uint64(ow))
-				}
+			if f == tailFlags && ow != uint32(OrderTail) {
+				// A head inside the block: the block's order is wrong or
+				// this frame is. Report it once and end the block here,
+				// rather than once for every frame the order claims.
+				c.add(p, VTailOrder, uint64(OrderTail), uint64(ow))
+				blockEnd = p
+			} else if f == tailFlags {
 				if rc != 0 {
 					c.add(p, VTailRefcount, 0, uint64(rc))
 				}
@@ -103,9 +106,10 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
 					c.stale(p, nx, pv)
 				}
 				continue
+			} else {
+				c.add(p, VTailFlags, uint64(tailFlags), uint64(f))
+				blockEnd = p // the block ends here; check this frame on its own
 			}
-			c.add(p, VTailFlags, uint64(tailFlags), uint64(f))
-			blockEnd = p // the block ends here; check this frame on its own
 		}
 		if ow>>8 != 0 {
 			c.add(p, VReservedBits, 0, uint64(ow))

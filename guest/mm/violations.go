@@ -58,9 +58,9 @@ const (
 	VListTarget
 	// VListCycle: a list walk exceeded the frame count.
 	VListCycle
-	// VNotOnList: a FREE head is not on its order's list. Reported per frame
-	// when its links say so, and as a summary with PFN = order,
-	// Expected = blocks on the list, Actual = FREE heads of that order.
+	// VNotOnList: a FREE head is not on its order's list (its links say
+	// so). Expected = the list head or the prev it should have, Actual =
+	// the frame or its prev's next.
 	VNotOnList
 	// VBlockCount: BuddyState.Counts[order] does not match the list.
 	// PFN = order, Expected = blocks on the list, Actual = Counts[order].
@@ -90,6 +90,11 @@ const (
 	// VPCPFrames: BuddyState.PCPFrames is not the sum of the caches'
 	// Synced. PFN = LinkNone, Expected = sum of Synced, Actual = PCPFrames.
 	VPCPFrames
+	// VListHeads: the number of FREE heads of an order differs from the
+	// blocks on its list (a summary: some FREE head is off its list, or a
+	// list holds a separate cycle). PFN = order, Expected = blocks on the
+	// list, Actual = FREE heads of that order.
+	VListHeads
 	numViolationKinds
 )
 
@@ -152,6 +157,8 @@ func (k ViolationKind) String() string {
 		return "pcp-count"
 	case VPCPFrames:
 		return "pcp-frames"
+	case VListHeads:
+		return "list-heads"
 	}
 	return "unknown"
 }
@@ -176,7 +183,7 @@ func (k ViolationKind) Field() string {
 		return "refcount"
 	case VPrevMismatch:
 		return "prev"
-	case VListTarget, VListCycle, VNotOnList:
+	case VListTarget, VListCycle, VNotOnList, VListHeads:
 		return "list"
 	case VBlockCount, VFreeFrames, VPCPCount, VPCPFrames:
 		return "count"

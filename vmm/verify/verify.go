@@ -27,6 +27,8 @@ type Input struct {
 	// never FREE and owns its frames; bad frames are POISONED).
 	Boot  *Boot
 	Roots []uint64 // PML4 physical addresses
+	// Holdings is the physical address of the guest's mm.Holdings (0: none).
+	Holdings uint64
 	// SharedTables are page tables every address space links to but none
 	// owns (the kernel's identity map): the walk does not descend into them.
 	SharedTables []uint64
@@ -41,10 +43,23 @@ type Violation struct {
 	Field    string `json:"field"`
 	Expected uint64 `json:"expected"`
 	Actual   uint64 `json:"actual"`
+	// Scope is where a violation that is not about one frame applies
+	// ("order 3", "cpu 1", "allocator state", "free lists"); empty for a
+	// frame's violation. PFN then holds the checker's raw locator.
+	Scope  string `json:"scope,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 func (v Violation) String() string {
-	return fmt.Sprintf("frame %#x (phys %#x): %s: %s: expected %#x, actual %#x", v.PFN, v.Phys, v.Kind, v.Field, v.Expected, v.Actual)
+	where := fmt.Sprintf("frame %#x (phys %#x)", v.PFN, v.Phys)
+	if v.Scope != "" {
+		where = v.Scope
+	}
+	s := fmt.Sprintf("%s: %s: %s: expected %#x, actual %#x", where, v.Kind, v.Field, v.Expected, v.Actual)
+	if v.Detail != "" {
+		s += " (" + v.Detail + ")"
+	}
+	return s
 }
 
 // CPUCache is one vCPU's per-CPU page cache as found in guest memory.
@@ -111,23 +126,47 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	total := mm.Check(&view, out)
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
-		r.Violations = append(r.Violations, Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
-			Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual})
+		r.Violations = append(r.Violations, fromChecker(v))
 	}
 	r.summarise(&view)
 	r.PerCPU = decodeCaches(&view)
-	if len(in.Roots) > 0 {
-		pt := walkPageTables(mem, &view, in.Roots, in.SharedTables)
-		r.TableFrames, r.Mappings = pt.tableFrames, pt.mappings
-		r.TotalViolations += pt.total
-		for _, v := range pt.violations {
-			if len(r.Violations) < MaxListed {
-				r.Violations = append(r.Violations, v)
-			}
+	pt := walkPageTables(mem, &view, in.Roots, in.SharedTables)
+	if in.Boot != nil {
+		checkOwners(mem, &view, in, pt, &pt.res)
+	}
+	r.TableFrames, r.Mappings = pt.res.tableFrames, pt.res.mappings
+	r.TotalViolations += pt.res.total
+	for _, v := range pt.res.violations {
+		if len(r.Violations) < MaxListed {
+			r.Violations = append(r.Violations, v)
 		}
 	}
 	r.Nanos = time.Since(start).Nanoseconds()
 	return r, nil
+}
+
+// fromChecker converts a guest/mm violation, naming the scope of those
+// that are not about one frame (see the kinds' documentation), so that an
+// order, a CPU index, a field offset or LinkNone never reads as a frame.
+func fromChecker(v mm.Violation) Violation {
+	out := Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
+		Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual}
+	switch {
+	case v.Kind == mm.VStateHeader:
+		out.Scope = fmt.Sprintf("allocator state +%#x", v.PFN)
+	case v.Kind == mm.VBlockCount || v.Kind == mm.VListHeads:
+		out.Scope = fmt.Sprintf("free list of order %d", v.PFN)
+	case v.Kind == mm.VPCPHeader && v.PFN != mm.LinkNone:
+		out.Scope = fmt.Sprintf("per-CPU cache of cpu %d", v.PFN)
+	case v.Kind == mm.VNextRange && v.PFN == mm.LinkNone:
+		out.Scope = "a free-list head"
+	case v.PFN == mm.LinkNone:
+		out.Scope = "allocator totals"
+	}
+	if out.Scope != "" {
+		out.Phys = 0
+	}
+	return out
 }
 
 // summarise fills the buddyinfo-style free counts and the flag histogram.
