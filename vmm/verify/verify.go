@@ -128,6 +128,7 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	for _, v := range out[:min(total, len(out))] {
 		r.Violations = append(r.Violations, fromChecker(v))
 	}
+	r.addSpec(checkSpec(&view))
 	r.summarise(&view)
 	r.PerCPU = decodeCaches(&view)
 	pt := walkPageTables(mem, &view, in.Roots, in.SharedTables)
@@ -143,6 +144,41 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	}
 	r.Nanos = time.Since(start).Nanoseconds()
 	return r, nil
+}
+
+// addSpec adds the independent check's findings that the shared checker
+// did not already report (same frame, or same scope): agreeing checkers
+// report each problem once, and a problem only the host's own check sees
+// still reaches the report.
+func (r *Report) addSpec(spec []Violation, total int) {
+	frames, scopes := map[uint64]bool{}, map[string]bool{}
+	for _, v := range r.Violations {
+		if v.Scope == "" {
+			frames[v.PFN] = true
+		} else {
+			scopes[scopeClass(v.Scope)] = true
+		}
+	}
+	dup := 0
+	for _, v := range spec {
+		if (v.Scope == "" && frames[v.PFN]) || (v.Scope != "" && scopes[scopeClass(v.Scope)]) {
+			dup++
+			continue
+		}
+		if len(r.Violations) < MaxListed {
+			r.Violations = append(r.Violations, v)
+		}
+	}
+	r.TotalViolations += total - dup
+}
+
+// scopeClass groups scopes that name the same structure ("allocator state
+// magic" and "allocator state +0x0").
+func scopeClass(s string) string {
+	if strings.HasPrefix(s, "allocator state") {
+		return "allocator state"
+	}
+	return s
 }
 
 // fromChecker converts a guest/mm violation, naming the scope of those
