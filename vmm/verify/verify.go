@@ -126,7 +126,13 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	total := mm.Check(&view, out)
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
-		r.Violations = append(r.Violations, fromChecker(v))
+		cv := fromChecker(v)
+		if v.Kind == mm.VTailOrder || v.Kind == mm.VTailFlags {
+			if h, k, ok := view.BlockOf(v.PFN); ok {
+				cv.Detail = fmt.Sprintf("inside the order-%d block headed by frame %#x", k, h)
+			}
+		}
+		r.Violations = append(r.Violations, cv)
 	}
 	r.addSpec(checkSpec(&view))
 	r.summarise(&view)
