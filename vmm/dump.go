@@ -38,7 +38,7 @@ func (vm *VM) writeDump(reason string) (coredump.Stats, error) {
 			CR0: sregs.CR0, CR2: sregs.CR2, CR3: sregs.CR3, CR4: sregs.CR4})
 	}
 	vm.mu.Lock()
-	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...), Reason: reason}
+	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...), Holdings: vm.hc.held, Reason: reason}
 	if r := vm.hc.reg; r != nil {
 		reg := *r
 		info.Reg = &reg
