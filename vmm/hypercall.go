@@ -109,13 +109,16 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		r.wake = int(a[0])
 	case firmware.HCFault:
 		var ff firmware.FaultFrame
-		buf := make([]byte, 9*8)
+		buf := make([]byte, firmware.FaultFrameSize)
 		if err := mem.Read(a[0], buf); err != nil {
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
 		ff.Vector, ff.ErrorCode, ff.CR2 = le(buf, 0), le(buf, 1), le(buf, 2)
 		ff.RIP, ff.CS, ff.RFLAGS, ff.RSP, ff.SS, ff.RBP = le(buf, 3), le(buf, 4), le(buf, 5), le(buf, 6), le(buf, 7), le(buf, 8)
+		for i := range ff.Regs {
+			ff.Regs[i] = le(buf, 9+i)
+		}
 		r.fault = &ff
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])

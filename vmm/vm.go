@@ -81,7 +81,7 @@ func New(cfg Config) (*VM, error) {
 func (vm *VM) build() error {
 	m, err := memmap.Build(vm.cfg.MemBytes)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	k, err := ParseKernel(vm.cfg.Kernel, m.RAMTop())
 	if err != nil {
@@ -90,7 +90,7 @@ func (vm *VM) build() error {
 	vm.kernel = k
 	l, err := planLayout(m, k, vm.cfg.CPUs, uint64(len(vm.cfg.Trace)))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	vm.layout = l
 	vm.hc.cpus = vm.cfg.CPUs

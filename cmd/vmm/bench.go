@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -115,6 +114,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && (args[0] == "--floors" || args[0] == "-floors") {
+		return cmdFloors(args[1:], stdout, stderr) // floors.go
+	}
 	f, err := parseBenchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil
@@ -123,7 +125,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 		return vmm.StatusUsage, err
 	}
 	cfg := vmm.Config{CPUs: 1, Workload: "bench", Timeout: f.timeout}
-	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
+	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return vmm.StatusUsage, usagef("--mem: %v", err)
 	}
 	if f.kernel != "" {
@@ -213,9 +215,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 
 	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		doc := struct {
+			Schema string `json:"schema"`
+			benchResult
+		}{schemaBench, out}
+		if err := writeJSON(stdout, doc); err != nil {
 			return vmm.StatusVMMError, err
 		}
 		return 0, nil
@@ -293,7 +297,7 @@ func newHostBench(m memmap.Map, k *vmm.Kernel) (*hostBench, error) {
 		{Base: k.Start, Size: perCPUEnd - k.Start},
 	}
 	if err := h.b.Setup(h.off, &h.boot, h.ram, h.inUse, nil); err != mm.ErrNone {
-		return nil, fmt.Errorf("host arena: allocator setup: %v", err)
+		return nil, fmt.Errorf("host arena: allocator setup: %w", err)
 	}
 	// The guest's Lock masks interrupts through IRQSave/IRQRestore (a flag
 	// in its per-CPU trap record); give the host the same kind of work, so

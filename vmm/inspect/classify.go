@@ -85,7 +85,7 @@ func headClass(f uint32, order uint8) class {
 // markTables colours the frames that hold page tables of any root.
 func (in *Inspection) markTables(cls []class) {
 	roots, _ := in.spaces()
-	verify.Walk(in.Dump, roots, nil, verify.Visitor{Table: func(_, phys uint64, _ int, _ uint64) {
+	verify.Walk(in.mem, roots, nil, verify.Visitor{Table: func(_, phys uint64, _ int, _ uint64) {
 		if pfn := phys / mm.PageSize; pfn < uint64(len(cls)) {
 			cls[pfn] = cPageTable
 		}

@@ -33,6 +33,9 @@ type Inspection struct {
 	// ExtraRoots are page-table roots verified and walked in addition to
 	// the registered ones (tests use them to add crafted address spaces).
 	ExtraRoots []uint64
+
+	// mem is what is read: the dump, or a live guest's RAM (Live).
+	mem verify.Memory
 }
 
 // Open opens and validates the dump at path. Format errors come back as
@@ -42,11 +45,23 @@ func Open(path string) (*Inspection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Inspection{Path: path, Dump: d, Info: d.Info(), VCPUs: d.VCPUs()}, nil
+	return &Inspection{Path: path, Dump: d, Info: d.Info(), VCPUs: d.VCPUs(), mem: d}, nil
+}
+
+// Live inspects a running guest's memory (stopped while it is read), for
+// the debugger's monitor commands: info and vcpus say what a dump's notes
+// would.
+func Live(mem verify.Memory, info coredump.Info, vcpus []coredump.VCPU) *Inspection {
+	return &Inspection{Path: "(live guest)", Info: info, VCPUs: vcpus, mem: mem}
 }
 
 // Close releases the dump's mapping; slices obtained earlier become invalid.
-func (in *Inspection) Close() error { return in.Dump.Close() }
+func (in *Inspection) Close() error {
+	if in.Dump == nil {
+		return nil
+	}
+	return in.Dump.Close()
+}
 
 // Roots returns the registered roots followed by ExtraRoots.
 func (in *Inspection) Roots() []uint64 {
@@ -82,7 +97,7 @@ func (in *Inspection) Input() (verify.Input, error) {
 	if r == nil {
 		return verify.Input{}, ErrNoRegistration
 	}
-	boot, _ := verify.ReadBoot(in.Dump) // a dump without a readable boot info skips the boot-info rules
+	boot, _ := verify.ReadBoot(in.mem) // a dump without a readable boot info skips the boot-info rules
 	return verify.Input{Registration: *r, Boot: boot, Roots: in.Roots(), Holdings: in.Info.Holdings,
 		SharedTables: []uint64{firmware.KernelPDPT}}, nil
 }
@@ -93,7 +108,7 @@ func (in *Inspection) Verify() (*verify.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return verify.Verify(in.Dump, vin)
+	return verify.Verify(in.mem, vin)
 }
 
 // view returns the typed view of the registered metadata array and
@@ -103,5 +118,5 @@ func (in *Inspection) view() (mm.View, error) {
 	if err != nil {
 		return mm.View{}, err
 	}
-	return verify.NewView(in.Dump, vin)
+	return verify.NewView(in.mem, vin)
 }

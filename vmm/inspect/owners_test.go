@@ -22,6 +22,18 @@ func namesFrame(r *verify.Report, pfn uint64, kind string) bool {
 	return false
 }
 
+// anyFree returns the head of a free block of the smallest order that has one.
+func anyFree(t *testing.T, d *inspecttest.Dump) uint64 {
+	t.Helper()
+	for k := 0; k <= mm.MaxOrder; k++ {
+		if l := d.List(k); len(l) > 0 {
+			return l[0]
+		}
+	}
+	t.Fatal("no free block")
+	return 0
+}
+
 // inUseFrame returns the first RAM frame of the boot info's in-use range
 // called name.
 func inUseFrame(t *testing.T, d *inspecttest.Dump, path, name string) uint64 {
@@ -84,13 +96,13 @@ func TestLiveDumpOwnershipRules(t *testing.T) {
 		}},
 		{"boot-time bad frame left unpoisoned", "bad frame from the boot info not POISONED", func(t *testing.T, d *inspecttest.Dump) uint64 {
 			var bi firmware.BootInfo
-			pfn := d.List(0)[0] // a free frame the boot info now calls bad
+			pfn := anyFree(t, d) // a free frame the boot info now calls bad
 			d.PutU32(firmware.BootInfoBase+uint64(unsafe.Offsetof(bi.NumBad)), 1)
 			d.PutU64(firmware.BootInfoBase+uint64(unsafe.Offsetof(bi.BadFrames)), pfn)
 			return pfn
 		}},
 		{"kernel block leaked", "owned by nothing", func(t *testing.T, d *inspecttest.Dump) uint64 {
-			pfn := d.List(0)[0] // an order-0 free frame made allocated, as a forgotten Alloc leaves it
+			pfn := anyFree(t, d) // a free block's head made allocated, as a forgotten Alloc leaves it
 			d.PutU32(d.Rec(pfn, mm.OffFlags), mm.FlagAllocated|mm.FlagKernel)
 			d.PutU32(d.Rec(pfn, mm.OffRefcount), 1)
 			return pfn

@@ -137,7 +137,7 @@ type Boot struct {
 }
 
 // inUseName names a firmware.InUse* kind as an owner.
-func inUseName(kind uint32) string {
+func inUseName(kind firmware.MemKind) string {
 	switch kind {
 	case firmware.InUseFirmware:
 		return "firmware area"

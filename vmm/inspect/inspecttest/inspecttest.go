@@ -5,7 +5,6 @@ package inspecttest
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,31 +15,20 @@ import (
 
 	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/internal/guestbuild"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/coredump"
 )
 
-// HaveKVM reports whether /dev/kvm is usable.
-func HaveKVM() bool {
-	f, err := vmm.OpenKVM()
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
-}
+// HaveKVM reports whether KVM tests should run: KVM is usable, or
+// VMM_REQUIRE_KVM demands it (then the boot fails with the reason).
+func HaveKVM() bool { return kvmtest.Available() || kvmtest.Required() }
 
-// SkipWithoutKVM skips tb when /dev/kvm is unusable.
+// SkipWithoutKVM is kvmtest.Require: it skips tb when /dev/kvm is unusable,
+// or fails it when VMM_REQUIRE_KVM=1.
 func SkipWithoutKVM(tb testing.TB) {
 	tb.Helper()
-	f, err := vmm.OpenKVM()
-	if errors.Is(err, vmm.ErrNoKVM) {
-		tb.Skip(err)
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f.Close()
+	kvmtest.Require(tb)
 }
 
 // Boot runs the guest with memBytes of RAM and workload, writing a dump to
