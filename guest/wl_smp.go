@@ -63,7 +63,7 @@ func runSMP(bi *firmware.BootInfo) uint64 {
 	startFree := kernelMM.FreeFrames()
 	n := uint64(bi.NumCPUs)
 	for i := range sharedSet {
-		f, err := kernelMM.AllocLocal(0, mm.FlagUser|mm.FlagAnonymous)
+		f, err := kernelMM.AllocLocal(0, mm.FlagKernel) // shared by reference, never mapped
 		if err != mm.ErrNone {
 			return exitWorkloadFail
 		}
@@ -71,6 +71,14 @@ func runSMP(bi *firmware.BootInfo) uint64 {
 			kernelMM.Get(f)
 		}
 		sharedSet[i] = f.StartAddress()
+	}
+	// A checkpoint while the shared set is held (declared to the host)
+	// shows the state of frames fresh from a per-CPU cache.
+	h := hold(mm.Holding{Table: addrOf(&sharedSet[0]), Words: smpShared, Stride: 1})
+	ok := checkAndCheckpoint("smp-held")
+	unhold(h) // the job's racing puts free them
+	if !ok {
+		return exitViolations
 	}
 	if st := postJob(jobSMP); st != exitOK {
 		return st

@@ -200,6 +200,13 @@ func (o *owners) hold(e, decl uint64) {
 			fmt.Sprintf("declaration %d holds %#x (order %d); the frame is %s", decl, e, order, FlagNames(r.Flags)))
 		return
 	}
+	if o.owner[pfn] == ownDeclared {
+		// Two holders of one block: the allocator handed it out twice
+		// (e.g. after accepting a double free).
+		o.res.addDetail(pfn, "declared block held twice", "owner", 1, 2,
+			fmt.Sprintf("declaration %d holds %#x (order %d), which another entry already holds", decl, e, order))
+		return
+	}
 	for p := pfn; p < pfn+1<<order && p < uint64(len(o.owner)); p++ {
 		if o.owner[p] == ownNone {
 			o.owner[p] = ownDeclared

@@ -68,6 +68,9 @@ func TestDeclaredHoldings(t *testing.T) {
 	h.Decl[1].Stride = 0
 	verifyHas(tbl.PFN(), "declaration out of range", true)
 	h.Decl[1].Stride = 2
+	h.Decl[2], h.N = mm.Holding{Block: mm.HeldBlock(listed, 1)}, 3 // a block handed out twice
+	verifyHas(listed.PFN(), "held twice", true)
+	h.N = 2
 	h.Magic = 0
 	verifyHas(in.Holdings/mm.PageSize, "holdings table corrupt", true)
 }
