@@ -1,11 +1,14 @@
 package main
 
 import (
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/vmm-dev/vmm/guest/mm"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
@@ -39,4 +42,26 @@ func TestSummaryListsViolations(t *testing.T) {
 	if strings.Contains(out, "frame 0x3 ") || strings.Contains(out, "0xffffffffffffffff") {
 		t.Errorf("a summary-level violation is printed as a frame:\n%s", out)
 	}
+}
+
+// TestViolationJSONMatchesSchema: a report full of violations (frame and
+// scope, all three sources, with details) still validates.
+func TestViolationJSONMatchesSchema(t *testing.T) {
+	kvmtest.Require(t)
+	src := filepath.Join(t.TempDir(), "cow.core")
+	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "cow", "--dump", src, "--dump-at", "cow-forked"); st != 0 {
+		t.Fatalf("boot: status %d: %s", st, errs)
+	}
+	d := inspecttest.Copy(t, src)
+	pfn := d.FindFrame(0x400, func(_ uint64, flags uint32, order uint8, _ uint32) bool {
+		return flags == mm.FlagAllocated|mm.FlagKernel && order == 0
+	})
+	d.PutU32(d.Rec(pfn, mm.OffFlags), mm.FlagFree)         // a kernel frame turned FREE
+	d.PutU64(d.Reg.StatePhys+mm.StateOffCounts, 1<<20)     // a count no list has
+	d.PutU64(d.Reg.StatePhys+mm.StateOffFreeFrames, 1<<30) // a total no list has
+	st, out, errs := runCLI("inspect", "--json", d.Path)
+	if st == 0 || !strings.Contains(out, `"scope"`) || !strings.Contains(out, `"detail"`) {
+		t.Fatalf("inspect: status %d: %s\n%s", st, errs, out)
+	}
+	validateJSON(t, out, "inspect")
 }
