@@ -67,8 +67,9 @@ func (o *owners) markRange(base, size uint64, k uint8) {
 	}
 }
 
-// checkOwners applies the ownership rules (see the top of the file).
-func checkOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult) {
+// markOwners finds every frame's owner and applies the rules about the
+// owned areas; the host pass then calls block for each allocated block.
+func markOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult) *owners {
 	n := v.FrameCount()
 	o := &owners{view: v, boot: in.Boot, owner: make([]uint8, n), res: res}
 	for i, r := range in.Boot.InUse {
@@ -80,17 +81,19 @@ func checkOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult)
 	o.markRange(in.StatePhys, mm.StateSize, ownState)
 	o.kernelAreas()
 	o.badFrames()
-	for p := uint64(0); p < n; p++ {
-		switch {
-		case o.owner[p] != ownNone:
-		case c.isTable[p]:
-			o.owner[p] = ownTable
-		case c.mapCount[p] > 0:
-			o.owner[p] = ownMapped
+	if c.isTable != nil {
+		for p := uint64(0); p < n; p++ {
+			switch {
+			case o.owner[p] != ownNone:
+			case c.isTable[p]:
+				o.owner[p] = ownTable
+			case c.mapCount[p] > 0:
+				o.owner[p] = ownMapped
+			}
 		}
 	}
 	o.declared(mem, in.Holdings)
-	o.leaks()
+	return o
 }
 
 // kernelAreas: the frames the VMM placed and the registered areas are
@@ -214,25 +217,14 @@ func (o *owners) hold(e, decl uint64) {
 	}
 }
 
-// leaks reports every allocated block none of whose frames has an owner,
-// once, at its head.
-func (o *owners) leaks() {
-	it := o.view.Blocks()
-	for {
-		b, ok := it.Next()
-		if !ok {
+// block reports the allocated block [head, end) (as the host pass parsed
+// it) as a leak, at its head, if none of its frames has an owner.
+func (o *owners) block(head, end uint64, r mm.Record) {
+	for p := head; p < end; p++ {
+		if o.owner[p] != ownNone {
 			return
 		}
-		if !b.IsBlock || b.Rec.Flags&mm.FlagAllocated == 0 {
-			continue
-		}
-		owned := false
-		for p := b.PFN; p < b.PFN+b.Frames && !owned; p++ {
-			owned = o.owner[p] != ownNone
-		}
-		if !owned {
-			o.res.addDetail(b.PFN, "allocated block owned by nothing (leak)", "owner", 1, 0,
-				fmt.Sprintf("%s order-%d block: no page table or mapping of a registered root, no declared holding, not metadata, kernel or firmware", FlagNames(b.Rec.Flags), b.Rec.Order))
-		}
 	}
+	o.res.addDetail(head, "allocated block owned by nothing (leak)", "owner", 1, 0,
+		fmt.Sprintf("%s order-%d block: no page table or mapping of a registered root, no declared holding, not metadata, kernel or firmware", FlagNames(r.Flags), r.Order))
 }

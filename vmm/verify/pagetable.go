@@ -92,6 +92,10 @@ func (w *mapCounter) judge() {
 			w.res.add(pfn, "page-table frame not KERNEL|ALLOCATED", "flags", uint64(mm.FlagKernel|mm.FlagAllocated), uint64(flags))
 		}
 		if maps == 0 {
+			// USER heads that nothing maps must not hold references either.
+			if flags&mm.FlagUser != 0 && order != mm.OrderTail && ref != 0 {
+				w.res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
+			}
 			continue
 		}
 		switch {
@@ -119,14 +123,6 @@ func (w *mapCounter) judge() {
 		}
 		if flags&mm.FlagUser != 0 && order != mm.OrderTail && uint64(ref) != maps {
 			w.res.add(pfn, "refcount differs from the number of mappings", "refcount", maps, uint64(ref))
-		}
-	}
-	// USER heads that nothing maps must not hold references either.
-	for pfn := uint64(0); pfn < w.frames; pfn++ {
-		rec, _ := w.view.Record(pfn)
-		flags, order, ref := rec.Flags, rec.Order, rec.Refcount
-		if w.mapCount[pfn] == 0 && flags&mm.FlagUser != 0 && order != mm.OrderTail && ref != 0 {
-			w.res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
 		}
 	}
 }

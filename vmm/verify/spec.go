@@ -15,10 +15,12 @@ import (
 // against what the lists and caches say about it.
 
 type specCheck struct {
-	v   *mm.View
-	n   uint64
-	out []Violation
-	tot int
+	v    *mm.View
+	n    uint64
+	out  []Violation
+	tot  int
+	hist *histogram // fed every record (nil: none)
+	own  *owners    // told of every allocated block (nil: no ownership rules)
 }
 
 func (s *specCheck) bad(pfn uint64, kind, field string, exp, act uint64) {
@@ -51,8 +53,8 @@ func legalAllocated(f uint32) bool {
 
 // checkSpec runs the independent check and returns its violations and
 // their total.
-func checkSpec(v *mm.View) ([]Violation, int) {
-	s := &specCheck{v: v, n: v.FrameCount()}
+func checkSpec(v *mm.View, hist *histogram, own *owners) ([]Violation, int) {
+	s := &specCheck{v: v, n: v.FrameCount(), hist: hist, own: own}
 	h, ok := v.Header()
 	if !ok {
 		s.badScope("allocator state", "spec: no allocator state", "state", 1, 0)
@@ -179,6 +181,9 @@ func (s *specCheck) frames(on []int8, cached []bool) {
 	var tail uint32     // the flags those tails must carry
 	for p := uint64(0); p < s.n; p++ {
 		r, _ := s.v.Record(p)
+		if s.hist != nil {
+			s.hist.add(r)
+		}
 		if r.Reserved != 0 {
 			s.bad(p, "spec: reserved order bytes set", "order", 0, uint64(r.Reserved))
 		}
@@ -241,6 +246,9 @@ func (s *specCheck) frames(on []int8, cached []bool) {
 		tail = mm.FlagFree
 		if r.Flags != mm.FlagFree {
 			tail = mm.FlagAllocated | r.Flags&(mm.FlagKernel|mm.FlagUser)
+			if s.own != nil {
+				s.own.block(p, blockEnd, r)
+			}
 			continue
 		}
 		if on[p] != int8(r.Order) {

@@ -59,7 +59,7 @@ func counts(t *testing.T, mem flatMemory, in Input) (shared, spec int, specOut [
 	}
 	out := make([]mm.Violation, 16)
 	shared = mm.Check(&v, out)
-	specOut, spec = checkSpec(&v)
+	specOut, spec = checkSpec(&v, nil, nil)
 	return shared, spec, specOut
 }
 

@@ -134,13 +134,20 @@ func Verify(mem Memory, in Input) (*Report, error) {
 		}
 		r.Violations = append(r.Violations, cv)
 	}
-	r.addSpec(checkSpec(&view))
-	r.summarise(&view)
-	r.PerCPU = decodeCaches(&view)
-	pt := walkPageTables(mem, &view, in.Roots, in.SharedTables)
-	if in.Boot != nil {
-		checkOwners(mem, &view, in, pt, &pt.res)
+	pt := &mapCounter{}
+	if len(in.Roots) > 0 {
+		pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
 	}
+	var own *owners
+	if in.Boot != nil {
+		own = markOwners(mem, &view, in, pt, &pt.res)
+	}
+	// One host pass over the records: the independent rule check, the
+	// summary counts and the leak check share it (the array is read once).
+	var hist histogram
+	r.addSpec(checkSpec(&view, &hist, own))
+	r.summarise(&hist)
+	r.PerCPU = decodeCaches(&view)
 	r.TableFrames, r.Mappings = pt.res.tableFrames, pt.res.mappings
 	r.TotalViolations += pt.res.total
 	for _, v := range pt.res.violations {
@@ -211,20 +218,48 @@ func fromChecker(v mm.Violation) Violation {
 	return out
 }
 
-// summarise fills the buddyinfo-style free counts and the flag histogram.
-func (r *Report) summarise(v *mm.View) {
-	counts := map[uint32]uint64{}
-	for pfn := uint64(0); pfn < r.Frames; pfn++ {
-		rec, _ := v.Record(pfn)
-		counts[rec.Flags]++
-		if rec.Flags == mm.FlagFree {
-			r.FreeFrames++
-			if rec.Order <= mm.MaxOrder {
-				r.FreeBlocks[rec.Order]++
-			}
+// histogram counts frames per flag combination and FREE heads per order
+// during the host pass. Runs of equal flags are counted without a map
+// lookup (the array is mostly long runs).
+type histogram struct {
+	counts     map[uint32]uint64
+	last       uint32
+	run        uint64
+	freeFrames uint64
+	freeBlocks [mm.NumOrders]uint64
+}
+
+func (h *histogram) add(r mm.Record) {
+	if r.Flags == mm.FlagFree {
+		h.freeFrames++
+		if r.Order <= mm.MaxOrder {
+			h.freeBlocks[r.Order]++
 		}
 	}
-	for raw, n := range counts {
+	if r.Flags == h.last && h.run > 0 {
+		h.run++
+		return
+	}
+	h.flush()
+	h.last, h.run = r.Flags, 1
+}
+
+func (h *histogram) flush() {
+	if h.run == 0 {
+		return
+	}
+	if h.counts == nil {
+		h.counts = map[uint32]uint64{}
+	}
+	h.counts[h.last] += h.run
+	h.run = 0
+}
+
+// summarise fills the buddyinfo-style free counts and the flag histogram.
+func (r *Report) summarise(h *histogram) {
+	h.flush()
+	r.FreeFrames, r.FreeBlocks = h.freeFrames, h.freeBlocks
+	for raw, n := range h.counts {
 		r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(raw), Raw: raw, Frames: n})
 	}
 	sort.Slice(r.ByFlags, func(i, j int) bool { return r.ByFlags[i].Raw < r.ByFlags[j].Raw })
