@@ -76,3 +76,28 @@ func TestBadHeadReportedOnce(t *testing.T) {
 		t.Fatalf("%d violations: %v", r.TotalViolations, r.Violations)
 	}
 }
+
+// TestCacheEntryOutsideTheArrayHasAScope: a cache entry naming no frame
+// is reported against its cache and slot, not as a frame.
+func TestCacheEntryOutsideTheArrayHasAScope(t *testing.T) {
+	mem, b, in := newGuest(t, 1024)
+	if err := b.SetCPUs(1); err != mm.ErrNone {
+		t.Fatal(err)
+	}
+	f, err := b.AllocLocal(0, mm.FlagKernel)
+	if err != mm.ErrNone {
+		t.Fatal(err)
+	}
+	b.FreeLocal(0, f) // the cache now holds frames
+	pc := &b.State().PCP[0]
+	pc.PFN[(pc.Head+pc.Count-1)%mm.PCPCapacity] = mm.LinkNone
+	r, verr := Verify(mem, in)
+	if verr != nil {
+		t.Fatal(verr)
+	}
+	var text strings.Builder
+	r.WriteText(&text)
+	if !strings.Contains(text.String(), "per-CPU cache of cpu 0, slot") || strings.Contains(text.String(), "frame 0xffffffffffffffff") {
+		t.Fatalf("report:\n%s", text.String())
+	}
+}

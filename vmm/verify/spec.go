@@ -97,7 +97,11 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 		for p := s.v.ListHead(k); p != mm.LinkNone; {
 			r, ok := s.v.Record(p)
 			if !ok {
-				s.bad(prev, "spec: free-list link outside the array", "next", s.n, p)
+				if prev == mm.LinkNone {
+					s.badScope(fmt.Sprintf("free list of order %d", k), "spec: free-list head outside the array", "next", s.n, p)
+				} else {
+					s.bad(prev, "spec: free-list link outside the array", "next", s.n, p)
+				}
 				break
 			}
 			if on[p] >= 0 {
@@ -157,7 +161,8 @@ func (s *specCheck) caches() []bool {
 			r, inArray := s.v.Record(pfn)
 			switch {
 			case !inArray:
-				s.bad(pfn, "spec: cache entry outside the array", "pcp", cpu<<32|slot, mm.LinkNone)
+				s.badScope(fmt.Sprintf("per-CPU cache of cpu %d, slot %d (entry %#x)", cpu, slot, pfn),
+					"spec: cache entry outside the array", "pcp", cpu<<32|slot, pfn)
 			case in[pfn]:
 				s.bad(pfn, "spec: frame cached twice", "pcp", cpu<<32|slot, 1)
 			case r.Flags != mm.FlagPerCPU || r.Next != cpu || r.Prev != slot:

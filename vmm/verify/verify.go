@@ -126,7 +126,7 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	total := mm.Check(&view, out)
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
-		cv := fromChecker(v)
+		cv := fromChecker(v, view.FrameCount())
 		if v.Kind == mm.VTailOrder || v.Kind == mm.VTailFlags {
 			if h, k, ok := view.BlockOf(v.PFN); ok {
 				cv.Detail = fmt.Sprintf("inside the order-%d block headed by frame %#x", k, h)
@@ -197,7 +197,7 @@ func scopeClass(s string) string {
 // fromChecker converts a guest/mm violation, naming the scope of those
 // that are not about one frame (see the kinds' documentation), so that an
 // order, a CPU index, a field offset or LinkNone never reads as a frame.
-func fromChecker(v mm.Violation) Violation {
+func fromChecker(v mm.Violation, frames uint64) Violation {
 	out := Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
 		Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual}
 	switch {
@@ -207,6 +207,10 @@ func fromChecker(v mm.Violation) Violation {
 		out.Scope = fmt.Sprintf("free list of order %d", v.PFN)
 	case v.Kind == mm.VPCPHeader && v.PFN != mm.LinkNone:
 		out.Scope = fmt.Sprintf("per-CPU cache of cpu %d", v.PFN)
+	case v.Kind == mm.VPCPHeader:
+		out.Scope = "per-CPU caches"
+	case v.Kind == mm.VPCPEntry && v.PFN >= frames:
+		out.Scope = fmt.Sprintf("per-CPU cache of cpu %d, slot %d (entry %#x)", v.Expected>>32, v.Expected&0xFFFFFFFF, v.PFN)
 	case v.Kind == mm.VNextRange && v.PFN == mm.LinkNone:
 		out.Scope = "a free-list head"
 	case v.PFN == mm.LinkNone:
