@@ -31,6 +31,7 @@ type bootFlags struct {
 	dumpAt    string
 	json      bool
 	verbose   bool
+	progress  progressFlag
 }
 
 func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet, error) {
@@ -50,6 +51,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
+	fs.Var(&f.progress, "progress", progressUsage)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -96,6 +98,8 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	}
 	if f.verbose {
 		cfg.Log = stderr
+	} else {
+		cfg.Progress = f.progress.writer(stderr) // -v logs the same events
 	}
 	if err := cfg.Validate(0); err != nil {
 		return cfg, usagef("%v", err)
