@@ -68,15 +68,6 @@ const (
 	TrapMaskedFSOff = PerCPUTrapOff - PerCPUFSOff + TrapOffMasked
 )
 
-// hasErrorCode reports whether the CPU pushes an error code for vector v.
-func hasErrorCode(v int) bool {
-	switch v {
-	case 8, 10, 11, 12, 13, 14, 17, 21, 29, 30:
-		return true
-	}
-	return false
-}
-
 // Gate encodes a 16-byte 64-bit interrupt gate to handler (selector
 // SelKernelCode, type 0xE, present, DPL 0, the given IST index).
 func Gate(handler uint64, ist uint8) (lo, hi uint64) {

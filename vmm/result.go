@@ -18,8 +18,10 @@ type Result struct {
 	MemBytes        uint64        `json:"mem_bytes"`
 	Crash           *CrashReport  `json:"crash,omitempty"`
 	Registration    *Registration `json:"registration,omitempty"`
-	Checkpoints     []Checkpoint  `json:"checkpoints"`
-	Reports         []Report      `json:"reports"`
+	// RegistrationError says which rule a refused registration broke.
+	RegistrationError string       `json:"registration_error,omitempty"`
+	Checkpoints       []Checkpoint `json:"checkpoints"`
+	Reports           []Report     `json:"reports"`
 	// ReportsDropped counts HCReport calls refused for a new key once
 	// maxReportKeys distinct keys were held.
 	ReportsDropped uint64       `json:"reports_dropped"`

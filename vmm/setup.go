@@ -198,7 +198,7 @@ func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 		return fmt.Errorf("memory map has %d ranges, boot info holds %d", len(ranges), firmware.MaxMemRanges)
 	}
 	for i, r := range ranges {
-		bi.Mem[i] = firmware.MemRange{Base: r.Base, Size: r.Size, Kind: uint32(r.Kind)}
+		bi.Mem[i] = firmware.MemRange{Base: r.Base, Size: r.Size, Kind: r.Kind}
 	}
 	bi.NumMem = uint32(len(ranges))
 	inUse := []firmware.MemRange{

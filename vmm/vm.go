@@ -15,6 +15,7 @@ import (
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/diag"
 	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/vmm/verify"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,7 +81,7 @@ func New(cfg Config) (*VM, error) {
 func (vm *VM) build() error {
 	m, err := memmap.Build(vm.cfg.MemBytes)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	k, err := ParseKernel(vm.cfg.Kernel, m.RAMTop())
 	if err != nil {
@@ -89,7 +90,7 @@ func (vm *VM) build() error {
 	vm.kernel = k
 	l, err := planLayout(m, k, vm.cfg.CPUs, uint64(len(vm.cfg.Trace)))
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrConfig, err)
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	vm.layout = l
 	vm.hc.cpus = vm.cfg.CPUs
@@ -141,6 +142,9 @@ func (vm *VM) build() error {
 		vm.tscKHz = khz
 	}
 	if err := writeFirmware(vm.mem, l, k, &vm.cfg, vm.tscKHz); err != nil {
+		return err
+	}
+	if vm.hc.boot, err = verify.ReadBoot(vm.mem); err != nil { // the verifier's copy, before the guest runs
 		return err
 	}
 	if f, err := registerIoeventfd(vm.vmFd, firmware.ConsoleDoorbell, 8); err == nil {
@@ -205,6 +209,9 @@ func (vm *VM) Run() *Result {
 	r.ReportsDropped = vm.hc.dropped
 	r.Console = vm.console.stats()
 	r.Registration = vm.hc.reg
+	if vm.hc.regErr != nil {
+		r.RegistrationError = vm.hc.regErr.Error()
+	}
 	r.CPUs = len(vm.vcpus)
 	r.VCPUs = vm.vcpuStats()
 	r.TicksInjected = vm.vcpus[0].ticksInjected
@@ -358,7 +365,7 @@ func (vm *VM) hypercall(v *vcpu) {
 	vm.mu.Lock()
 	res := handleHypercall(vm.mem, &vm.hc, v.index, &mb)
 	vm.mu.Unlock()
-	vm.logf("vCPU %d: %s(%#x) = %#x", v.index, hcName(mb.Nr), mb.Args, res.ret)
+	vm.logf("vCPU %d: %s(%#x) = %#x%s", v.index, hcName(mb.Nr), mb.Args, res.ret, res.why)
 	switch {
 	case res.badExit != "":
 		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -117,6 +116,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 }
 
 func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
+	if len(args) > 0 && (args[0] == "--floors" || args[0] == "-floors") {
+		return cmdFloors(args[1:], stdout, stderr) // floors.go
+	}
 	f, err := parseBenchFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0, nil
@@ -222,9 +224,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 
 	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		doc := struct {
+			Schema string `json:"schema"`
+			benchResult
+		}{schemaBench, out}
+		if err := writeJSON(stdout, doc); err != nil {
 			return vmm.StatusVMMError, err
 		}
 		return 0, nil
@@ -302,7 +306,7 @@ func newHostBench(m memmap.Map, k *vmm.Kernel) (*hostBench, error) {
 		{Base: k.Start, Size: perCPUEnd - k.Start},
 	}
 	if err := h.b.Setup(h.off, &h.boot, h.ram, h.inUse, nil); err != mm.ErrNone {
-		return nil, fmt.Errorf("host arena: allocator setup: %v", err)
+		return nil, fmt.Errorf("host arena: allocator setup: %w", err)
 	}
 	// The guest's Lock masks interrupts through IRQSave/IRQRestore (a flag
 	// in its per-CPU trap record); give the host the same kind of work, so

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -149,13 +148,12 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if f.json {
 		out := struct {
+			Schema string `json:"schema"`
 			*vmm.Result
 			StartToEntryNanos int64 `json:"start_to_entry_ns"`
 			ProcessNanos      int64 `json:"process_ns"`
-		}{res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		}{schemaBoot, res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
+		if err := writeJSON(stdout, out); err != nil {
 			return vmm.StatusVMMError, err
 		}
 	} else {
@@ -191,6 +189,9 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	if r.RegistrationError != "" {
+		fmt.Fprintf(w, "vmm: %s\n", r.RegistrationError)
+	}
 	for _, s := range r.VCPUs {
 		if r.Outcome == vmm.OutcomeTimeout || r.Outcome == vmm.OutcomeSignal {
 			fmt.Fprintf(w, "vmm: vCPU %d was at %s\n", s.CPU, s.Where)

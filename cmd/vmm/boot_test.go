@@ -21,7 +21,7 @@ func runCLI(args ...string) (int, string, string) {
 
 func guestPath(t *testing.T) string {
 	t.Helper()
-	p, err := guestbuild.Path()
+	p, err := guestbuild.Path(t)
 	if err != nil {
 		t.Fatal(err)
 	}
