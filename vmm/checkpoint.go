@@ -63,6 +63,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 // has stopped.
 func (vm *VM) finish() {
 	vm.checkpoint("exit", true)
+	vm.checkReplay()
 	vm.dumpAtExit()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()

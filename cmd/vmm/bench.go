@@ -114,7 +114,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 		return vmm.StatusUsage, usagef("--mem: %v", err)
 	}
 	if f.kernel != "" {
-		if cfg.Kernel, err = os.ReadFile(f.kernel); err != nil {
+		if cfg.Kernel, err = readKernel(f.kernel, cfg.MemBytes); err != nil {
 			return vmm.StatusUsage, usagef("--kernel: %v", err)
 		}
 	} else if k, ok := embeddedKernel(); ok {

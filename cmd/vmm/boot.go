@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
@@ -78,7 +79,7 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 		return cfg, usagef("--bad-frames: %v", err)
 	}
 	if f.kernel != "" {
-		if cfg.Kernel, err = os.ReadFile(f.kernel); err != nil {
+		if cfg.Kernel, err = readKernel(f.kernel, cfg.MemBytes); err != nil {
 			return cfg, usagef("--kernel: %v", err)
 		}
 	} else if k, ok := embeddedKernel(); ok {
@@ -87,8 +88,13 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 		return cfg, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
 	}
 	if f.trace != "" {
-		if cfg.Trace, err = readTrace(f.trace); err != nil {
+		if cfg.Trace, err = readTrace(f.trace, int64(cfg.MemBytes)); err != nil {
 			return cfg, usagef("--trace: %v", err)
+		}
+	}
+	if f.dump != "" { // refuse a device, FIFO or directory before any VM runs
+		if err := safefile.CheckTarget(f.dump); err != nil {
+			return cfg, usagef("--dump: %v", err)
 		}
 	}
 	cfg.Console = stdout
