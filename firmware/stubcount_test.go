@@ -2,6 +2,7 @@ package firmware
 
 import (
 	"debug/elf"
+	"fmt"
 	"os/exec"
 	"testing"
 
@@ -72,5 +73,15 @@ func TestStubInstructionCounts(t *testing.T) {
 	}
 	if n := count(pkg + "trap14"); n != entryInstructions-1 {
 		t.Errorf("trap14 entry executes %d instructions, want %d", n, entryInstructions-1)
+	}
+	// Every linked stub agrees with the one table of vectors.
+	for v := range NumTrapVectors {
+		want := entryInstructions
+		if TrapErrorCode(v) {
+			want--
+		}
+		if n := count(fmt.Sprintf("%strap%d", pkg, v)); n != want {
+			t.Errorf("trap%d entry executes %d instructions, want %d (error code pushed by the CPU: %v)", v, n, want, TrapErrorCode(v))
+		}
 	}
 }

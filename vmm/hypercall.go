@@ -1,7 +1,6 @@
 package vmm
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -109,15 +108,9 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		r.wake = int(a[0])
 	case firmware.HCFault:
 		var ff firmware.FaultFrame
-		buf := make([]byte, firmware.FaultFrameSize)
-		if err := mem.Read(a[0], buf); err != nil {
+		if err := readGuest(mem, a[0], &ff); err != nil {
 			r.ret = firmware.HCErrInvalid
 			return r
-		}
-		ff.Vector, ff.ErrorCode, ff.CR2 = le(buf, 0), le(buf, 1), le(buf, 2)
-		ff.RIP, ff.CS, ff.RFLAGS, ff.RSP, ff.SS, ff.RBP = le(buf, 3), le(buf, 4), le(buf, 5), le(buf, 6), le(buf, 7), le(buf, 8)
-		for i := range ff.Regs {
-			ff.Regs[i] = le(buf, 9+i)
 		}
 		r.fault = &ff
 	case firmware.HCSetCR3:
@@ -167,8 +160,6 @@ func checkRoot(mem *GuestMemory, root uint64) (uint64, bool) {
 	kernel, err := mem.ReadU64(firmware.PageTableBase)
 	return root, err == nil && e == kernel
 }
-
-func le(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
 
 // registerMeta validates and records the guest's registration. A
 // registration that can never verify is refused with HCErrInvalid and the

@@ -1,9 +1,6 @@
 package vmm
 
-import (
-	"encoding/binary"
-	"unsafe"
-)
+import "unsafe"
 
 // Result is the summary of one run; `vmm boot --json` prints it.
 type Result struct {
@@ -70,7 +67,5 @@ func (r *Result) ReportValue(key string) (uint64, bool) {
 	}
 	return 0, false
 }
-
-func putLE(b []byte, i int, v uint64) { binary.LittleEndian.PutUint64(b[8*i:], v) }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }

@@ -70,6 +70,12 @@ var Catalogue = []Mutant{
 		Edits: []Edit{{File: fSetup, Old: "for i := 0; i < boot.n && i < MaxBootAllocs; i++ {", New: "for i := 1; i < boot.n && i < MaxBootAllocs; i++ {"}},
 	},
 
+	{
+		Name: "inuse-last-frame", Workload: "hello", Frames: KernelFrames,
+		Bug:   "markKernel stops one frame early (p < end-1): the last frame of every in-use range and boot allocation stays FREE",
+		Edits: []Edit{{File: fSetup, Old: "for p := first; p < end && p < b.meta.count; p++ {", New: "for p := first; p+1 < end && p < b.meta.count; p++ {"}},
+	},
+
 	// ---- flags of user frames ----
 	{
 		Name: "dll-writable", Workload: "cow", Frames: ProbeFrames,
@@ -209,6 +215,12 @@ var Catalogue = []Mutant{
 		Name: "poison-no-unlink", Workload: "poison", BadFrames: badFrames, Frames: ProbeFrames,
 		Bug:   "run-time Poison splits a free block without taking it off its list first",
 		Edits: []Edit{{File: fPoison, Old: "\t\tb.unlink(k, head)\n", New: "\t\tMutantHit(head)\n"}},
+	},
+
+	{
+		Name: "poison-uncounted", Workload: "poison", BadFrames: badFrames, Frames: AnyFrame,
+		Bug:   "run-time Poison forgets to count the frame in PoisonedFrames",
+		Edits: []Edit{{File: fPoison, Old: "\tb.state().PoisonedFrames++\n", New: ""}},
 	},
 
 	// ---- per-CPU caches ----

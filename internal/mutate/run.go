@@ -2,6 +2,7 @@ package mutate
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
@@ -204,7 +205,6 @@ type Options struct {
 	WorkDir string        // where mutant trees are made (a temp dir if "")
 	Mem     uint64        // guest RAM (default 128 MiB)
 	Timeout time.Duration // per boot (default 60 s)
-	Log     func(format string, args ...any)
 }
 
 // Run applies, builds and boots one mutant and classifies the result.
@@ -316,7 +316,11 @@ func bootProcess(dir string, m *Mutant, opt Options, syms map[string]uint64, o *
 		args = append(args, "--bad-frames", strings.Join(l, ","))
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, args...)
+	// The VMM stops the guest at --timeout; the context is only a backstop
+	// against a mutant VMM that never returns.
+	ctx, cancel := context.WithTimeout(context.Background(), opt.Timeout+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exit *exec.ExitError
