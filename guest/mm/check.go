@@ -51,7 +51,11 @@ func Check(v *View, out []Violation) int {
 	c.checkHeader(v)
 
 	var heads [NumOrders]uint64 // FREE heads per order found by the linear pass
-	cached := c.linear(v, &heads)
+	var poisoned uint64
+	cached := c.linear(v, &heads, &poisoned)
+	if sp := atomic.LoadUint64(&st.PoisonedFrames); sp != poisoned {
+		c.add(LinkNone, VPoisonedFrames, poisoned, sp)
+	}
 	c.caches(v, cached)
 
 	var listFrames uint64
@@ -77,11 +81,11 @@ func Check(v *View, out []Violation) int {
 }
 
 // linear is the pass over every record; it counts the FREE heads per order
-// and returns the number of FlagPerCPU frames.
+// and the POISONED frames, and returns the number of FlagPerCPU frames.
 //
 //go:nosplit
 //go:noinline
-func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
+func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) uint64 {
 	n := v.n
 	cached := uint64(0)
 	blockEnd := uint64(0)
@@ -117,6 +121,9 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
 		order := uint8(ow)
 		switch {
 		case f == 0 || f == FlagPoisoned:
+			if f == FlagPoisoned {
+				*poisoned++
+			}
 			if order != 0 {
 				c.add(p, VStaleOrder, 0, uint64(order))
 			}

@@ -211,11 +211,11 @@ func (v *View) CacheEntry(cpu, i uint64) (pfn uint64, ok bool) {
 // StateHeader is the BuddyState header as stored (the guest's values,
 // unchecked).
 type StateHeader struct {
-	Magic                           uint64
-	Version, MaxOrder, NumCPUs      uint32
-	MetaPhys, FrameCount, StatePhys uint64
-	FreeFrames, PCPFrames           uint64
-	Counts                          [NumOrders]uint64
+	Magic                                 uint64
+	Version, MaxOrder, NumCPUs            uint32
+	MetaPhys, FrameCount, StatePhys       uint64
+	FreeFrames, PCPFrames, PoisonedFrames uint64
+	Counts                                [NumOrders]uint64
 }
 
 // Header returns the state header; ok is false without a state.
@@ -230,7 +230,7 @@ func (v *View) Header() (h StateHeader, ok bool) {
 		MaxOrder: atomic.LoadUint32(&st.MaxOrder), NumCPUs: atomic.LoadUint32(&st.NumCPUs),
 		MetaPhys: atomic.LoadUint64(&st.MetaPhys), FrameCount: atomic.LoadUint64(&st.FrameCount),
 		StatePhys: atomic.LoadUint64(&st.StatePhys), FreeFrames: atomic.LoadUint64(&st.FreeFrames),
-		PCPFrames: atomic.LoadUint64(&st.PCPFrames)}
+		PCPFrames: atomic.LoadUint64(&st.PCPFrames), PoisonedFrames: atomic.LoadUint64(&st.PoisonedFrames)}
 	for k := 0; k < NumOrders; k++ {
 		h.Counts[k] = atomic.LoadUint64(&st.Counts[k])
 	}

@@ -95,6 +95,10 @@ const (
 	// list holds a separate cycle). PFN = order, Expected = blocks on the
 	// list, Actual = FREE heads of that order.
 	VListHeads
+	// VPoisonedFrames: BuddyState.PoisonedFrames is not the number of
+	// POISONED frames. PFN = LinkNone, Expected = POISONED frames, Actual =
+	// PoisonedFrames.
+	VPoisonedFrames
 	numViolationKinds
 )
 
@@ -159,6 +163,8 @@ func (k ViolationKind) String() string {
 		return "pcp-frames"
 	case VListHeads:
 		return "list-heads"
+	case VPoisonedFrames:
+		return "poisoned-frames"
 	}
 	return "unknown"
 }
@@ -185,7 +191,7 @@ func (k ViolationKind) Field() string {
 		return "prev"
 	case VListTarget, VListCycle, VNotOnList, VListHeads:
 		return "list"
-	case VBlockCount, VFreeFrames, VPCPCount, VPCPFrames:
+	case VBlockCount, VFreeFrames, VPCPCount, VPCPFrames, VPoisonedFrames:
 		return "count"
 	}
 	return ""

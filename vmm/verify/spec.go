@@ -63,7 +63,9 @@ func checkSpec(v *mm.View, hist *histogram, own *owners) ([]Violation, int) {
 	s.header(h)
 	onList := s.lists(h)
 	inCache := s.caches()
-	s.frames(onList, inCache)
+	if poisoned := s.frames(onList, inCache); poisoned != h.PoisonedFrames {
+		s.badScope("allocator totals", "spec: poisoned total differs from the POISONED frames", "count", poisoned, h.PoisonedFrames)
+	}
 	return s.out, s.tot
 }
 
@@ -180,8 +182,9 @@ func (s *specCheck) caches() []bool {
 }
 
 // frames checks every record against the legal states and the block
-// structure, and against what the lists and caches say.
-func (s *specCheck) frames(on []int8, cached []bool) {
+// structure, and against what the lists and caches say; it returns the
+// number of POISONED frames.
+func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 	var blockEnd uint64 // frames below blockEnd are tails of the current block
 	var tail uint32     // the flags those tails must carry
 	for p := uint64(0); p < s.n; p++ {
@@ -208,6 +211,9 @@ func (s *specCheck) frames(on []int8, cached []bool) {
 		noLinks := r.Next == mm.LinkNone && r.Prev == mm.LinkNone
 		switch {
 		case r.Flags == 0 || r.Flags == mm.FlagPoisoned:
+			if r.Flags == mm.FlagPoisoned {
+				poisoned++
+			}
 			if r.Order != 0 || r.Refcount != 0 || !noLinks {
 				s.bad(p, "spec: not-RAM or poisoned frame carries state", "order", 0, uint64(r.Order)|uint64(r.Refcount)<<8)
 			}
@@ -265,4 +271,5 @@ func (s *specCheck) frames(on []int8, cached []bool) {
 			}
 		}
 	}
+	return poisoned
 }

@@ -118,7 +118,7 @@ func TestSpecAgreesWithCheck(t *testing.T) {
 			le.PutUint64(st[mm.StateOffHeads+8*r.Intn(mm.NumOrders):], pfnChoice())
 		case 8:
 			what = "counts"
-			off := []int{mm.StateOffCounts + 8*r.Intn(mm.NumOrders), mm.StateOffFreeFrames, mm.StateOffPCPFrames}[r.Intn(3)]
+			off := []int{mm.StateOffCounts + 8*r.Intn(mm.NumOrders), mm.StateOffFreeFrames, mm.StateOffPCPFrames, mm.StateOffPoisonedFrames}[r.Intn(4)]
 			le.PutUint64(st[off:], le.Uint64(st[off:])+uint64(1-2*r.Intn(2)))
 		case 9:
 			what = "per-CPU cache"
