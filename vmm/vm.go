@@ -42,6 +42,7 @@ type VM struct {
 	halt     haltRequest // what halting means; set once before halting
 	fallback *time.Timer // stops a halted run that ignores kicks
 	done     chan struct{}
+	dbg      *debugger // --gdb (nil without)
 
 	// Stop-the-world for checkpoints: the initiator sets pausing, kicks the
 	// others and waits until parked == len(vcpus)-1.
@@ -149,7 +150,7 @@ func (vm *VM) build() error {
 	} else {
 		vm.logf("%v: console doorbell falls back to MMIO exits", err)
 	}
-	return nil
+	return vm.startDebugger()
 }
 
 // consoleLoop drains the console each time the guest rings the doorbell.
@@ -194,6 +195,7 @@ func (vm *VM) Run() *Result {
 	vm.mu.Unlock()
 	vm.drainConsole()
 	vm.finish()
+	vm.debugEnd()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	r := &vm.result
@@ -363,12 +365,18 @@ func (vm *VM) hypercall(v *vcpu) {
 	case res.badExit != "":
 		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))
 	case res.exit:
+		vm.debugExit(v, res.exitStatus)
 		vm.stop(OutcomeExit, res.exitStatus, fmt.Sprintf("guest exited with status %d", res.exitStatus), nil)
 	case res.checkpoint != "":
 		vm.stopTheWorld(v)
 		res.ret = vm.checkpoint(res.checkpoint, false)
+		vm.debugViolation(v, res.checkpoint, res.ret)
 		vm.resumeTheWorld()
 	case res.fault != nil:
+		if vm.debugTrap(v, res.fault, mb.Args[1]) {
+			res.ret = firmware.HCFaultResume
+			break
+		}
 		vm.stop(OutcomeFault, StatusFault, "unhandled exception "+vectorName(res.fault.Vector), vm.faultFrameReport(v, res.fault))
 	case res.sleepNanos > 0:
 		select {
@@ -399,6 +407,7 @@ func (vm *VM) Memory() *GuestMemory { return vm.mem }
 
 // Close releases every KVM and memory resource.
 func (vm *VM) Close() error {
+	vm.closeDebugger()
 	for _, v := range vm.vcpus {
 		v.kickMu.Lock()
 		v.close()

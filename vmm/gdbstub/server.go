@@ -23,6 +23,9 @@ type Server struct {
 	running bool // resumed, no stop received since
 	cur     Stop // the last stop
 	ended   bool // cur is the end of the run
+
+	// Trace, if set, receives every packet in and out (vmm boot -v).
+	Trace io.Writer
 }
 
 // NewServer serves t, which is about to stop on its own (the VM stops
@@ -123,6 +126,9 @@ func readEvents(c io.Reader, in chan<- inEvent, done <-chan struct{}) {
 func (ss *session) event(ev inEvent) (end bool, err error) {
 	switch ev.kind {
 	case evPacket:
+		if ss.s.Trace != nil {
+			fmt.Fprintf(ss.s.Trace, "gdb -> %.200q\n", ev.pkt)
+		}
 		ss.bad = 0
 		if !ss.noAck {
 			ss.w.WriteByte('+')
@@ -151,6 +157,9 @@ func (ss *session) event(ev inEvent) (end bool, err error) {
 }
 
 func (ss *session) send(data string) {
+	if ss.s.Trace != nil {
+		fmt.Fprintf(ss.s.Trace, "gdb <- %.200q\n", data)
+	}
 	ss.last = frame(data)
 	ss.w.Write(ss.last)
 }
