@@ -366,6 +366,14 @@ func (d *debugger) end(status int) {
 
 func (d *debugger) close() { d.ln.Close() }
 
+// GDBAddr is the address the debugger listens on ("" without --gdb).
+func (vm *VM) GDBAddr() string {
+	if vm.dbg == nil {
+		return ""
+	}
+	return vm.dbg.ln.Addr().String()
+}
+
 // --- gdbstub.Target ---
 
 func (d *debugger) CPUs() int                  { return len(d.vm.vcpus) }

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // maxBadPackets is how many consecutive unusable packets (bad checksum)
@@ -40,12 +41,22 @@ func (s *Server) Serve(ln net.Listener) error {
 		if err != nil {
 			return err
 		}
-		s.ServeConn(c)
+		s.ServeConn(writeDeadline{c})
 		c.Close()
 		if s.ended {
 			return nil
 		}
 	}
+}
+
+// writeTimeout bounds a write to a client that stopped reading.
+const writeTimeout = 10 * time.Second
+
+type writeDeadline struct{ net.Conn }
+
+func (w writeDeadline) Write(p []byte) (int, error) {
+	w.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return w.Conn.Write(p)
 }
 
 // ErrClientGone: the connection closed or failed.
@@ -82,6 +93,7 @@ func (s *Server) ServeConn(c io.ReadWriter) error {
 				return ErrClientGone
 			}
 			if end, err := ss.event(ev); end {
+				ss.w.Flush()
 				return err
 			}
 		case st := <-s.t.Stops():
@@ -207,6 +219,10 @@ const (
 // packet answers one packet.
 func (ss *session) packet(p string) (end bool, err error) {
 	t := ss.s.t
+	if p == "" {
+		ss.send("")
+		return false, nil
+	}
 	if ss.s.ended && !strings.HasPrefix(p, "q") && p != "?" && p[0:1] != "D" && p[0:1] != "k" {
 		ss.send(errState)
 		return false, nil
