@@ -1,0 +1,245 @@
+package vmm
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vmm-dev/vmm/internal/guestbuild"
+)
+
+func requireGDB(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("gdb")
+	if err != nil {
+		t.Skip("skipping: gdb is not installed (.ci/run installs it)")
+	}
+	return p
+}
+
+// gdbBoot starts a VM that waits for gdb on a loopback port; the result
+// arrives on the channel once the run is over (the VM is closed by then).
+func gdbBoot(t *testing.T, cfg Config) (string, <-chan *Result) {
+	t.Helper()
+	requireKVM(t)
+	cfg.GDB = "127.0.0.1:0"
+	vm, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ch := make(chan *Result, 1)
+	go func() {
+		r := vm.Run()
+		vm.Close()
+		ch <- r
+	}()
+	return vm.GDBAddr(), ch
+}
+
+// runGDB runs gdb in batch mode against addr with the guest's symbols.
+func runGDB(t *testing.T, addr string, cmds ...string) string {
+	t.Helper()
+	gdb := requireGDB(t)
+	elf, err := guestbuild.Path()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
+		"-ex", "target remote " + addr}
+	for _, c := range cmds {
+		args = append(args, "-ex", c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, gdb, append(args, elf)...).CombinedOutput()
+	if ctx.Err() != nil {
+		t.Fatalf("gdb did not finish: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+func result(t *testing.T, ch <-chan *Result) *Result {
+	t.Helper()
+	select {
+	case r := <-ch:
+		return r
+	case <-time.After(time.Minute):
+		t.Fatal("the VM did not end after gdb finished")
+		return nil
+	}
+}
+
+func wantIn(t *testing.T, out string, subs ...string) {
+	t.Helper()
+	for _, s := range subs {
+		if !strings.Contains(out, s) {
+			t.Errorf("gdb output lacks %q", s)
+		}
+	}
+}
+
+// metaPhys is where the guest puts its FrameMeta array (1 MiB) in a 128 MiB
+// guest: the tests write to records at fixed addresses.
+const metaPhys = 0x100000
+
+// TestGDBSession drives a whole session with the real gdb: breakpoint on
+// the buddy allocator, backtrace, arguments, a frame record, stepi,
+// threads = vCPUs, monitor commands, and a clean exit.
+func TestGDBSession(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.CPUs, cfg.Workload = 2, "bench"
+	addr, ch := gdbBoot(t, cfg)
+	out := runGDB(t, addr,
+		"break 'github.com/vmm-dev/vmm/guest/mm.(*Buddy).Alloc'",
+		"continue",
+		"bt",
+		"print b",
+		"frame 1",
+		"print n",
+		fmt.Sprintf("x/8gx %#x", metaPhys+0x100*64),
+		"frame 0",
+		"x/2i $pc",
+		"stepi",
+		"printf \"pc after stepi: %#x\\n\", $pc",
+		"info threads",
+		"monitor frame 0x100",
+		"monitor verify",
+		"monitor buddyinfo",
+		"monitor bogus",
+		"delete",
+		"continue",
+		"continue",
+	)
+	t.Logf("gdb:\n%s", out)
+	wantIn(t, out,
+		"hit Breakpoint 1.1, ", "mm.(*Buddy).Alloc (b=",
+		"#1  github.com/vmm-dev/vmm/guest/mm.BenchAllocFree (b=", "in main.runBench", "in main.runWorkloads", // bt (Alloc is inlined)
+		"<main[kernelMM]>",                     // print b
+		"$2 = 200000",                          // print n (BenchAllocFree's argument)
+		fmt.Sprintf("%#x:", metaPhys+0x100*64), // x/8gx
+		"Thread 1 ", "Thread 2 ", "vCPU 1",     // info threads
+		"frame:", "ALLOCATED|KERNEL", // monitor frame
+		"violations: none", // monitor verify
+		"free:",            // monitor buddyinfo
+		`unknown monitor command "bogus"`,
+		"guest called exit(0)",
+		"exited normally")
+	// stepi moved exactly one instruction: to the second line of x/2i.
+	m := regexp.MustCompile(`=> 0x[0-9a-f]+ .*\n\s+(0x[0-9a-f]+) `).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no x/2i output")
+	}
+	wantIn(t, out, "pc after stepi: "+m[1])
+	if r := result(t, ch); r.Outcome != OutcomeExit || r.ExitStatus != 0 {
+		t.Errorf("run ended %s with status %d: %s", r.Outcome, r.ExitStatus, r.Reason)
+	}
+}
+
+// TestGDBStopsAtViolation: gdb corrupts a free frame's refcount, and the
+// next checkpoint stops in gdb, where monitor verify shows the violation.
+func TestGDBStopsAtViolation(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "hello"
+	addr, ch := gdbBoot(t, cfg)
+	pfn := uint64(0x3000) // free in a 128 MiB guest after hello
+	out := runGDB(t, addr,
+		"break main.checkAndCheckpoint",
+		"continue",
+		"delete",
+		"set language c",
+		fmt.Sprintf("set {unsigned int}%#x = 7", metaPhys+pfn*64+24), // FrameMeta.Refcount
+		"continue",
+		"bt 3",
+		"monitor verify",
+		fmt.Sprintf("set {unsigned int}%#x = 0", metaPhys+pfn*64+24),
+		"monitor verify",
+		"kill",
+	)
+	t.Logf("gdb:\n%s", out)
+	wantIn(t, out, "host verification found 1 violation(s) at checkpoint \"hello\"", "SIGABRT",
+		"in main.checkpoint", "violations: 1", "frame 0x3000", "violations: none")
+	if r := result(t, ch); r.Outcome != OutcomeError || !strings.Contains(r.Reason, "killed by the debugger") {
+		t.Errorf("run ended %s: %s", r.Outcome, r.Reason)
+	}
+}
+
+// TestGDBHostileClient: garbage, bad checksums and an oversized packet
+// from a raw TCP client are refused or cut off; the next client is served
+// and its kill ends the run.
+func TestGDBHostileClient(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "hello"
+	addr, ch := gdbBoot(t, cfg)
+	dial := func() (net.Conn, *bufio.Reader) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		return c, bufio.NewReader(c)
+	}
+	c, r := dial()
+	c.Write([]byte("\xff\x00garbage$g#00"))
+	if b, err := r.ReadByte(); err != nil || b != '-' {
+		t.Errorf("bad checksum: got %q, %v; want '-'", b, err)
+	}
+	c.Write([]byte("$" + strings.Repeat("A", 20000) + "#00"))
+	if _, err := r.ReadString('#'); err == nil {
+		t.Error("oversized packet: the connection stayed open")
+	}
+	c.Close()
+
+	c, r = dial() // vanishes in the middle of a packet
+	c.Write([]byte("$m47"))
+	c.Close()
+
+	c, r = dial()
+	defer c.Close()
+	send := func(p string) string {
+		c.Write(rawPacket(p))
+		line, err := r.ReadString('#')
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		r.Discard(2)
+		return strings.TrimLeft(line, "+")
+	}
+	if got := send("?"); got != "$T05thread:1;#" {
+		t.Errorf("?: %q", got)
+	}
+	if got := send("m0,8"); got != "$E0e#" { // page 0 is unmapped
+		t.Errorf("m0,8: %q", got)
+	}
+	if got := send("m8000000000000000,8"); got != "$E0e#" {
+		t.Errorf("non-canonical read: %q", got)
+	}
+	c.Write(rawPacket("k"))
+	if res := result(t, ch); res.Outcome != OutcomeError || !strings.Contains(res.Reason, "killed") {
+		t.Errorf("run ended %s: %s", res.Outcome, res.Reason)
+	}
+}
+
+func rawPacket(p string) []byte {
+	var sum byte
+	for i := 0; i < len(p); i++ {
+		sum += p[i]
+	}
+	return fmt.Appendf(nil, "$%s#%02x", p, sum)
+}
+
+// TestGDBTimeout: a VM waiting for a debugger that never comes still ends
+// at --timeout.
+func TestGDBTimeout(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.CPUs, cfg.Workload, cfg.Timeout = 2, "hello", 2*time.Second
+	_, ch := gdbBoot(t, cfg)
+	if r := result(t, ch); r.Outcome != OutcomeTimeout {
+		t.Errorf("run ended %s: %s", r.Outcome, r.Reason)
+	}
+}
