@@ -67,7 +67,9 @@ const (
 	MaxRoots    = 64
 )
 
-// FaultFrame is what the guest's exception path hands to HCFault.
+// FaultFrame is what the guest's exception path hands to HCFault: the
+// interrupted context, so that reports and dumps show the code that faulted
+// rather than the handler that reports it.
 type FaultFrame struct {
 	Vector    uint64
 	ErrorCode uint64
@@ -78,4 +80,11 @@ type FaultFrame struct {
 	RSP       uint64
 	SS        uint64
 	RBP       uint64
+	// Regs are the interrupted general registers in x86 encoding order
+	// (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15), as the trap entry
+	// saved them.
+	Regs [16]uint64
 }
+
+// FaultFrameSize is FaultFrame's size in bytes (25 words).
+const FaultFrameSize = 25 * 8

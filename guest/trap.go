@@ -117,6 +117,8 @@ func reportFault(rec *firmware.TrapRecord, regs *trapRegs, why string) {
 	ff := &faultFrames[cpu]
 	ff.Vector, ff.ErrorCode, ff.CR2 = rec.Vector, rec.ErrorCode, rec.CR2
 	ff.RIP, ff.CS, ff.RFLAGS, ff.RSP, ff.SS, ff.RBP = rec.RIP, rec.CS, rec.RFLAGS, rec.RSP, rec.SS, regs.BP
+	ff.Regs = [16]uint64{regs.AX, regs.CX, regs.DX, regs.BX, rec.RSP, regs.BP, regs.SI, regs.DI,
+		regs.R8, regs.R9, regs.R10, regs.R11, regs.R12, regs.R13, regs.R14, regs.R15}
 	if why != "" {
 		putString("guest: ")
 		putString(why)
@@ -132,6 +134,7 @@ func reportFault(rec *firmware.TrapRecord, regs *trapRegs, why string) {
 	if hypercall(firmware.HCFault, addrOf(ff), addrOf(regs), 0, 0) == firmware.HCFaultResume && rec.Depth == 1 {
 		return
 	}
+	//lint:ignore SA5002 the VMM never resumes a vCPU after a fault report it did not ask to resume
 	for {
 	}
 }

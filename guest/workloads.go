@@ -1,6 +1,9 @@
 package main
 
-import "github.com/vmm-dev/vmm/firmware"
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
 
 // workload is one named guest workload; run returns a guest exit status.
 type workload struct {
@@ -139,6 +142,7 @@ func runBadCall(bi *firmware.BootInfo) uint64 {
 		nr, a0, a1, a2, a3 uint64
 		want               uint64
 	}
+	const ver = uint64(mm.LayoutVersion)
 	calls := [...]call{
 		{999, 0, 0, 0, 0, firmware.HCErrUnknown},
 		{0, 0, 0, 0, 0, firmware.HCErrUnknown},
@@ -148,6 +152,12 @@ func runBadCall(bi *firmware.BootInfo) uint64 {
 		{firmware.HCRegisterMeta, 0x1001, 10, 1, 0x2000, firmware.HCErrInvalid},          // misaligned
 		{firmware.HCRegisterMeta, 0x100000, 1 << 40, 1, 0x2000, firmware.HCErrInvalid},   // past RAM
 		{firmware.HCRegisterMeta, 0x100000, 16, 99, 0x2000, firmware.HCErrInvalid},       // wrong version
+		// Registrations that could never verify (the layout version is right):
+		{firmware.HCRegisterMeta, 0x100000, 0, ver, 0x200000, firmware.HCErrInvalid},                         // no frames
+		{firmware.HCRegisterMeta, 0x100000, 16, ver, 0x200008, firmware.HCErrInvalid},                        // state unaligned
+		{firmware.HCRegisterMeta, firmware.BootInfoBase, 16, ver, 0x200000, firmware.HCErrInvalid},           // over the boot info
+		{firmware.HCRegisterMeta, firmware.GDTBase, 16, ver, 0x200000, firmware.HCErrInvalid},                // over the firmware area
+		{firmware.HCRegisterMeta, bi.KernelStart, 16, ver, bi.KernelStart + 0x100000, firmware.HCErrInvalid}, // over the kernel image
 		{firmware.HCRegisterRoot, 0x1234, 1, 0, 0, firmware.HCErrInvalid},
 		{firmware.HCRegisterRoot, 0x200000, 0, 0, 0, firmware.HCErrState}, // remove unknown
 		{firmware.HCWake, 1 << 20, 0, 0, 0, firmware.HCErrInvalid},

@@ -93,12 +93,34 @@ func TestFaultReportIsSymbolized(t *testing.T) {
 	if !c.HasCR2 || c.CR2 != 0 {
 		t.Errorf("CR2 = %#x (has %v), want 0", c.CR2, c.HasCR2)
 	}
-	bt := strings.Join(c.Backtrace, "\n")
+	bt := btText(c)
 	for _, fn := range []string{"main.runOne", "main.bootMain", "main.kmain"} {
 		if !strings.Contains(bt, fn) {
 			t.Errorf("backtrace lacks %s:\n%s", fn, bt)
 		}
 	}
+	// The structured backtrace is the text's, line for line.
+	for i, f := range c.Backtrace {
+		line := fmt.Sprintf("  #%d %#x %s\n", i, f.PC, f)
+		if !strings.Contains(c.Text, line) {
+			t.Errorf("frame %d %+v: text lacks %q:\n%s", i, f, line, c.Text)
+		}
+		if i > 0 && (f.Function == "" || f.File == "" || f.Line == 0 || !f.ReturnAddress) {
+			t.Errorf("frame %d not fully symbolized: %+v", i, f)
+		}
+	}
+	if r := c.Registers; r == nil || r.RIP != c.RIP || r.RSP == 0 {
+		t.Errorf("registers %+v do not describe the faulting context (rip %#x)", r, c.RIP)
+	}
+}
+
+// btText is a crash report's backtrace as one line per frame.
+func btText(c *CrashReport) string {
+	var b strings.Builder
+	for _, f := range c.Backtrace {
+		b.WriteString(f.String() + "\n")
+	}
+	return b.String()
 }
 
 func TestSpinningGuestTimesOut(t *testing.T) {
@@ -109,7 +131,7 @@ func TestSpinningGuestTimesOut(t *testing.T) {
 	if res.Outcome != OutcomeTimeout || res.ExitStatus != StatusTimeout {
 		t.Fatalf("outcome %s status %d, want timeout", res.Outcome, res.ExitStatus)
 	}
-	if res.Crash == nil || !strings.Contains(res.Crash.Symbol+strings.Join(res.Crash.Backtrace, " "), "main.runSpin") {
+	if res.Crash == nil || !strings.Contains(res.Crash.Symbol+btText(res.Crash), "main.runSpin") {
 		t.Errorf("timeout report does not show the spinning function: %+v", res.Crash)
 	}
 }
@@ -121,8 +143,12 @@ func TestBadHypercallsAreRefused(t *testing.T) {
 	if res.Outcome != OutcomeExit || res.ExitStatus != 0 {
 		t.Fatalf("outcome %s status %d:\n%s", res.Outcome, res.ExitStatus, out)
 	}
-	if n, ok := res.ReportValue("badcall.refused"); !ok || n != 12 {
-		t.Errorf("badcall.refused = %d (%v), want 12", n, ok)
+	// 12 hostile calls, plus 5 registrations that could never verify.
+	if n, ok := res.ReportValue("badcall.refused"); !ok || n != 17 {
+		t.Errorf("badcall.refused = %d (%v), want 17", n, ok)
+	}
+	if res.Registration == nil || res.RegistrationError != "" {
+		t.Errorf("the good registration should stand, unexplained: %+v %q", res.Registration, res.RegistrationError)
 	}
 }
 
@@ -160,7 +186,7 @@ func TestInvalidExitRequestEndsTheRunAtOnce(t *testing.T) {
 	if res.Outcome != OutcomeFault || res.ExitStatus != StatusFault || !strings.Contains(res.Reason, "exit status 256") {
 		t.Fatalf("outcome %s status %d (%s), want a fault naming status 256\n%s", res.Outcome, res.ExitStatus, res.Reason, out)
 	}
-	if res.Crash == nil || !strings.Contains(res.Crash.Symbol+strings.Join(res.Crash.Backtrace, " "), "main.runBadExit") {
+	if res.Crash == nil || !strings.Contains(res.Crash.Text, "main.runBadExit") {
 		t.Errorf("report does not show the guest code that asked: %+v", res.Crash)
 	}
 }

@@ -16,6 +16,9 @@ type Checkpoint struct {
 	Violations int    `json:"violations"`
 	Error      string `json:"error,omitempty"` // the registration could not be read
 	Nanos      int64  `json:"ns"`
+	// AtNanos is when the checkpoint began, counted from vCPU 0's first
+	// entry: the first one dates the end of the guest's boot.
+	AtNanos int64 `json:"at_ns"`
 
 	Report *verify.Report `json:"report,omitempty"`
 }
@@ -25,14 +28,17 @@ type Checkpoint struct {
 func (vm *VM) checkpoint(label string, final bool) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
-	reg := vm.hc.reg
+	reg, boot := vm.hc.reg, vm.hc.boot
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	cp := Checkpoint{Label: label, Final: final}
+	if !vm.timing.firstRun.IsZero() {
+		cp.AtNanos = start.Sub(vm.timing.firstRun).Nanoseconds()
+	}
 	if reg != nil {
 		cp.Verified = true
-		rep, err := verify.Verify(vm.mem, verify.Input{MetaPhys: reg.MetaPhys, FrameCount: reg.FrameCount,
-			Version: reg.Version, StatePhys: reg.StatePhys, Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
+		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot,
+			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
 		if err != nil {
 			cp.Error = err.Error()
 			cp.Violations = 1 // an unreadable registration is itself a violation
@@ -56,13 +62,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 // has stopped.
 func (vm *VM) finish() {
 	vm.checkpoint("exit", true)
-	vm.mu.Lock()
-	reason := vm.result.Outcome + ": " + vm.result.Reason
-	dumped := vm.result.Dump != nil
-	vm.mu.Unlock()
-	if vm.cfg.DumpPath != "" && !dumped {
-		vm.dump(reason)
-	}
+	vm.dumpAtExit()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	r := &vm.result
@@ -73,6 +73,10 @@ func (vm *VM) finish() {
 	if status, overridden := finalStatus(r.Outcome, r.ExitStatus, r.Violations()); overridden {
 		r.ExitStatus = status
 		r.Reason += "; host verification found violations"
+	}
+	if d := r.Dump; d != nil && d.Error != "" && r.Outcome == OutcomeExit && r.ExitStatus != StatusViolation {
+		r.ExitStatus = StatusVMMError
+		r.Reason += "; the requested dump was not written"
 	}
 }
 

@@ -36,7 +36,7 @@ var ErrConfig = errors.New("invalid configuration")
 // (maxCPUs is KVM_CAP_MAX_VCPUS, or 0 if unknown).
 func (c *Config) Validate(maxCPUs int) error {
 	if _, err := memmap.Build(c.MemBytes); err != nil {
-		return fmt.Errorf("%w: --mem: %v", ErrConfig, err)
+		return fmt.Errorf("%w: --mem: %w", ErrConfig, err)
 	}
 	limit := firmware.MaxCPUs
 	if maxCPUs > 0 {

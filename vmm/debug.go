@@ -285,8 +285,12 @@ func (d *debugger) trap(v *vcpu, ff *firmware.FaultFrame, regs uint64) bool {
 	}
 	vm := d.vm
 	rec := vm.layout.perCPU(v.index) + firmware.PerCPUTrapOff
-	depth, err := vm.mem.ReadU64(rec + uint64(unsafe.Offsetof(firmware.TrapRecord{}.Depth)))
-	_, rerr := vm.mem.Slice(regs, 16*8)
+	var depth uint64
+	view, err := guestView[firmware.TrapRecord](vm.mem, rec)
+	if err == nil {
+		depth = view.Depth
+	}
+	_, rerr := vm.mem.Slice(regs, uint64(unsafe.Sizeof(trapRegs{})))
 	ctx := &trapCtx{rec: rec, regs: regs, resumable: err == nil && depth == 1 && regs != 0 && rerr == nil}
 	st := gdbstub.Stop{Signal: signalFor(ff.Vector)}
 	if ff.Vector == 3 && ctx.resumable {
@@ -296,7 +300,7 @@ func (d *debugger) trap(v *vcpu, ff *firmware.FaultFrame, regs uint64) bool {
 		d.bpMu.Unlock()
 		if user || step {
 			ctx.bp, ctx.step = ff.RIP-1, step
-			vm.mem.WriteU64(rec+firmware.TrapOffRIP, ctx.bp) // back onto the instruction
+			view.RIP = ctx.bp // back onto the instruction
 		}
 	}
 	if ctx.bp == 0 {
@@ -435,8 +439,11 @@ func (d *debugger) regs(v *vcpu) (*kvm.Regs, *kvm.Sregs, error) {
 	return r, sr, nil
 }
 
-// trapRegs order (guest/trap.go): AX BX CX DX SI DI BP R8..R15 ResumeSP;
-// gdb's order has RSP after RBP.
+// trapRegs is the register block the guest's dispatcher saves (guest/trap.go
+// trapRegs): AX BX CX DX SI DI BP R8..R15 ResumeSP; gdb's order has RSP
+// after RBP (trapSlot).
+type trapRegs [16]uint64
+
 func trapSlot(i int) int {
 	if i < 7 {
 		return i
@@ -445,22 +452,22 @@ func trapSlot(i int) int {
 }
 
 func (d *debugger) readTrapRegs(c *trapCtx, r *gdbstub.Regs) error {
-	regs, err := d.vm.mem.Slice(c.regs, 16*8)
-	if err != nil {
+	var regs trapRegs
+	if err := readGuest(d.vm.mem, c.regs, &regs); err != nil {
 		return err
 	}
-	rec, err := d.vm.mem.Slice(c.rec, firmware.TrapRecordSize)
+	rec, err := guestView[firmware.TrapRecord](d.vm.mem, c.rec)
 	if err != nil {
 		return err
 	}
 	for i := range r.GPR {
 		if i != 7 {
-			r.GPR[i] = le(regs, trapSlot(i))
+			r.GPR[i] = regs[trapSlot(i)]
 		}
 	}
-	r.GPR[7] = le(rec, firmware.TrapOffRSP/8)
-	r.RIP, r.RFLAGS = le(rec, firmware.TrapOffRIP/8), le(rec, firmware.TrapOffRFLAGS/8)
-	r.Seg[0], r.Seg[1] = le(rec, firmware.TrapOffCS/8), le(rec, firmware.TrapOffSS/8)
+	r.GPR[7] = rec.RSP
+	r.RIP, r.RFLAGS = rec.RIP, rec.RFLAGS
+	r.Seg[0], r.Seg[1] = rec.CS, rec.SS
 	return nil
 }
 
@@ -474,22 +481,23 @@ func (d *debugger) WriteRegs(cpu int, r gdbstub.Regs) error {
 	}
 	r.RFLAGS &^= tfFlag
 	if c := d.trapCtx(cpu); c != nil {
-		regs, err := d.vm.mem.Slice(c.regs, 16*8)
-		if err != nil {
+		var regs trapRegs
+		if err := readGuest(d.vm.mem, c.regs, &regs); err != nil {
 			return err
 		}
-		rec, err := d.vm.mem.Slice(c.rec, firmware.TrapRecordSize)
+		rec, err := guestView[firmware.TrapRecord](d.vm.mem, c.rec)
 		if err != nil {
 			return err
 		}
 		for i := range r.GPR {
 			if i != 7 {
-				putLE(regs, trapSlot(i), r.GPR[i])
+				regs[trapSlot(i)] = r.GPR[i]
 			}
 		}
-		putLE(rec, firmware.TrapOffRSP/8, r.GPR[7])
-		putLE(rec, firmware.TrapOffRIP/8, r.RIP)
-		putLE(rec, firmware.TrapOffRFLAGS/8, r.RFLAGS)
+		if err := writeGuest(d.vm.mem, c.regs, &regs); err != nil {
+			return err
+		}
+		rec.RSP, rec.RIP, rec.RFLAGS = r.GPR[7], r.RIP, r.RFLAGS
 		return nil
 	}
 	g := r.GPR
@@ -509,11 +517,11 @@ func (d *debugger) WriteRegs(cpu int, r gdbstub.Regs) error {
 	return nil
 }
 
-// Page-table entry bits for translation.
+// Page-table entry bits for translation (the guest ABI's).
 const (
-	ptePresent = 1
-	pteHuge    = 1 << 7
-	pteAddr    = 0x000ffffffffff000
+	ptePresent = firmware.PTEPresent
+	pteHuge    = firmware.PTEHuge
+	pteAddr    = firmware.PTEAddrMask
 )
 
 // translate walks cr3's four levels for va; unmapped is an error.

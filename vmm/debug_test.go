@@ -46,7 +46,7 @@ func gdbBoot(t *testing.T, cfg Config) (string, <-chan *Result) {
 func runGDB(t *testing.T, addr string, cmds ...string) string {
 	t.Helper()
 	gdb := requireGDB(t)
-	elf, err := guestbuild.Path()
+	elf, err := guestbuild.Path(t)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,6 @@
 package vmm
 
-import (
-	"encoding/binary"
-	"unsafe"
-)
+import "unsafe"
 
 // Result is the summary of one run; `vmm boot --json` prints it.
 type Result struct {
@@ -18,8 +15,10 @@ type Result struct {
 	MemBytes        uint64        `json:"mem_bytes"`
 	Crash           *CrashReport  `json:"crash,omitempty"`
 	Registration    *Registration `json:"registration,omitempty"`
-	Checkpoints     []Checkpoint  `json:"checkpoints"`
-	Reports         []Report      `json:"reports"`
+	// RegistrationError says which rule a refused registration broke.
+	RegistrationError string       `json:"registration_error,omitempty"`
+	Checkpoints       []Checkpoint `json:"checkpoints"`
+	Reports           []Report     `json:"reports"`
 	// ReportsDropped counts HCReport calls refused for a new key once
 	// maxReportKeys distinct keys were held.
 	ReportsDropped uint64       `json:"reports_dropped"`
@@ -68,7 +67,5 @@ func (r *Result) ReportValue(key string) (uint64, bool) {
 	}
 	return 0, false
 }
-
-func putLE(b []byte, i int, v uint64) { binary.LittleEndian.PutUint64(b[8*i:], v) }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }

@@ -28,6 +28,10 @@ type vcpu struct {
 	ticksInjected uint64
 
 	hypercalls uint64 // hypercalls handled (compared with the mailbox's Seq)
+
+	// fault is the interrupted context of the exception this vCPU reported
+	// (HCFault), nil if none: the dump shows it as the vCPU's thread.
+	fault *firmware.FaultFrame
 }
 
 func (vm *VM) createVCPU(index int, cpuid *kvm.CPUID) (*vcpu, error) {

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
 func TestBenchRejectsBadFlags(t *testing.T) {
@@ -30,7 +30,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 // TestBenchJSON boots the bench workload and runs the host loops (short
 // benchtime: this checks the plumbing, not the numbers).
 func TestBenchJSON(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--json", "--mem", "256M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "100ms")
 	if st != 0 {
 		t.Fatalf("status %d\nstderr: %s", st, errs)
@@ -39,6 +39,7 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
+	validateJSON(t, out, "bench")
 	if res.MemBytes != 256<<20 || res.TSCKHz == 0 || res.HostRuns != 1 {
 		t.Errorf("header %+v", res)
 	}
@@ -65,7 +66,7 @@ func TestBenchJSON(t *testing.T) {
 }
 
 func TestBenchTable(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--mem", "128M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "50ms")
 	if st != 0 {
 		t.Fatalf("status %d\nstderr: %s", st, errs)
@@ -77,5 +78,43 @@ func TestBenchTable(t *testing.T) {
 	}
 	if !strings.Contains(out, "guest/host") {
 		t.Errorf("no header:\n%s", out)
+	}
+}
+
+func TestBenchFloorsRejectsBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"bench", "--floors", "--bogus"},
+		{"bench", "--floors", "--runs", "0"},
+		{"bench", "--floors", "--sizes", "1G,12X"},
+		{"bench", "--floors", "--kernel", "/nonexistent/guest.elf"},
+		{"bench", "--floors", "extra"},
+	} {
+		st, out, errs := runCLI(args...)
+		if st != vmm.StatusUsage || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d and one line", args, st, out, errs, vmm.StatusUsage)
+		}
+	}
+}
+
+// TestBenchFloorsJSON runs the in-process floors and one small guest row
+// (the whole-process rows re-execute the binary: not from a test binary).
+func TestBenchFloorsJSON(t *testing.T) {
+	kvmtest.Require(t)
+	st, out, errs := runCLI("bench", "--floors", "--json", "--no-boot", "--runs", "1", "--sizes", "64M",
+		"--kernel", guestPath(t), "--dir", t.TempDir())
+	if st != 0 {
+		t.Fatalf("status %d\nstderr: %s", st, errs)
+	}
+	var res floorResult
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+	}
+	if res.KVMFloorNS <= 0 || len(res.Guests) != 1 {
+		t.Fatalf("floors missing: %s", out)
+	}
+	g := res.Guests[0]
+	if g.Frames == 0 || g.MetaBytes != 64*g.Frames || len(g.ScanNS) != res.HostCPUs ||
+		g.VerifyNS <= 0 || g.DumpWritten == 0 || g.WriteFloorNS <= 0 || g.FirstWorkloadNS <= 0 {
+		t.Errorf("guest row incomplete: %+v", g)
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -38,7 +37,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	f := &bootFlags{}
 	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.mem, "mem", "128M", "guest RAM `SIZE` (e.g. 256M, 4G)")
+	fs.StringVar(&f.mem, "mem", "128M", "guest RAM `SIZE`: "+memSyntax)
 	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
 	fs.StringVar(&f.kernel, "kernel", "", "boot this guest ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.workload, "workload", "", "guest workload `NAME` (\"help\" lists them; default: all)")
@@ -72,7 +71,7 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
 		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, GDB: f.gdb}
 	var err error
-	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
+	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)
 	}
 	if cfg.BadFrames, err = parseFrames(f.badFrames); err != nil {
@@ -147,13 +146,12 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if f.json {
 		out := struct {
+			Schema string `json:"schema"`
 			*vmm.Result
 			StartToEntryNanos int64 `json:"start_to_entry_ns"`
 			ProcessNanos      int64 `json:"process_ns"`
-		}{res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		}{schemaBoot, res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
+		if err := writeJSON(stdout, out); err != nil {
 			return vmm.StatusVMMError, err
 		}
 	} else {
@@ -189,6 +187,9 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	if r.RegistrationError != "" {
+		fmt.Fprintf(w, "vmm: %s\n", r.RegistrationError)
+	}
 	for _, s := range r.VCPUs {
 		if r.Outcome == vmm.OutcomeTimeout || r.Outcome == vmm.OutcomeSignal {
 			fmt.Fprintf(w, "vmm: vCPU %d was at %s\n", s.CPU, s.Where)

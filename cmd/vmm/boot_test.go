@@ -9,8 +9,8 @@ import (
 	"testing"
 
 	"github.com/vmm-dev/vmm/internal/guestbuild"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -21,7 +21,7 @@ func runCLI(args ...string) (int, string, string) {
 
 func guestPath(t *testing.T) string {
 	t.Helper()
-	p, err := guestbuild.Path()
+	p, err := guestbuild.Path(t)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestBootRejectsBadFlagsBeforeAnyVM(t *testing.T) {
 }
 
 func TestBootJSONSummary(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--json", "--cmdline", "exit=9")
 	var sum struct {
 		Outcome      string `json:"outcome"`
@@ -87,7 +87,7 @@ func TestBootJSONSummary(t *testing.T) {
 }
 
 func TestWorkloadHelpListsWorkloads(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "help")
 	for _, w := range []string{"* stress", "* paging", "* cow", "* demand", "exc-double"} {
 		if !strings.Contains(out, w) {
@@ -100,7 +100,7 @@ func TestWorkloadHelpListsWorkloads(t *testing.T) {
 }
 
 func TestBootDumpThenInspect(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	dump := filepath.Join(t.TempDir(), "guest.core")
 	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "stress", "--dump", dump); st != 0 {
 		t.Fatalf("boot: status %d: %s", st, errs)

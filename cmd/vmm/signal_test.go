@@ -12,15 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
 // TestSignalsEndTheRunWithAReport sends SIGINT and SIGTERM to a real vmm
 // process running a spinning guest: each must still print the JSON summary
 // (with where every vCPU was), write the dump, and exit 130 / 143.
 func TestSignalsEndTheRunWithAReport(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	for _, c := range []struct {
 		sig    syscall.Signal
 		status int

@@ -100,8 +100,8 @@ func Report(w io.Writer, ci CrashInfo, sym *Symbolizer, read func(gva uint64, bu
 		}
 	}
 	b.WriteString("backtrace:\n")
-	for i, pc := range Unwind(read, sym, ci.RIP, ci.RSP, ci.RBP, DefaultMaxFrames) {
-		fmt.Fprintf(&b, "  #%d %#x %s\n", i, pc, sym.describe(pc, i > 0))
+	for i, f := range Frames(ci, sym, read) {
+		fmt.Fprintf(&b, "  #%d %#x %s\n", i, f.PC, f)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -97,8 +97,8 @@ func (in *Inspection) Input() (verify.Input, error) {
 	if r == nil {
 		return verify.Input{}, ErrNoRegistration
 	}
-	return verify.Input{MetaPhys: r.MetaPhys, FrameCount: r.FrameCount, Version: r.Version,
-		StatePhys: r.StatePhys, Roots: in.Roots(), SharedTables: []uint64{firmware.KernelPDPT}}, nil
+	boot, _ := verify.ReadBoot(in.mem) // a dump without a readable boot info skips the boot-info rules
+	return verify.Input{Registration: *r, Boot: boot, Roots: in.Roots(), SharedTables: []uint64{firmware.KernelPDPT}}, nil
 }
 
 // Verify runs the host verifier over the dump.
@@ -110,22 +110,12 @@ func (in *Inspection) Verify() (*verify.Report, error) {
 	return verify.Verify(in.mem, vin)
 }
 
-// meta returns the whole metadata array, checked against the verifier's
-// limits so that callers can index records 0..FrameCount-1 freely.
-func (in *Inspection) meta() ([]byte, uint64, error) {
+// view returns the typed view of the registered metadata array and
+// allocator state (bounds-checked against the dump).
+func (in *Inspection) view() (mm.View, error) {
 	vin, err := in.Input()
 	if err != nil {
-		return nil, 0, err
+		return mm.View{}, err
 	}
-	if vin.Version != uint64(mm.LayoutVersion) {
-		return nil, 0, fmt.Errorf("frame metadata layout version %d, this tool decodes %d", vin.Version, mm.LayoutVersion)
-	}
-	if vin.FrameCount == 0 || vin.FrameCount > 1<<36 {
-		return nil, 0, fmt.Errorf("frame count %d is out of range", vin.FrameCount)
-	}
-	b, err := in.mem.Slice(vin.MetaPhys, vin.FrameCount*mm.FrameMetaSize)
-	if err != nil {
-		return nil, 0, fmt.Errorf("frame metadata array [%#x, +%d frames): %w", vin.MetaPhys, vin.FrameCount, err)
-	}
-	return b, vin.FrameCount, nil
+	return verify.NewView(in.mem, vin)
 }

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/vmm-dev/vmm/vmm"
+)
+
+// `vmm bench --floors`: the VMM's own figures beside the least this machine
+// can do for the same work, measured in one run and printed as ratios.
+//
+//   - boot: whole `vmm boot` processes (hello, default) against a process
+//     that only runs vmm.KVMFloor (create a VM, enter long mode at CPL3,
+//     take one MMIO exit, exit), interleaved run by run;
+//   - per guest size: live verification against a scan of the same number
+//     of metadata bytes on 1..all host CPUs, the dump write against writing
+//     its data bytes to the page cache, and the time to the first workload.
+
+type floorFlags struct {
+	runs     int
+	kernel   string
+	sizes    string
+	cpus     int
+	dir      string
+	json     bool
+	kvmOnce  bool
+	noBoot   bool
+	noGuests bool
+}
+
+// floorBoot is one "whole process" row: median wall time over the runs.
+type floorBoot struct {
+	Name     string  `json:"name"`
+	MedianNS int64   `json:"median_ns"`
+	RunsNS   []int64 `json:"runs_ns"`
+	Ratio    float64 `json:"ratio_to_floor"`
+}
+
+// floorGuest is one guest size's row.
+type floorGuest struct {
+	MemBytes        uint64  `json:"mem_bytes"`
+	CPUs            int     `json:"cpus"`
+	Frames          uint64  `json:"frames"`
+	MetaBytes       uint64  `json:"meta_bytes"`
+	FirstWorkloadNS int64   `json:"first_workload_ns"` // vCPU 0 entry .. first checkpoint
+	VerifyNS        int64   `json:"verify_ns"`         // the first checkpoint (the guest is idle)
+	ScanNS          []int64 `json:"scan_ns"`           // [k] = median scan on k+1 CPUs
+	VerifyRatio1    float64 `json:"verify_over_scan_1cpu"`
+	VerifyRatioAll  float64 `json:"verify_over_scan_all_cpus"`
+	DumpNS          int64   `json:"dump_ns"`
+	DumpWritten     uint64  `json:"dump_bytes_written"`
+	WriteFloorNS    int64   `json:"write_floor_ns"`
+	DumpRatio       float64 `json:"dump_over_write_floor"`
+}
+
+type floorResult struct {
+	HostCPU      string               `json:"host_cpu"`
+	HostCPUs     int                  `json:"host_cpus"`
+	Runs         int                  `json:"runs"`
+	KVMFloorNS   int64                `json:"kvm_floor_in_process_ns"` // median vmm.KVMFloor
+	KVMFloorRuns []vmm.KVMFloorTiming `json:"kvm_floor_in_process"`
+	Boot         []floorBoot          `json:"boot"`
+	Guests       []floorGuest         `json:"guests"`
+}
+
+func parseFloorFlags(args []string, stderr io.Writer) (*floorFlags, error) {
+	f := &floorFlags{}
+	fs := flag.NewFlagSet("bench --floors", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.IntVar(&f.runs, "runs", 11, "repeat every measurement `N` times and keep the median")
+	fs.StringVar(&f.kernel, "kernel", "", "boot this guest ELF `FILE` in the size rows instead of the embedded one")
+	fs.StringVar(&f.sizes, "sizes", "1G,4G", "comma-separated guest `SIZES` for the verification and dump rows")
+	fs.IntVar(&f.cpus, "cpus", 1, "vCPUs of the guests in the size rows")
+	fs.StringVar(&f.dir, "dir", os.TempDir(), "`DIR` for the dumps and the write floor's file")
+	fs.BoolVar(&f.json, "json", false, "print the results as JSON on stdout")
+	fs.BoolVar(&f.kvmOnce, "kvm-once", false, "run the KVM floor once and exit (the boot rows' floor process)")
+	fs.BoolVar(&f.noBoot, "no-boot", false, "skip the whole-process boot rows")
+	fs.BoolVar(&f.noGuests, "no-guests", false, "skip the per-size rows")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "usage: vmm bench --floors [flags]")
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, usagef("%v", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if f.runs < 1 || f.runs > 1000 {
+		return nil, usagef("--runs %d: must be between 1 and 1000", f.runs)
+	}
+	return f, nil
+}
+
+func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
+	f, err := parseFloorFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	}
+	if err != nil {
+		return vmm.StatusUsage, err
+	}
+	if f.kvmOnce {
+		if _, err := vmm.KVMFloor(); err != nil {
+			return vmm.StatusVMMError, err
+		}
+		return 0, nil
+	}
+	var sizes []uint64
+	for _, s := range strings.Split(f.sizes, ",") {
+		n, err := parseMem(strings.TrimSpace(s))
+		if err != nil {
+			return vmm.StatusUsage, usagef("--sizes %q: %v", s, err)
+		}
+		sizes = append(sizes, n)
+	}
+	kernel, ok := embeddedKernel()
+	if f.kernel != "" {
+		if kernel, err = os.ReadFile(f.kernel); err != nil {
+			return vmm.StatusUsage, usagef("--kernel: %v", err)
+		}
+	} else if !ok && !f.noGuests {
+		return vmm.StatusUsage, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
+	}
+	out := floorResult{HostCPU: cpuModel(), HostCPUs: runtime.NumCPU(), Runs: f.runs}
+
+	var inProc []int64
+	for range f.runs {
+		t, err := vmm.KVMFloor()
+		if err != nil {
+			return vmm.StatusVMMError, err
+		}
+		out.KVMFloorRuns = append(out.KVMFloorRuns, t)
+		inProc = append(inProc, t.TotalNanos)
+	}
+	out.KVMFloorNS = median(inProc)
+
+	if !f.noBoot {
+		if out.Boot, err = floorBoots(f.runs); err != nil {
+			return vmm.StatusVMMError, err
+		}
+	}
+	if !f.noGuests {
+		for _, size := range sizes {
+			g, err := floorGuestRow(kernel, size, f)
+			if err != nil {
+				return vmm.StatusVMMError, fmt.Errorf("%d MiB guest: %w", size>>20, err)
+			}
+			out.Guests = append(out.Guests, g)
+		}
+	}
+
+	if f.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return 0, enc.Encode(out)
+	}
+	printFloors(stdout, &out)
+	return 0, nil
+}
+
+// floorBoots runs the floor process, the hello boot and the default boot in
+// turn, runs times, so all three see the same machine.
+func floorBoots(runs int) ([]floorBoot, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	rows := []struct {
+		name string
+		args []string
+	}{
+		{"KVM floor process (bench --floors --kvm-once)", []string{"bench", "--floors", "--kvm-once"}},
+		{"vmm boot --workload hello", []string{"boot", "--workload", "hello"}},
+		{"vmm boot (default workloads)", []string{"boot"}},
+	}
+	out := make([]floorBoot, len(rows))
+	for range runs {
+		for i, r := range rows {
+			cmd := exec.Command(self, r.args...)
+			t0 := time.Now()
+			b, err := cmd.CombinedOutput()
+			d := time.Since(t0)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w\n%s", r.name, err, b)
+			}
+			out[i].Name = r.name
+			out[i].RunsNS = append(out[i].RunsNS, d.Nanoseconds())
+		}
+	}
+	for i := range out {
+		out[i].MedianNS = median(out[i].RunsNS)
+		out[i].Ratio = float64(out[i].MedianNS) / float64(out[0].MedianNS)
+	}
+	return out, nil
+}
+
+// floorGuestRow boots a hello guest of size bytes with a dump, then runs
+// the scan and write floors over the same byte counts.
+func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error) {
+	g := floorGuest{MemBytes: size, CPUs: f.cpus}
+	dumpPath := fmt.Sprintf("%s/vmm-floor-%d.core", f.dir, os.Getpid())
+	defer os.Remove(dumpPath)
+	// On a machine that is itself a VM, page-cache pages never used since
+	// it booted cost the outer hypervisor's first touch; write and delete
+	// a file of twice the dump's size first (the guest's metadata takes
+	// as much again), so the dump and the write floor both run on recycled
+	// pages.
+	if _, err := vmm.WriteFloor(f.dir, 2*(size/4096*64)+32<<20); err != nil {
+		return g, err
+	}
+	cfg := vmm.Config{MemBytes: size, CPUs: f.cpus, Kernel: kernel, Workload: "hello", Timeout: 5 * time.Minute, DumpPath: dumpPath}
+	if err := cfg.Validate(0); err != nil {
+		return g, err
+	}
+	vm, err := vmm.New(cfg)
+	if err != nil {
+		return g, err
+	}
+	res := vm.Run()
+	vm.Close()
+	if res.Outcome != vmm.OutcomeExit || res.ExitStatus != 0 || res.Registration == nil || len(res.Checkpoints) == 0 {
+		return g, fmt.Errorf("hello boot did not complete cleanly: %s", res.Reason)
+	}
+	if res.Dump == nil || res.Dump.Error != "" {
+		return g, fmt.Errorf("dump failed: %+v", res.Dump)
+	}
+	cp := res.Checkpoints[0]
+	g.Frames = res.Registration.FrameCount
+	g.MetaBytes = g.Frames * 64
+	g.FirstWorkloadNS = cp.AtNanos
+	g.VerifyNS = cp.Nanos
+	g.DumpNS, g.DumpWritten = res.Dump.Nanos, res.Dump.Written
+	os.Remove(dumpPath)
+
+	buf, err := vmm.NewScanBuffer(g.MetaBytes)
+	if err != nil {
+		return g, err
+	}
+	defer buf.Close()
+	for k := 1; k <= runtime.NumCPU(); k++ {
+		var ts []int64
+		for range f.runs {
+			d, _ := buf.Scan(k)
+			ts = append(ts, d.Nanoseconds())
+		}
+		g.ScanNS = append(g.ScanNS, median(ts))
+	}
+	buf.Close()
+	g.VerifyRatio1 = float64(g.VerifyNS) / float64(g.ScanNS[0])
+	g.VerifyRatioAll = float64(g.VerifyNS) / float64(g.ScanNS[len(g.ScanNS)-1])
+
+	var ws []int64
+	for range min(f.runs, 3) {
+		d, err := vmm.WriteFloor(f.dir, g.DumpWritten)
+		if err != nil {
+			return g, err
+		}
+		ws = append(ws, d.Nanoseconds())
+	}
+	g.WriteFloorNS = median(ws)
+	g.DumpRatio = float64(g.DumpNS) / float64(g.WriteFloorNS)
+	return g, nil
+}
+
+func printFloors(w io.Writer, r *floorResult) {
+	fmt.Fprintf(w, "vmm bench --floors: host %s, %d CPUs, medians of %d runs\n", r.HostCPU, r.HostCPUs, r.Runs)
+	fmt.Fprintf(w, "KVM floor in process (create VM .. one MMIO exit .. closed): %s\n", ms(r.KVMFloorNS))
+	if len(r.Boot) > 0 {
+		fmt.Fprintf(w, "\n%-48s %10s %8s\n", "whole process, wall clock", "median", "/floor")
+		for _, b := range r.Boot {
+			fmt.Fprintf(w, "%-48s %10s %8.2f\n", b.Name, ms(b.MedianNS), b.Ratio)
+		}
+	}
+	for _, g := range r.Guests {
+		fmt.Fprintf(w, "\nguest %d MiB, %d vCPU(s), %d frames (%d MiB of metadata)\n", g.MemBytes>>20, g.CPUs, g.Frames, g.MetaBytes>>20)
+		fmt.Fprintf(w, "  time to first workload (entry .. first checkpoint): %s\n", ms(g.FirstWorkloadNS))
+		fmt.Fprintf(w, "  live verification %s; scan floor", ms(g.VerifyNS))
+		for k, s := range g.ScanNS {
+			fmt.Fprintf(w, " %d CPU %s", k+1, ms(s))
+		}
+		fmt.Fprintf(w, "; ratio %.2f (1 CPU), %.2f (all)\n", g.VerifyRatio1, g.VerifyRatioAll)
+		fmt.Fprintf(w, "  dump %s for %d MiB written; page-cache write floor %s; ratio %.2f\n",
+			ms(g.DumpNS), g.DumpWritten>>20, ms(g.WriteFloorNS), g.DumpRatio)
+	}
+}
+
+func ms(ns int64) string { return fmt.Sprintf("%.2f ms", float64(ns)/1e6) }
+
+func median(v []int64) int64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

@@ -1,0 +1,114 @@
+package coredump
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/vmm-dev/vmm/vmm/memmap"
+)
+
+// TestWriteSkipsPagesWithoutHostPages: on a MAP_NORESERVE mapping, the
+// pages never touched are holes without being read, pages read but never
+// written (the shared zero page) and pages written back to zero are holes
+// too, and every page with data is in the dump: with mincore and with
+// pagemap.
+func TestWriteSkipsPagesWithoutHostPages(t *testing.T) {
+	m, err := memmap.Build(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram := mapAnon(t, m.TotalRAM())
+	var inRAM []int // host pages behind RAM ranges: the ones a dump holds
+	for _, r := range m.Ranges() {
+		if host, ok := m.Translate(r.Base, r.Size); ok && r.Kind == memmap.RAM {
+			for p := host / pageSize; p < (host+r.Size)/pageSize; p++ {
+				inRAM = append(inRAM, int(p))
+			}
+		}
+	}
+	pages := len(inRAM)
+	rng := rand.New(rand.NewPCG(3, 4))
+	data := map[int]bool{}
+	var sink byte
+	for range 300 {
+		p := inRAM[rng.IntN(pages)]
+		switch rng.IntN(3) {
+		case 0:
+			ram[p*pageSize+rng.IntN(pageSize)] = byte(rng.Uint32()) | 1
+			data[p] = true
+		case 1:
+			sink ^= ram[p*pageSize] // maps the zero page
+		case 2:
+			if !data[p] {
+				ram[p*pageSize+7] = 1
+				ram[p*pageSize+7] = 0
+			}
+		}
+	}
+	_ = sink
+	for _, pm := range []bool{false, true} {
+		forcePagemap = pm
+		res := residency(ram)
+		if res == nil {
+			t.Fatalf("pagemap=%v: residency unknown for a page-aligned mapping", pm)
+		}
+		for p := range data {
+			if res[p] == 0 {
+				t.Errorf("pagemap=%v: page %d holds data but reads as not resident", pm, p)
+			}
+		}
+		path := filepath.Join(t.TempDir(), "guest.core")
+		st, err := Write(path, m, ram, testVCPUs(), testInfo())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.PagesWritten != uint64(len(data)) || st.PagesWritten+st.PagesSkipped != uint64(pages) {
+			t.Errorf("pagemap=%v: %d pages written, %d skipped; want %d of %d", pm, st.PagesWritten, st.PagesSkipped, len(data), pages)
+		}
+		d, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range m.Ranges() {
+			if r.Kind != memmap.RAM {
+				continue
+			}
+			host, _ := m.Translate(r.Base, r.Size)
+			got, err := d.Slice(r.Base, r.Size)
+			if err != nil || !bytes.Equal(got, ram[host:host+r.Size]) {
+				t.Errorf("pagemap=%v: range %s does not read back (%v)", pm, r, err)
+			}
+		}
+		d.Close()
+	}
+	forcePagemap = false
+}
+
+func TestResidencyUnalignedIsUnknown(t *testing.T) {
+	ram := mapAnon(t, 4*pageSize)
+	if residency(ram[8:]) != nil || residency(nil) != nil {
+		t.Error("residency of an unaligned or empty slice should be unknown (nil)")
+	}
+}
+
+func TestNextResident(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 8, 9, 31, 64} {
+		for set := -1; set < n; set++ {
+			res := make([]byte, n)
+			if set >= 0 {
+				res[set] = 1
+			}
+			for i := 0; i <= n; i++ {
+				want := n
+				if set >= i {
+					want = set
+				}
+				if got := nextResident(res, i); got != want {
+					t.Fatalf("len %d, set %d, from %d: got %d, want %d", n, set, i, got, want)
+				}
+			}
+		}
+	}
+}

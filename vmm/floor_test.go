@@ -1,0 +1,44 @@
+package vmm
+
+import (
+	"os"
+	"testing"
+)
+
+func TestKVMFloor(t *testing.T) {
+	requireKVM(t)
+	tm, err := KVMFloor()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tm.TotalNanos <= 0 || tm.RunNanos <= 0 {
+		t.Fatalf("timings not filled: %+v", tm)
+	}
+}
+
+func TestScanFloorWorkersAgree(t *testing.T) {
+	s, err := NewScanBuffer(1<<20 + 24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, want := s.Scan(1)
+	for _, w := range []int{2, 3, 7} {
+		if _, got := s.Scan(w); got != want {
+			t.Errorf("%d workers: xor %#x, one worker %#x", w, got, want)
+		}
+	}
+	if _, err := NewScanBuffer(12); err == nil {
+		t.Error("a 12-byte buffer was accepted")
+	}
+}
+
+func TestWriteFloor(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := WriteFloor(dir, 3<<20+5); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("write floor left %d files behind", len(ents))
+	}
+}
