@@ -3,6 +3,7 @@ package vmm
 import (
 	"bufio"
 	"context"
+	"debug/elf"
 	"fmt"
 	"net"
 	"os/exec"
@@ -25,7 +26,7 @@ func requireGDB(t *testing.T) string {
 
 // gdbBoot starts a VM that waits for gdb on a loopback port; the result
 // arrives on the channel once the run is over (the VM is closed by then).
-func gdbBoot(t *testing.T, cfg Config) (string, <-chan *Result) {
+func gdbBoot(t testing.TB, cfg Config) (string, <-chan *Result) {
 	t.Helper()
 	requireKVM(t)
 	cfg.GDB = "127.0.0.1:0"
@@ -64,7 +65,7 @@ func runGDB(t *testing.T, addr string, cmds ...string) string {
 	return string(out)
 }
 
-func result(t *testing.T, ch <-chan *Result) *Result {
+func result(t testing.TB, ch <-chan *Result) *Result {
 	t.Helper()
 	select {
 	case r := <-ch:
@@ -242,4 +243,121 @@ func TestGDBTimeout(t *testing.T) {
 	if r := result(t, ch); r.Outcome != OutcomeTimeout {
 		t.Errorf("run ended %s: %s", r.Outcome, r.Reason)
 	}
+}
+
+// rawClient speaks the protocol without gdb (acks on, as gdb starts).
+type rawClient struct {
+	tb testing.TB
+	c  net.Conn
+	r  *bufio.Reader
+}
+
+func dialRaw(tb testing.TB, addr string) *rawClient {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return &rawClient{tb: tb, c: c, r: bufio.NewReader(c)}
+}
+
+// cmd sends p and returns the reply body (acks and console packets skipped).
+func (rc *rawClient) cmd(p string) string {
+	rc.c.SetDeadline(time.Now().Add(30 * time.Second))
+	rc.c.Write(rawPacket(p))
+	for {
+		if _, err := rc.r.ReadString('$'); err != nil {
+			rc.tb.Fatalf("%s: %v", p, err)
+		}
+		body, err := rc.r.ReadString('#')
+		if err != nil {
+			rc.tb.Fatalf("%s: %v", p, err)
+		}
+		rc.r.Discard(2)
+		rc.c.Write([]byte("+"))
+		body = strings.TrimSuffix(body, "#")
+		if !strings.HasPrefix(body, "O") || body == "OK" {
+			return body
+		}
+	}
+}
+
+// symbolAddr finds a function's address in the guest ELF.
+func symbolAddr(tb testing.TB, name string) uint64 {
+	path, err := guestbuild.Path(tb)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	f, err := elf.Open(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.Symbols()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name == name {
+			return s.Value
+		}
+	}
+	tb.Fatalf("no symbol %s", name)
+	return 0
+}
+
+// BenchmarkGDBRoundTrip times, over the wire as gdb drives it: a trivial
+// packet (the floor), one single-step (s -> stop), and continuing to a
+// breakpoint hit once per iteration of the bench workload's alloc/free
+// loop ((*Buddy).Free) the way gdb does it (step over the breakpoint:
+// z0, s, Z0, then c -> stop).
+//
+//	go test -run '^$' -bench GDBRoundTrip -benchtime 200x ./vmm/
+func BenchmarkGDBRoundTrip(b *testing.B) {
+	cfg := bootConfig(b)
+	cfg.Workload, cfg.Timeout = "bench", 10*time.Minute
+	addr, ch := gdbBoot(b, cfg)
+	rc := dialRaw(b, addr)
+	if r := rc.cmd("?"); !strings.HasPrefix(r, "T05") {
+		b.Fatalf("?: %q", r)
+	}
+	bp := fmt.Sprintf("%x,1", symbolAddr(b, "github.com/vmm-dev/vmm/guest/mm.(*Buddy).Free"))
+	if r := rc.cmd("Z0," + bp); r != "OK" {
+		b.Fatalf("Z0: %q", r)
+	}
+	if r := rc.cmd("c"); !strings.Contains(r, "swbreak") {
+		b.Fatalf("c: %q", r)
+	}
+	measure := func(name string, op func()) {
+		start := time.Now()
+		for range b.N {
+			op()
+		}
+		b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), name+"-µs/op")
+	}
+	b.ResetTimer()
+	measure("packet", func() { rc.cmd("qC") })
+	measure("step", func() {
+		if r := rc.cmd("vCont;s:1"); !strings.HasPrefix(r, "T05") {
+			b.Fatalf("step: %q", r)
+		}
+	})
+	if r := rc.cmd("c"); !strings.Contains(r, "swbreak") { // back onto the breakpoint
+		b.Fatalf("c: %q", r)
+	}
+	var cont time.Duration
+	measure("breakpoint", func() {
+		rc.cmd("z0," + bp)
+		rc.cmd("vCont;s:1")
+		rc.cmd("Z0," + bp)
+		t0 := time.Now()
+		if r := rc.cmd("c"); !strings.Contains(r, "swbreak") {
+			b.Fatalf("c: %q", r)
+		}
+		cont += time.Since(t0)
+	})
+	b.ReportMetric(float64(cont.Microseconds())/float64(b.N), "continue-µs/op")
+	b.StopTimer()
+	rc.c.Write(rawPacket("k"))
+	result(b, ch)
 }
