@@ -731,7 +731,14 @@ func (d *debugger) readClean(cpu int, addr uint64, p []byte) error {
 }
 
 // Stop is Ctrl-C: the first vCPU back at its gate reports it.
+// Nothing runs before the first stop or while a vCPU reports one.
 func (d *debugger) Stop() {
+	d.vm.pauseMu.Lock()
+	running := d.reporter < 0 && (!d.held || d.stepping >= 0)
+	d.vm.pauseMu.Unlock()
+	if !running { // a stop is on its way already (the first one, or a vCPU's)
+		return
+	}
 	d.interrupt.Store(true)
 	for _, v := range d.vm.vcpus {
 		v.interrupt()

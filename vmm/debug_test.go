@@ -263,8 +263,13 @@ func dialRaw(tb testing.TB, addr string) *rawClient {
 
 // cmd sends p and returns the reply body (acks and console packets skipped).
 func (rc *rawClient) cmd(p string) string {
-	rc.c.SetDeadline(time.Now().Add(30 * time.Second))
 	rc.c.Write(rawPacket(p))
+	return rc.reply()
+}
+
+func (rc *rawClient) reply() string {
+	p := "reply"
+	rc.c.SetDeadline(time.Now().Add(30 * time.Second))
 	for {
 		if _, err := rc.r.ReadString('$'); err != nil {
 			rc.tb.Fatalf("%s: %v", p, err)
@@ -360,4 +365,46 @@ func BenchmarkGDBRoundTrip(b *testing.B) {
 	b.StopTimer()
 	rc.c.Write(rawPacket("k"))
 	result(b, ch)
+}
+
+// TestGDBInterruptAndFault: Ctrl-C stops a spinning guest on every vCPU;
+// an unhandled exception stops with its signal and, continued, faults
+// again at the same instruction.
+func TestGDBInterruptAndFault(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.CPUs, cfg.Workload = 2, "spin"
+	addr, ch := gdbBoot(t, cfg)
+	rc := dialRaw(t, addr)
+	rc.cmd("?")
+	rc.c.Write(rawPacket("c"))
+	time.Sleep(200 * time.Millisecond)
+	rc.c.Write([]byte{0x03})
+	if r := rc.reply(); !strings.HasPrefix(r, "T02thread:") {
+		t.Errorf("Ctrl-C: %q", r)
+	}
+	if r := rc.cmd("Hg2"); r != "OK" {
+		t.Errorf("Hg2: %q", r)
+	}
+	if r := rc.cmd("g"); len(r) < 100 || strings.HasPrefix(r, "E") {
+		t.Errorf("registers of vCPU 1: %q", r)
+	}
+	rc.c.Write(rawPacket("k"))
+	result(t, ch)
+
+	cfg.CPUs, cfg.Workload = 1, "ud"
+	addr, ch = gdbBoot(t, cfg)
+	rc = dialRaw(t, addr)
+	rc.cmd("?")
+	first := rc.cmd("c")
+	if !strings.HasPrefix(first, "T04thread:1;") {
+		t.Errorf("UD2: %q", first)
+	}
+	pc1 := rc.cmd("p10")
+	if r := rc.cmd("c"); r != first || rc.cmd("p10") != pc1 {
+		t.Errorf("continued #UD: %q at %s, want %q at %s", r, rc.cmd("p10"), first, pc1)
+	}
+	rc.c.Write(rawPacket("k"))
+	if r := result(t, ch); r.ExitStatus != StatusVMMError {
+		t.Errorf("kill: status %d (%s)", r.ExitStatus, r.Reason)
+	}
 }

@@ -168,6 +168,12 @@ func (ss *session) event(ev inEvent) (end bool, err error) {
 	return false, nil
 }
 
+func (ss *session) trace(format string, args ...any) {
+	if ss.s.Trace != nil {
+		fmt.Fprintf(ss.s.Trace, "gdb: "+format+"\n", args...)
+	}
+}
+
 func (ss *session) send(data string) {
 	if ss.s.Trace != nil {
 		fmt.Fprintf(ss.s.Trace, "gdb <- %.200q\n", data)
@@ -291,6 +297,7 @@ func (ss *session) packet(p string) (end bool, err error) {
 	case p == "g":
 		r, err := t.ReadRegs(ss.cpu())
 		if err != nil {
+			ss.trace("g: %v", err)
 			ss.send(errState)
 			break
 		}
