@@ -205,8 +205,10 @@ func (d *debugger) stopHere(v *vcpu, st gdbstub.Stop, ctx *trapCtx, owner bool) 
 	d.capture(v)
 	defer d.restore(v)
 	vm.pauseMu.Lock()
-	for !d.quit() && (d.reporter >= 0 || (!owner && vm.pausing.Load())) {
-		vm.parked++ // waiting our turn counts as stopped
+	// Wait our turn: another vCPU reports, or single-steps (its step
+	// breakpoints must stay until it stops), or a checkpoint holds the world.
+	for !d.quit() && (d.reporter >= 0 || (d.stepping >= 0 && d.stepping != v.index) || (!owner && vm.pausing.Load())) {
+		vm.parked++ // waiting counts as stopped
 		vm.pauseCnd.Broadcast()
 		vm.pauseCnd.Wait()
 		vm.parked--
@@ -301,6 +303,9 @@ func (d *debugger) trap(v *vcpu, ff *firmware.FaultFrame, regs uint64) bool {
 		if user || step {
 			ctx.bp, ctx.step = ff.RIP-1, step
 			view.RIP = ctx.bp // back onto the instruction
+		} else if d.removedBreakpoint(v, ff.RIP-1) {
+			view.RIP = ff.RIP - 1
+			return true
 		}
 	}
 	if ctx.bp == 0 {
@@ -311,6 +316,15 @@ func (d *debugger) trap(v *vcpu, ff *firmware.FaultFrame, regs uint64) bool {
 	}
 	act := d.stopHere(v, st, ctx, false)
 	return act == actQuit || ctx.resumable
+}
+
+// removedBreakpoint reports that the int3 v trapped on is gone from
+// memory: one of ours, taken out while v was still on its way from the
+// int3 to HCFault (the ring-0 stub and dispatcher run for tens of µs, and
+// a stop of the world can fall in between). The guest's own int3s stay.
+func (d *debugger) removedBreakpoint(v *vcpu, addr uint64) bool {
+	var b [1]byte
+	return d.access(v.index, addr, b[:], false) == nil && b[0] != int3
 }
 
 // signalFor maps an exception vector to the signal gdb shows.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -407,4 +408,84 @@ func TestGDBInterruptAndFault(t *testing.T) {
 	if r := result(t, ch); r.ExitStatus != StatusVMMError {
 		t.Errorf("kill: status %d (%s)", r.ExitStatus, r.Reason)
 	}
+}
+
+// TestGDBBreakpointOnTwoVCPUs: a breakpoint both vCPUs hit, continued the
+// way gdb does it (step over, reinsert) many times, then removed: the run
+// still ends cleanly, so no hit was lost or left the guest mid-instruction.
+func TestGDBBreakpointOnTwoVCPUs(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.CPUs, cfg.Workload = 2, "smp"
+	var log syncBuffer
+	cfg.Log = &log
+	defer func() {
+		if t.Failed() {
+			t.Logf("VMM log:\n%s", log.String())
+		}
+	}()
+	addr, ch := gdbBoot(t, cfg)
+	rc := dialRaw(t, addr)
+	rc.cmd("?")
+	bp := fmt.Sprintf("%x,1", symbolAddr(t, "github.com/vmm-dev/vmm/guest/mm.(*Buddy).FreeLocal"))
+	rc.cmd("Z0," + bp)
+	seen := map[string]bool{}
+	stop := rc.cmd("c")
+	for i := 0; i < 40 && strings.Contains(stop, "swbreak"); i++ {
+		th := regexp.MustCompile(`thread:([0-9a-f]+);`).FindStringSubmatch(stop)[1]
+		seen[th] = true
+		rc.cmd("z0," + bp)
+		if r := rc.cmd("vCont;s:" + th); !strings.HasPrefix(r, "T05") {
+			t.Fatalf("step thread %s: %q", th, r)
+		}
+		rc.cmd("Z0," + bp)
+		stop = rc.cmd("c")
+	}
+	if !strings.Contains(stop, "swbreak") {
+		t.Fatalf("stopped for another reason: %q", stop)
+	}
+	t.Logf("threads that hit the breakpoint: %v", seen)
+	rc.cmd("z0," + bp)
+	if r := rc.cmd("c"); !strings.HasPrefix(r, "T05") { // the exit stop
+		t.Errorf("after removing the breakpoint: %q", r)
+	}
+	if r := rc.cmd("c"); r != "W00" {
+		t.Errorf("end: %q", r)
+	}
+	if r := result(t, ch); r.Outcome != OutcomeExit || r.ExitStatus != 0 {
+		t.Errorf("run ended %s with status %d: %s", r.Outcome, r.ExitStatus, r.Reason)
+	}
+}
+
+// TestGDBDetach: detaching takes the breakpoints out and the guest runs
+// to its normal end.
+func TestGDBDetach(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "hello"
+	addr, ch := gdbBoot(t, cfg)
+	rc := dialRaw(t, addr)
+	rc.cmd("?")
+	rc.cmd(fmt.Sprintf("Z0,%x,1", symbolAddr(t, "main.checkAndCheckpoint")))
+	if r := rc.cmd("D"); r != "OK" {
+		t.Errorf("D: %q", r)
+	}
+	if r := result(t, ch); r.Outcome != OutcomeExit || r.ExitStatus != 0 {
+		t.Errorf("run ended %s with status %d: %s", r.Outcome, r.ExitStatus, r.Reason)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
