@@ -63,7 +63,6 @@ type debugger struct {
 	ln    net.Listener
 	srv   *gdbstub.Server
 	stops chan gdbstub.Stop
-	done  chan struct{} // the server goroutine ended
 
 	interrupt atomic.Bool // Ctrl-C: the next vCPU at its gate stops
 	detached  atomic.Bool
@@ -112,16 +111,13 @@ func newDebugger(vm *VM, addr string) (*debugger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--gdb %s: %w", addr, err)
 	}
-	d := &debugger{vm: vm, ln: ln, stops: make(chan gdbstub.Stop, 1), done: make(chan struct{}),
+	d := &debugger{vm: vm, ln: ln, stops: make(chan gdbstub.Stop, 1),
 		held: true, reporter: -1, stepping: -1, ctx: make([]*trapCtx, vm.cfg.CPUs), snaps: make([]snapshot, vm.cfg.CPUs),
 		bps: map[uint64]bp{}, steps: map[uint64]bp{}}
 	d.srv = gdbstub.NewServer(d)
 	d.srv.Trace = vm.cfg.Log
 	fmt.Fprintf(os.Stderr, "vmm: waiting for gdb on %s (%s); the guest stops before its first instruction\n", ln.Addr(), hostDebugPath())
-	go func() {
-		defer close(d.done)
-		d.srv.Serve(ln)
-	}()
+	go d.srv.Serve(ln)
 	return d, nil
 }
 
@@ -375,9 +371,11 @@ func (d *debugger) end(status int) {
 	}
 	d.stops <- st
 	// Give a connected client a moment to read the exit, then stop serving.
-	select {
-	case <-d.done:
-	case <-time.After(2 * time.Second):
+	if d.srv.Connected() {
+		select {
+		case <-d.srv.Finished():
+		case <-time.After(2 * time.Second):
+		}
 	}
 	d.close()
 }

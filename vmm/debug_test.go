@@ -215,6 +215,11 @@ func TestGDBHostileClient(t *testing.T) {
 	if got := send("?"); got != "$T05thread:1;#" {
 		t.Errorf("?: %q", got)
 	}
+	c2, r2 := dial() // one client at a time: a second one is turned away
+	if _, err := r2.ReadByte(); err == nil {
+		t.Error("a second client was served")
+	}
+	c2.Close()
 	if got := send("m0,8"); got != "$E0e#" { // page 0 is unmapped
 		t.Errorf("m0,8: %q", got)
 	}

@@ -9,6 +9,8 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,27 +29,50 @@ type Server struct {
 
 	// Trace, if set, receives every packet in and out (vmm boot -v).
 	Trace io.Writer
+
+	connected  atomic.Bool
+	finished   chan struct{}
+	finishOnce sync.Once
 }
 
 // NewServer serves t, which is about to stop on its own (the VM stops
 // before its first instruction).
-func NewServer(t Target) *Server { return &Server{t: t, running: true} }
+func NewServer(t Target) *Server {
+	return &Server{t: t, running: true, finished: make(chan struct{})}
+}
 
-// Serve accepts clients one after another until ln is closed or the run
-// has ended and its last client has gone.
+// Serve accepts clients until ln is closed. One client at a time: a
+// second connection while one is served is closed at once.
 func (s *Server) Serve(ln net.Listener) error {
+	busy := make(chan struct{}, 1)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return err
 		}
-		s.ServeConn(writeDeadline{c})
-		c.Close()
-		if s.ended {
-			return nil
+		select {
+		case busy <- struct{}{}:
+			s.connected.Store(true)
+			go func() {
+				s.ServeConn(writeDeadline{c})
+				c.Close()
+				s.connected.Store(false)
+				if s.ended {
+					s.finishOnce.Do(func() { close(s.finished) })
+				}
+				<-busy
+			}()
+		default:
+			c.Close()
 		}
 	}
 }
+
+// Connected reports whether a client is being served.
+func (s *Server) Connected() bool { return s.connected.Load() }
+
+// Finished is closed when a client that saw the end of the run has gone.
+func (s *Server) Finished() <-chan struct{} { return s.finished }
 
 // writeTimeout bounds a write to a client that stopped reading.
 const writeTimeout = 10 * time.Second
