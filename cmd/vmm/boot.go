@@ -29,6 +29,7 @@ type bootFlags struct {
 	trace     string
 	dump      string
 	dumpAt    string
+	gdb       string
 	json      bool
 	verbose   bool
 	progress  progressFlag
@@ -49,6 +50,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.trace, "trace", "", "page-allocation trace `FILE` (CSV, gzip or not) for --workload replay")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
+	fs.StringVar(&f.gdb, "gdb", "", "wait for gdb on `ADDR` (PORT or HOST:PORT; loopback unless a host is named) before the first instruction")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
 	fs.Var(&f.progress, "progress", progressUsage)
@@ -70,7 +72,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 // config turns flags into a vmm.Config, reading files; it creates no VM.
 func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
-		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt}
+		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, GDB: f.gdb}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)
