@@ -129,20 +129,40 @@ func frame(meta []byte, pfn uint64) (flags uint32, order uint8, refcount uint32)
 	return binary.LittleEndian.Uint32(rec[mm.OffFlags:]), rec[mm.OffOrder], binary.LittleEndian.Uint32(rec[mm.OffRefcount:])
 }
 
+// histSize bounds the flag values the histogram counts in an array: every
+// defined flag bit is below it (a test checks). Records with other bits (a
+// corrupt guest) are counted in a map, off the per-frame fast path.
+const histSize = 1 << 14
+
 // summarise fills the buddyinfo-style free counts and the flag histogram.
 func (r *Report) summarise(meta []byte) {
-	counts := map[uint32]uint64{}
-	for pfn := uint64(0); pfn < r.Frames; pfn++ {
-		flags, order, _ := frame(meta, pfn)
-		counts[flags]++
+	counts := make([]uint64, histSize)
+	var odd map[uint32]uint64
+	meta = meta[:r.Frames*mm.FrameMetaSize]
+	for off := 0; off+mm.FrameMetaSize <= len(meta); off += mm.FrameMetaSize {
+		rec := meta[off : off+mm.FrameMetaSize]
+		flags := binary.LittleEndian.Uint32(rec[mm.OffFlags:])
+		if flags < histSize {
+			counts[flags]++
+		} else {
+			if odd == nil {
+				odd = map[uint32]uint64{}
+			}
+			odd[flags]++
+		}
 		if flags == mm.FlagFree {
 			r.FreeFrames++
-			if order <= mm.MaxOrder {
+			if order := rec[mm.OffOrder]; order <= mm.MaxOrder {
 				r.FreeBlocks[order]++
 			}
 		}
 	}
 	for raw, n := range counts {
+		if n != 0 {
+			r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(uint32(raw)), Raw: uint32(raw), Frames: n})
+		}
+	}
+	for raw, n := range odd {
 		r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(raw), Raw: raw, Frames: n})
 	}
 	sort.Slice(r.ByFlags, func(i, j int) bool { return r.ByFlags[i].Raw < r.ByFlags[j].Raw })

@@ -1,0 +1,77 @@
+package verify
+
+import (
+	"encoding/binary"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// TestSummariseMatchesReference: the array histogram gives the counts a
+// plain per-frame map gives, for defined flags and for garbage ones.
+func TestSummariseMatchesReference(t *testing.T) {
+	all := mm.FlagCOW | mm.FlagDLL | mm.FlagAnonymous | mm.FlagAllocated | mm.FlagFree |
+		mm.FlagKernel | mm.FlagUser | mm.FlagPoisoned | mm.FlagPerCPU
+	if all >= histSize {
+		t.Fatalf("flag bits %#x reach past histSize %#x", all, histSize)
+	}
+	const frames = 5000
+	meta := make([]byte, frames*mm.FrameMetaSize)
+	rng := rand.New(rand.NewPCG(5, 6))
+	choices := []uint32{0, mm.FlagFree, mm.FlagAllocated | mm.FlagKernel, mm.FlagAllocated | mm.FlagUser | mm.FlagCOW,
+		mm.FlagPoisoned, 0xdead0000, 1 << 31, histSize}
+	want := map[uint32]uint64{}
+	var wantFree uint64
+	var wantBlocks [mm.NumOrders]uint64
+	for pfn := range frames {
+		f := choices[rng.IntN(len(choices))]
+		order := uint8(rng.IntN(mm.MaxOrder + 3))
+		rec := meta[pfn*mm.FrameMetaSize:]
+		binary.LittleEndian.PutUint32(rec[mm.OffFlags:], f)
+		rec[mm.OffOrder] = order
+		want[f]++
+		if f == mm.FlagFree {
+			wantFree++
+			if order <= mm.MaxOrder {
+				wantBlocks[order]++
+			}
+		}
+	}
+	r := &Report{Frames: frames}
+	r.summarise(meta)
+	got := map[uint32]uint64{}
+	for i, fc := range r.ByFlags {
+		got[fc.Raw] = fc.Frames
+		if i > 0 && r.ByFlags[i-1].Raw >= fc.Raw {
+			t.Errorf("ByFlags not sorted at %d", i)
+		}
+		if fc.Flags != FlagNames(fc.Raw) {
+			t.Errorf("flags %#x named %q", fc.Raw, fc.Flags)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("%d flag values, want %d", len(got), len(want))
+	}
+	for f, n := range want {
+		if got[f] != n {
+			t.Errorf("flags %#x: %d frames, want %d", f, got[f], n)
+		}
+	}
+	if r.FreeFrames != wantFree || r.FreeBlocks != wantBlocks {
+		t.Errorf("free %d %v, want %d %v", r.FreeFrames, r.FreeBlocks, wantFree, wantBlocks)
+	}
+}
+
+func BenchmarkSummarise(b *testing.B) {
+	const frames = 1 << 20
+	meta := make([]byte, frames*mm.FrameMetaSize)
+	for pfn := range frames {
+		binary.LittleEndian.PutUint32(meta[pfn*mm.FrameMetaSize+mm.OffFlags:], mm.FlagFree)
+	}
+	b.SetBytes(int64(len(meta)))
+	for b.Loop() {
+		r := &Report{Frames: frames}
+		r.summarise(meta)
+	}
+}
