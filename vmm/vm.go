@@ -151,6 +151,7 @@ func (vm *VM) build() error {
 	if err := writeFirmware(vm.mem, l, k, &vm.cfg, vm.tscKHz); err != nil {
 		return err
 	}
+	vm.prefaultMeta() // memory.go
 	if f, err := registerIoeventfd(vm.vmFd, firmware.ConsoleDoorbell, 8); err == nil {
 		vm.doorbel = f
 		go vm.consoleLoop(f)
