@@ -14,12 +14,55 @@ const (
 	WorkloadMax  = 32
 )
 
-// Memory range kinds (E820 values, plus MMIO).
+// MemKind is the type of a memory map range (BootInfo.Mem). The values
+// below 0x100 are the E820 types PC firmware reports; MemMMIO is this VMM's
+// own (guest physical addresses the VMM handles, no memory slot behind them).
+type MemKind uint32
+
+// Memory range kinds.
 const (
-	MemRAM      = 1
-	MemReserved = 2
-	MemMMIO     = 0x100
+	MemRAM      MemKind = 1 // E820 type 1, "usable"
+	MemReserved MemKind = 2 // E820 type 2, "reserved"
+	MemACPI     MemKind = 3 // E820 type 3, "ACPI data" (reclaimable)
+	MemNVS      MemKind = 4 // E820 type 4, "ACPI NVS"
+	MemMMIO     MemKind = 0x100
 )
+
+// String returns the name Linux prints in its boot log for E820 types, and
+// "MMIO" for the VMM's own kind. (Host side only: it allocates.)
+func (k MemKind) String() string {
+	switch k {
+	case MemRAM:
+		return "usable"
+	case MemReserved:
+		return "reserved"
+	case MemACPI:
+		return "ACPI data"
+	case MemNVS:
+		return "ACPI NVS"
+	case MemMMIO:
+		return "MMIO"
+	}
+	var d [10]byte
+	i := len(d)
+	for v := uint32(k); ; v /= 10 {
+		i--
+		d[i] = byte('0' + v%10)
+		if v < 10 {
+			break
+		}
+	}
+	return "type " + string(d[i:])
+}
+
+// E820 returns the type to put in a firmware E820 table: MMIO is reported
+// as reserved, the E820 kinds as themselves.
+func (k MemKind) E820() uint32 {
+	if k == MemMMIO {
+		return uint32(MemReserved)
+	}
+	return uint32(k)
+}
 
 // In-use kinds: RAM the VMM filled before the guest ran. The guest's boot
 // allocator never hands these out and marks them KERNEL|ALLOCATED.
@@ -35,7 +78,7 @@ const (
 type MemRange struct {
 	Base uint64
 	Size uint64
-	Kind uint32
+	Kind MemKind // in the in-use list: one of the InUse kinds
 	_    uint32
 }
 

@@ -14,7 +14,7 @@ const (
 	HCRegisterRoot = 6  // Args: PML4 phys, 1 = add / 0 = remove: an address space the host verifies
 	HCSleep        = 7  // block this vCPU until a wake or until Args[0] ns have passed
 	HCWake         = 8  // Args[0]: vCPU index to wake
-	HCFault        = 9  // Args: phys of a FaultFrame: an exception the guest could not handle
+	HCFault        = 9  // Args: phys of a FaultFrame, of the trapRegs block (0: none): an exception the guest could not handle
 	HCSetCR3       = 10 // Args[0]: PML4 phys to load (0: the kernel's); its entry 0 must be the kernel's
 	HCCount        = 11
 )
@@ -24,6 +24,12 @@ const (
 	HCErrUnknown = ^uint64(0) // no such hypercall
 	HCErrInvalid = ^uint64(1) // an argument is out of range or points outside RAM
 	HCErrState   = ^uint64(2) // the call is not valid now (e.g. registering twice)
+
+	// HCFaultResume is HCFault's answer when a debugger resumes the vCPU:
+	// the guest returns to the interrupted code through its trap record and
+	// register block, which the debugger may have changed. Without a
+	// debugger HCFault never returns.
+	HCFaultResume = 0x600d
 )
 
 // MailboxStride is the size of one Mailbox; it is a cache line so vCPUs
@@ -61,7 +67,9 @@ const (
 	MaxRoots    = 64
 )
 
-// FaultFrame is what the guest's exception path hands to HCFault.
+// FaultFrame is what the guest's exception path hands to HCFault: the
+// interrupted context, so that reports and dumps show the code that faulted
+// rather than the handler that reports it.
 type FaultFrame struct {
 	Vector    uint64
 	ErrorCode uint64
@@ -72,4 +80,11 @@ type FaultFrame struct {
 	RSP       uint64
 	SS        uint64
 	RBP       uint64
+	// Regs are the interrupted general registers in x86 encoding order
+	// (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8..r15), as the trap entry
+	// saved them.
+	Regs [16]uint64
 }
+
+// FaultFrameSize is FaultFrame's size in bytes (25 words).
+const FaultFrameSize = 25 * 8

@@ -1,27 +1,69 @@
-// Package firmware is the contract between the VMM and the guest kernel: where
-// the VMM puts boot structures in guest physical memory, the boot-info page,
-// the per-CPU blocks and the hypercall ABI. It holds only constants and
-// fixed-layout types so that the runtime-free guest can import it.
+// Package firmware is the contract between the VMM and the guest kernel: the
+// one description of guest physical memory (below), the boot-info page, the
+// per-CPU blocks, the trap record and the hypercall ABI. The VMM (vmm,
+// vmm/memmap), the guest and the host verifier take their addresses and
+// page-table bits from here. It holds only constants and fixed-layout types
+// so that the runtime-free guest can import it.
 //
-// Guest physical layout (the kernel sees it identity mapped):
+// Guest physical memory (not to scale; the kernel sees it identity mapped):
 //
-//	0x0000_0000 ┌──────────────────────────┐
-//	            │ null page (never used)   │
-//	0x0000_1000 ├──────────────────────────┤ GDTBase: GDT + one TSS descriptor per vCPU
-//	0x0000_3000 ├──────────────────────────┤ IDTBase: 256 16-byte gates
-//	0x0000_4000 ├──────────────────────────┤ TSSBase: MaxCPUs TSSs, TSSStride apart
-//	0x0000_6000 ├──────────────────────────┤ BootInfoBase: BootInfo
-//	0x0000_8000 ├──────────────────────────┤ MailboxBase: one hypercall Mailbox per vCPU
-//	0x0000_9000 ├──────────────────────────┤ ConsoleBase: console ring
-//	0x0001_1000 ├──────────────────────────┤ PageTableBase: PML4, PDPT, PDs (identity map)
-//	0x0009_f000 ├──────────────────────────┤ hole below 1 MiB (reserved in the memory map)
-//	0x0010_0000 ├──────────────────────────┤ free RAM
-//	0x0040_0000 ├──────────────────────────┤ guest kernel ELF (PT_LOAD segments)
-//	  ...       ├──────────────────────────┤ per-CPU areas (2 MiB aligned, after the kernel)
-//	  ...       ├──────────────────────────┤ trace region (optional), then free RAM
-//	0xfeb0_0000 ├──────────────────────────┤ doorbells (MMIO, no memory slot)
-//	            └──────────────────────────┘
+//	0x0000_0000_0000 ┌───────────────────────────┐
+//	                 │ null page (never mapped)  │  RAM, in use
+//	0x0000_0000_1000 ├───────────────────────────┤  GDTBase: GDT + one TSS descriptor per vCPU
+//	0x0000_0000_3000 ├───────────────────────────┤  IDTBase: 256 16-byte gates
+//	0x0000_0000_4000 ├───────────────────────────┤  TSSBase: MaxCPUs TSSs, TSSStride apart
+//	0x0000_0000_6000 ├───────────────────────────┤  BootInfoBase: BootInfo
+//	0x0000_0000_8000 ├───────────────────────────┤  MailboxBase: one hypercall Mailbox per vCPU
+//	0x0000_0000_9000 ├───────────────────────────┤  ConsoleBase: console ring
+//	0x0000_0001_1000 ├───────────────────────────┤  PageTableBase: PML4, PDPT, PDs (identity map)
+//	0x0000_0009_F000 ├───────────────────────────┤  LowHoleBase: EBDA / VGA / BIOS ROM window,
+//	                 │ legacy hole               │  reserved (backed by host memory in slot 0)
+//	0x0000_0010_0000 ├───────────────────────────┤  LowHoleEnd = KernelMinAddr: RAM
+//	0x0000_0040_0000 ├───────────────────────────┤  guest kernel ELF (PT_LOAD segments)
+//	     ...         ├───────────────────────────┤  per-CPU areas (PerCPUAlign, after the kernel)
+//	     ...         ├───────────────────────────┤  trace region (optional), then free RAM
+//	     lowEnd      ├───────────────────────────┤  lowEnd = min(ram, LowMemLimit)
+//	                 │ (unmapped)                │
+//	0x0000_C000_0000 ├───────────────────────────┤  MMIOHoleBase (only if ram > 3 GiB):
+//	                 │ MMIO hole                 │  MMIO, the whole [3 GiB, 4 GiB)
+//	0x0000_FEB0_0000 │   ┌───────────────────┐   │  DoorbellBase: MMIO, no memory slot
+//	                 │   │ VMM doorbells     │   │  (always in the map; inside the hole
+//	0x0000_FEB1_0000 │   └───────────────────┘   │  when there is one)
+//	0x0001_0000_0000 ├───────────────────────────┤  HighMemBase: RAM beyond LowMemLimit,
+//	                 │ RAM (high)                │  ram - 3 GiB bytes
+//	4 GiB + ram-3GiB └───────────────────────────┘
+//
+// vmm/memmap turns this into the E820-style map the guest receives in
+// BootInfo.Mem and into the KVM memory slots: slot 0 maps guest [0, lowEnd)
+// at host offset 0, slot 1 guest [HighMemBase, ...) at host offset lowEnd.
 package firmware
+
+// Guest physical regions outside the firmware area.
+const (
+	// LowHoleBase..LowHoleEnd is the legacy region below 1 MiB, reported
+	// as reserved.
+	LowHoleBase = 0x9f000
+	LowHoleEnd  = 0x100000
+
+	// LowMemLimit is the top of low RAM: RAM beyond it moves to HighMemBase.
+	LowMemLimit = 3 << 30
+	// MMIOHoleBase is the start of the 32-bit MMIO hole [3 GiB, 4 GiB).
+	MMIOHoleBase = LowMemLimit
+	// HighMemBase is where RAM above the MMIO hole starts (4 GiB).
+	HighMemBase = 4 << 30
+
+	// DoorbellBase..+DoorbellSize is the VMM's doorbell window (16 pages):
+	// no memory slot backs it, so a guest store there exits to the VMM.
+	DoorbellBase = 0xfeb00000
+	DoorbellSize = 0x10000
+	// HypercallDoorbell: an 8-byte store here performs the hypercall whose
+	// arguments sit in the storing vCPU's Mailbox (full exit, synchronous).
+	HypercallDoorbell = DoorbellBase
+	// ConsoleDoorbell: a store here tells the VMM the console ring has data.
+	// The VMM registers it as an ioeventfd where it can (no vCPU exit); where
+	// it cannot, the store is an ordinary MMIO exit and is handled the same.
+	ConsoleDoorbell = DoorbellBase + 0x1000
+)
 
 const (
 	PageSize = 4096
@@ -60,22 +102,8 @@ const (
 	// FirmwareEnd is the end of the VMM-owned area that starts at GDTBase.
 	FirmwareEnd = PageTableBase + PageTableSize
 
-	// LowHoleBase..0x100000 is the reserved hole below 1 MiB.
-	LowHoleBase = 0x9f000
-
 	// KernelMinAddr is the lowest address a guest ELF segment may load at.
-	KernelMinAddr = 0x100000
-
-	// DoorbellBase is an MMIO page with no memory slot: a guest store there
-	// exits to the VMM.
-	DoorbellBase = 0xfeb00000
-	// HypercallDoorbell: an 8-byte store here performs the hypercall whose
-	// arguments sit in the storing vCPU's Mailbox (full exit, synchronous).
-	HypercallDoorbell = DoorbellBase
-	// ConsoleDoorbell: a store here tells the VMM the console ring has data.
-	// The VMM registers it as an ioeventfd where it can (no vCPU exit); where
-	// it cannot, the store is an ordinary MMIO exit and is handled the same.
-	ConsoleDoorbell = DoorbellBase + 0x1000
+	KernelMinAddr = LowHoleEnd
 
 	// PerCPUAlign aligns the per-CPU area that follows the kernel image.
 	PerCPUAlign = 2 << 20
@@ -129,7 +157,8 @@ const (
 	DescUserCode   = 0x00affb000000ffff
 )
 
-// Page-table entry bits.
+// x86-64 page-table entry bits, for the VMM's identity map, the guest's
+// address spaces and the host verifier's walk.
 const (
 	PTEPresent  = 1 << 0
 	PTEWritable = 1 << 1

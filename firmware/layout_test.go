@@ -9,6 +9,12 @@ func TestABISizes(t *testing.T) {
 	if s := unsafe.Sizeof(Mailbox{}); s != MailboxStride {
 		t.Errorf("Mailbox is %d bytes, want %d", s, MailboxStride)
 	}
+	if s := unsafe.Sizeof(FaultFrame{}); s != FaultFrameSize {
+		t.Errorf("FaultFrame is %d bytes, want %d", s, FaultFrameSize)
+	}
+	if off := unsafe.Offsetof(FaultFrame{}.Regs); off != 9*8 {
+		t.Errorf("FaultFrame.Regs at %d, want %d (the VMM reads word 9 on)", off, 9*8)
+	}
 	if s := unsafe.Sizeof(ConsoleHeader{}); s != 64 {
 		t.Errorf("ConsoleHeader is %d bytes, want 64", s)
 	}

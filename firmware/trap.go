@@ -1,5 +1,7 @@
 package firmware
 
+import "unsafe"
+
 // Exceptions and interrupts. The guest's IDT (at IDTBase) sends vectors
 // 0..31 and TimerVector to the ring-0 stubs in trap_amd64.s. A stub runs at
 // CPL0 (in KVM's instruction emulator on the PVM host: integer only, about
@@ -26,8 +28,8 @@ const NumTrapVectors = TimerVector + 1
 
 // TrapRecord is one vCPU's exception record, at per-CPU block +
 // PerCPUTrapOff (= TSS.RSP0). The stub writes the first fields; the guest
-// fills Dispatch and DispatchStack once at boot. Offsets are used by the
-// assembly and pinned by TestTrapRecordLayout.
+// fills Dispatch and DispatchStack once at boot. The assembly's offsets are
+// generated from this definition; TestTrapRecordLayout pins every field.
 type TrapRecord struct {
 	Vector        uint64 // 0
 	ErrorCode     uint64 // 8
@@ -45,31 +47,24 @@ type TrapRecord struct {
 	_             [3]uint64
 }
 
+//go:generate go run ./internal/abigen
+
 // TrapRecordSize is the record's size (a multiple of 16 keeps RSP0 aligned).
 const TrapRecordSize = 128
 
-// Offsets into TrapRecord used by trap_amd64.s.
+// Offsets into TrapRecord for host code reading a record in guest memory.
+// The assembly takes its offsets from trap_offsets.h, which go generate
+// writes from the struct itself (internal/abigen).
 const (
-	TrapOffVector   = 0
-	TrapOffError    = 8
-	TrapOffRIP      = 16
-	TrapOffCS       = 24
-	TrapOffRFLAGS   = 32
-	TrapOffRSP      = 40
-	TrapOffSS       = 48
-	TrapOffCR2      = 56
-	TrapOffRAX      = 64
-	TrapOffDispatch = 72
-	TrapOffStack    = 80
-	TrapOffMasked   = 96
-
-	// TrapMaskedFSOff is Masked's offset from the FS base; trapEntry's last
-	// store (raw bytes in guest/trap_amd64.s, offset from trap_offsets.h) uses it.
-	TrapMaskedFSOff = PerCPUTrapOff - PerCPUFSOff + TrapOffMasked
+	TrapOffDispatch = uint64(unsafe.Offsetof(TrapRecord{}.Dispatch))
+	TrapOffMasked   = uint64(unsafe.Offsetof(TrapRecord{}.Masked))
 )
 
-// hasErrorCode reports whether the CPU pushes an error code for vector v.
-func hasErrorCode(v int) bool {
+// TrapErrorCode reports whether the CPU pushes an error code for vector v.
+// It is the one table of vectors: internal/abigen generates the entry stubs
+// in trap_stubs_amd64.s from it, and TestStubInstructionCounts checks each
+// linked stub against it.
+func TrapErrorCode(v int) bool {
 	switch v {
 	case 8, 10, 11, 12, 13, 14, 17, 21, 29, 30:
 		return true

@@ -12,23 +12,27 @@ func TestTrapRecordLayout(t *testing.T) {
 		got, want uintptr
 	}{
 		{"size", unsafe.Sizeof(r), TrapRecordSize},
-		{"Vector", unsafe.Offsetof(r.Vector), TrapOffVector},
-		{"ErrorCode", unsafe.Offsetof(r.ErrorCode), TrapOffError},
-		{"RIP", unsafe.Offsetof(r.RIP), TrapOffRIP},
-		{"CS", unsafe.Offsetof(r.CS), TrapOffCS},
-		{"RFLAGS", unsafe.Offsetof(r.RFLAGS), TrapOffRFLAGS},
-		{"RSP", unsafe.Offsetof(r.RSP), TrapOffRSP},
-		{"SS", unsafe.Offsetof(r.SS), TrapOffSS},
-		{"CR2", unsafe.Offsetof(r.CR2), TrapOffCR2},
-		{"SavedRAX", unsafe.Offsetof(r.SavedRAX), TrapOffRAX},
-		{"Dispatch", unsafe.Offsetof(r.Dispatch), TrapOffDispatch},
-		{"DispatchStack", unsafe.Offsetof(r.DispatchStack), TrapOffStack},
-		{"Masked", unsafe.Offsetof(r.Masked), TrapOffMasked},
-		{"Masked from FS", PerCPUTrapOff - PerCPUFSOff + unsafe.Offsetof(r.Masked), TrapMaskedFSOff},
+		{"Vector", unsafe.Offsetof(r.Vector), 0},
+		{"ErrorCode", unsafe.Offsetof(r.ErrorCode), 8},
+		{"RIP", unsafe.Offsetof(r.RIP), 16},
+		{"CS", unsafe.Offsetof(r.CS), 24},
+		{"RFLAGS", unsafe.Offsetof(r.RFLAGS), 32},
+		{"RSP", unsafe.Offsetof(r.RSP), 40},
+		{"SS", unsafe.Offsetof(r.SS), 48},
+		{"CR2", unsafe.Offsetof(r.CR2), 56},
+		{"SavedRAX", unsafe.Offsetof(r.SavedRAX), 64},
+		{"Dispatch", unsafe.Offsetof(r.Dispatch), 72},
+		{"DispatchStack", unsafe.Offsetof(r.DispatchStack), 80},
+		{"Depth", unsafe.Offsetof(r.Depth), 88},
+		{"Masked", unsafe.Offsetof(r.Masked), 96},
+		{"Masked from FS", PerCPUTrapOff - PerCPUFSOff + unsafe.Offsetof(r.Masked), 0x3fe0},
 	} {
 		if c.got != c.want {
-			t.Errorf("TrapRecord.%s at %d, want %d (trap_amd64.s depends on it)", c.name, c.got, c.want)
+			t.Errorf("TrapRecord.%s at %d, want %d (the guest's assembly and the VMM depend on it)", c.name, c.got, c.want)
 		}
+	}
+	if TrapOffDispatch != 72 || TrapOffMasked != 96 {
+		t.Errorf("TrapOffDispatch %d, TrapOffMasked %d", TrapOffDispatch, TrapOffMasked)
 	}
 	if PerCPUTrapOff%16 != 0 || PerCPUTrapOff+TrapRecordSize != PerCPURing0Off+PerCPURing0Stack {
 		t.Errorf("trap record at %#x does not end the ring-0 stack", PerCPUTrapOff)

@@ -6,4 +6,3 @@ func TrapStub(v int) uint64 { return trapStubTable()[v] }
 
 // Implemented in trap_amd64.s.
 func trapStubTable() *[NumTrapVectors]uint64
-func trapCommon()

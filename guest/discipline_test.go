@@ -22,7 +22,7 @@ func TestGuestNeverCallsTheRuntimeAllocator(t *testing.T) {
 	if _, err := exec.LookPath("go"); err != nil {
 		t.Skip("go command not found")
 	}
-	path, err := guestbuild.Path()
+	path, err := guestbuild.Path(t)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,7 +29,8 @@ func hypercall(nr, a0, a1, a2, a3 uint64) uint64 {
 func exit(status uint64) {
 	consoleFlush()
 	hypercall(firmware.HCExit, status, 0, 0, 0)
-	for { // the VMM never resumes a vCPU after exit
+	//lint:ignore SA5002 the VMM never resumes a vCPU after exit
+	for {
 	}
 }
 

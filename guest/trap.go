@@ -110,12 +110,15 @@ func handleTrap(regs *trapRegs) {
 var faultFrames [firmware.MaxCPUs]firmware.FaultFrame
 
 // reportFault hands an unhandled exception to the VMM, which prints the
-// symbolized report and stops the guest. It does not return.
+// symbolized report and stops the guest. It returns only when a debugger
+// resumes the vCPU.
 func reportFault(rec *firmware.TrapRecord, regs *trapRegs, why string) {
 	cpu := thisCPU().Index
 	ff := &faultFrames[cpu]
 	ff.Vector, ff.ErrorCode, ff.CR2 = rec.Vector, rec.ErrorCode, rec.CR2
 	ff.RIP, ff.CS, ff.RFLAGS, ff.RSP, ff.SS, ff.RBP = rec.RIP, rec.CS, rec.RFLAGS, rec.RSP, rec.SS, regs.BP
+	ff.Regs = [16]uint64{regs.AX, regs.CX, regs.DX, regs.BX, rec.RSP, regs.BP, regs.SI, regs.DI,
+		regs.R8, regs.R9, regs.R10, regs.R11, regs.R12, regs.R13, regs.R14, regs.R15}
 	if why != "" {
 		putString("guest: ")
 		putString(why)
@@ -125,7 +128,13 @@ func reportFault(rec *firmware.TrapRecord, regs *trapRegs, why string) {
 		putString("guest: stack overflow into the guard page\n")
 	}
 	consoleFlush()
-	hypercall(firmware.HCFault, addrOf(ff), 0, 0, 0)
+	// Under a debugger the VMM may resume us: the interrupted context is
+	// then restored from rec and regs. A fault inside the handler is never
+	// resumable (the VMM refuses, and so does this check).
+	if hypercall(firmware.HCFault, addrOf(ff), addrOf(regs), 0, 0) == firmware.HCFaultResume && rec.Depth == 1 {
+		return
+	}
+	//lint:ignore SA5002 the VMM never resumes a vCPU after a fault report it did not ask to resume
 	for {
 	}
 }

@@ -1,6 +1,9 @@
 package main
 
-import "github.com/vmm-dev/vmm/firmware"
+import (
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
+)
 
 // workload is one named guest workload; run returns a guest exit status.
 type workload struct {
@@ -33,6 +36,7 @@ var workloads = [...]workload{
 	{"segv", "touch outside every reserved range: segmentation fault", false, runSegv},
 	{"emulfail", "run Go (SSE) code at ring 0: KVM's emulator gives up on the PVM host", false, runEmulFail},
 	{"badcall", "make hypercalls with bad arguments and check each is refused", false, runBadCall},
+	{"badexit", "ask to exit with status 256: the VMM ends the run as a guest fault", false, runBadExit},
 	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", true, runPoison},
 	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", false, runBench},
 }
@@ -126,6 +130,11 @@ func runSpin(bi *firmware.BootInfo) uint64 {
 	}
 }
 
+func runBadExit(bi *firmware.BootInfo) uint64 {
+	exit(256) // never returns: the VMM stops the run
+	return exitWorkloadFail
+}
+
 // runBadCall checks that the VMM refuses hostile hypercalls with an error
 // code instead of trusting them; it reports how many were refused.
 func runBadCall(bi *firmware.BootInfo) uint64 {
@@ -133,16 +142,22 @@ func runBadCall(bi *firmware.BootInfo) uint64 {
 		nr, a0, a1, a2, a3 uint64
 		want               uint64
 	}
+	const ver = uint64(mm.LayoutVersion)
 	calls := [...]call{
 		{999, 0, 0, 0, 0, firmware.HCErrUnknown},
 		{0, 0, 0, 0, 0, firmware.HCErrUnknown},
-		{firmware.HCExit, 256, 0, 0, 0, firmware.HCErrInvalid},
 		{firmware.HCReport, 0xfffffffffff0, 8, 1, 0, firmware.HCErrInvalid},              // key outside RAM
 		{firmware.HCReport, firmware.BootInfoBase, 1 << 20, 1, 0, firmware.HCErrInvalid}, // key too long
 		{firmware.HCCheckpoint, ^uint64(0) - 4, 16, 0, 0, firmware.HCErrInvalid},         // wraps around
 		{firmware.HCRegisterMeta, 0x1001, 10, 1, 0x2000, firmware.HCErrInvalid},          // misaligned
 		{firmware.HCRegisterMeta, 0x100000, 1 << 40, 1, 0x2000, firmware.HCErrInvalid},   // past RAM
 		{firmware.HCRegisterMeta, 0x100000, 16, 99, 0x2000, firmware.HCErrInvalid},       // wrong version
+		// Registrations that could never verify (the layout version is right):
+		{firmware.HCRegisterMeta, 0x100000, 0, ver, 0x200000, firmware.HCErrInvalid},                         // no frames
+		{firmware.HCRegisterMeta, 0x100000, 16, ver, 0x200008, firmware.HCErrInvalid},                        // state unaligned
+		{firmware.HCRegisterMeta, firmware.BootInfoBase, 16, ver, 0x200000, firmware.HCErrInvalid},           // over the boot info
+		{firmware.HCRegisterMeta, firmware.GDTBase, 16, ver, 0x200000, firmware.HCErrInvalid},                // over the firmware area
+		{firmware.HCRegisterMeta, bi.KernelStart, 16, ver, bi.KernelStart + 0x100000, firmware.HCErrInvalid}, // over the kernel image
 		{firmware.HCRegisterRoot, 0x1234, 1, 0, 0, firmware.HCErrInvalid},
 		{firmware.HCRegisterRoot, 0x200000, 0, 0, 0, firmware.HCErrState}, // remove unknown
 		{firmware.HCWake, 1 << 20, 0, 0, 0, firmware.HCErrInvalid},

@@ -28,7 +28,7 @@ type Checkpoint struct {
 func (vm *VM) checkpoint(label string, final bool) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
-	reg := vm.hc.reg
+	reg, boot := vm.hc.reg, vm.hc.boot
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	cp := Checkpoint{Label: label, Final: final}
@@ -37,8 +37,8 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	}
 	if reg != nil {
 		cp.Verified = true
-		rep, err := verify.Verify(vm.mem, verify.Input{MetaPhys: reg.MetaPhys, FrameCount: reg.FrameCount,
-			Version: reg.Version, StatePhys: reg.StatePhys, Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
+		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot,
+			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
 		if err != nil {
 			cp.Error = err.Error()
 			cp.Violations = 1 // an unreadable registration is itself a violation
@@ -62,19 +62,33 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 // has stopped.
 func (vm *VM) finish() {
 	vm.checkpoint("exit", true)
-	vm.mu.Lock()
-	reason := vm.result.Outcome + ": " + vm.result.Reason
-	dumped := vm.result.Dump != nil
-	vm.mu.Unlock()
-	if vm.cfg.DumpPath != "" && !dumped {
-		vm.dump(reason)
-	}
+	vm.dumpAtExit()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
-	if vm.result.Outcome == OutcomeExit && vm.result.ExitStatus == 0 && vm.result.Violations() > 0 {
-		vm.result.ExitStatus = StatusViolation
-		vm.result.Reason += "; host verification found violations"
+	r := &vm.result
+	if r.Outcome == OutcomeExit {
+		st := r.ExitStatus
+		r.GuestExitStatus = &st
 	}
+	if status, overridden := finalStatus(r.Outcome, r.ExitStatus, r.Violations()); overridden {
+		r.ExitStatus = status
+		r.Reason += "; host verification found violations"
+	}
+	if d := r.Dump; d != nil && d.Error != "" && r.Outcome == OutcomeExit && r.ExitStatus != StatusViolation {
+		r.ExitStatus = StatusVMMError
+		r.Reason += "; the requested dump was not written"
+	}
+}
+
+// finalStatus applies the host's verdict: violations outrank whatever the
+// guest said about itself, so a guest that exits 0 (or 13) over a corrupt
+// allocator still ends with StatusViolation. Faults, timeouts and signals
+// keep their own status (their report says more than the verdict).
+func finalStatus(outcome string, status, violations int) (int, bool) {
+	if outcome == OutcomeExit && violations > 0 {
+		return StatusViolation, true
+	}
+	return status, false
 }
 
 // dump writes the core file once (at the --dump-at checkpoint, or at the

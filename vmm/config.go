@@ -28,14 +28,14 @@ type Config struct {
 	Log     io.Writer // -v diagnostics (nil: quiet)
 }
 
-// ErrConfig wraps every configuration error; the CLI maps it to exit status 2.
+// ErrConfig wraps every configuration error; the CLI maps it to StatusUsage.
 var ErrConfig = errors.New("invalid configuration")
 
 // Validate checks the configuration against the firmware's and KVM's limits
 // (maxCPUs is KVM_CAP_MAX_VCPUS, or 0 if unknown).
 func (c *Config) Validate(maxCPUs int) error {
 	if _, err := memmap.Build(c.MemBytes); err != nil {
-		return fmt.Errorf("%w: --mem: %v", ErrConfig, err)
+		return fmt.Errorf("%w: --mem: %w", ErrConfig, err)
 	}
 	limit := firmware.MaxCPUs
 	if maxCPUs > 0 {
@@ -55,6 +55,9 @@ func (c *Config) Validate(maxCPUs int) error {
 	}
 	if len(c.Cmdline) > firmware.CmdlineMax {
 		return fmt.Errorf("%w: --cmdline is %d bytes, at most %d", ErrConfig, len(c.Cmdline), firmware.CmdlineMax)
+	}
+	if _, _, err := ExitRequest(c.Cmdline); err != nil {
+		return fmt.Errorf("%w: --cmdline %w", ErrConfig, err)
 	}
 	if len(c.Workload) >= firmware.WorkloadMax {
 		return fmt.Errorf("%w: --workload %q: name too long", ErrConfig, c.Workload)

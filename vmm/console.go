@@ -1,12 +1,10 @@
 package vmm
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 	"sync"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/vmm-dev/vmm/firmware"
 )
@@ -15,15 +13,29 @@ import (
 // ConsoleBase, data at ConsoleBase+ConsoleDataOff) to out.
 type console struct {
 	mu      sync.Mutex
-	header  []byte
+	header  *firmware.ConsoleHeader
 	data    []byte
 	out     io.Writer
 	lost    uint64 // bytes the guest claimed to write beyond the ring
+	corrupt uint64 // times Head was found behind Tail or more than a ring ahead
 	written uint64
 }
 
+// ConsoleStats is what the console ring carried, and what it could not.
+type ConsoleStats struct {
+	Written     uint64 `json:"written"`
+	Lost        uint64 `json:"lost"`
+	Corruptions uint64 `json:"corruptions"`
+}
+
+func (c *console) stats() ConsoleStats {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return ConsoleStats{Written: c.written, Lost: c.lost, Corruptions: c.corrupt}
+}
+
 func newConsole(mem *GuestMemory, out io.Writer) (*console, error) {
-	h, err := mem.Slice(firmware.ConsoleBase, 64)
+	h, err := guestView[firmware.ConsoleHeader](mem, firmware.ConsoleBase)
 	if err != nil {
 		return nil, err
 	}
@@ -31,15 +43,12 @@ func newConsole(mem *GuestMemory, out io.Writer) (*console, error) {
 	if err != nil {
 		return nil, err
 	}
-	clear(h)
+	*h = firmware.ConsoleHeader{}
 	if out == nil {
 		out = io.Discard
 	}
 	return &console{header: h, data: d, out: out}, nil
 }
-
-func (c *console) head() *uint64 { return (*uint64)(unsafe.Pointer(&c.header[0])) }
-func (c *console) tail() *uint64 { return (*uint64)(unsafe.Pointer(&c.header[8])) }
 
 // drain copies unread bytes out. The guest owns Head and may lie: a Head
 // behind Tail or more than a ring ahead is resynchronised, never trusted.
@@ -49,14 +58,17 @@ func (c *console) drain() error {
 	if c.header == nil {
 		return nil // closed: guest memory is gone
 	}
-	head := atomic.LoadUint64(c.head())
-	tail := binary.LittleEndian.Uint64(c.header[8:])
+	head := atomic.LoadUint64(&c.header.Head)
+	tail := c.header.Tail // the VMM's own field
 	if head == tail {
 		return nil
 	}
 	var err error
 	if head < tail || head-tail > firmware.ConsoleDataSize {
-		c.lost += head - tail
+		c.corrupt++
+		if head > tail {
+			c.lost += head - tail
+		}
 		err = fmt.Errorf("console ring corrupt: head %d, tail %d", head, tail)
 		tail = head
 	}
@@ -69,7 +81,7 @@ func (c *console) drain() error {
 		c.written += n
 		tail += n
 	}
-	atomic.StoreUint64(c.tail(), tail)
+	atomic.StoreUint64(&c.header.Tail, tail)
 	return err
 }
 

@@ -71,6 +71,7 @@ const (
 	OutcomeFault   = "fault"   // the guest crashed
 	OutcomeTimeout = "timeout" // --timeout expired
 	OutcomeError   = "error"   // the VMM failed
+	OutcomeSignal  = "signal"  // SIGINT or SIGTERM ended the run
 )
 
 // classifyExit decides what an exit means. It needs no KVM, so every exit

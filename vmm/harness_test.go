@@ -2,24 +2,18 @@ package vmm
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 	"time"
 
 	"github.com/vmm-dev/vmm/internal/guestbuild"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 )
 
-// requireKVM skips a test only when KVM is absent or not accessible.
+// requireKVM runs, skips or fails a KVM test as internal/kvmtest decides
+// (VMM_REQUIRE_KVM=1 turns a skip into a failure).
 func requireKVM(t testing.TB) {
 	t.Helper()
-	f, err := OpenKVM()
-	if errors.Is(err, ErrNoKVM) {
-		t.Skipf("skipping KVM test: %v", err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
+	kvmtest.Require(t)
 }
 
 func guestImage(t testing.TB) []byte {

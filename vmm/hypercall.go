@@ -1,21 +1,15 @@
 package vmm
 
 import (
-	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
-	"github.com/vmm-dev/vmm/guest/mm"
+	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
 // Registration is the guest's frame-metadata registration (HCRegisterMeta).
-type Registration struct {
-	MetaPhys   uint64 `json:"meta_phys"`
-	FrameCount uint64 `json:"frame_count"`
-	Version    uint64 `json:"layout_version"`
-	StatePhys  uint64 `json:"state_phys"`
-}
+type Registration = verify.Registration
 
 // Report is one named count the guest reported (HCReport).
 type Report struct {
@@ -28,21 +22,30 @@ type hcResult struct {
 	ret        uint64
 	exit       bool // stop the VM with exitStatus
 	exitStatus int
+	badExit    string // non-empty: the guest asked to exit with an invalid status
 	checkpoint string // non-empty: stop the world and verify, ret = violations
 	sleepNanos int64  // >0: block this vCPU until woken or timed out
 	wake       int    // >=0: wake that vCPU
 	fault      *firmware.FaultFrame
 	setCR3     uint64 // non-zero: load this PML4 into the calling vCPU's CR3
+	why        string // for the -v log: why the call was refused ("" if not explained)
 }
 
-// maxKeyLen bounds HCReport keys.
-const maxKeyLen = 64
+// HCReport bounds: a key's length, and the distinct keys a run keeps (a
+// guest reporting in a loop must not grow the VMM without bound).
+const (
+	maxKeyLen     = 64
+	maxReportKeys = 256
+)
 
 // hcState is the VM state hypercalls may change; guarded by the VM's lock.
 type hcState struct {
 	reg     *Registration
+	regErr  error        // why the last registration was refused
+	boot    *verify.Boot // what the VMM placed in RAM (read back after setup)
 	roots   []uint64
 	reports []Report
+	dropped uint64 // reports refused because maxReportKeys keys exist
 	cpus    int
 }
 
@@ -53,7 +56,10 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 	r := hcResult{wake: -1}
 	switch mb.Nr {
 	case firmware.HCExit:
-		if a[0] > 255 {
+		// An invalid status still ends the run, as a guest fault: the guest
+		// cannot be trusted to do anything sensible with a refusal.
+		if a[0] > GuestStatusMax {
+			r.badExit = fmt.Sprintf("guest requested exit status %d, outside 0..%d", a[0], GuestStatusMax)
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
@@ -61,7 +67,10 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 	case firmware.HCConsoleFlush:
 		// The vCPU loop drains the console for every hypercall.
 	case firmware.HCRegisterMeta:
-		r.ret = registerMeta(mem, st, a)
+		var err error
+		if r.ret, err = registerMeta(mem, st, a); err != nil {
+			r.why = ": " + err.Error()
+		}
 	case firmware.HCCheckpoint:
 		label, ok := guestString(mem, a[0], a[1], firmware.MaxLabelLen)
 		if !ok {
@@ -78,7 +87,7 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		st.reports = append(st.reports, Report{Key: key, Value: a[2]})
+		r.ret = st.report(key, a[2])
 	case firmware.HCRegisterRoot:
 		r.ret = registerRoot(mem, st, a[0], a[1])
 	case firmware.HCSleep:
@@ -95,13 +104,10 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		r.wake = int(a[0])
 	case firmware.HCFault:
 		var ff firmware.FaultFrame
-		buf := make([]byte, 9*8)
-		if err := mem.Read(a[0], buf); err != nil {
+		if err := readGuest(mem, a[0], &ff); err != nil {
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		ff.Vector, ff.ErrorCode, ff.CR2 = le(buf, 0), le(buf, 1), le(buf, 2)
-		ff.RIP, ff.CS, ff.RFLAGS, ff.RSP, ff.SS, ff.RBP = le(buf, 3), le(buf, 4), le(buf, 5), le(buf, 6), le(buf, 7), le(buf, 8)
 		r.fault = &ff
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
@@ -114,6 +120,23 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		r.ret = firmware.HCErrUnknown
 	}
 	return r
+}
+
+// report records value under key: a known key takes the new value in
+// place; a new key past maxReportKeys is counted as dropped and refused.
+func (st *hcState) report(key string, value uint64) uint64 {
+	for i := range st.reports {
+		if st.reports[i].Key == key {
+			st.reports[i].Value = value
+			return 0
+		}
+	}
+	if len(st.reports) >= maxReportKeys {
+		st.dropped++
+		return firmware.HCErrState
+	}
+	st.reports = append(st.reports, Report{Key: key, Value: value})
+	return 0
 }
 
 // checkRoot validates a PML4 the guest wants in CR3: page aligned, in RAM,
@@ -134,30 +157,23 @@ func checkRoot(mem *GuestMemory, root uint64) (uint64, bool) {
 	return root, err == nil && e == kernel
 }
 
-func le(b []byte, i int) uint64 { return binary.LittleEndian.Uint64(b[8*i:]) }
-
-// metaLayoutVersion is the FrameMeta layout the host verifier decodes.
-const metaLayoutVersion = uint64(mm.LayoutVersion)
-
-func registerMeta(mem *GuestMemory, st *hcState, a [5]uint64) uint64 {
+// registerMeta validates and records the guest's registration. A
+// registration that can never verify is refused with HCErrInvalid and the
+// error naming the rule it breaks; until one succeeds, the last refusal is
+// kept for the run summary.
+func registerMeta(mem *GuestMemory, st *hcState, a [5]uint64) (uint64, error) {
 	reg := Registration{MetaPhys: a[0], FrameCount: a[1], Version: a[2], StatePhys: a[3]}
-	if reg.Version != metaLayoutVersion || reg.FrameCount == 0 || reg.MetaPhys%mm.FrameMetaAlign != 0 {
-		return firmware.HCErrInvalid
-	}
-	if reg.FrameCount > mem.Map.RAMTop()/firmware.PageSize+1 {
-		return firmware.HCErrInvalid
-	}
-	if _, err := mem.Slice(reg.MetaPhys, reg.FrameCount*mm.FrameMetaSize); err != nil {
-		return firmware.HCErrInvalid
-	}
-	if _, err := mem.Slice(reg.StatePhys, mm.StateSize); err != nil {
-		return firmware.HCErrInvalid
+	if err := reg.Validate(mem, st.boot, mem.Map.RAMTop()/firmware.PageSize+1); err != nil {
+		if st.reg == nil {
+			st.regErr = err
+		}
+		return firmware.HCErrInvalid, err
 	}
 	if st.reg != nil {
-		return firmware.HCErrState
+		return firmware.HCErrState, nil
 	}
-	st.reg = &reg
-	return 0
+	st.reg, st.regErr = &reg, nil
+	return 0, nil
 }
 
 func registerRoot(mem *GuestMemory, st *hcState, root, add uint64) uint64 {

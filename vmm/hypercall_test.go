@@ -1,12 +1,14 @@
 package vmm
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
 // testMemory is guest RAM without a VM: hypercall handling needs no KVM.
@@ -37,6 +39,7 @@ func TestHypercallArgumentChecks(t *testing.T) {
 	}{
 		{"unknown", 77, [5]uint64{}, firmware.HCErrUnknown},
 		{"exit status too big", firmware.HCExit, [5]uint64{300}, firmware.HCErrInvalid},
+		{"exit status above the guest range", firmware.HCExit, [5]uint64{GuestStatusMax + 1}, firmware.HCErrInvalid},
 		{"report ok", firmware.HCReport, [5]uint64{0x200000, 6, 42}, 0},
 		{"report key past RAM", firmware.HCReport, [5]uint64{top - 2, 6, 1}, firmware.HCErrInvalid},
 		{"report key wraps", firmware.HCReport, [5]uint64{^uint64(0) - 1, 6, 1}, firmware.HCErrInvalid},
@@ -47,8 +50,8 @@ func TestHypercallArgumentChecks(t *testing.T) {
 		{"meta too many frames", firmware.HCRegisterMeta, [5]uint64{0x100000, top, ver, 0x2000}, firmware.HCErrInvalid},
 		{"meta array past RAM", firmware.HCRegisterMeta, [5]uint64{top - 64*10, 11, ver, 0x2000}, firmware.HCErrInvalid},
 		{"meta wrong version", firmware.HCRegisterMeta, [5]uint64{0x100000, 10, ver + 1, 0x2000}, firmware.HCErrInvalid},
-		{"meta ok", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, ver, 0x2000}, 0},
-		{"meta twice", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, ver, 0x2000}, firmware.HCErrState},
+		{"meta ok", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, ver, 0x100000 + top/64}, 0},
+		{"meta twice", firmware.HCRegisterMeta, [5]uint64{0x100000, top / 4096, ver, 0x100000 + top/64}, firmware.HCErrState},
 		{"root misaligned", firmware.HCRegisterRoot, [5]uint64{0x200010, 1}, firmware.HCErrInvalid},
 		{"root ok", firmware.HCRegisterRoot, [5]uint64{0x200000, 1}, 0},
 		{"root twice", firmware.HCRegisterRoot, [5]uint64{0x200000, 1}, firmware.HCErrState},
@@ -111,5 +114,59 @@ func TestConsoleDrainSurvivesHostileHead(t *testing.T) {
 	}
 	if out.String() != "hello\n" {
 		t.Fatalf("corrupt ring produced output %q", out.String())
+	}
+	if s := c.stats(); s.Written != 6 || s.Corruptions != 2 || s.Lost != 1<<40-6 {
+		t.Errorf("console stats %+v, want 6 written, 2 corruptions, %d lost", s, uint64(1<<40-6))
+	}
+}
+
+// TestReportsAreBounded: a guest reporting in a loop keeps the VMM's state
+// bounded; repeated keys update in place and new keys past the cap are
+// refused and counted.
+func TestReportsAreBounded(t *testing.T) {
+	mem := testMemory(t, 128<<20)
+	st := &hcState{cpus: 1}
+	for i := range 3 * maxReportKeys {
+		key := fmt.Sprintf("k%04d", i%(maxReportKeys+10))
+		copy(mem.Host()[0x200000:], key)
+		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCReport, Args: [5]uint64{0x200000, uint64(len(key)), uint64(i)}})
+		if want := i%(maxReportKeys+10) >= maxReportKeys; (res.ret != 0) != want {
+			t.Fatalf("report %d (%s): ret %#x, want refusal %v", i, key, res.ret, want)
+		}
+	}
+	if len(st.reports) != maxReportKeys || st.dropped != 20 {
+		t.Fatalf("%d keys kept, %d dropped; want %d and 20", len(st.reports), st.dropped, maxReportKeys)
+	}
+	if st.reports[0].Key != "k0000" || st.reports[0].Value != 2*(maxReportKeys+10) {
+		t.Errorf("first key %+v: want k0000 updated to its last value", st.reports[0])
+	}
+}
+
+// TestRegisterMetaNamesTheRule: a registration that can never verify is
+// refused with HCErrInvalid, the log line and the summary say which rule,
+// and a later good registration clears the summary's error.
+func TestRegisterMetaNamesTheRule(t *testing.T) {
+	mem := testMemory(t, 128<<20)
+	top := mem.Map.RAMTop()
+	st := &hcState{cpus: 1, boot: &verify.Boot{InUse: []verify.Region{{Name: "kernel image", Base: 0x400000, Size: 0x100000}}}}
+	ver := uint64(mm.LayoutVersion)
+	for _, tc := range []struct {
+		args [5]uint64
+		rule string
+	}{
+		{[5]uint64{0x100000, 16, ver, 0x200008}, verify.RuleStateAlign},
+		{[5]uint64{0x400000, 16, ver, 0x200000}, verify.RuleOverlap},
+		{[5]uint64{firmware.BootInfoBase, 16, ver, 0x200000}, verify.RuleOverlap},
+		{[5]uint64{0x100000, 0, ver, 0x200000}, verify.RuleFrameCount},
+		{[5]uint64{0x100000, 16, ver + 1, 0x200000}, verify.RuleVersion},
+	} {
+		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCRegisterMeta, Args: tc.args})
+		if res.ret != firmware.HCErrInvalid || verify.RuleOf(st.regErr) != tc.rule || !strings.Contains(res.why, tc.rule) {
+			t.Errorf("%#x: ret %#x, error %v, log %q; want rule %s", tc.args, res.ret, st.regErr, res.why, tc.rule)
+		}
+	}
+	res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCRegisterMeta, Args: [5]uint64{0x1000000, top / 4096, ver, 0x1000000 + top/64}})
+	if res.ret != 0 || st.reg == nil || st.regErr != nil {
+		t.Fatalf("good registration: ret %#x, error %v", res.ret, st.regErr)
 	}
 }

@@ -18,7 +18,7 @@ func OpenKVM() (*os.File, error) {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) || errors.Is(err, os.ErrPermission) {
-			return nil, fmt.Errorf("%w: %v (need /dev/kvm and permission to open it: run as root or join the kvm group)", ErrNoKVM, err)
+			return nil, fmt.Errorf("%w: %w (need /dev/kvm and permission to open it: run as root or join the kvm group)", ErrNoKVM, err)
 		}
 		return nil, fmt.Errorf("open /dev/kvm: %w", err)
 	}

@@ -28,7 +28,7 @@ type Kernel struct {
 func ParseKernel(image []byte, ramTop uint64) (*Kernel, error) {
 	f, err := elf.NewFile(bytes.NewReader(image))
 	if err != nil {
-		return nil, fmt.Errorf("%w: not an ELF file: %v", ErrBadKernel, err)
+		return nil, fmt.Errorf("%w: not an ELF file: %w", ErrBadKernel, err)
 	}
 	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
 		return nil, fmt.Errorf("%w: want a 64-bit x86-64 ELF, got %v %v", ErrBadKernel, f.Class, f.Machine)

@@ -1,23 +1,30 @@
 package vmm
 
-import (
-	"encoding/binary"
-	"unsafe"
-)
+import "unsafe"
 
 // Result is the summary of one run; `vmm boot --json` prints it.
 type Result struct {
-	Outcome      string        `json:"outcome"` // OutcomeExit, OutcomeFault, OutcomeTimeout, OutcomeError
-	ExitStatus   int           `json:"exit_status"`
-	Reason       string        `json:"reason"`
-	CPUs         int           `json:"cpus"`
-	MemBytes     uint64        `json:"mem_bytes"`
-	Crash        *CrashReport  `json:"crash,omitempty"`
-	Registration *Registration `json:"registration,omitempty"`
-	Checkpoints  []Checkpoint  `json:"checkpoints"`
-	Reports      []Report      `json:"reports"`
-	Dump         *DumpResult   `json:"dump,omitempty"`
-	VCPUs        []VCPUStats   `json:"vcpus"`
+	Outcome    string `json:"outcome"` // OutcomeExit, OutcomeFault, OutcomeTimeout, OutcomeError
+	ExitStatus int    `json:"exit_status"`
+	// GuestExitStatus is the status the guest asked for (outcome "exit");
+	// ExitStatus differs from it when the host found violations.
+	// Absent when the guest never asked to exit.
+	GuestExitStatus *int          `json:"guest_exit_status,omitempty"`
+	Reason          string        `json:"reason"`
+	CPUs            int           `json:"cpus"`
+	MemBytes        uint64        `json:"mem_bytes"`
+	Crash           *CrashReport  `json:"crash,omitempty"`
+	Registration    *Registration `json:"registration,omitempty"`
+	// RegistrationError says which rule a refused registration broke.
+	RegistrationError string       `json:"registration_error,omitempty"`
+	Checkpoints       []Checkpoint `json:"checkpoints"`
+	Reports           []Report     `json:"reports"`
+	// ReportsDropped counts HCReport calls refused for a new key once
+	// maxReportKeys distinct keys were held.
+	ReportsDropped uint64       `json:"reports_dropped"`
+	Console        ConsoleStats `json:"console"`
+	Dump           *DumpResult  `json:"dump,omitempty"`
+	VCPUs          []VCPUStats  `json:"vcpus"`
 	// TicksInjected counts timer interrupts delivered (--tick).
 	TicksInjected uint64 `json:"ticks_injected"`
 	Timing        Timing `json:"timing"`
@@ -30,6 +37,9 @@ type VCPUStats struct {
 	CPU               int    `json:"cpu"`
 	HypercallsIssued  uint64 `json:"hypercalls_issued"`
 	HypercallsHandled uint64 `json:"hypercalls_handled"`
+	// RIP and Where are where the vCPU was when the run ended.
+	RIP   uint64 `json:"rip"`
+	Where string `json:"where"`
 }
 
 // Timing holds the run's measured durations.
@@ -57,7 +67,5 @@ func (r *Result) ReportValue(key string) (uint64, bool) {
 	}
 	return 0, false
 }
-
-func putLE(b []byte, i int, v uint64) { binary.LittleEndian.PutUint64(b[8*i:], v) }
 
 func uintptrOf(b []byte) uintptr { return uintptr(unsafe.Pointer(&b[0])) }

@@ -3,7 +3,6 @@ package vmm
 import (
 	"encoding/binary"
 	"fmt"
-	"unsafe"
 
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/memmap"
@@ -47,11 +46,18 @@ func (l *layout) isGuard(addr uint64) bool {
 
 func (l *layout) tss(cpu int) uint64 { return firmware.TSSBase + uint64(cpu)*firmware.TSSStride }
 
+// PerCPUArea is where the per-CPU areas of cpus vCPUs go for a kernel
+// image ending at kernelEnd: [base, end), PerCPUAlign aligned, right after
+// the kernel (the host benchmark arena reserves the same span).
+func PerCPUArea(kernelEnd uint64, cpus int) (base, end uint64) {
+	base = alignUp(kernelEnd, firmware.PerCPUAlign)
+	return base, base + uint64(cpus)*firmware.PerCPUStride
+}
+
 // planLayout places the per-CPU areas and the trace after the kernel image.
 func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, error) {
 	l := &layout{cpus: cpus, pml4: firmware.PageTableBase}
-	l.perCPUBase = alignUp(k.End, firmware.PerCPUAlign)
-	l.perCPUEnd = l.perCPUBase + uint64(cpus)*firmware.PerCPUStride
+	l.perCPUBase, l.perCPUEnd = PerCPUArea(k.End, cpus)
 	l.traceSize = traceSize
 	if traceSize > 0 {
 		l.traceBase = alignUp(l.perCPUEnd, firmware.PerCPUAlign)
@@ -198,7 +204,7 @@ func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 		return fmt.Errorf("memory map has %d ranges, boot info holds %d", len(ranges), firmware.MaxMemRanges)
 	}
 	for i, r := range ranges {
-		bi.Mem[i] = firmware.MemRange{Base: r.Base, Size: r.Size, Kind: uint32(r.Kind)}
+		bi.Mem[i] = firmware.MemRange{Base: r.Base, Size: r.Size, Kind: r.Kind}
 	}
 	bi.NumMem = uint32(len(ranges))
 	inUse := []firmware.MemRange{
@@ -224,10 +230,5 @@ func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 		return fmt.Errorf("workload name %q is longer than %d bytes", cfg.Workload, firmware.WorkloadMax-1)
 	}
 	copy(bi.Workload[:], cfg.Workload)
-	dst, err := mem.Slice(firmware.BootInfoBase, uint64(unsafe.Sizeof(bi)))
-	if err != nil {
-		return err
-	}
-	copy(dst, unsafe.Slice((*byte)(unsafe.Pointer(&bi)), unsafe.Sizeof(bi)))
-	return nil
+	return writeGuest(mem, firmware.BootInfoBase, &bi)
 }

@@ -71,7 +71,7 @@ func TestUnhandledExceptionsAreReported(t *testing.T) {
 			// Frame #0 of an assembly leaf has no frame pointer: its caller
 			// must still show (read from the stack).
 			callers := map[string]string{"ud": "main.runUD", "fault": "main.runFault", "exc-de": "main.runDivide", "exc-gp": "main.runGP"}
-			if want, ok := callers[tc.workload]; ok && !strings.HasPrefix(c.Backtrace[1], want+"+0x") {
+			if want, ok := callers[tc.workload]; ok && !strings.HasPrefix(c.Backtrace[1].String(), want+"+0x") {
 				t.Errorf("frame #1 is %q, want %s", c.Backtrace[1], want)
 			}
 			if tc.console != "" && !strings.Contains(out, tc.console) {

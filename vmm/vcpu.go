@@ -28,6 +28,10 @@ type vcpu struct {
 	ticksInjected uint64
 
 	hypercalls uint64 // hypercalls handled (compared with the mailbox's Seq)
+
+	// fault is the interrupted context of the exception this vCPU reported
+	// (HCFault), nil if none: the dump shows it as the vCPU's thread.
+	fault *firmware.FaultFrame
 }
 
 func (vm *VM) createVCPU(index int, cpuid *kvm.CPUID) (*vcpu, error) {
@@ -134,9 +138,9 @@ func (vm *VM) loop(v *vcpu) {
 		if vm.stopped.Load() {
 			return
 		}
-		if vm.timedOut.Load() {
-			why := vm.timeoutReason()
-			vm.stop(OutcomeTimeout, StatusTimeout, why, vm.crashReport(v, why))
+		if vm.halting.Load() {
+			h := vm.haltReason()
+			vm.stop(h.outcome, h.status, h.reason, vm.stoppedReport(v, h.reason))
 			return
 		}
 		if vm.pausing.Load() {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,26 +10,18 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync/atomic"
-	"testing"
 	"time"
-	"unsafe"
 
-	"github.com/vmm-dev/vmm/firmware"
-	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/allocbench"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
 // `vmm bench`: boot the guest with the "bench" workload, which times the
 // loops of guest/mm/benchloop.go with the guest TSC, then run the very same
-// functions on the host in this process (testing.Benchmark over a Go []byte
-// arena laid out like guest RAM) and print both with the guest/host ratio.
-//
-// Both sides time repetitions of identical work and keep the best one
-// (lowest time per operation): BenchPairChunk pairs, one 64 MiB round of
-// allocations, one 1 GiB metadata init. On a small shared machine the mean
-// also measures whoever else ran; the best repetition is the allocator.
+// functions on the host in this process (vmm/allocbench: testing.Benchmark
+// over a Go []byte arena laid out like guest RAM) and print both with the
+// guest/host ratio. Every figure is the best repetition (see allocbench).
 
 type benchFlags struct {
 	mem       string
@@ -44,16 +35,14 @@ type benchFlags struct {
 
 // benchMetric is one row of the table.
 type benchMetric struct {
-	Name      string    `json:"name"`
-	Unit      string    `json:"unit"` // what one operation is
-	GuestKey  string    `json:"guest_key"`
-	GuestNS   float64   `json:"guest_ns"`
-	HostNS    float64   `json:"host_ns"` // best of HostRuns
-	Ratio     float64   `json:"ratio"`   // GuestNS / HostNS
-	HostRuns  []float64 `json:"host_runs_ns"`
-	guestPico bool      // the guest reports picoseconds
-	host      func(*hostBench) func(*testing.B)
-	hostExtra string // the testing.BenchmarkResult.Extra key of the figure
+	Name     string    `json:"name"`
+	Unit     string    `json:"unit"` // what one operation is
+	GuestKey string    `json:"guest_key"`
+	GuestNS  float64   `json:"guest_ns"`
+	HostNS   float64   `json:"host_ns"` // best of HostRuns
+	Ratio    float64   `json:"ratio"`   // GuestNS / HostNS
+	HostRuns []float64 `json:"host_runs_ns"`
+	m        allocbench.Metric
 }
 
 // benchResult is what `vmm bench --json` prints.
@@ -68,18 +57,11 @@ type benchResult struct {
 }
 
 func benchMetrics() []benchMetric {
-	order := func(k uint8) func(*hostBench) func(*testing.B) {
-		return func(h *hostBench) func(*testing.B) { return h.allocOrder(k) }
+	var out []benchMetric
+	for _, m := range allocbench.Metrics() {
+		out = append(out, benchMetric{Name: m.Name, Unit: m.Unit, GuestKey: m.GuestKey, m: m})
 	}
-	return []benchMetric{
-		{Name: "order-0 alloc+free pair", Unit: "pair", GuestKey: "bench.order0_pair_ps", guestPico: true,
-			host: func(h *hostBench) func(*testing.B) { return h.allocFree }, hostExtra: "ns/pair"},
-		{Name: "order-0 alloc", Unit: "alloc", GuestKey: "bench.order0_alloc_ps", guestPico: true, host: order(0), hostExtra: "ns/alloc"},
-		{Name: "order-3 alloc", Unit: "alloc", GuestKey: "bench.order3_alloc_ps", guestPico: true, host: order(3), hostExtra: "ns/alloc"},
-		{Name: "order-9 alloc", Unit: "alloc", GuestKey: "bench.order9_alloc_ps", guestPico: true, host: order(9), hostExtra: "ns/alloc"},
-		{Name: "metadata init, 1 GiB", Unit: "GiB", GuestKey: "bench.init_gib_ns",
-			host: func(h *hostBench) func(*testing.B) { return h.initMetadata }, hostExtra: "ns/GiB"},
-	}
+	return out
 }
 
 func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
@@ -123,28 +105,28 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 2, err
+		return vmm.StatusUsage, err
 	}
 	cfg := vmm.Config{CPUs: 1, Workload: "bench", Timeout: f.timeout}
-	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
-		return 2, usagef("--mem: %v", err)
+	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
+		return vmm.StatusUsage, usagef("--mem: %v", err)
 	}
 	if f.kernel != "" {
 		if cfg.Kernel, err = os.ReadFile(f.kernel); err != nil {
-			return 2, usagef("--kernel: %v", err)
+			return vmm.StatusUsage, usagef("--kernel: %v", err)
 		}
 	} else if k, ok := embeddedKernel(); ok {
 		cfg.Kernel = k
 	} else {
-		return 2, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
+		return vmm.StatusUsage, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
 	}
 	if err := cfg.Validate(0); err != nil {
-		return 2, usagef("%v", err)
+		return vmm.StatusUsage, usagef("%v", err)
 	}
 	m, _ := memmap.Build(cfg.MemBytes)
 	kernel, err := vmm.ParseKernel(cfg.Kernel, m.RAMTop())
 	if err != nil {
-		return 2, usagef("--kernel: %v", err)
+		return vmm.StatusUsage, usagef("--kernel: %v", err)
 	}
 	if f.verbose {
 		cfg.Console, cfg.Log = stderr, stderr
@@ -153,7 +135,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 	// Guest side.
 	vm, err := vmm.New(cfg)
 	if errors.Is(err, vmm.ErrConfig) {
-		return 2, usagef("%v", err)
+		return vmm.StatusUsage, usagef("%v", err)
 	}
 	if err != nil {
 		return vmm.StatusVMMError, err
@@ -179,31 +161,31 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 			return vmm.StatusVMMError, fmt.Errorf("the guest did not report %s (an old --kernel?)", bm.GuestKey)
 		}
 		bm.GuestNS = float64(v)
-		if bm.guestPico {
+		if bm.m.GuestPico {
 			bm.GuestNS /= 1000
 		}
 	}
 
 	// Host side: the same loops over an arena laid out like guest RAM.
-	h, err := newHostBench(m, kernel)
+	_, kernelAreaEnd := vmm.PerCPUArea(kernel.End, cfg.CPUs)
+	h, err := allocbench.NewArena(m, kernel.Start, kernelAreaEnd)
 	if err != nil {
 		return vmm.StatusVMMError, err
 	}
-	defer h.release()
-	testing.Init() // testing.Benchmark outside go test: register -test.benchtime
-	oldBenchtime := flag.Lookup("test.benchtime").Value.String()
-	if err := flag.Set("test.benchtime", f.benchtime.String()); err != nil {
+	defer h.Release()
+	restore, err := allocbench.Benchtime(f.benchtime)
+	if err != nil {
 		return vmm.StatusVMMError, err
 	}
-	defer flag.Set("test.benchtime", oldBenchtime) // in a test binary, leave -benchtime as it was
+	defer restore()
 	for i := range out.Metrics {
 		bm := &out.Metrics[i]
 		for range f.hostRuns {
-			r := testing.Benchmark(bm.host(h))
-			if h.err != nil {
-				return vmm.StatusVMMError, fmt.Errorf("host %s: %w", bm.Name, h.err)
+			ns, err := h.Run(bm.m)
+			if err != nil {
+				return vmm.StatusVMMError, err
 			}
-			bm.HostRuns = append(bm.HostRuns, r.Extra[bm.hostExtra])
+			bm.HostRuns = append(bm.HostRuns, ns)
 		}
 		bm.HostNS = slices.Min(bm.HostRuns)
 		bm.Ratio = math.Inf(1)
@@ -211,14 +193,16 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 			bm.Ratio = bm.GuestNS / bm.HostNS
 		}
 	}
-	if n := h.check(); n != 0 {
+	if n := h.Check(); n != 0 {
 		return vmm.StatusVMMError, fmt.Errorf("the host arena has %d allocator violations after the benchmarks", n)
 	}
 
 	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		doc := struct {
+			Schema string `json:"schema"`
+			benchResult
+		}{schemaBench, out}
+		if err := writeJSON(stdout, doc); err != nil {
 			return vmm.StatusVMMError, err
 		}
 		return 0, nil
@@ -250,159 +234,4 @@ func cpuModel() string {
 		}
 	}
 	return runtime.GOARCH
-}
-
-// hostBench is a buddy allocator over a Go []byte standing in for guest
-// RAM: physical address p is buf[p] (virtOffset = &arena[0]), RAM ranges
-// from the guest's memory map, the firmware area, kernel image and per-CPU
-// area in use, like the guest's mmInit. The 16 MiB init buffer is separate.
-type hostBench struct {
-	buf        []byte
-	off        uintptr
-	b          mm.Buddy
-	boot       mm.BootAllocator
-	ram, inUse []mm.Range
-	slots      []uint64
-	initBuf    []byte
-	initOff    uintptr
-	chunks     [mm.BenchInitChunks]uint64
-	err        error
-}
-
-// alignedBytes returns a []byte of size bytes whose first byte is 4 KiB
-// aligned, and the slice keeping it alive.
-func alignedBytes(size uint64) (mem, keep []byte) {
-	keep = make([]byte, size+mm.PageSize)
-	pad := (mm.PageSize - uintptr(unsafe.Pointer(&keep[0]))%mm.PageSize) % mm.PageSize
-	return keep[pad : pad+uintptr(size)], keep
-}
-
-// hostIRQMask stands in for the guest's per-CPU interrupt mask.
-var hostIRQMask atomic.Uint64
-
-func newHostBench(m memmap.Map, k *vmm.Kernel) (*hostBench, error) {
-	h := &hostBench{}
-	var mem []byte
-	mem, h.buf = alignedBytes(m.RAMTop())
-	h.off = uintptr(unsafe.Pointer(&mem[0]))
-	for _, r := range m.Ranges() {
-		if r.Kind == memmap.RAM {
-			h.ram = append(h.ram, mm.Range{Base: r.Base, Size: r.Size})
-		}
-	}
-	perCPUEnd := (k.End+firmware.PerCPUAlign-1)&^(firmware.PerCPUAlign-1) + firmware.PerCPUStride
-	h.inUse = []mm.Range{
-		{Base: 0, Size: firmware.FirmwareEnd},
-		{Base: k.Start, Size: perCPUEnd - k.Start},
-	}
-	if err := h.b.Setup(h.off, &h.boot, h.ram, h.inUse, nil); err != mm.ErrNone {
-		return nil, fmt.Errorf("host arena: allocator setup: %v", err)
-	}
-	// The guest's Lock masks interrupts through IRQSave/IRQRestore (a flag
-	// in its per-CPU trap record); give the host the same kind of work, so
-	// both sides run the same code path.
-	h.b.IRQSave = func() uintptr {
-		old := hostIRQMask.Load()
-		hostIRQMask.Store(1)
-		return uintptr(old)
-	}
-	h.b.IRQRestore = func(old uintptr) { hostIRQMask.Store(uint64(old)) }
-	h.slots = make([]uint64, mm.BenchOrderBatch(0))
-	var initMem []byte
-	initMem, h.initBuf = alignedBytes(mm.BenchGiBFrames * mm.FrameMetaSize)
-	h.initOff = uintptr(unsafe.Pointer(&initMem[0]))
-	for i := range h.chunks {
-		h.chunks[i] = uint64(i) * mm.BenchInitChunkFrames * mm.FrameMetaSize
-	}
-	mm.BenchInitMetadata(h.initOff, h.chunks[:], mm.BenchInitChunkFrames) // first touch, as in the guest
-	return h, nil
-}
-
-func (h *hostBench) release() {
-	runtime.KeepAlive(h.buf)
-	runtime.KeepAlive(h.initBuf)
-}
-
-func (h *hostBench) check() int {
-	var out [8]mm.Violation
-	tok := h.b.Lock()
-	n := h.b.Check(out[:])
-	h.b.Unlock(&tok)
-	return n
-}
-
-func (h *hostBench) fail(err mm.AllocError, b *testing.B) {
-	if h.err == nil {
-		h.err = err
-	}
-	b.SkipNow()
-}
-
-// best keeps the lowest per-operation time of the repetitions of a host
-// benchmark, the estimator the guest uses too (see guest/wl_bench.go).
-type best struct {
-	ns   float64
-	full bool // ns comes from a full-size repetition
-}
-
-func (m *best) add(d time.Duration, ops int, full bool) {
-	if ops <= 0 || (m.full && !full) {
-		return
-	}
-	ns := float64(d.Nanoseconds()) / float64(ops)
-	if m.ns == 0 || ns < m.ns || (full && !m.full) {
-		m.ns, m.full = ns, full
-	}
-}
-
-// allocFree: repetitions of mm.BenchPairChunk pairs (as in the guest); the
-// figure is the "ns/pair" metric, the best full repetition.
-func (h *hostBench) allocFree(b *testing.B) {
-	var m best
-	for done := 0; done < b.N; {
-		n := min(mm.BenchPairChunk, b.N-done)
-		t0 := time.Now()
-		err := mm.BenchAllocFree(&h.b, n)
-		m.add(time.Since(t0), n, n == mm.BenchPairChunk)
-		if err != mm.ErrNone {
-			h.fail(err, b)
-			return
-		}
-		done += n
-	}
-	b.ReportMetric(m.ns, "ns/pair")
-}
-
-// allocOrder is the guest's round loop: BenchOrderBatch blocks allocated
-// (timed) then freed (not timed), until b.N blocks; the figure is the
-// "ns/alloc" metric, the best full round.
-func (h *hostBench) allocOrder(order uint8) func(*testing.B) {
-	return func(b *testing.B) {
-		slots := h.slots[:mm.BenchOrderBatch(order)]
-		var m best
-		for total := 0; total < b.N; {
-			batch := slots[:min(len(slots), b.N-total)]
-			t0 := time.Now()
-			done, err := mm.BenchAllocOrder(&h.b, order, batch)
-			m.add(time.Since(t0), done, done == len(slots))
-			ferr := mm.BenchFreeOrder(&h.b, order, batch[:done])
-			if err != mm.ErrNone || ferr != mm.ErrNone {
-				h.fail(max(err, ferr), b)
-				return
-			}
-			total += done
-		}
-		b.ReportMetric(m.ns, "ns/alloc")
-	}
-}
-
-// initMetadata: the figure is the "ns/GiB" metric, the best repetition.
-func (h *hostBench) initMetadata(b *testing.B) {
-	var m best
-	for i := 0; i < b.N; i++ {
-		t0 := time.Now()
-		mm.BenchInitMetadata(h.initOff, h.chunks[:], mm.BenchInitChunkFrames)
-		m.add(time.Since(t0), 1, true)
-	}
-	b.ReportMetric(m.ns, "ns/GiB")
 }

@@ -2,10 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/vmm-dev/vmm/internal/kvmtest"
+	"github.com/vmm-dev/vmm/vmm"
 )
 
 func TestBenchRejectsBadFlags(t *testing.T) {
@@ -19,8 +21,8 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 		{"bench", "extra"},
 	} {
 		st, out, errs := runCLI(args...)
-		if st != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
-			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line", args, st, out, errs)
+		if st != vmm.StatusUsage || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d and one line", args, st, out, errs, vmm.StatusUsage)
 		}
 	}
 }
@@ -28,7 +30,7 @@ func TestBenchRejectsBadFlags(t *testing.T) {
 // TestBenchJSON boots the bench workload and runs the host loops (short
 // benchtime: this checks the plumbing, not the numbers).
 func TestBenchJSON(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--json", "--mem", "256M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "100ms")
 	if st != 0 {
 		t.Fatalf("status %d\nstderr: %s", st, errs)
@@ -37,6 +39,7 @@ func TestBenchJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
+	validateJSON(t, out, "bench")
 	if res.MemBytes != 256<<20 || res.TSCKHz == 0 || res.HostRuns != 1 {
 		t.Errorf("header %+v", res)
 	}
@@ -63,7 +66,7 @@ func TestBenchJSON(t *testing.T) {
 }
 
 func TestBenchTable(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--mem", "128M", "--kernel", guestPath(t), "--host-runs", "1", "--benchtime", "50ms")
 	if st != 0 {
 		t.Fatalf("status %d\nstderr: %s", st, errs)
@@ -87,8 +90,8 @@ func TestBenchFloorsRejectsBadFlags(t *testing.T) {
 		{"bench", "--floors", "extra"},
 	} {
 		st, out, errs := runCLI(args...)
-		if st != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
-			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line", args, st, out, errs)
+		if st != vmm.StatusUsage || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d and one line", args, st, out, errs, vmm.StatusUsage)
 		}
 	}
 }
@@ -96,7 +99,7 @@ func TestBenchFloorsRejectsBadFlags(t *testing.T) {
 // TestBenchFloorsJSON runs the in-process floors and one small guest row
 // (the whole-process rows re-execute the binary: not from a test binary).
 func TestBenchFloorsJSON(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, errs := runCLI("bench", "--floors", "--json", "--no-boot", "--runs", "1", "--sizes", "64M",
 		"--kernel", guestPath(t), "--dir", t.TempDir())
 	if st != 0 {

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
+	"syscall"
 	"time"
 
 	"github.com/vmm-dev/vmm/vmm"
@@ -35,7 +36,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	f := &bootFlags{}
 	fs := flag.NewFlagSet("boot", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.mem, "mem", "128M", "guest RAM `SIZE` (e.g. 256M, 4G)")
+	fs.StringVar(&f.mem, "mem", "128M", "guest RAM `SIZE`: "+memSyntax)
 	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs")
 	fs.StringVar(&f.kernel, "kernel", "", "boot this guest ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.workload, "workload", "", "guest workload `NAME` (\"help\" lists them; default: all)")
@@ -68,7 +69,7 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
 		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt}
 	var err error
-	if cfg.MemBytes, err = parseSize(f.mem); err != nil {
+	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)
 	}
 	if cfg.BadFrames, err = parseFrames(f.badFrames); err != nil {
@@ -120,34 +121,35 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 2, err
+		return vmm.StatusUsage, err
 	}
 	cfg, err := f.config(stdout, stderr)
 	if err != nil {
-		return 2, err
+		return vmm.StatusUsage, err
 	}
 	vm, err := vmm.New(cfg)
 	if errors.Is(err, vmm.ErrConfig) {
-		return 2, usagef("%v", err)
+		return vmm.StatusUsage, usagef("%v", err)
 	}
 	if err != nil {
 		return vmm.StatusVMMError, err
 	}
 	defer vm.Close()
+	stopSignals := interruptOnSignals(vm)
 	res := vm.Run()
+	stopSignals()
 	startToEntry := time.Duration(0)
 	if t := vm.FirstEntry(); !t.IsZero() {
 		startToEntry = t.Sub(processStart)
 	}
 	if f.json {
 		out := struct {
+			Schema string `json:"schema"`
 			*vmm.Result
 			StartToEntryNanos int64 `json:"start_to_entry_ns"`
 			ProcessNanos      int64 `json:"process_ns"`
-		}{res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		}{schemaBoot, res, startToEntry.Nanoseconds(), time.Since(processStart).Nanoseconds()}
+		if err := writeJSON(stdout, out); err != nil {
 			return vmm.StatusVMMError, err
 		}
 	} else {
@@ -156,11 +158,50 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 	return res.ExitStatus, nil
 }
 
+// interruptOnSignals turns SIGINT and SIGTERM into vm.Interrupt, so the run
+// ends like a timeout: report, final check, dump, summary. A second signal
+// of either kind gets the default action (the user insists).
+func interruptOnSignals(vm *vmm.VM) (stop func()) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case sig := <-ch:
+			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+			if sig == syscall.SIGTERM {
+				vm.Interrupt("terminated by SIGTERM", vmm.StatusSIGTERM)
+			} else {
+				vm.Interrupt("interrupted by SIGINT", vmm.StatusSIGINT)
+			}
+		case <-done:
+		}
+	}()
+	return func() { signal.Stop(ch); close(done) }
+}
+
 func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 	if r.Crash != nil {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	if r.RegistrationError != "" {
+		fmt.Fprintf(w, "vmm: %s\n", r.RegistrationError)
+	}
+	for _, s := range r.VCPUs {
+		if r.Outcome == vmm.OutcomeTimeout || r.Outcome == vmm.OutcomeSignal {
+			fmt.Fprintf(w, "vmm: vCPU %d was at %s\n", s.CPU, s.Where)
+		}
+		if s.HypercallsIssued != s.HypercallsHandled {
+			fmt.Fprintf(w, "vmm: warning: vCPU %d issued %d hypercalls, the VMM handled %d\n", s.CPU, s.HypercallsIssued, s.HypercallsHandled)
+		}
+	}
+	if c := r.Console; c.Lost > 0 || c.Corruptions > 0 {
+		fmt.Fprintf(w, "vmm: console ring corrupted %d times, %d bytes lost\n", c.Corruptions, c.Lost)
+	}
+	if r.ReportsDropped > 0 {
+		fmt.Fprintf(w, "vmm: %d guest reports dropped (more than the distinct keys a run keeps)\n", r.ReportsDropped)
+	}
 	for _, c := range r.Checkpoints {
 		state := "not verified (no metadata registered)"
 		if c.Verified {

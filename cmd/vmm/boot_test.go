@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/vmm-dev/vmm/internal/guestbuild"
-	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
+	"github.com/vmm-dev/vmm/vmm"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -20,14 +21,14 @@ func runCLI(args ...string) (int, string, string) {
 
 func guestPath(t *testing.T) string {
 	t.Helper()
-	p, err := guestbuild.Path()
+	p, err := guestbuild.Path(t)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-// TestBootRejectsBadFlagsBeforeAnyVM: exit 2 and one line, for every kind
+// TestBootRejectsBadFlagsBeforeAnyVM: StatusUsage and one line, for every kind
 // of wrong value. None of these needs KVM: they fail before it is opened.
 func TestBootRejectsBadFlagsBeforeAnyVM(t *testing.T) {
 	garbage := filepath.Join(t.TempDir(), "garbage")
@@ -48,17 +49,19 @@ func TestBootRejectsBadFlagsBeforeAnyVM(t *testing.T) {
 		{"boot", "--kernel", "/nonexistent/guest.elf"},
 		{"boot", "--trace", "/nonexistent/trace.csv", "--kernel", k},
 		{"boot", "--kernel", k, "extra"},
+		{"boot", "--cmdline", "exit=256", "--kernel", k},
+		{"boot", "--cmdline", "exit=120", "--kernel", k},
 		{"nosuchcommand"},
 	} {
 		st, out, errs := runCLI(args...)
-		if st != 2 || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
-			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2 and one line", args, st, out, errs)
+		if st != vmm.StatusUsage || out != "" || strings.Count(strings.TrimSpace(errs), "\n") != 0 || errs == "" {
+			t.Errorf("%q: status %d, stdout %q, stderr %q; want %d and one line", args, st, out, errs, vmm.StatusUsage)
 		}
 	}
 }
 
 func TestBootJSONSummary(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--json", "--cmdline", "exit=9")
 	var sum struct {
 		Outcome      string `json:"outcome"`
@@ -84,7 +87,7 @@ func TestBootJSONSummary(t *testing.T) {
 }
 
 func TestWorkloadHelpListsWorkloads(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	st, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "help")
 	for _, w := range []string{"* stress", "* paging", "* cow", "* demand", "exc-double"} {
 		if !strings.Contains(out, w) {
@@ -97,7 +100,7 @@ func TestWorkloadHelpListsWorkloads(t *testing.T) {
 }
 
 func TestBootDumpThenInspect(t *testing.T) {
-	inspecttest.SkipWithoutKVM(t)
+	kvmtest.Require(t)
 	dump := filepath.Join(t.TempDir(), "guest.core")
 	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "stress", "--dump", dump); st != 0 {
 		t.Fatalf("boot: status %d: %s", st, errs)

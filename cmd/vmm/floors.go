@@ -110,7 +110,7 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 2, err
+		return vmm.StatusUsage, err
 	}
 	if f.kvmOnce {
 		if _, err := vmm.KVMFloor(); err != nil {
@@ -120,19 +120,19 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	var sizes []uint64
 	for _, s := range strings.Split(f.sizes, ",") {
-		n, err := parseSize(strings.TrimSpace(s))
+		n, err := parseMem(strings.TrimSpace(s))
 		if err != nil {
-			return 2, usagef("--sizes %q: %v", s, err)
+			return vmm.StatusUsage, usagef("--sizes %q: %v", s, err)
 		}
 		sizes = append(sizes, n)
 	}
 	kernel, ok := embeddedKernel()
 	if f.kernel != "" {
 		if kernel, err = os.ReadFile(f.kernel); err != nil {
-			return 2, usagef("--kernel: %v", err)
+			return vmm.StatusUsage, usagef("--kernel: %v", err)
 		}
 	} else if !ok && !f.noGuests {
-		return 2, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
+		return vmm.StatusUsage, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
 	}
 	out := floorResult{HostCPU: cpuModel(), HostCPUs: runtime.NumCPU(), Runs: f.runs}
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,12 +68,12 @@ func cmdInspect(args []string, stdout, stderr io.Writer) (int, error) {
 		return 0, nil
 	}
 	if err != nil {
-		return 2, usagef("%v", err)
+		return vmm.StatusUsage, usagef("%v", err)
 	}
 	var addr uint64
 	if f.frame != "" {
 		if addr, err = parseAddr(f.frame); err != nil {
-			return 2, usagef("--frame %q: not a physical address (0x hex or decimal)", f.frame)
+			return vmm.StatusUsage, usagef("--frame %q: not a physical address (0x hex or decimal)", f.frame)
 		}
 	}
 	in, err := inspect.Open(f.path)
@@ -98,10 +97,11 @@ func inspectReport(in *inspect.Inspection, asJSON bool, stdout io.Writer) (int, 
 	}
 	if asJSON {
 		out := struct {
+			Schema string `json:"schema"`
 			inspect.Header
 			Report *verify.Report `json:"report"`
 			Error  string         `json:"error,omitempty"`
-		}{Header: h, Report: rep}
+		}{Schema: schemaInspect, Header: h, Report: rep}
 		if verr != nil {
 			out.Error = verr.Error()
 		}
@@ -126,10 +126,11 @@ func inspectReport(in *inspect.Inspection, asJSON bool, stdout io.Writer) (int, 
 
 // inspectTools runs --frame and/or --map.
 func inspectTools(in *inspect.Inspection, f *inspectFlags, addr uint64, stdout io.Writer) (int, error) {
-	var out struct {
-		Frame *inspect.FrameInfo `json:"frame,omitempty"`
-		Map   *mapResult         `json:"map,omitempty"`
-	}
+	out := struct {
+		Schema string             `json:"schema"`
+		Frame  *inspect.FrameInfo `json:"frame,omitempty"`
+		Map    *mapResult         `json:"map,omitempty"`
+	}{Schema: schemaInspectTools}
 	if f.frame != "" {
 		fi, err := in.Frame(addr)
 		if err != nil {
@@ -159,8 +160,9 @@ func inspectTools(in *inspect.Inspection, f *inspectFlags, addr uint64, stdout i
 }
 
 type mapResult struct {
-	Path          string `json:"path"`
-	Width, Height int
+	Path   string `json:"path"`
+	Width  int    `json:"width"`
+	Height int    `json:"height"`
 }
 
 func writeMap(in *inspect.Inspection, path string) (*mapResult, error) {
@@ -177,10 +179,4 @@ func writeMap(in *inspect.Inspection, path string) (*mapResult, error) {
 		return nil, err
 	}
 	return &mapResult{Path: path, Width: r.Dx(), Height: r.Dy()}, nil
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

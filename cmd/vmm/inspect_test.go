@@ -11,10 +11,16 @@ import (
 	"testing"
 
 	"github.com/vmm-dev/vmm/guest/mm"
+	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/inspect/inspecttest"
 )
 
 func TestMain(m *testing.M) {
+	// The test binary doubles as vmm for tests that need a real process
+	// (signals): VMM_TEST_AS_VMM=1 runs main with the remaining arguments.
+	if os.Getenv("VMM_TEST_AS_VMM") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	code := m.Run()
 	inspecttest.Cleanup()
 	os.Exit(code)
@@ -54,8 +60,8 @@ func TestInspectDamaged(t *testing.T) {
 	h := d.FindFrame(0, func(_ uint64, f uint32, o uint8, _ uint32) bool { return f == mm.FlagFree && o <= mm.MaxOrder })
 	d.PutU32(d.Rec(h, mm.OffRefcount), 7)
 	st, out, _ := runInspect(d.Path)
-	if st != 5 || !strings.Contains(out, "free-refcount") {
-		t.Fatalf("status %d, want 5:\n%s", st, out)
+	if st != vmm.StatusViolation || !strings.Contains(out, "free-refcount") {
+		t.Fatalf("status %d, want %d:\n%s", st, vmm.StatusViolation, out)
 	}
 }
 
@@ -66,12 +72,12 @@ func TestInspectBadInput(t *testing.T) {
 		args   []string
 		status int
 	}{
-		{[]string{garbage}, 1},
-		{[]string{filepath.Join(t.TempDir(), "missing")}, 1},
-		{[]string{"--bogus", garbage}, 2},
-		{[]string{}, 2},
-		{[]string{garbage, garbage}, 2},
-		{[]string{"--frame", "zz", garbage}, 2},
+		{[]string{garbage}, vmm.StatusVMMError},
+		{[]string{filepath.Join(t.TempDir(), "missing")}, vmm.StatusVMMError},
+		{[]string{"--bogus", garbage}, vmm.StatusUsage},
+		{[]string{}, vmm.StatusUsage},
+		{[]string{garbage, garbage}, vmm.StatusUsage},
+		{[]string{"--frame", "zz", garbage}, vmm.StatusUsage},
 	}
 	for _, c := range cases {
 		st, out, errs := runInspect(c.args...)
@@ -109,7 +115,7 @@ func TestInspectFrameAndMap(t *testing.T) {
 	if st, out, _ := runInspect("--frame", "0", path); st != 0 || !strings.Contains(out, "ALLOCATED|KERNEL") {
 		t.Errorf("--frame 0: %d\n%s", st, out)
 	}
-	if st, _, errs := runInspect("--frame", "0x7fffffffffff", path); st != 1 || strings.Count(errs, "\n") != 1 {
+	if st, _, errs := runInspect("--frame", "0x7fffffffffff", path); st != vmm.StatusVMMError || strings.Count(errs, "\n") != 1 {
 		t.Errorf("--frame out of range: %d %q", st, errs)
 	}
 }

@@ -1,7 +1,10 @@
 // Command vmm boots the Go guest kernel on KVM and verifies its memory.
 //
 //	vmm boot [flags]      boot the guest (embedded, or --kernel FILE)
-//	vmm help              this text
+//	vmm inspect DUMP      verify a dump offline
+//	vmm bench [flags]     time the allocator in the guest and on the host
+//	vmm version           module version, VCS revision, Go, guest build id
+//	vmm help [CMD]        this text, or CMD's flags
 package main
 
 import (
@@ -9,13 +12,16 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
+
+	"github.com/vmm-dev/vmm/vmm"
 )
 
 // processStart approximates process start for the start-to-entry figure.
 var processStart = time.Now()
 
-// usageError is a bad flag or argument: one line on stderr, exit status 2.
+// usageError is a bad flag or argument: one line on stderr, vmm.StatusUsage.
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
@@ -28,8 +34,8 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return 2
+		fmt.Fprint(stderr, usage())
+		return vmm.StatusUsage
 	}
 	var status int
 	var err error
@@ -40,37 +46,66 @@ func run(args []string, stdout, stderr io.Writer) int {
 		status, err = cmdInspect(args[1:], stdout, stderr)
 	case "bench":
 		status, err = cmdBench(args[1:], stdout, stderr)
+	case "version", "--version":
+		status, err = cmdVersion(args[1:], stdout)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		status, err = cmdHelp(args[1:], stdout)
 	default:
-		err = usagef("unknown command %q (commands: boot, inspect, bench, help)", args[0])
+		err = usagef("unknown command %q (commands: %s)", args[0], strings.Join(commands, ", "))
 	}
 	var ue usageError
 	switch {
 	case errors.As(err, &ue):
 		fmt.Fprintf(stderr, "vmm %s: %v\n", args[0], err)
-		return 2
+		return vmm.StatusUsage
 	case err != nil:
 		fmt.Fprintf(stderr, "vmm %s: %v\n", args[0], err)
 		if status == 0 {
-			status = 1
+			status = vmm.StatusVMMError
 		}
 	}
 	return status
 }
 
-const usage = `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
+// commands are the subcommands, in the order usage lists them.
+var commands = []string{"boot", "inspect", "bench", "version", "help"}
+
+// cmdHelp prints the overview, or one command's flags, on stdout.
+func cmdHelp(args []string, stdout io.Writer) (int, error) {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(stdout, usage())
+		return 0, nil
+	case len(args) > 1:
+		return vmm.StatusUsage, usagef("help takes one command, got %q", args)
+	}
+	switch args[0] {
+	case "boot", "inspect", "bench":
+		// Each command prints its flags for -h; send them to stdout.
+		return run([]string{args[0], "-h"}, stdout, stdout), nil
+	case "version":
+		fmt.Fprintln(stdout, "usage: vmm version\n  prints the module version, VCS revision, Go version and the embedded guest's build id")
+		return 0, nil
+	case "help":
+		fmt.Fprintln(stdout, "usage: vmm help [COMMAND]")
+		return 0, nil
+	}
+	return vmm.StatusUsage, usagef("unknown command %q (commands: %s)", args[0], strings.Join(commands, ", "))
+}
+
+func usage() string {
+	return `vmm: a micro-VM monitor that boots a Go guest kernel on KVM and verifies
 its page allocator from the host.
 
 Commands:
-  vmm boot [flags]    boot the guest; exit status is the guest's, or
-                      1 VMM error, 2 usage, 3 guest fault, 4 timeout,
-                      5 host verification found violations
+  vmm boot [flags]    boot the guest (exit statuses below)
   vmm inspect [--json] [--frame ADDR] [--map FILE.png] FILE
                       verify a dump written by vmm boot --dump, offline
+                      (0 clean, ` + fmt.Sprint(vmm.StatusViolation) + ` violations, ` + fmt.Sprint(vmm.StatusVMMError) + ` unreadable dump)
   vmm bench [flags]   time guest/mm's loops in the guest and on the host
-  vmm help            this text
+  vmm version         module version, VCS revision, Go version, guest build id
+  vmm help [COMMAND]  this text, or COMMAND's flags ("vmm help boot")
 
-Run "vmm boot -h" for the flags.
-`
+Exit statuses:
+` + vmm.StatusHelp("  ") + ``
+}

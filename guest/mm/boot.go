@@ -122,8 +122,3 @@ func (b *BootAllocator) record(base, size uint64) bool {
 //
 //go:nosplit
 func (b *BootAllocator) Allocations() []Range { return b.allocs[:b.n] }
-
-// Sealed reports whether the buddy allocator has taken over.
-//
-//go:nosplit
-func (b *BootAllocator) Sealed() bool { return b.sealed }

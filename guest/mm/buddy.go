@@ -140,11 +140,6 @@ func (b *Buddy) Registration() (metaPhys, frameCount, statePhys uint64) {
 	return st.MetaPhys, st.FrameCount, st.StatePhys
 }
 
-// Meta returns the metadata array.
-//
-//go:nosplit
-func (b *Buddy) Meta() *MetaArray { return &b.meta }
-
 // FreeFrames returns the number of free frames (read without the lock: a
 // snapshot).
 //

@@ -166,7 +166,7 @@ func (e AllocError) Error() string {
 	return "mm: unknown error"
 }
 
-// FrameAllocator is the allocator interface of the seed. Every call needs
+// FrameAllocator is the frame allocator's interface. Every call needs
 // the token proving the allocator lock is held with interrupts disabled.
 type FrameAllocator interface {
 	// Alloc allocates 2^order contiguous frames.

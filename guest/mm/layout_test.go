@@ -67,7 +67,7 @@ func TestFrameMetaLayout(t *testing.T) {
 	if LinkNone != 0xFFFFFFFFFFFFFFFF {
 		t.Error("LinkNone")
 	}
-	// Flag values are the seed's.
+	// Flag values are part of the layout the host decodes.
 	want := []uint32{1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12, 1, 2, 4, 1 << 13}
 	got := []uint32{FlagAllocated, FlagFree, FlagKernel, FlagUser, FlagPoisoned, FlagCOW, FlagDLL, FlagAnonymous, FlagPerCPU}
 	for i := range want {

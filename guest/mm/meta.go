@@ -22,14 +22,14 @@ const (
 	frameMetaShift = 6 // log2(FrameMetaSize)
 )
 
-// LinkNone is the "no frame" value of next/prev (all ones, as in the seed).
+// LinkNone is the "no frame" value of next/prev (all ones).
 const LinkNone uint64 = ^uint64(0)
 
 // OrderTail is the order byte of every frame of a block except its head.
 const OrderTail uint8 = 0xFF
 
-// Frame flags (values fixed by the seed; see the package doc for the legal
-// combinations).
+// Frame flags (values are part of the metadata layout, pinned by
+// TestFrameMetaLayout; see the package doc for the legal combinations).
 const (
 	FlagCOW       uint32 = 1 << 0  // shared copy-on-write (USER heads only)
 	FlagDLL       uint32 = 1 << 1  // shared library frame, never COW (USER heads only)
@@ -39,7 +39,7 @@ const (
 	FlagKernel    uint32 = 1 << 10 // allocated to the kernel
 	FlagUser      uint32 = 1 << 11 // allocated to user space
 	FlagPoisoned  uint32 = 1 << 12 // bad frame: never handed out or merged
-	FlagPerCPU    uint32 = 1 << 13 // RESERVED for per-CPU caches (SMP); illegal today
+	FlagPerCPU    uint32 = 1 << 13 // free order-0 frame held in a per-CPU cache (alone, never with other bits)
 
 	flagOwner     = FlagKernel | FlagUser
 	flagModifiers = FlagCOW | FlagDLL | FlagAnonymous
@@ -49,7 +49,7 @@ const (
 // fixed (see the package doc and the Off* constants). The zero value is not
 // the initial state: fresh records have next == prev == LinkNone.
 //
-// The exported accessors are atomic, as in the seed. The allocator itself
+// The exported accessors are atomic. The allocator itself
 // mutates next/prev/flags/order with plain accesses while holding its lock;
 // refcount is always accessed atomically because Get is lock-free.
 type FrameMeta struct {

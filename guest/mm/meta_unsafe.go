@@ -93,7 +93,7 @@ func (a *MetaArray) Get(phys uint64) (*FrameMeta, AllocError) {
 	return a.at(pfn), ErrNone
 }
 
-// InitMetadataArray is the seed's init_metadata_array: it sizes the array
+// InitMetadataArray sizes the metadata array
 // for totalRAM bytes of physical address space, places it with the boot
 // allocator and initialises it. Zero RAM leaves the array empty.
 //

@@ -75,3 +75,29 @@ func (v *View) at(pfn uint64) *FrameMeta {
 //
 //go:nosplit
 func (v *View) FrameCount() uint64 { return v.n }
+
+// NewRecordsView is a view of a bare metadata array (frameCount records
+// at meta[0], which must be 8-byte aligned) with no BuddyState: records
+// and blocks only. Check on it reports the missing state.
+//
+//go:nosplit
+func NewRecordsView(meta []byte, metaPhys, frameCount uint64) (View, AllocError) {
+	if frameCount == 0 {
+		return View{}, ErrUninitialized
+	}
+	if len(meta) == 0 || uintptr(unsafe.Pointer(&meta[0]))&7 != 0 || metaPhys&7 != 0 || frameCount > uint64(len(meta))/FrameMetaSize {
+		return View{}, ErrInvalidAddress
+	}
+	return View{meta: unsafe.Pointer(unsafe.SliceData(meta)), n: frameCount, metaPhys: metaPhys}, ErrNone
+}
+
+// RecordBytes returns the 64 bytes of record pfn (aliasing the viewed
+// memory: copy them to keep them), or nil beyond the array.
+//
+//go:nosplit
+func (v *View) RecordBytes(pfn uint64) []byte {
+	if pfn >= v.n {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(v.at(pfn))), FrameMetaSize)
+}

@@ -155,7 +155,7 @@ func HeapEscapes(dir, pkg, dirPrefix string, env []string) ([]string, error) {
 	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("go build -gcflags=-m %s: %v\n%s", pkg, err, out)
+		return nil, fmt.Errorf("go build -gcflags=-m %s: %w\n%s", pkg, err, out)
 	}
 	var bad []string
 	sc := bufio.NewScanner(bytes.NewReader(out))

@@ -9,12 +9,13 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"testing"
 )
 
 var (
-	once sync.Once
-	path string
-	err  error
+	once  sync.Once
+	image []byte
+	err   error
 )
 
 // RepoRoot is the module root (this file lives two levels below it).
@@ -23,29 +24,39 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..")
 }
 
-// Path builds the guest once and returns the ELF's path.
-func Path() (string, error) {
-	once.Do(func() {
-		dir, e := os.MkdirTemp("", "vmm-guest-")
-		if e != nil {
-			err = e
-			return
-		}
-		path = filepath.Join(dir, "guest.elf")
-		cmd := exec.Command(filepath.Join(RepoRoot(), "scripts", "build-guest.sh"), path)
-		cmd.Dir = RepoRoot()
-		if out, e := cmd.CombinedOutput(); e != nil {
-			err = fmt.Errorf("building the guest: %v\n%s", e, out)
-		}
-	})
-	return path, err
+// build runs scripts/build-guest.sh into a temporary directory, keeps the
+// ELF's bytes and removes the directory again.
+func build() ([]byte, error) {
+	dir, err := os.MkdirTemp("", "vmm-guest-")
+	if err != nil {
+		return nil, fmt.Errorf("building the guest: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "guest.elf")
+	cmd := exec.Command(filepath.Join(RepoRoot(), "scripts", "build-guest.sh"), out)
+	cmd.Dir = RepoRoot()
+	if log, err := cmd.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("building the guest: %w\n%s", err, log)
+	}
+	return os.ReadFile(out)
 }
 
-// Image returns the guest ELF's bytes.
+// Image builds the guest once and returns the ELF's bytes.
 func Image() ([]byte, error) {
-	p, err := Path()
+	once.Do(func() { image, err = build() })
+	return image, err
+}
+
+// Path writes the guest ELF into tb's temporary directory (removed when the
+// test ends) and returns its path.
+func Path(tb testing.TB) (string, error) {
+	img, err := Image()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	return os.ReadFile(p)
+	p := filepath.Join(tb.TempDir(), "guest.elf")
+	if err := os.WriteFile(p, img, 0o644); err != nil {
+		return "", fmt.Errorf("writing the guest ELF: %w", err)
+	}
+	return p, nil
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
@@ -209,13 +210,13 @@ func TestRoundTrip(t *testing.T) {
 
 	// Spans not inside one PT_LOAD are errors.
 	for _, s := range []struct{ gpa, n uint64 }{
-		{memmap.LegacyHoleBase - 8, 16},    // crosses into the reserved hole
-		{memmap.LegacyHoleBase, 8},         // reserved, not dumped
-		{memmap.DoorbellBase, 8},           // MMIO
-		{128 << 20, 1},                     // past RAM
-		{128<<20 - 8, 16},                  // crosses the end of RAM
-		{^uint64(0) - 4, 16},               // wraps
-		{memmap.LegacyHoleEnd, ^uint64(0)}, // huge
+		{firmware.LowHoleBase - 8, 16},    // crosses into the reserved hole
+		{firmware.LowHoleBase, 8},         // reserved, not dumped
+		{firmware.DoorbellBase, 8},        // MMIO
+		{128 << 20, 1},                    // past RAM
+		{128<<20 - 8, 16},                 // crosses the end of RAM
+		{^uint64(0) - 4, 16},              // wraps
+		{firmware.LowHoleEnd, ^uint64(0)}, // huge
 	} {
 		if b, err := d.Slice(s.gpa, s.n); err == nil {
 			t.Errorf("Slice(%#x, %#x) = %d bytes, want error", s.gpa, s.n, len(b))
@@ -244,7 +245,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	segs := d.Segments()
-	if len(segs) != 2 || segs[0].PAddr != 0 || segs[1].PAddr != memmap.LegacyHoleEnd {
+	if len(segs) != 2 || segs[0].PAddr != 0 || segs[1].PAddr != firmware.LowHoleEnd {
 		t.Errorf("Segments = %+v", segs)
 	}
 	for _, s := range segs {
@@ -288,7 +289,7 @@ func TestRoundTripHighMemAndNoReg(t *testing.T) {
 	if got := d.Info(); got.Reg != nil || len(got.Roots) != 0 || len(d.VCPUs()) != 0 || !reflect.DeepEqual(got.Map, m.Ranges()) {
 		t.Errorf("Info = %+v, VCPUs = %v", got, d.VCPUs())
 	}
-	b, err := d.Slice(memmap.HighMemBase+2<<20-1, 1)
+	b, err := d.Slice(firmware.HighMemBase+2<<20-1, 1)
 	if err != nil || b[0] != 0x77 {
 		t.Errorf("last byte of high RAM: %v %v", b, err)
 	}
@@ -355,5 +356,32 @@ func TestIsZero(t *testing.T) {
 			}
 			b[i] = 0
 		}
+	}
+}
+
+// TestHandlerThreads: a vCPU that faulted carries its handler's context as
+// a second thread, read back attached to the right vCPU.
+func TestHandlerThreads(t *testing.T) {
+	m, ram, _ := testGuest(t, 8<<20)
+	vs := testVCPUs()
+	h := vs[0]
+	h.RIP, h.RSP, h.Handler = 0x470000, 0x64af00, nil
+	vs[1].Signal = 11
+	vs[1].Handler = &h
+	h.Index = 1
+	vs[0], vs[1] = vs[1], vs[0] // the faulting vCPU's thread comes first
+	path := filepath.Join(t.TempDir(), "guest.core")
+	if _, err := Write(path, m, ram, vs, testInfo()); err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer d.Close()
+	// The handler inherits its vCPU's control registers.
+	h.CR0, h.CR2, h.CR3, h.CR4 = vs[0].CR0, vs[0].CR2, vs[0].CR3, vs[0].CR4
+	if got := d.VCPUs(); !reflect.DeepEqual(got, vs) {
+		t.Errorf("VCPUs:\n got %+v\nwant %+v\nhandler got %+v", got, vs, got[0].Handler)
 	}
 }

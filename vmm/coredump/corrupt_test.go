@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/firmware"
 )
 
 // smallDump returns the bytes of a valid dump of a 4 MiB guest.
@@ -103,7 +103,7 @@ func TestOpenCorrupt(t *testing.T) {
 		{name: "PT_LOAD filesz wraps", edit: put64(l.load1+32, ^uint64(0)), class: ErrTruncated, msg: "ends past end of file"},
 		{name: "PT_LOAD memsz differs", edit: put64(l.load1+40, 1<<40), class: ErrCorrupt, msg: "p_filesz 0x9f000 != p_memsz"},
 		{name: "PT_LOAD paddr not RAM", edit: func(b []byte) []byte {
-			le.PutUint64(b[l.load1+24:], memmap.LegacyHoleBase)
+			le.PutUint64(b[l.load1+24:], firmware.LowHoleBase)
 			return b
 		}, class: ErrCorrupt, msg: "is not a RAM range of the dump's memory map"},
 		{name: "PT_LOAD paddr wraps", edit: put64(l.load1+24, ^uint64(0)-4096), class: ErrCorrupt, msg: "wraps past 2^64"},

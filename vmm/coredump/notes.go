@@ -1,6 +1,8 @@
 package coredump
 
 import (
+	"slices"
+
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
@@ -60,9 +62,9 @@ func walkNotes(s noteSeg, fn func(note) error) error {
 
 // parseNotes reads the vCPU states and Info from the note segments.
 func (d *Dump) parseNotes(segs []noteSeg) error {
-	var prs []elfPrstatus
+	var prs, handlers []elfPrstatus
 	var qemu []qemuCPUState
-	var prAt []uint64
+	var prAt, handlerAt []uint64
 	var vmm *note
 	var nvcpus uint32
 	for _, s := range segs {
@@ -77,6 +79,13 @@ func (d *Dump) parseNotes(segs []noteSeg) error {
 				}
 				var pr elfPrstatus
 				decode(n.desc, &pr)
+				if pr.Pid > HandlerPIDBase {
+					if len(handlers) == MaxVCPUs {
+						return formatErr(ErrCorrupt, n.off, "more than %d handler NT_PRSTATUS notes", MaxVCPUs)
+					}
+					handlers, handlerAt = append(handlers, pr), append(handlerAt, n.doff)
+					break
+				}
 				prs, prAt = append(prs, pr), append(prAt, n.doff)
 			case n.name == noteNameQEMU && n.typ == ntQEMU:
 				st, err := decodeQEMU(n)
@@ -120,6 +129,29 @@ func (d *Dump) parseNotes(segs []noteSeg) error {
 		}
 		d.vcpus = append(d.vcpus, v)
 	}
+	return d.attachHandlers(handlers, handlerAt)
+}
+
+// attachHandlers gives each handler-context thread to its vCPU; it takes
+// the control registers of the vCPU (the handler ran with the same ones).
+func (d *Dump) attachHandlers(handlers []elfPrstatus, at []uint64) error {
+	for i := range handlers {
+		idx := int64(handlers[i].Pid) - HandlerPIDBase - 1
+		j := slices.IndexFunc(d.vcpus, func(v VCPU) bool { return int64(v.Index) == idx })
+		if j < 0 {
+			return formatErr(ErrCorrupt, at[i]+32, "handler NT_PRSTATUS pr_pid %d names no vCPU of this dump", handlers[i].Pid)
+		}
+		if d.vcpus[j].Handler != nil {
+			return formatErr(ErrCorrupt, at[i]+32, "second handler NT_PRSTATUS for vCPU %d", idx)
+		}
+		q := qemuCPUState{CR: [5]uint64{d.vcpus[j].CR0, 0, d.vcpus[j].CR2, d.vcpus[j].CR3, d.vcpus[j].CR4}}
+		h, err := vcpuOf(&handlers[i], &q, at[i])
+		if err != nil {
+			return err
+		}
+		h.Index = int(idx)
+		d.vcpus[j].Handler = &h
+	}
 	return nil
 }
 
@@ -157,8 +189,8 @@ func vcpuOf(pr *elfPrstatus, q *qemuCPUState, at uint64) (VCPU, error) {
 		}
 	}
 	return VCPU{
-		Index: int(pr.Pid - 1),
-		RAX:   r.RAX, RBX: r.RBX, RCX: r.RCX, RDX: r.RDX, RSI: r.RSI, RDI: r.RDI, RSP: r.RSP, RBP: r.RBP,
+		Index: int(pr.Pid - 1), Signal: int(pr.Cursig),
+		RAX: r.RAX, RBX: r.RBX, RCX: r.RCX, RDX: r.RDX, RSI: r.RSI, RDI: r.RDI, RSP: r.RSP, RBP: r.RBP,
 		R8: r.R8, R9: r.R9, R10: r.R10, R11: r.R11, R12: r.R12, R13: r.R13, R14: r.R14, R15: r.R15,
 		RIP: r.RIP, RFLAGS: r.EFLAGS,
 		CS: uint16(r.CS), SS: uint16(r.SS), DS: uint16(r.DS), ES: uint16(r.ES), FS: uint16(r.FS), GS: uint16(r.GS),

@@ -8,10 +8,13 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime/debug"
 	"slices"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
@@ -26,10 +29,13 @@ type Dump struct {
 	segs   []Segment // sorted by PAddr, disjoint, inside data
 }
 
-// Open maps the dump at path read-only and validates it. The file must not
-// be truncated while open: bytes of a mapping past end of file fault.
+// Open maps the dump at path read-only and validates it. path must be a
+// regular file (a FIFO or device is refused without blocking). If the file
+// shrinks while open, reading the mapping past its new end faults (SIGBUS):
+// run every access to the dump's bytes inside Guard, which turns that
+// fault into ErrChanged.
 func Open(path string) (*Dump, error) {
-	f, err := os.Open(path)
+	f, err := safefile.OpenRegular(path)
 	if err != nil {
 		return nil, fmt.Errorf("coredump: %w", err)
 	}
@@ -68,13 +74,57 @@ func openFile(f *os.File) (*Dump, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap %#x bytes: %w", size, err)
 	}
-	d, err := parse(data)
+	var d *Dump
+	err = guard(data, func() error {
+		var err error
+		d, err = parse(data)
+		return err
+	})
 	if err != nil {
 		unix.Munmap(data)
 		return nil, err
 	}
 	d.file, d.mapped = f, true
 	return d, nil
+}
+
+// ErrChanged: the dump file shrank while it was being read (another
+// `vmm boot --dump` rewrote it, or it was truncated).
+var ErrChanged = errors.New("the dump file changed while being read (was it rewritten or truncated?)")
+
+// Guard runs fn, which reads the dump's bytes (Slice, or anything given
+// the Dump, such as the verifier), and turns a fault on the dump's mapping
+// into an error wrapping ErrChanged instead of a crash. Faults elsewhere
+// still crash. fn must not start goroutines that read the dump: the fault
+// handling is per goroutine.
+func (d *Dump) Guard(fn func() error) error {
+	if !d.mapped {
+		return fn()
+	}
+	return guard(d.data, fn)
+}
+
+// faultAddr is the runtime.Error a fault panics with under
+// debug.SetPanicOnFault.
+type faultAddr interface{ Addr() uintptr }
+
+func guard(data []byte, fn func() error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if fa, ok := r.(faultAddr); ok && len(data) > 0 {
+			base := uintptr(unsafe.Pointer(&data[0]))
+			if a := fa.Addr(); a >= base && a-base < uintptr(len(data)) {
+				err = fmt.Errorf("coredump: reading file offset %#x: %w", a-base, ErrChanged)
+				return
+			}
+		}
+		panic(r)
+	}()
+	return fn()
 }
 
 // Close unmaps the dump and closes the file. Slices returned by Slice must

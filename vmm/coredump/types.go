@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
 // VCPU is the register state of one vCPU at dump time.
@@ -19,10 +20,24 @@ type VCPU struct {
 	CS, SS, DS, ES, FS, GS uint16
 	// Segment bases and control registers (CRs travel in the QEMU note).
 	FSBase, GSBase, CR0, CR2, CR3, CR4 uint64
+	// Signal is the pr_cursig gdb reports for this thread (e.g. SIGSEGV
+	// for a page fault); 0 when the vCPU did not fault.
+	Signal int
+	// Handler is set when the registers above are the context an
+	// exception interrupted: it holds the vCPU's real registers at dump
+	// time, inside the handler that reported the exception. The dump
+	// stores it as one more NT_PRSTATUS thread, pr_pid HandlerPIDBase +
+	// Index + 1, after every vCPU's; its own Handler is ignored.
+	Handler *VCPU
 }
 
-// Registration is the guest's frame-metadata registration.
-type Registration struct{ MetaPhys, FrameCount, Version, StatePhys uint64 }
+// HandlerPIDBase offsets the pr_pid of handler-context threads from the
+// vCPUs' (Index + 1): gdb lists vCPU 0's handler as "LWP 10001".
+const HandlerPIDBase = 10000
+
+// Registration is the guest's frame-metadata registration: the verifier's
+// type, which the VMM note records field for field.
+type Registration = verify.Registration
 
 // Info is what the VMM note carries besides the vCPU count.
 type Info struct {

@@ -6,14 +6,16 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
-// Write writes guest RAM as an ELF64 core file to path (created or
-// truncated). ram is the single host mapping backing the guest, laid out per
-// m.Slots(); every RAM range of m becomes one PT_LOAD. All-zero pages are
-// not written, leaving holes, so the file is sparse. On error the partial
-// file is removed. Write does not fsync.
+// Write writes guest RAM as an ELF64 core file to path. ram is the single
+// host mapping backing the guest, laid out per m.Slots(); every RAM range of
+// m becomes one PT_LOAD. All-zero pages are not written, leaving holes, so
+// the file is sparse. The file is written beside path, synced and renamed
+// over it when complete (safefile.CreateAtomic): on error the file at path,
+// if any, is unchanged. A path that is not a regular file is refused.
 func Write(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info) (Stats, error) {
 	loads, err := planLoads(m, ram)
 	if err != nil {
@@ -26,17 +28,17 @@ func Write(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info) (Stat
 	}
 	head, size := buildHeaders(loads, notes)
 
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := safefile.CreateAtomic(path)
 	if err != nil {
 		return Stats{}, fmt.Errorf("coredump: %w", err)
 	}
-	st, err := writeFile(f, head, loads, ram, size)
-	if cerr := f.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("coredump: close %s: %w", path, cerr)
-	}
+	defer f.Abort() // removes only the temporary file, if Commit was not reached
+	st, err := writeFile(f.File, head, loads, ram, size)
 	if err != nil {
-		os.Remove(path)
 		return Stats{}, err
+	}
+	if err := f.Commit(); err != nil {
+		return Stats{}, fmt.Errorf("coredump: %w", err)
 	}
 	return st, nil
 }
@@ -74,8 +76,9 @@ func planLoads(m memmap.Map, ram []byte) ([]load, error) {
 	return loads, nil
 }
 
-// buildNotes returns the note segment: NT_PRSTATUS per vCPU, QEMU state
-// per vCPU, then the VMM note.
+// buildNotes returns the note segment: NT_PRSTATUS per vCPU, one more per
+// handler context, QEMU state per vCPU, then the VMM note. The first
+// NT_PRSTATUS is the thread gdb shows first.
 func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
 	if len(vcpus) > MaxVCPUs {
 		return nil, fmt.Errorf("coredump: %d vCPUs, more than %d", len(vcpus), MaxVCPUs)
@@ -88,7 +91,12 @@ func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
 		if v.Index < 0 || v.Index >= 1<<31-1 {
 			return nil, fmt.Errorf("coredump: vCPU index %d out of range", v.Index)
 		}
-		b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(v)))
+		b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(v, int32(v.Index+1))))
+	}
+	for _, v := range vcpus {
+		if h := v.Handler; h != nil {
+			b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(*h, int32(HandlerPIDBase+v.Index+1))))
+		}
 	}
 	for _, v := range vcpus {
 		b = appendNote(b, noteNameQEMU, ntQEMU, encode(qemuStateOf(v)))
@@ -96,9 +104,10 @@ func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
 	return appendNote(b, NoteName, NoteTypeInfo, encodeInfo(info, len(vcpus))), nil
 }
 
-func prstatusOf(v VCPU) *elfPrstatus {
+func prstatusOf(v VCPU, pid int32) *elfPrstatus {
 	return &elfPrstatus{
-		Pid: int32(v.Index + 1),
+		Info: [3]int32{int32(v.Signal)}, Cursig: uint16(v.Signal),
+		Pid: pid,
 		Reg: userRegs{
 			R15: v.R15, R14: v.R14, R13: v.R13, R12: v.R12,
 			RBP: v.RBP, RBX: v.RBX, R11: v.R11, R10: v.R10,

@@ -16,6 +16,9 @@ var RegNames = [16]string{
 // CrashInfo is what the VMM knows about a guest crash.
 type CrashInfo struct {
 	Reason string // e.g. "triple fault (KVM_EXIT_SHUTDOWN)"
+	// Stopped: the guest did not crash, it was stopped from outside (a
+	// timeout, a signal) and the report says where it was.
+	Stopped bool
 
 	Vector       int // exception vector; used if HasVector
 	HasVector    bool
@@ -62,7 +65,11 @@ func Report(w io.Writer, ci CrashInfo, sym *Symbolizer, read func(gva uint64, bu
 	if reason == "" {
 		reason = "unknown reason"
 	}
-	fmt.Fprintf(&b, "guest crash: %s\n", reason)
+	what := "guest crash"
+	if ci.Stopped {
+		what = "guest stopped"
+	}
+	fmt.Fprintf(&b, "%s: %s\n", what, reason)
 	if ci.HasVector {
 		name := vectorNames[ci.Vector]
 		if name == "" {
@@ -93,8 +100,8 @@ func Report(w io.Writer, ci CrashInfo, sym *Symbolizer, read func(gva uint64, bu
 		}
 	}
 	b.WriteString("backtrace:\n")
-	for i, pc := range Unwind(read, sym, ci.RIP, ci.RSP, ci.RBP, DefaultMaxFrames) {
-		fmt.Fprintf(&b, "  #%d %#x %s\n", i, pc, sym.describe(pc, i > 0))
+	for i, f := range Frames(ci, sym, read) {
+		fmt.Fprintf(&b, "  #%d %#x %s\n", i, f.PC, f)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

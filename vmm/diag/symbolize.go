@@ -173,23 +173,11 @@ func (s *Symbolizer) symLookup(pc uint64) (elfSym, bool) {
 // Describe formats pc as "main.kmain+0x1c (/path/main.go:42)", or
 // "pkg.f.abi0+0x4" when only the ELF symbol is known, or "0x4012ab (unknown)".
 func (s *Symbolizer) Describe(pc uint64) string {
-	return s.describe(pc, false)
+	return s.Frame(pc, false).String()
 }
 
 // describe formats pc; for a return address (retAddr) the source line is
 // that of pc-1, the call instruction, as Go's own tracebacks do.
 func (s *Symbolizer) describe(pc uint64, retAddr bool) string {
-	fn, off, file, line, ok := s.Lookup(pc)
-	if !ok {
-		return fmt.Sprintf("%#x (unknown)", pc)
-	}
-	if retAddr && off > 0 {
-		if _, _, f, l, ok := s.Lookup(pc - 1); ok && f != "" {
-			file, line = f, l
-		}
-	}
-	if file == "" {
-		return fmt.Sprintf("%s+%#x", fn, off)
-	}
-	return fmt.Sprintf("%s+%#x (%s:%d)", fn, off, file, line)
+	return s.Frame(pc, retAddr).String()
 }

@@ -1,10 +1,10 @@
 package inspect
 
 import (
-	"encoding/binary"
 	"fmt"
 	"io"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 	"github.com/vmm-dev/vmm/vmm/verify"
@@ -33,25 +33,32 @@ type TableUse struct {
 
 // FrameInfo is one frame's metadata record decoded, plus its uses.
 type FrameInfo struct {
-	PFN        uint64     `json:"pfn"`
-	Phys       uint64     `json:"phys"`
-	Memory     string     `json:"memory"` // memory-map kind: "usable", "reserved", "not in map"
-	RecordPhys uint64     `json:"record_phys"`
-	Raw        []byte     `json:"raw"`
-	Next       *uint64    `json:"next"` // nil: LinkNone
-	Prev       *uint64    `json:"prev"`
-	Flags      uint32     `json:"flags"`
-	FlagNames  string     `json:"flag_names"`
-	Order      uint8      `json:"order"` // raw byte; OrderTail for tails
-	Tail       bool       `json:"tail"`
-	Reserved   uint32     `json:"reserved"` // bytes 21..23
-	Refcount   uint32     `json:"refcount"`
-	BlockHead  *uint64    `json:"block_head,omitempty"` // head of the block a tail belongs to
-	BlockOrder uint8      `json:"block_order,omitempty"`
-	Mappings   []Mapping  `json:"mappings"`
-	MapCount   int        `json:"map_count"` // may exceed len(Mappings)
-	Tables     []TableUse `json:"tables"`
-	Truncated  bool       `json:"walk_truncated,omitempty"`
+	PFN        uint64  `json:"pfn"`
+	Phys       uint64  `json:"phys"`
+	Memory     string  `json:"memory"` // memory-map kind: "usable", "reserved", "not in map"
+	RecordPhys uint64  `json:"record_phys"`
+	Raw        []byte  `json:"raw"`
+	Next       *uint64 `json:"next"` // nil: LinkNone
+	Prev       *uint64 `json:"prev"`
+	Flags      uint32  `json:"flags"`
+	FlagNames  string  `json:"flag_names"`
+	Order      uint8   `json:"order"` // raw byte; OrderTail for tails
+	Tail       bool    `json:"tail"`
+	Reserved   uint32  `json:"reserved"` // bytes 21..23
+	Refcount   uint32  `json:"refcount"`
+	BlockHead  *uint64 `json:"block_head,omitempty"` // head of the block a tail belongs to
+	BlockOrder uint8   `json:"block_order,omitempty"`
+	// IdentityMapped says the kernel's identity map (va == phys, built by
+	// the VMM and shared by every address space) covers the frame; every
+	// RAM frame is, so it is no use of the frame. Identity is that entry.
+	IdentityMapped bool     `json:"identity_mapped"`
+	Identity       *Mapping `json:"identity,omitempty"`
+	// Mappings are the real mappings: page tables the guest built, outside
+	// the identity map.
+	Mappings  []Mapping  `json:"mappings"`
+	MapCount  int        `json:"map_count"` // may exceed len(Mappings)
+	Tables    []TableUse `json:"tables"`
+	Truncated bool       `json:"walk_truncated,omitempty"`
 }
 
 // link turns a next/prev value into nil for LinkNone.
@@ -65,54 +72,35 @@ func link(v uint64) *uint64 {
 // Frame decodes the record of the frame holding physical address addr and
 // finds where the registered (and extra) page tables map it.
 func (in *Inspection) Frame(addr uint64) (FrameInfo, error) {
-	meta, n, err := in.meta()
+	v, err := in.view()
 	if err != nil {
 		return FrameInfo{}, err
 	}
 	pfn := addr / mm.PageSize
-	if pfn >= n {
+	if n := v.FrameCount(); pfn >= n {
 		return FrameInfo{}, fmt.Errorf("address %#x is frame %#x, outside the metadata array (%#x frames, up to phys %#x)",
 			addr, pfn, n, n*mm.PageSize)
 	}
-	rec := meta[pfn*mm.FrameMetaSize : (pfn+1)*mm.FrameMetaSize]
-	fi := decodeRecord(rec, pfn)
+	fi := decodeRecord(&v, pfn)
 	fi.RecordPhys = in.Info.Reg.MetaPhys + pfn*mm.FrameMetaSize
 	fi.Memory = in.memoryKind(fi.Phys)
 	if fi.Tail {
-		fi.BlockHead, fi.BlockOrder = blockHead(meta, pfn)
+		if h, k, ok := v.BlockOf(pfn); ok {
+			fi.BlockHead, fi.BlockOrder = &h, k
+		}
 	}
 	in.findUses(&fi)
 	return fi, nil
 }
 
-// decodeRecord decodes the fixed 64-byte layout of guest/mm.
-func decodeRecord(rec []byte, pfn uint64) FrameInfo {
-	le := binary.LittleEndian
-	ow := le.Uint32(rec[mm.OffOrder:])
-	fi := FrameInfo{PFN: pfn, Phys: pfn * mm.PageSize, Raw: append([]byte(nil), rec...),
-		Next: link(le.Uint64(rec[mm.OffNext:])), Prev: link(le.Uint64(rec[mm.OffPrev:])),
-		Flags: le.Uint32(rec[mm.OffFlags:]), Order: uint8(ow), Reserved: ow >> 8,
-		Refcount: le.Uint32(rec[mm.OffRefcount:])}
+// decodeRecord decodes record pfn (pfn < v.FrameCount()).
+func decodeRecord(v *mm.View, pfn uint64) FrameInfo {
+	r, _ := v.Record(pfn)
+	fi := FrameInfo{PFN: pfn, Phys: pfn * mm.PageSize, Raw: append([]byte(nil), v.RecordBytes(pfn)...),
+		Next: link(r.Next), Prev: link(r.Prev), Flags: r.Flags, Order: r.Order, Reserved: r.Reserved,
+		Refcount: r.Refcount, Tail: r.IsTail()}
 	fi.FlagNames = verify.FlagNames(fi.Flags)
-	fi.Tail = fi.Order == mm.OrderTail
 	return fi
-}
-
-// blockHead searches down for the head whose block covers tail frame pfn:
-// the nearest head at or below pfn aligned to its order with the block
-// reaching pfn (blocks are at most 2^MaxOrder frames).
-func blockHead(meta []byte, pfn uint64) (*uint64, uint8) {
-	for k := uint8(1); k <= mm.MaxOrder; k++ {
-		h := pfn &^ (uint64(1)<<k - 1)
-		if h == pfn {
-			continue
-		}
-		rec := meta[h*mm.FrameMetaSize:]
-		if o := rec[mm.OffOrder]; o == k && binary.LittleEndian.Uint32(rec[mm.OffFlags:]) != 0 {
-			return &h, k
-		}
-	}
-	return nil, 0
 }
 
 // memoryKind names the memory-map range holding phys.
@@ -126,11 +114,21 @@ func (in *Inspection) memoryKind(phys uint64) string {
 }
 
 // findUses walks every root once, recording the mappings of the frame and
-// the tables that live in it.
+// the tables that live in it, apart from the shared identity map, which is
+// walked on its own.
 func (in *Inspection) findUses(fi *FrameInfo) {
 	pfn := fi.PFN
 	roots, label := in.spaces()
-	fi.Truncated = verify.Walk(in.Dump, roots, nil, verify.Visitor{
+	identity := verify.Walk(in.mem, []uint64{firmware.PageTableBase}, nil, verify.Visitor{
+		Leaf: func(root, va, first, n uint64, writable, user bool) {
+			if pfn >= first && pfn-first < n && va == first*mm.PageSize && fi.Identity == nil {
+				fi.IdentityMapped = true
+				fi.Identity = &Mapping{Root: root, Space: "identity map", VA: va + (pfn-first)*mm.PageSize,
+					PageSize: n * mm.PageSize, Writable: writable, User: user}
+			}
+		},
+	})
+	fi.Truncated = identity || verify.Walk(in.mem, roots, []uint64{firmware.KernelPDPT}, verify.Visitor{
 		Table: func(root, phys uint64, level int, va uint64) {
 			if phys/mm.PageSize == pfn && len(fi.Tables) < maxListedMappings {
 				fi.Tables = append(fi.Tables, TableUse{Root: root, Space: label[root], Level: level, VA: va})
@@ -182,7 +180,12 @@ func (fi *FrameInfo) WriteText(w io.Writer) {
 		kv("reserved", "%#x (bytes 21..23, must be zero)", fi.Reserved)
 	}
 	kv("refcount", "%d", fi.Refcount)
-	kv("mappings", "%d", fi.MapCount)
+	if m := fi.Identity; m != nil {
+		kv("identity map", "va %#016x %s %s (%d KiB page), as every RAM frame: not a use", m.VA, rw(m.Writable), us(m.User), m.PageSize>>10)
+	} else {
+		kv("identity map", "not covered")
+	}
+	kv("mappings", "%d (outside the identity map)", fi.MapCount)
 	for _, m := range fi.Mappings {
 		kv("  mapped", "%s root %#x va %#016x %s %s (%d KiB page)", m.Space, m.Root, m.VA, rw(m.Writable), us(m.User), m.PageSize>>10)
 	}

@@ -19,11 +19,24 @@ type Header struct {
 
 // VCPU is the part of a vCPU's registers worth a first look.
 type VCPU struct {
-	Index int    `json:"index"`
-	RIP   uint64 `json:"rip"`
-	RSP   uint64 `json:"rsp"`
-	CR3   uint64 `json:"cr3"`
-	CR2   uint64 `json:"cr2"`
+	CPU int    `json:"cpu"`
+	RIP uint64 `json:"rip"`
+	RSP uint64 `json:"rsp"`
+	RBP uint64 `json:"rbp"`
+	CR3 uint64 `json:"cr3"`
+	CR2 uint64 `json:"cr2"`
+	// Handler is set when the registers above are the context an
+	// exception interrupted: these are the reporting handler's.
+	Handler *VCPU `json:"handler"`
+}
+
+func vcpuOf(v *coredump.VCPU) VCPU {
+	out := VCPU{CPU: v.Index, RIP: v.RIP, RSP: v.RSP, RBP: v.RBP, CR3: v.CR3, CR2: v.CR2}
+	if v.Handler != nil {
+		h := vcpuOf(v.Handler)
+		out.Handler = &h
+	}
+	return out
 }
 
 // Range is one memory-map range.
@@ -40,8 +53,8 @@ func (in *Inspection) Header() Header {
 	if h.Roots == nil {
 		h.Roots = []uint64{}
 	}
-	for _, v := range in.VCPUs {
-		h.VCPUs = append(h.VCPUs, VCPU{Index: v.Index, RIP: v.RIP, RSP: v.RSP, CR3: v.CR3, CR2: v.CR2})
+	for i := range in.VCPUs {
+		h.VCPUs = append(h.VCPUs, vcpuOf(&in.VCPUs[i]))
 	}
 	for _, r := range in.Info.Map {
 		h.Memory = append(h.Memory, Range{Base: r.Base, Size: r.Size, Kind: r.Kind.String()})
@@ -55,7 +68,12 @@ func (h *Header) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "dump:         %s\n", h.Path)
 	fmt.Fprintf(w, "reason:       %s\n", h.Reason)
 	for _, v := range h.VCPUs {
-		fmt.Fprintf(w, "%-13s rip %#x rsp %#x cr3 %#x cr2 %#x\n", fmt.Sprintf("vcpu %d:", v.Index), v.RIP, v.RSP, v.CR3, v.CR2)
+		fmt.Fprintf(w, "%-13s rip %#x rsp %#x cr3 %#x cr2 %#x", fmt.Sprintf("vcpu %d:", v.CPU), v.RIP, v.RSP, v.CR3, v.CR2)
+		if v.Handler != nil {
+			fmt.Fprintf(w, " (where it faulted; gdb thread 1)\n%-13s rip %#x rsp %#x (the handler that reported it; gdb thread LWP %d)",
+				"", v.Handler.RIP, v.Handler.RSP, coredump.HandlerPIDBase+v.CPU+1)
+		}
+		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w, "memory map:")
 	for _, r := range h.Memory {

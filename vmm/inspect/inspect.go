@@ -33,6 +33,9 @@ type Inspection struct {
 	// ExtraRoots are page-table roots verified and walked in addition to
 	// the registered ones (tests use them to add crafted address spaces).
 	ExtraRoots []uint64
+
+	// mem is what is read: the dump, or a live guest's RAM (Live).
+	mem verify.Memory
 }
 
 // Open opens and validates the dump at path. Format errors come back as
@@ -42,11 +45,23 @@ func Open(path string) (*Inspection, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Inspection{Path: path, Dump: d, Info: d.Info(), VCPUs: d.VCPUs()}, nil
+	return &Inspection{Path: path, Dump: d, Info: d.Info(), VCPUs: d.VCPUs(), mem: d}, nil
+}
+
+// Live inspects a running guest's memory (stopped while it is read), for
+// the debugger's monitor commands: info and vcpus say what a dump's notes
+// would.
+func Live(mem verify.Memory, info coredump.Info, vcpus []coredump.VCPU) *Inspection {
+	return &Inspection{Path: "(live guest)", Info: info, VCPUs: vcpus, mem: mem}
 }
 
 // Close releases the dump's mapping; slices obtained earlier become invalid.
-func (in *Inspection) Close() error { return in.Dump.Close() }
+func (in *Inspection) Close() error {
+	if in.Dump == nil {
+		return nil
+	}
+	return in.Dump.Close()
+}
 
 // Roots returns the registered roots followed by ExtraRoots.
 func (in *Inspection) Roots() []uint64 {
@@ -82,8 +97,8 @@ func (in *Inspection) Input() (verify.Input, error) {
 	if r == nil {
 		return verify.Input{}, ErrNoRegistration
 	}
-	return verify.Input{MetaPhys: r.MetaPhys, FrameCount: r.FrameCount, Version: r.Version,
-		StatePhys: r.StatePhys, Roots: in.Roots(), SharedTables: []uint64{firmware.KernelPDPT}}, nil
+	boot, _ := verify.ReadBoot(in.mem) // a dump without a readable boot info skips the boot-info rules
+	return verify.Input{Registration: *r, Boot: boot, Roots: in.Roots(), SharedTables: []uint64{firmware.KernelPDPT}}, nil
 }
 
 // Verify runs the host verifier over the dump.
@@ -92,25 +107,15 @@ func (in *Inspection) Verify() (*verify.Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	return verify.Verify(in.Dump, vin)
+	return verify.Verify(in.mem, vin)
 }
 
-// meta returns the whole metadata array, checked against the verifier's
-// limits so that callers can index records 0..FrameCount-1 freely.
-func (in *Inspection) meta() ([]byte, uint64, error) {
+// view returns the typed view of the registered metadata array and
+// allocator state (bounds-checked against the dump).
+func (in *Inspection) view() (mm.View, error) {
 	vin, err := in.Input()
 	if err != nil {
-		return nil, 0, err
+		return mm.View{}, err
 	}
-	if vin.Version != uint64(mm.LayoutVersion) {
-		return nil, 0, fmt.Errorf("frame metadata layout version %d, this tool decodes %d", vin.Version, mm.LayoutVersion)
-	}
-	if vin.FrameCount == 0 || vin.FrameCount > 1<<36 {
-		return nil, 0, fmt.Errorf("frame count %d is out of range", vin.FrameCount)
-	}
-	b, err := in.Dump.Slice(vin.MetaPhys, vin.FrameCount*mm.FrameMetaSize)
-	if err != nil {
-		return nil, 0, fmt.Errorf("frame metadata array [%#x, +%d frames): %w", vin.MetaPhys, vin.FrameCount, err)
-	}
-	return b, vin.FrameCount, nil
+	return verify.NewView(in.mem, vin)
 }

@@ -131,18 +131,23 @@ func TestFrame(t *testing.T) {
 	if fi.PFN != head || fi.FlagNames != "FREE" || fi.Order != mm.MaxOrder || fi.Prev != nil {
 		t.Errorf("free head: %+v", fi)
 	}
+	// The identity map covers every RAM frame; it is not a mapping.
+	if !fi.IdentityMapped || fi.Identity == nil || fi.Identity.VA != head*mm.PageSize || fi.MapCount != 0 || len(fi.Mappings) != 0 {
+		t.Errorf("free head: identity %v %+v, %d mappings %+v; want identity only", fi.IdentityMapped, fi.Identity, fi.MapCount, fi.Mappings)
+	}
 	fi, err = in.Frame(s[4] * mm.PageSize)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !fi.Tail || fi.BlockHead == nil || *fi.BlockHead != s[0]-1 || fi.MapCount == 0 ||
+	if !fi.Tail || fi.BlockHead == nil || *fi.BlockHead != s[0]-1 || fi.MapCount != 1 ||
 		fi.Mappings[0].VA != 0x400000 || !fi.Mappings[0].Writable || fi.Mappings[0].Root != root ||
-		fi.Mappings[0].Space != "extra" { // then the kernel's own map (vCPU CR3), if any
+		fi.Mappings[0].Space != "extra" || !fi.IdentityMapped {
 		t.Errorf("mapped tail: %+v", fi)
 	}
 	var text strings.Builder
 	fi.WriteText(&text)
-	for _, want := range []string{"flags:        0x200 FREE", "next:         none", "order:        tail (block head", "va 0x0000000000400000 writable user"} {
+	for _, want := range []string{"flags:        0x200 FREE", "next:         none", "order:        tail (block head",
+		"va 0x0000000000400000 writable user", "mappings:     1 (outside the identity map)", "identity map: va 0x"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, text.String())
 		}

@@ -1,7 +1,6 @@
 package inspect
 
 import (
-	"encoding/binary"
 	"fmt"
 	"image"
 	"image/color"
@@ -10,26 +9,6 @@ import (
 	"math/bits"
 
 	"github.com/vmm-dev/vmm/guest/mm"
-	"github.com/vmm-dev/vmm/vmm/verify"
-)
-
-// class is what a frame's pixel shows; it doubles as the palette index.
-type class uint8
-
-const (
-	cNotRAM class = iota
-	cFree         // cFree+k: free block of order k, k = 0..MaxOrder
-	cKernel = cFree + mm.NumOrders + iota - 2
-	cUser
-	cAnonymous
-	cCOW
-	cDLL
-	cPoisoned
-	cPageTable
-	cIllegal    // a flag combination or orphan tail the allocator never makes
-	cBackground // outside the frames: title, legend, last row's padding
-	cText
-	numClasses
 )
 
 // palette is indexed by class. Free blocks are a ramp of greens, light for
@@ -85,12 +64,11 @@ func (in *Inspection) Map(w io.Writer) (image.Rectangle, error) {
 
 // render classifies every frame and lays out the image.
 func (in *Inspection) render() (*image.Paletted, error) {
-	meta, n, err := in.meta()
+	cls, err := in.classes()
 	if err != nil {
 		return nil, err
 	}
-	cls := classify(meta, n)
-	in.markTables(cls)
+	n := uint64(len(cls))
 	width := rowFrames(n)
 	rows := int((n + uint64(width) - 1) / uint64(width))
 	title := fmt.Sprintf("physical memory: %d frames (%d MiB of address space), %d frames per row", n, n*mm.PageSize>>20, width)
@@ -120,67 +98,6 @@ func classBytes(c []class) []byte {
 		b[i] = byte(v)
 	}
 	return b
-}
-
-// classify gives every frame its class, in one pass like the checker's:
-// a block head decides the class of its tails (modifiers live in the head).
-func classify(meta []byte, n uint64) []class {
-	out := make([]class, n)
-	blockEnd, tailFlags, blockClass := uint64(0), uint32(0), cNotRAM
-	for p := uint64(0); p < n; p++ {
-		rec := meta[p*mm.FrameMetaSize:]
-		f := binary.LittleEndian.Uint32(rec[mm.OffFlags:])
-		order := rec[mm.OffOrder]
-		if p < blockEnd && f == tailFlags && order == mm.OrderTail {
-			out[p] = blockClass
-			continue
-		}
-		blockEnd = p
-		out[p] = headClass(f, order)
-		if order <= mm.MaxOrder && (f == mm.FlagFree || f&(mm.FlagAllocated|mm.FlagFree|mm.FlagPoisoned) == mm.FlagAllocated) {
-			blockEnd, blockClass = p+uint64(1)<<order, out[p]
-			tailFlags = mm.FlagFree
-			if f != mm.FlagFree {
-				tailFlags = mm.FlagAllocated | f&(mm.FlagKernel|mm.FlagUser)
-			}
-		}
-	}
-	return out
-}
-
-// headClass classifies a frame that is not the tail of a block seen so far.
-func headClass(f uint32, order uint8) class {
-	switch {
-	case f == 0:
-		return cNotRAM
-	case f == mm.FlagPoisoned:
-		return cPoisoned
-	case f == mm.FlagFree && order <= mm.MaxOrder:
-		return cFree + class(order)
-	case f&(mm.FlagAllocated|mm.FlagFree|mm.FlagPoisoned) != mm.FlagAllocated || order == mm.OrderTail:
-		return cIllegal
-	case f&mm.FlagCOW != 0:
-		return cCOW
-	case f&mm.FlagDLL != 0:
-		return cDLL
-	case f&mm.FlagAnonymous != 0:
-		return cAnonymous
-	case f&mm.FlagUser != 0:
-		return cUser
-	case f&mm.FlagKernel != 0:
-		return cKernel
-	}
-	return cIllegal
-}
-
-// markTables colours the frames that hold page tables of any root.
-func (in *Inspection) markTables(cls []class) {
-	roots, _ := in.spaces()
-	verify.Walk(in.Dump, roots, nil, verify.Visitor{Table: func(_, phys uint64, _ int, _ uint64) {
-		if pfn := phys / mm.PageSize; pfn < uint64(len(cls)) {
-			cls[pfn] = cPageTable
-		}
-	}})
 }
 
 // item is one unit of a flow layout: a swatch (or ramp) and/or text.

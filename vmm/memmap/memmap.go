@@ -34,26 +34,26 @@ func Build(ramBytes uint64) (Map, error) {
 	case ramBytes > MaxRAM:
 		return Map{}, fmt.Errorf("%w: %#x bytes is above the maximum %#x (64 GiB)", ErrRAMSize, ramBytes, MaxRAM)
 	}
-	lowEnd := min(ramBytes, LowMemLimit)
+	lowEnd := min(ramBytes, lowMemLimit)
 	high := ramBytes - lowEnd
 
 	m := Map{ram: ramBytes}
 	m.ranges = []Range{
-		{Base: 0, Size: LegacyHoleBase, Kind: RAM},
-		{Base: LegacyHoleBase, Size: LegacyHoleEnd - LegacyHoleBase, Kind: Reserved},
-		{Base: LegacyHoleEnd, Size: lowEnd - LegacyHoleEnd, Kind: RAM},
+		{Base: 0, Size: lowHoleBase, Kind: RAM},
+		{Base: lowHoleBase, Size: lowHoleEnd - lowHoleBase, Kind: Reserved},
+		{Base: lowHoleEnd, Size: lowEnd - lowHoleEnd, Kind: RAM},
 	}
 	m.slots = []Slot{{GPA: 0, Size: lowEnd, HostOffset: 0}}
 	if high == 0 {
-		m.ranges = append(m.ranges, Range{Base: DoorbellBase, Size: DoorbellSize, Kind: MMIO})
+		m.ranges = append(m.ranges, Range{Base: doorbellBase, Size: doorbellSize, Kind: MMIO})
 		return m, nil
 	}
 	// The doorbell window lies inside the hole: one MMIO range covers both.
 	m.ranges = append(m.ranges,
-		Range{Base: MMIOHoleBase, Size: HighMemBase - MMIOHoleBase, Kind: MMIO},
-		Range{Base: HighMemBase, Size: high, Kind: RAM},
+		Range{Base: mmioHoleBase, Size: highMemBase - mmioHoleBase, Kind: MMIO},
+		Range{Base: highMemBase, Size: high, Kind: RAM},
 	)
-	m.slots = append(m.slots, Slot{GPA: HighMemBase, Size: high, HostOffset: lowEnd})
+	m.slots = append(m.slots, Slot{GPA: highMemBase, Size: high, HostOffset: lowEnd})
 	return m, nil
 }
 

@@ -20,7 +20,7 @@ func TestBuild(t *testing.T) {
 			name: "128MiB", ram: 128 * M,
 			ranges: []Range{
 				{0, 0x9F000, RAM}, {0x9F000, 0x61000, Reserved}, {0x100000, 127 * M, RAM},
-				{DoorbellBase, DoorbellSize, MMIO},
+				{doorbellBase, doorbellSize, MMIO},
 			},
 			slots: []Slot{{0, 128 * M, 0}},
 			top:   128 * M,
@@ -29,7 +29,7 @@ func TestBuild(t *testing.T) {
 			name: "4MiB", ram: 4 * M,
 			ranges: []Range{
 				{0, 0x9F000, RAM}, {0x9F000, 0x61000, Reserved}, {0x100000, 3 * M, RAM},
-				{DoorbellBase, DoorbellSize, MMIO},
+				{doorbellBase, doorbellSize, MMIO},
 			},
 			slots: []Slot{{0, 4 * M, 0}},
 			top:   4 * M,
@@ -38,7 +38,7 @@ func TestBuild(t *testing.T) {
 			name: "3GiB", ram: 3 * G,
 			ranges: []Range{
 				{0, 0x9F000, RAM}, {0x9F000, 0x61000, Reserved}, {0x100000, 3*G - M, RAM},
-				{DoorbellBase, DoorbellSize, MMIO},
+				{doorbellBase, doorbellSize, MMIO},
 			},
 			slots: []Slot{{0, 3 * G, 0}},
 			top:   3 * G,
@@ -135,10 +135,10 @@ func checkInvariants(t *testing.T, m Map) {
 	if host != m.TotalRAM() {
 		t.Errorf("slots cover %#x host bytes, want %#x", host, m.TotalRAM())
 	}
-	if r, ok := m.Find(DoorbellBase); !ok || r.Kind != MMIO || !r.Contains(DoorbellBase, DoorbellSize) {
+	if r, ok := m.Find(doorbellBase); !ok || r.Kind != MMIO || !r.Contains(doorbellBase, doorbellSize) {
 		t.Errorf("doorbell window not inside one MMIO range: %v %v", r, ok)
 	}
-	if _, ok := m.Translate(DoorbellBase, 1); ok {
+	if _, ok := m.Translate(doorbellBase, 1); ok {
 		t.Errorf("doorbell is backed by a slot")
 	}
 }
@@ -191,7 +191,7 @@ func TestTranslate(t *testing.T) {
 		{"last 8 bytes", low, 128*MiB - 8, 8, 128*MiB - 8, true, true},
 		{"crosses slot end", low, 128*MiB - 4, 8, 0, false, false},
 		{"past slot end", low, 128 * MiB, 1, 0, false, false},
-		{"doorbell", low, DoorbellBase, 4, 0, false, false},
+		{"doorbell", low, doorbellBase, 4, 0, false, false},
 		{"whole slot", low, 0, 128 * MiB, 0, true, false},
 		{"low slot last byte", high, 3*GiB - 1, 1, 3*GiB - 1, true, true},
 		{"crosses into hole", high, 3*GiB - 1, 2, 0, false, false},
@@ -273,16 +273,16 @@ func TestKind(t *testing.T) {
 // TestLayout checks the layout constants themselves: aligned and ordered.
 func TestLayout(t *testing.T) {
 	for name, v := range map[string]uint64{
-		"LegacyHoleBase": LegacyHoleBase, "LegacyHoleEnd": LegacyHoleEnd, "LowMemLimit": LowMemLimit,
-		"HighMemBase": HighMemBase, "DoorbellBase": DoorbellBase, "DoorbellSize": DoorbellSize,
+		"lowHoleBase": lowHoleBase, "lowHoleEnd": lowHoleEnd, "lowMemLimit": lowMemLimit,
+		"highMemBase": highMemBase, "doorbellBase": doorbellBase, "doorbellSize": doorbellSize,
 	} {
 		if v%PageSize != 0 {
 			t.Errorf("%s = %#x not page aligned", name, v)
 		}
 	}
-	if !(LegacyHoleBase < LegacyHoleEnd && LegacyHoleEnd < MinRAM && LowMemLimit <= DoorbellBase &&
-		DoorbellBase+DoorbellSize <= HighMemBase && MinRAM%RAMAlign == 0 && MaxRAM%RAMAlign == 0 &&
-		LowMemLimit%RAMAlign == 0) {
+	if !(lowHoleBase < lowHoleEnd && lowHoleEnd < MinRAM && lowMemLimit <= doorbellBase &&
+		doorbellBase+doorbellSize <= highMemBase && MinRAM%RAMAlign == 0 && MaxRAM%RAMAlign == 0 &&
+		lowMemLimit%RAMAlign == 0) {
 		t.Errorf("layout constants out of order")
 	}
 }

@@ -1,50 +1,23 @@
 package memmap
 
-import "fmt"
+import (
+	"fmt"
 
-// Kind is the type of a memory map range. The values below 0x100 are the
-// E820 types firmware reports; MMIO is this VMM's own.
-type Kind uint32
+	"github.com/vmm-dev/vmm/firmware"
+)
+
+// Kind is the type of a memory map range: the guest ABI's own kinds
+// (firmware.MemKind), so the map the VMM builds is what BootInfo carries.
+type Kind = firmware.MemKind
 
 // Range kinds.
 const (
-	RAM      Kind = 1 // E820 type 1, "usable"
-	Reserved Kind = 2 // E820 type 2, "reserved"
-	ACPI     Kind = 3 // E820 type 3, "ACPI data" (reclaimable)
-	NVS      Kind = 4 // E820 type 4, "ACPI NVS"
-
-	// MMIO marks guest physical addresses handled by the VMM (no memory
-	// slot behind them). It is not an E820 type: firmware tables carry it as
-	// Reserved (see Kind.E820).
-	MMIO Kind = 0x100
+	RAM      = firmware.MemRAM
+	Reserved = firmware.MemReserved
+	ACPI     = firmware.MemACPI
+	NVS      = firmware.MemNVS
+	MMIO     = firmware.MemMMIO
 )
-
-// String returns the name Linux prints in its boot log for E820 types, and
-// "MMIO" for the VMM's own kind.
-func (k Kind) String() string {
-	switch k {
-	case RAM:
-		return "usable"
-	case Reserved:
-		return "reserved"
-	case ACPI:
-		return "ACPI data"
-	case NVS:
-		return "ACPI NVS"
-	case MMIO:
-		return "MMIO"
-	}
-	return fmt.Sprintf("type %d", uint32(k))
-}
-
-// E820 returns the type to put in a firmware E820 table: MMIO is reported
-// as Reserved, the E820 kinds as themselves.
-func (k Kind) E820() uint32 {
-	if k == MMIO {
-		return uint32(Reserved)
-	}
-	return uint32(k)
-}
 
 // Range is [Base, Base+Size) of guest physical addresses of one kind.
 type Range struct {

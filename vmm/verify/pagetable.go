@@ -27,7 +27,7 @@ func (p *ptResult) add(pfn uint64, kind, field string, exp, act uint64) {
 // address spaces and how they are mapped.
 type mapCounter struct {
 	mem      Memory
-	meta     []byte
+	view     *mm.View
 	frames   uint64
 	mapCount []uint32
 	noUser   []bool // mapped at least once without U
@@ -37,8 +37,9 @@ type mapCounter struct {
 	res      ptResult
 }
 
-func walkPageTables(mem Memory, meta []byte, frames uint64, roots, shared []uint64) ptResult {
-	c := &mapCounter{mem: mem, meta: meta, frames: frames, mapCount: make([]uint32, frames),
+func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) ptResult {
+	frames := view.FrameCount()
+	c := &mapCounter{mem: mem, view: view, frames: frames, mapCount: make([]uint32, frames),
 		noUser: make([]bool, frames), writable: make([]bool, frames), isTable: make([]bool, frames)}
 	if Walk(mem, roots, shared, Visitor{Table: c.table, Leaf: c.leaf}) || c.refs > maxFrameRefs {
 		c.res.add(0, "page tables too large to walk", "pte", maxFrameRefs, c.refs)
@@ -80,7 +81,8 @@ func (c *mapCounter) leaf(root, va, first, n uint64, writable, user bool) {
 // judge applies the rules that tie metadata to mappings.
 func (w *mapCounter) judge() {
 	for pfn := uint64(0); pfn < w.frames; pfn++ {
-		flags, order, ref := frame(w.meta, pfn)
+		rec, _ := w.view.Record(pfn)
+		flags, order, ref := rec.Flags, rec.Order, rec.Refcount
 		maps := uint64(w.mapCount[pfn])
 		if w.isTable[pfn] && flags&(mm.FlagKernel|mm.FlagAllocated) != mm.FlagKernel|mm.FlagAllocated {
 			w.res.add(pfn, "page-table frame not KERNEL|ALLOCATED", "flags", uint64(mm.FlagKernel|mm.FlagAllocated), uint64(flags))
@@ -110,7 +112,8 @@ func (w *mapCounter) judge() {
 	}
 	// USER heads that nothing maps must not hold references either.
 	for pfn := uint64(0); pfn < w.frames; pfn++ {
-		flags, order, ref := frame(w.meta, pfn)
+		rec, _ := w.view.Record(pfn)
+		flags, order, ref := rec.Flags, rec.Order, rec.Refcount
 		if w.mapCount[pfn] == 0 && flags&mm.FlagUser != 0 && order != mm.OrderTail && ref != 0 {
 			w.res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
 		}

@@ -17,7 +17,7 @@ func TestSummariseMatchesReference(t *testing.T) {
 		t.Fatalf("flag bits %#x reach past histSize %#x", all, histSize)
 	}
 	const frames = 5000
-	meta := make([]byte, frames*mm.FrameMetaSize)
+	meta := make([]byte, frames*mm.FrameMetaSize+mm.StateSize)
 	rng := rand.New(rand.NewPCG(5, 6))
 	choices := []uint32{0, mm.FlagFree, mm.FlagAllocated | mm.FlagKernel, mm.FlagAllocated | mm.FlagUser | mm.FlagCOW,
 		mm.FlagPoisoned, 0xdead0000, 1 << 31, histSize}
@@ -39,7 +39,7 @@ func TestSummariseMatchesReference(t *testing.T) {
 		}
 	}
 	r := &Report{Frames: frames}
-	r.summarise(meta)
+	r.summarise(viewOf(t, meta, frames))
 	got := map[uint32]uint64{}
 	for i, fc := range r.ByFlags {
 		got[fc.Raw] = fc.Frames
@@ -65,13 +65,25 @@ func TestSummariseMatchesReference(t *testing.T) {
 
 func BenchmarkSummarise(b *testing.B) {
 	const frames = 1 << 20
-	meta := make([]byte, frames*mm.FrameMetaSize)
+	meta := make([]byte, frames*mm.FrameMetaSize+mm.StateSize)
 	for pfn := range frames {
 		binary.LittleEndian.PutUint32(meta[pfn*mm.FrameMetaSize+mm.OffFlags:], mm.FlagFree)
 	}
-	b.SetBytes(int64(len(meta)))
+	v := viewOf(b, meta, frames)
+	b.SetBytes(int64(frames * mm.FrameMetaSize))
 	for b.Loop() {
 		r := &Report{Frames: frames}
-		r.summarise(meta)
+		r.summarise(v)
 	}
+}
+
+// viewOf returns a view of the records in meta (the allocator state, which
+// summarise does not read, follows them).
+func viewOf(t testing.TB, meta []byte, frames uint64) *mm.View {
+	t.Helper()
+	v, err := mm.NewView(meta, 0, 0, frames, frames*mm.FrameMetaSize)
+	if err != mm.ErrNone {
+		t.Fatalf("NewView: %v", err)
+	}
+	return &v
 }

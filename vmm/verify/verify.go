@@ -6,7 +6,6 @@
 package verify
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sort"
 	"strings"
@@ -20,10 +19,14 @@ type Memory interface {
 	Slice(gpa, n uint64) ([]byte, error)
 }
 
-// Input is what the guest registered.
+// Input is what the verifier checks: the guest's registration, the boot
+// info the VMM gave it, and the address spaces it registered.
 type Input struct {
-	MetaPhys, FrameCount, Version, StatePhys uint64
-	Roots                                    []uint64 // PML4 physical addresses
+	Registration
+	// Boot, when not nil, adds the boot-info rules (what the VMM placed is
+	// never FREE and owns its frames; bad frames are POISONED).
+	Boot  *Boot
+	Roots []uint64 // PML4 physical addresses
 	// SharedTables are page tables every address space links to but none
 	// owns (the kernel's identity map): the walk does not descend into them.
 	SharedTables []uint64
@@ -76,28 +79,32 @@ type Report struct {
 // MaxListed bounds the violations kept in a report (all are counted).
 const MaxListed = 1000
 
-// Verify checks everything the registration covers.
-func Verify(mem Memory, in Input) (*Report, error) {
-	start := time.Now()
-	if in.Version != uint64(mm.LayoutVersion) {
-		return nil, fmt.Errorf("frame metadata layout version %d, this verifier decodes %d", in.Version, mm.LayoutVersion)
-	}
-	if in.FrameCount == 0 || in.FrameCount > 1<<36 {
-		return nil, fmt.Errorf("frame count %d is out of range", in.FrameCount)
-	}
-	meta, err := mem.Slice(in.MetaPhys, in.FrameCount*mm.FrameMetaSize)
-	if err != nil {
-		return nil, fmt.Errorf("frame metadata array [%#x, +%d frames): %w", in.MetaPhys, in.FrameCount, err)
+// NewView validates the registration (Registration.Validate) and returns
+// the typed view of the metadata array and allocator state in mem (one RAM
+// span, as guest/mm places them). The view aliases mem.
+func NewView(mem Memory, in Input) (mm.View, error) {
+	if err := in.Validate(mem, in.Boot, 0); err != nil {
+		return mm.View{}, err
 	}
 	lo := min(in.MetaPhys, in.StatePhys)
 	hi := max(in.MetaPhys+in.FrameCount*mm.FrameMetaSize, in.StatePhys+mm.StateSize)
 	span, err := mem.Slice(lo, hi-lo)
 	if err != nil {
-		return nil, fmt.Errorf("metadata array and allocator state [%#x, %#x) are not in one RAM range: %w", lo, hi, err)
+		return mm.View{}, fmt.Errorf("metadata array and allocator state [%#x, %#x): %w", lo, hi, err)
 	}
 	view, aerr := mm.NewView(span, lo, in.MetaPhys, in.FrameCount, in.StatePhys)
 	if aerr != mm.ErrNone {
-		return nil, fmt.Errorf("metadata registration: %v", aerr)
+		return mm.View{}, fmt.Errorf("metadata registration: %w", aerr)
+	}
+	return view, nil
+}
+
+// Verify checks everything the registration covers.
+func Verify(mem Memory, in Input) (*Report, error) {
+	start := time.Now()
+	view, err := NewView(mem, in)
+	if err != nil {
+		return nil, err
 	}
 	r := &Report{Frames: in.FrameCount, Roots: len(in.Roots)}
 	out := make([]mm.Violation, MaxListed)
@@ -107,10 +114,10 @@ func Verify(mem Memory, in Input) (*Report, error) {
 		r.Violations = append(r.Violations, Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
 			Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual})
 	}
-	r.summarise(meta)
-	r.PerCPU = decodeCaches(span[in.StatePhys-lo:])
+	r.summarise(&view)
+	r.PerCPU = decodeCaches(&view)
 	if len(in.Roots) > 0 {
-		pt := walkPageTables(mem, meta, in.FrameCount, in.Roots, in.SharedTables)
+		pt := walkPageTables(mem, &view, in.Roots, in.SharedTables)
 		r.TableFrames, r.Mappings = pt.tableFrames, pt.mappings
 		r.TotalViolations += pt.total
 		for _, v := range pt.violations {
@@ -123,37 +130,29 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	return r, nil
 }
 
-// frame decodes the fields of record pfn.
-func frame(meta []byte, pfn uint64) (flags uint32, order uint8, refcount uint32) {
-	rec := meta[pfn*mm.FrameMetaSize : (pfn+1)*mm.FrameMetaSize]
-	return binary.LittleEndian.Uint32(rec[mm.OffFlags:]), rec[mm.OffOrder], binary.LittleEndian.Uint32(rec[mm.OffRefcount:])
-}
-
 // histSize bounds the flag values the histogram counts in an array: every
 // defined flag bit is below it (a test checks). Records with other bits (a
 // corrupt guest) are counted in a map, off the per-frame fast path.
 const histSize = 1 << 14
 
 // summarise fills the buddyinfo-style free counts and the flag histogram.
-func (r *Report) summarise(meta []byte) {
+func (r *Report) summarise(v *mm.View) {
 	counts := make([]uint64, histSize)
 	var odd map[uint32]uint64
-	meta = meta[:r.Frames*mm.FrameMetaSize]
-	for off := 0; off+mm.FrameMetaSize <= len(meta); off += mm.FrameMetaSize {
-		rec := meta[off : off+mm.FrameMetaSize]
-		flags := binary.LittleEndian.Uint32(rec[mm.OffFlags:])
-		if flags < histSize {
-			counts[flags]++
+	for pfn := uint64(0); pfn < r.Frames; pfn++ {
+		rec, _ := v.Record(pfn)
+		if rec.Flags < histSize {
+			counts[rec.Flags]++
 		} else {
 			if odd == nil {
 				odd = map[uint32]uint64{}
 			}
-			odd[flags]++
+			odd[rec.Flags]++
 		}
-		if flags == mm.FlagFree {
+		if rec.Flags == mm.FlagFree {
 			r.FreeFrames++
-			if order := rec[mm.OffOrder]; order <= mm.MaxOrder {
-				r.FreeBlocks[order]++
+			if rec.Order <= mm.MaxOrder {
+				r.FreeBlocks[rec.Order]++
 			}
 		}
 	}
@@ -191,20 +190,20 @@ func FlagNames(f uint32) string {
 	return strings.Join(parts, "|")
 }
 
-// decodeCaches reads the per-CPU caches out of the allocator state bytes.
-// Counts and indexes come from the guest, so each is clamped: the checker
-// has already reported any that are out of range.
-func decodeCaches(state []byte) []CPUCache {
-	n := binary.LittleEndian.Uint32(state[mm.StateOffNumCPUs:])
+// decodeCaches lists the per-CPU caches the state records. The view
+// clamps the guest's counts and indexes; the checker has already reported
+// any that are out of range.
+func decodeCaches(v *mm.View) []CPUCache {
 	var out []CPUCache
-	for cpu := 0; cpu < int(min(n, mm.MaxCPUs)); cpu++ {
-		c := state[mm.StateOffPCP+cpu*mm.CacheSize:][:mm.CacheSize]
-		count := min(binary.LittleEndian.Uint32(c[mm.CacheOffCount:]), mm.PCPCapacity)
-		head := binary.LittleEndian.Uint32(c[mm.CacheOffHead:])
-		cc := CPUCache{CPU: cpu, Count: count}
-		for i := uint32(0); i < count; i++ {
-			slot := (head + i) % mm.PCPCapacity
-			cc.Frames = append(cc.Frames, binary.LittleEndian.Uint64(c[mm.CacheOffPFN+8*slot:]))
+	for cpu := uint64(0); cpu < uint64(min(v.NumCPUs(), mm.MaxCPUs)); cpu++ {
+		h, _ := v.Cache(cpu)
+		cc := CPUCache{CPU: int(cpu), Count: min(h.Count, mm.PCPCapacity)}
+		for i := uint64(0); ; i++ {
+			pfn, ok := v.CacheEntry(cpu, i)
+			if !ok {
+				break
+			}
+			cc.Frames = append(cc.Frames, pfn)
 		}
 		out = append(out, cc)
 	}

@@ -31,7 +31,7 @@ func newGuest(t *testing.T, frames uint64) (flatMemory, *mm.Buddy, Input) {
 		t.Fatal(err)
 	}
 	meta, n, st := b.Registration()
-	return mem, &b, Input{MetaPhys: meta, FrameCount: n, Version: uint64(mm.LayoutVersion), StatePhys: st}
+	return mem, &b, Input{Registration: Registration{MetaPhys: meta, FrameCount: n, Version: uint64(mm.LayoutVersion), StatePhys: st}}
 }
 
 func TestVerifyCleanAllocator(t *testing.T) {

@@ -4,16 +4,17 @@ import (
 	"encoding/binary"
 	"slices"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
 )
 
-// x86-64 page-table entry bits.
+// x86-64 page-table entry bits, from the guest ABI.
 const (
-	ptePresent  = 1 << 0
-	pteWritable = 1 << 1
-	pteUser     = 1 << 2
-	pteHuge     = 1 << 7
-	pteAddr     = 0x000ffffffffff000
+	ptePresent  = firmware.PTEPresent
+	pteWritable = firmware.PTEWritable
+	pteUser     = firmware.PTEUser
+	pteHuge     = firmware.PTEHuge
+	pteAddr     = firmware.PTEAddrMask
 )
 
 // Walk limits: a hostile guest can point every entry of every level at the

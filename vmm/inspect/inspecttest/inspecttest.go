@@ -5,7 +5,6 @@ package inspecttest
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,31 +15,20 @@ import (
 
 	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/internal/guestbuild"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/coredump"
 )
 
-// HaveKVM reports whether /dev/kvm is usable.
-func HaveKVM() bool {
-	f, err := vmm.OpenKVM()
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
-}
+// HaveKVM reports whether KVM tests should run: KVM is usable, or
+// VMM_REQUIRE_KVM demands it (then the boot fails with the reason).
+func HaveKVM() bool { return kvmtest.Available() || kvmtest.Required() }
 
-// SkipWithoutKVM skips tb when /dev/kvm is unusable.
+// SkipWithoutKVM is kvmtest.Require: it skips tb when /dev/kvm is unusable,
+// or fails it when VMM_REQUIRE_KVM=1.
 func SkipWithoutKVM(tb testing.TB) {
 	tb.Helper()
-	f, err := vmm.OpenKVM()
-	if errors.Is(err, vmm.ErrNoKVM) {
-		tb.Skip(err)
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	f.Close()
+	kvmtest.Require(tb)
 }
 
 // Boot runs the guest with memBytes of RAM and workload, writing a dump to
@@ -219,35 +207,62 @@ func (m *Dump) PutU32(gpa uint64, v uint32) {
 // Rec is the physical address of record pfn's field at off (mm.Off*).
 func (m *Dump) Rec(pfn, off uint64) uint64 { return m.Reg.MetaPhys + pfn*mm.FrameMetaSize + off }
 
-// Record fields of the copy.
-func (m *Dump) Flags(pfn uint64) uint32 { return m.U32(m.Rec(pfn, mm.OffFlags)) }
-func (m *Dump) Order(pfn uint64) uint8  { return m.Read(m.Rec(pfn, mm.OffOrder), 1)[0] }
-func (m *Dump) Next(pfn uint64) uint64  { return m.U64(m.Rec(pfn, mm.OffNext)) }
-func (m *Dump) Refcount(pfn uint64) uint32 {
-	return m.U32(m.Rec(pfn, mm.OffRefcount))
+// View reads the copy's metadata array and allocator state as they are
+// now and returns the typed view over them (a snapshot: later writes are
+// not seen).
+func (m *Dump) View() *mm.View {
+	r := m.Reg
+	lo := min(r.MetaPhys, r.StatePhys)
+	hi := max(r.MetaPhys+r.FrameCount*mm.FrameMetaSize, r.StatePhys+mm.StateSize)
+	v, err := mm.NewView(m.Read(lo, hi-lo), lo, r.MetaPhys, r.FrameCount, r.StatePhys)
+	if err != mm.ErrNone {
+		m.tb.Fatalf("metadata view: %v", err)
+	}
+	return &v
 }
 
+// record is frame pfn's record as the copy holds it now.
+func (m *Dump) record(pfn uint64) mm.Record {
+	v, err := mm.NewRecordsView(m.Read(m.Rec(pfn, 0), mm.FrameMetaSize), m.Rec(pfn, 0), 1)
+	if err != mm.ErrNone {
+		m.tb.Fatalf("record %#x: %v", pfn, err)
+	}
+	r, _ := v.Record(0)
+	return r
+}
+
+// Record fields of the copy.
+func (m *Dump) Flags(pfn uint64) uint32    { return m.record(pfn).Flags }
+func (m *Dump) Order(pfn uint64) uint8     { return m.record(pfn).Order }
+func (m *Dump) Next(pfn uint64) uint64     { return m.record(pfn).Next }
+func (m *Dump) Refcount(pfn uint64) uint32 { return m.record(pfn).Refcount }
+
 // Head is the free-list head of order k (mm.LinkNone if empty).
-func (m *Dump) Head(k int) uint64 { return m.U64(m.Reg.StatePhys + mm.StateOffHeads + 8*uint64(k)) }
+func (m *Dump) Head(k int) uint64 { return m.View().ListHead(uint8(k)) }
 
 // HeadAddr is the physical address of BuddyState.Heads[k].
 func (m *Dump) HeadAddr(k int) uint64 { return m.Reg.StatePhys + mm.StateOffHeads + 8*uint64(k) }
 
 // List returns the PFNs on free list k (bounded by the frame count).
 func (m *Dump) List(k int) []uint64 {
+	v := m.View()
 	var out []uint64
-	for p := m.Head(k); p != mm.LinkNone && uint64(len(out)) < m.Reg.FrameCount; p = m.Next(p) {
+	for p := v.ListHead(uint8(k)); p != mm.LinkNone && uint64(len(out)) < m.Reg.FrameCount; {
+		r, ok := v.Record(p)
+		if !ok {
+			break
+		}
 		out = append(out, p)
+		p = r.Next
 	}
 	return out
 }
 
 // FindFrame returns the first PFN >= from whose record satisfies ok.
 func (m *Dump) FindFrame(from uint64, ok func(pfn uint64, flags uint32, order uint8, ref uint32) bool) uint64 {
-	meta := m.Read(m.Reg.MetaPhys, m.Reg.FrameCount*mm.FrameMetaSize)
+	v := m.View()
 	for p := from; p < m.Reg.FrameCount; p++ {
-		r := meta[p*mm.FrameMetaSize:]
-		if ok(p, binary.LittleEndian.Uint32(r[mm.OffFlags:]), r[mm.OffOrder], binary.LittleEndian.Uint32(r[mm.OffRefcount:])) {
+		if r, _ := v.Record(p); ok(p, r.Flags, r.Order, r.Refcount) {
 			return p
 		}
 	}

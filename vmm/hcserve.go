@@ -1,0 +1,55 @@
+package vmm
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/vmm-dev/vmm/firmware"
+)
+
+// Serving a hypercall on the vCPU that made it: read its mailbox, let the
+// pure handleHypercall (hypercall.go) decide, then carry out what it asked
+// of the VM (stop, checkpoint, sleep, wake, CR3 switch) and write Ret.
+
+// hypercall serves the hypercall in v's mailbox.
+func (vm *VM) hypercall(v *vcpu) {
+	view, err := guestView[firmware.Mailbox](vm.mem, mailboxGPA(v.index))
+	if err != nil {
+		vm.stop(OutcomeError, StatusVMMError, fmt.Sprintf("mailbox of vCPU %d: %v", v.index, err), nil)
+		return
+	}
+	mb := firmware.Mailbox{Nr: view.Nr, Args: view.Args} // one read: the guest may change it later
+	v.hypercalls++
+	vm.drainConsole()
+	vm.mu.Lock()
+	res := handleHypercall(vm.mem, &vm.hc, v.index, &mb)
+	vm.mu.Unlock()
+	vm.logf("vCPU %d: %s(%#x) = %#x%s", v.index, hcName(mb.Nr), mb.Args, res.ret, res.why)
+	switch {
+	case res.badExit != "":
+		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))
+	case res.exit:
+		vm.stop(OutcomeExit, res.exitStatus, fmt.Sprintf("guest exited with status %d", res.exitStatus), nil)
+	case res.checkpoint != "":
+		vm.stopTheWorld(v)
+		res.ret = vm.checkpoint(res.checkpoint, false)
+		vm.resumeTheWorld()
+	case res.fault != nil:
+		vm.stop(OutcomeFault, StatusFault, "unhandled exception "+vectorName(res.fault.Vector), vm.faultFrameReport(v, res.fault))
+	case res.sleepNanos > 0:
+		select {
+		case <-v.wake:
+		case <-time.After(time.Duration(res.sleepNanos)):
+		}
+	case res.setCR3 != 0:
+		if err := setCR3(v, res.setCR3); err != nil {
+			vm.stop(OutcomeError, StatusVMMError, err.Error(), nil)
+		}
+	case res.wake >= 0:
+		select {
+		case vm.vcpus[res.wake].wake <- struct{}{}:
+		default:
+		}
+	}
+	view.Ret = res.ret
+}
