@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmm-dev/vmm/guest/mm"
 )
 
-// Memory is guest physical memory: live RAM or a dump.
+// Memory is guest physical memory: live RAM or a dump. Verify calls Slice
+// from several goroutines at once.
 type Memory interface {
 	Slice(gpa, n uint64) ([]byte, error)
 }
@@ -107,17 +109,33 @@ func Verify(mem Memory, in Input) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Frames: in.FrameCount, Roots: len(in.Roots)}
+	// The checker, the summary and the page-table walk each read the
+	// records on their own: run them side by side on the host's CPUs.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.summarise(&view)
+		r.PerCPU = decodeCaches(&view)
+	}()
+	var pt *ptResult
+	if len(in.Roots) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res := walkPageTables(mem, &view, in.Roots, in.SharedTables)
+			pt = &res
+		}()
+	}
 	out := make([]mm.Violation, MaxListed)
 	total := mm.Check(&view, out)
+	wg.Wait()
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
 		r.Violations = append(r.Violations, Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
 			Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual})
 	}
-	r.summarise(&view)
-	r.PerCPU = decodeCaches(&view)
-	if len(in.Roots) > 0 {
-		pt := walkPageTables(mem, &view, in.Roots, in.SharedTables)
+	if pt != nil {
 		r.TableFrames, r.Mappings = pt.tableFrames, pt.mappings
 		r.TotalViolations += pt.total
 		for _, v := range pt.violations {
