@@ -11,16 +11,19 @@ import (
 // TestSummariseMatchesReference: the array histogram gives the counts a
 // plain per-frame map gives, for defined flags and for garbage ones.
 func TestSummariseMatchesReference(t *testing.T) {
-	all := mm.FlagCOW | mm.FlagDLL | mm.FlagAnonymous | mm.FlagAllocated | mm.FlagFree |
-		mm.FlagKernel | mm.FlagUser | mm.FlagPoisoned | mm.FlagPerCPU
-	if all >= histSize {
-		t.Fatalf("flag bits %#x reach past histSize %#x", all, histSize)
+	if histLowBits >= 8 || histHighBits&0xff != 0 || histHighBits>>8 >= histSize>>3 {
+		t.Fatalf("flag bits %#x / %#x do not pack into the %d-entry histogram", histLowBits, histHighBits, histSize)
+	}
+	for i := range histSize {
+		if j, ok := histIndex(histFlags(i)); histFlags(i)&^(histLowBits|histHighBits) == 0 && (!ok || j != i) {
+			t.Fatalf("histIndex(histFlags(%d)) = %d, %v", i, j, ok)
+		}
 	}
 	const frames = 5000
 	meta := make([]byte, frames*mm.FrameMetaSize+mm.StateSize)
 	rng := rand.New(rand.NewPCG(5, 6))
 	choices := []uint32{0, mm.FlagFree, mm.FlagAllocated | mm.FlagKernel, mm.FlagAllocated | mm.FlagUser | mm.FlagCOW,
-		mm.FlagPoisoned, 0xdead0000, 1 << 31, histSize}
+		mm.FlagPoisoned, mm.FlagAllocated | mm.FlagKernel | mm.FlagPerCPU | mm.FlagAnonymous, 0xdead0000, 1 << 31, 1 << 3, 1 << 14}
 	want := map[uint32]uint64{}
 	var wantFree uint64
 	var wantBlocks [mm.NumOrders]uint64

@@ -148,19 +148,36 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	return r, nil
 }
 
-// histSize bounds the flag values the histogram counts in an array: every
-// defined flag bit is below it (a test checks). Records with other bits (a
-// corrupt guest) are counted in a map, off the per-frame fast path.
-const histSize = 1 << 14
+// The flags histogram counts in a small array: the defined flag bits are
+// bits 0..2 (sharing modifiers) and 8..13 (state and owner), packed into a
+// 9-bit index (a test checks the constants fit). Records with other bits
+// (a corrupt guest) are counted in a map, off the per-frame fast path.
+const (
+	histLowBits  = mm.FlagCOW | mm.FlagDLL | mm.FlagAnonymous
+	histHighBits = mm.FlagAllocated | mm.FlagFree | mm.FlagKernel | mm.FlagUser | mm.FlagPoisoned | mm.FlagPerCPU
+	histSize     = 1 << 9
+)
+
+// histIndex packs flags into the histogram's index; ok is false for flags
+// with undefined bits.
+func histIndex(f uint32) (int, bool) {
+	if f&^(histLowBits|histHighBits) != 0 {
+		return 0, false
+	}
+	return int(f&7 | (f>>8)<<3), true
+}
+
+// histFlags undoes histIndex.
+func histFlags(i int) uint32 { return uint32(i&7) | uint32(i>>3)<<8 }
 
 // summarise fills the buddyinfo-style free counts and the flag histogram.
 func (r *Report) summarise(v *mm.View) {
-	counts := make([]uint64, histSize)
+	var counts [histSize]uint64
 	var odd map[uint32]uint64
 	for pfn := uint64(0); pfn < r.Frames; pfn++ {
 		rec, _ := v.Record(pfn)
-		if rec.Flags < histSize {
-			counts[rec.Flags]++
+		if i, ok := histIndex(rec.Flags); ok {
+			counts[i]++
 		} else {
 			if odd == nil {
 				odd = map[uint32]uint64{}
@@ -174,9 +191,10 @@ func (r *Report) summarise(v *mm.View) {
 			}
 		}
 	}
-	for raw, n := range counts {
+	for i, n := range counts {
 		if n != 0 {
-			r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(uint32(raw)), Raw: uint32(raw), Frames: n})
+			raw := histFlags(i)
+			r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(raw), Raw: raw, Frames: n})
 		}
 	}
 	for raw, n := range odd {
