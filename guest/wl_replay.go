@@ -45,6 +45,9 @@ func (t *traceTable) put(pfn, value uint64) {
 // take removes pfn and returns its value (backward-shift deletion keeps
 // probe chains intact without tombstones).
 func (t *traceTable) take(pfn uint64) (uint64, bool) {
+	if pfn+1 == 0 { // would match an empty slot
+		return 0, false
+	}
 	i := hashPFN(pfn) & t.mask
 	for t.slots[2*i] != pfn+1 {
 		if t.slots[2*i] == 0 {
@@ -80,13 +83,18 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 		return exitWorkloadFail
 	}
 	trace := physBytes(bi.TraceBase, int(bi.TraceSize))
-	var served, failed, fragmented, tableFull, frees, skipped, bad uint64
+	var served, failed, fragmented, tableFull, frees, skipped, bad, invalid uint64
 	for len(trace) > 0 {
 		op, pfn, order, rest, ok := mm.ParseTraceLine(trace)
 		trace = rest
 		switch {
 		case !ok:
 			bad++
+		case op == '#':
+		case !mm.ValidTraceRecord(pfn, order):
+			// The table's keys are pfn+1: an impossible PFN (2^64-1 would
+			// wrap to the empty key) never reaches it.
+			invalid++
 		case op == 'a':
 			if table.full() {
 				tableFull++
@@ -131,7 +139,9 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 	putDec(skipped)
 	putString(" frees of unknown pages, ")
 	putDec(bad)
-	putString(" malformed lines\n")
+	putString(" malformed lines, ")
+	putDec(invalid)
+	putString(" impossible frame numbers or orders\n")
 	printBuddyInfo()
 	report("replay.served", served)
 	report("replay.failed", failed)
@@ -140,6 +150,7 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 	report("replay.freed", frees)
 	report("replay.skipped_frees", skipped)
 	report("replay.malformed", bad)
+	report("replay.invalid", invalid)
 	st := kernelMM.State()
 	for k := 0; k < mm.NumOrders; k++ {
 		report(orderKeys[k], st.Counts[k])

@@ -7,38 +7,43 @@ import (
 
 // workload is one named guest workload; run returns a guest exit status.
 type workload struct {
-	name  string
-	help  string
-	inAll bool // part of the default set
-	run   func(bi *firmware.BootInfo) uint64
+	name string
+	help string
+	// labels are the checkpoints it reaches when it succeeds, in order,
+	// space separated (the names --dump-at accepts); a parenthesis says
+	// when the label before it is reached. Keep them in step with the
+	// checkAndCheckpoint calls (TestWorkloadLabels checks).
+	labels string
+	inAll  bool // part of the default set
+	run    func(bi *firmware.BootInfo) uint64
 }
 
 // workloads is constant-initialised (no init code runs in the guest).
 var workloads = [...]workload{
-	{"hello", "print the banner and memory map, then exit", true, runHello},
-	{"stress", "random mixed-order alloc/free to exhaustion and back", true, runStress},
-	{"paging", "x86-64 address spaces from buddy frames, shared refcounted mappings", true, runPaging},
-	{"cow", "fork-like clone, copy-on-write faults resolved in software, DLL frames", true, runCOW},
-	{"replay", "replay the page-allocation trace given with --trace", true, runReplay},
-	{"smp", "all vCPUs: per-CPU caches, cross-CPU frees, racing puts (--cpus > 1)", true, runSMP},
-	{"fault", "store to address 0: the VMM reports a page fault", false, runFault},
-	{"ud", "execute UD2: the VMM reports an invalid opcode", false, runUD},
-	{"spin", "loop forever: the VMM's --timeout ends it", false, runSpin},
-	{"demand", "demand paging: first touches of a reserved range fault in zeroed frames", true, runDemand},
-	{"ticks", "busy-wait 200 ms of TSC time (count --tick interrupts)", false, runTicks},
-	{"smpbench", "order-0 pairs per second through the per-CPU caches on every vCPU", false, runSMPBench},
-	{"trapbench", "median cost of an exception round trip, a demand fault, a COW fault", false, runTrapBench},
-	{"exc-de", "divide by zero: unhandled #DE report", false, runDivide},
-	{"exc-gp", "non-canonical load: unhandled #GP report", false, runGP},
-	{"exc-nested", "the #UD handler itself faults: reported, not a triple fault", false, runNested},
-	{"exc-stack", "unbounded recursion into the stack guard page", false, runStackOverflow},
-	{"exc-double", "a fault while delivering a fault: #DF on its own stack", false, runDoubleFault},
-	{"segv", "touch outside every reserved range: segmentation fault", false, runSegv},
-	{"emulfail", "run Go (SSE) code at ring 0: KVM's emulator gives up on the PVM host", false, runEmulFail},
-	{"badcall", "make hypercalls with bad arguments and check each is refused", false, runBadCall},
-	{"badexit", "ask to exit with status 256: the VMM ends the run as a guest fault", false, runBadExit},
-	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", true, runPoison},
-	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", false, runBench},
+	{"hello", "print the banner and memory map, then exit", "hello", true, runHello},
+	{"stress", "random mixed-order alloc/free to exhaustion and back", "stress-full stress", true, runStress},
+	{"paging", "x86-64 address spaces from buddy frames, shared refcounted mappings", "paging-mapped paging-unmapped paging", true, runPaging},
+	{"cow", "fork-like clone, copy-on-write faults resolved in software, DLL frames", "cow-forked cow-written cow", true, runCOW},
+	{"replay", "replay the page-allocation trace given with --trace", "replay-end (with --trace) replay", true, runReplay},
+	{"smp", "all vCPUs: per-CPU caches, cross-CPU frees, racing puts (--cpus > 1)", "smp-caches (with --cpus > 1) smp", true, runSMP},
+	{"fault", "store to address 0: the VMM reports a page fault", "", false, runFault},
+	{"ud", "execute UD2: the VMM reports an invalid opcode", "", false, runUD},
+	{"spin", "loop forever: the VMM's --timeout ends it", "", false, runSpin},
+	{"demand", "demand paging: first touches of a reserved range fault in zeroed frames", "demand-touched demand", true, runDemand},
+	{"ticks", "busy-wait 200 ms of TSC time (count --tick interrupts)", "ticks", false, runTicks},
+	{"smpbench", "order-0 pairs per second through the per-CPU caches on every vCPU", "smpbench", false, runSMPBench},
+	{"trapbench", "median cost of an exception round trip, a demand fault, a COW fault", "trapbench", false, runTrapBench},
+	{"exc-de", "divide by zero: unhandled #DE report", "", false, runDivide},
+	{"exc-gp", "non-canonical load: unhandled #GP report", "", false, runGP},
+	{"exc-nested", "the #UD handler itself faults: reported, not a triple fault", "", false, runNested},
+	{"exc-stack", "unbounded recursion into the stack guard page", "", false, runStackOverflow},
+	{"exc-double", "a fault while delivering a fault: #DF on its own stack", "", false, runDoubleFault},
+	{"segv", "touch outside every reserved range: segmentation fault", "", false, runSegv},
+	{"emulfail", "run Go (SSE) code at ring 0: KVM's emulator gives up on the PVM host", "", false, runEmulFail},
+	{"badcall", "make hypercalls with bad arguments and check each is refused", "badcall", false, runBadCall},
+	{"badexit", "ask to exit with status 256: the VMM ends the run as a guest fault", "", false, runBadExit},
+	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", "poison-drained poison", true, runPoison},
+	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", "bench", false, runBench},
 }
 
 func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
@@ -69,7 +74,13 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 			putString(": ")
 			putString(w.help)
 			putString("\n")
+			if w.labels != "" {
+				putString("        checkpoints: ")
+				putString(w.labels)
+				putString("\n")
+			}
 		}
+		putString("--dump-at takes a checkpoint label; every run also verifies at \"exit\"\n")
 		return exitOK
 	}
 	for i := range workloads {

@@ -55,6 +55,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	vm.result.Checkpoints = append(vm.result.Checkpoints, cp)
 	vm.mu.Unlock()
 	vm.logf("checkpoint %q: verified=%v violations=%d in %v", label, cp.Verified, cp.Violations, time.Duration(cp.Nanos))
+	vm.progressCheckpoint(cp)
 	return uint64(cp.Violations)
 }
 
@@ -62,6 +63,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 // has stopped.
 func (vm *VM) finish() {
 	vm.checkpoint("exit", true)
+	vm.checkReplay()
 	vm.dumpAtExit()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
@@ -95,12 +97,14 @@ func finalStatus(outcome string, status, violations int) (int, bool) {
 // end) and records how it went.
 func (vm *VM) dump(reason string) {
 	start := time.Now()
+	vm.progressf("writing dump %s (%d MiB of guest RAM)...", vm.cfg.DumpPath, vm.cfg.MemBytes>>20)
 	st, err := vm.writeDump(reason)
 	d := &DumpResult{Path: vm.cfg.DumpPath, FileSize: st.FileSize, Written: st.Written, Nanos: time.Since(start).Nanoseconds()}
 	if err != nil {
 		d.Error = err.Error()
 		vm.logf("dump: %v", err)
 	}
+	vm.progressDump(d)
 	vm.mu.Lock()
 	vm.result.Dump = d
 	vm.mu.Unlock()

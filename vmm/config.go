@@ -26,6 +26,10 @@ type Config struct {
 
 	Console io.Writer // guest console output (nil: discarded)
 	Log     io.Writer // -v diagnostics (nil: quiet)
+
+	// Progress gets a line per step of long work as it happens (each
+	// checkpoint, a dump's start and end); nil: none.
+	Progress io.Writer
 }
 
 // ErrConfig wraps every configuration error; the CLI maps it to StatusUsage.

@@ -109,6 +109,7 @@ func TestBenchFloorsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
 	}
+	validateJSON(t, out, "bench_floors")
 	if res.KVMFloorNS <= 0 || len(res.Guests) != 1 {
 		t.Fatalf("floors missing: %s", out)
 	}

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
@@ -30,6 +31,7 @@ type bootFlags struct {
 	dumpAt    string
 	json      bool
 	verbose   bool
+	progress  progressFlag
 }
 
 func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet, error) {
@@ -49,6 +51,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
+	fs.Var(&f.progress, "progress", progressUsage)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -76,7 +79,7 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 		return cfg, usagef("--bad-frames: %v", err)
 	}
 	if f.kernel != "" {
-		if cfg.Kernel, err = os.ReadFile(f.kernel); err != nil {
+		if cfg.Kernel, err = readKernel(f.kernel, cfg.MemBytes); err != nil {
 			return cfg, usagef("--kernel: %v", err)
 		}
 	} else if k, ok := embeddedKernel(); ok {
@@ -85,8 +88,13 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 		return cfg, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
 	}
 	if f.trace != "" {
-		if cfg.Trace, err = readTrace(f.trace); err != nil {
+		if cfg.Trace, err = readTrace(f.trace, int64(cfg.MemBytes)); err != nil {
 			return cfg, usagef("--trace: %v", err)
+		}
+	}
+	if f.dump != "" { // refuse a device, FIFO or directory before any VM runs
+		if err := safefile.CheckTarget(f.dump); err != nil {
+			return cfg, usagef("--dump: %v", err)
 		}
 	}
 	cfg.Console = stdout
@@ -95,6 +103,8 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	}
 	if f.verbose {
 		cfg.Log = stderr
+	} else {
+		cfg.Progress = f.progress.writer(stderr) // -v logs the same events
 	}
 	if err := cfg.Validate(0); err != nil {
 		return cfg, usagef("%v", err)

@@ -1,13 +1,13 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
@@ -130,7 +130,7 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	kernel, ok := embeddedKernel()
 	if f.kernel != "" {
-		if kernel, err = os.ReadFile(f.kernel); err != nil {
+		if kernel, err = readKernel(f.kernel, slices.Max(sizes)); err != nil {
 			return vmm.StatusUsage, usagef("--kernel: %v", err)
 		}
 	} else if !ok && !f.noGuests {
@@ -165,9 +165,10 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 
 	if f.json {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		return 0, enc.Encode(out)
+		return 0, writeJSON(stdout, struct {
+			Schema string `json:"schema"`
+			*floorResult
+		}{schemaBenchFloors, &out})
 	}
 	printFloors(stdout, &out)
 	return 0, nil
@@ -213,8 +214,12 @@ func floorBoots(runs int) ([]floorBoot, error) {
 // the scan and write floors over the same byte counts.
 func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error) {
 	g := floorGuest{MemBytes: size, CPUs: f.cpus}
-	dumpPath := fmt.Sprintf("%s/vmm-floor-%d.core", f.dir, os.Getpid())
-	defer os.Remove(dumpPath)
+	tmpDir, err := os.MkdirTemp(f.dir, "vmm-floor-*") // never a name the user may own
+	if err != nil {
+		return g, err
+	}
+	defer os.RemoveAll(tmpDir)
+	dumpPath := filepath.Join(tmpDir, "guest.core")
 	// On a machine that is itself a VM, page-cache pages never used since
 	// it booted cost the outer hypervisor's first touch; write and delete
 	// a file of twice the dump's size first (the guest's metadata takes

@@ -5,11 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 
+	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/coredump"
 	"github.com/vmm-dev/vmm/vmm/inspect"
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
@@ -76,15 +77,37 @@ func cmdInspect(args []string, stdout, stderr io.Writer) (int, error) {
 			return vmm.StatusUsage, usagef("--frame %q: not a physical address (0x hex or decimal)", f.frame)
 		}
 	}
+	if f.mapOut != "" { // refuse a device, FIFO or directory before reading the dump
+		if err := safefile.CheckTarget(f.mapOut); err != nil {
+			return vmm.StatusUsage, usagef("--map: %v", err)
+		}
+	}
 	in, err := inspect.Open(f.path)
 	if err != nil {
 		return vmm.StatusVMMError, err
 	}
 	defer in.Close()
-	if f.frame != "" || f.mapOut != "" {
-		return inspectTools(in, f, addr, stdout)
+	return inspectOpened(in, f, addr, stdout)
+}
+
+// inspectOpened does the work on an open dump. Every read of the dump's
+// mapping happens inside Guard: a dump that shrinks meanwhile (another
+// `vmm boot --dump` rewriting it) gives an error, not a SIGBUS.
+func inspectOpened(in *inspect.Inspection, f *inspectFlags, addr uint64, stdout io.Writer) (int, error) {
+	var status int
+	err := in.Dump.Guard(func() error {
+		var err error
+		if f.frame != "" || f.mapOut != "" {
+			status, err = inspectTools(in, f, addr, stdout)
+		} else {
+			status, err = inspectReport(in, f.json, stdout)
+		}
+		return err
+	})
+	if errors.Is(err, coredump.ErrChanged) {
+		return vmm.StatusVMMError, fmt.Errorf("%s: %w", in.Path, err)
 	}
-	return inspectReport(in, f.json, stdout)
+	return status, err
 }
 
 // inspectReport prints the header and the verification report; exit
@@ -148,7 +171,13 @@ func inspectTools(in *inspect.Inspection, f *inspectFlags, addr uint64, stdout i
 		}
 		out.Map = m
 		if !f.json {
-			fmt.Fprintf(stdout, "map:          %s (%dx%d pixels, one per frame)\n", m.Path, m.Width, m.Height)
+			var legend []string
+			for _, e := range m.Legend {
+				legend = append(legend, fmt.Sprintf("%s %d", e.State, e.Frames))
+			}
+			fmt.Fprintf(stdout, "map:          %s (%dx%d pixels; %d frames per row, %dx%d pixels per frame)\n",
+				m.Path, m.Width, m.Height, m.FramesPerRow, m.PixelsPerFrame, m.PixelsPerFrame)
+			fmt.Fprintf(stdout, "frames:       %s\n", strings.Join(legend, ", "))
 		}
 	}
 	if f.json {
@@ -160,23 +189,24 @@ func inspectTools(in *inspect.Inspection, f *inspectFlags, addr uint64, stdout i
 }
 
 type mapResult struct {
-	Path   string `json:"path"`
-	Width  int    `json:"width"`
-	Height int    `json:"height"`
+	Path string `json:"path"`
+	inspect.MapInfo
 }
 
+// writeMap writes the PNG beside path and renames it into place only when
+// complete: on error the file at path, if any, is unchanged.
 func writeMap(in *inspect.Inspection, path string) (*mapResult, error) {
-	file, err := os.Create(path)
+	file, err := safefile.CreateAtomic(path)
 	if err != nil {
 		return nil, err
 	}
+	defer file.Abort() // removes only the temporary file, if not committed
 	r, err := in.Map(file)
-	if cerr := file.Close(); err == nil {
-		err = cerr
+	if err == nil {
+		err = file.Commit()
 	}
 	if err != nil {
-		os.Remove(path) // do not leave a half-written PNG behind
 		return nil, err
 	}
-	return &mapResult{Path: path, Width: r.Dx(), Height: r.Dy()}, nil
+	return &mapResult{Path: path, MapInfo: r}, nil
 }

@@ -108,7 +108,7 @@ func TestInspectFrameAndMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if uint64(cfg.Width*cfg.Height) < d.Reg.FrameCount || cfg.Width > 1024 {
+	if uint64(cfg.Width*cfg.Height) < d.Reg.FrameCount || cfg.Width > 1200 || !strings.Contains(out, "frames per row") {
 		t.Errorf("PNG %dx%d for %d frames", cfg.Width, cfg.Height, d.Reg.FrameCount)
 	}
 	// Decimal addresses, and the frame past the end is a one-line error.
@@ -117,5 +117,72 @@ func TestInspectFrameAndMap(t *testing.T) {
 	}
 	if st, _, errs := runInspect("--frame", "0x7fffffffffff", path); st != vmm.StatusVMMError || strings.Count(errs, "\n") != 1 {
 		t.Errorf("--frame out of range: %d %q", st, errs)
+	}
+}
+
+// TestInspectMapShowsOnePoisonedFrameIn4GiB: in a real 4 GiB guest's map,
+// one frame (a boot-time bad frame) is drawn as a square a person sees.
+func TestInspectMapShowsOnePoisonedFrameIn4GiB(t *testing.T) {
+	inspecttest.SkipWithoutKVM(t)
+	const bad = 0x80123
+	dir := t.TempDir()
+	dump, pic := filepath.Join(dir, "4g.core"), filepath.Join(dir, "4g.png")
+	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--mem", "4G", "--workload", "hello",
+		"--bad-frames", fmt.Sprintf("%#x", bad), "--dump", dump); st != 0 {
+		t.Fatalf("boot: status %d: %s", st, errs)
+	}
+	st, out, errs := runInspect("--json", "--map", pic, dump)
+	if st != 0 {
+		t.Fatalf("inspect: status %d: %s", st, errs)
+	}
+	var doc struct {
+		Map struct {
+			Width, Height int
+			FramesPerRow  int `json:"frames_per_row"`
+			MapX          int `json:"map_x"`
+			MapY          int `json:"map_y"`
+			Legend        []struct {
+				State  string
+				Frames uint64
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		t.Fatal(err)
+	}
+	m := doc.Map
+	poisoned := uint64(0)
+	for _, e := range m.Legend {
+		if e.State == "poisoned" {
+			poisoned = e.Frames
+		}
+	}
+	if m.FramesPerRow != 1024 || poisoned != 1 {
+		t.Fatalf("map %+v: want 1024 frames per row and 1 poisoned frame", m)
+	}
+	f, err := os.Open(pic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.Bounds().Dx() != m.Width || img.Bounds().Dy() != m.Height {
+		t.Fatalf("PNG %v, JSON says %dx%d", img.Bounds(), m.Width, m.Height)
+	}
+	x, y := m.MapX+bad%m.FramesPerRow, m.MapY+bad/m.FramesPerRow
+	red := 0
+	for dy := -3; dy <= 3; dy++ {
+		for dx := -3; dx <= 3; dx++ {
+			r, g, b, _ := img.At(x+dx, y+dy).RGBA()
+			if r>>8 == 230 && g>>8 == 30 && b>>8 == 30 {
+				red++
+			}
+		}
+	}
+	if red < 25 {
+		t.Errorf("the poisoned frame at (%d,%d) shows %d poisoned pixels, want a 5x5 square", x, y, red)
 	}
 }

@@ -34,7 +34,8 @@ func validateJSON(t *testing.T, out, def string) {
 
 // TestJSONOutputsMatchSchema validates the real JSON of boot (a clean run
 // with checkpoints, a fault with a crash report and a dump), inspect and
-// inspect --frame/--map. bench's is validated by TestBenchJSON.
+// inspect --frame/--map. bench and bench --floors are validated by
+// TestBenchJSON and TestBenchFloorsJSON.
 func TestJSONOutputsMatchSchema(t *testing.T) {
 	kvmtest.Require(t)
 	dir := t.TempDir()

@@ -50,8 +50,8 @@ const MaxCPUs = 64
 //     vCPU, 2 MiB for 8 vCPUs, which a micro-VM can afford.
 //
 // Only order 0 is cached: it is the overwhelming majority of requests
-// (99.8% of the allocations in the Linux trace, shared/data/linux-pagealloc-
-// gobuild.csv.gz, are order 0; order 2 is next at 0.15%), and single frames keep the
+// (99.8% of the allocations in the Linux trace that testdata/ holds a slice
+// of are order 0; order 2 is next at 0.15%), and single frames keep the
 // cache bookkeeping to one metadata record per entry.
 const (
 	PCPCapacity = 64

@@ -68,3 +68,17 @@ func parseUint(b []byte, i int) (uint64, int, bool) {
 	}
 	return v, i, i > start
 }
+
+// MaxTracePFN is the largest frame number a trace may name: x86-64
+// physical addresses have at most 52 bits.
+const MaxTracePFN = 1<<(52-PageShift) - 1
+
+// ValidTraceRecord reports whether a parsed trace line's frame number and
+// order are possible (pfn at most MaxTracePFN, order at most MaxOrder).
+// The host refuses a trace with any other line; the replay counts and
+// skips them.
+//
+//go:nosplit
+func ValidTraceRecord(pfn uint64, order uint8) bool {
+	return pfn <= MaxTracePFN && order <= MaxOrder
+}

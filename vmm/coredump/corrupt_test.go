@@ -3,6 +3,7 @@ package coredump
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,5 +205,47 @@ func TestGoBuiltBinary(t *testing.T) {
 	_, err = Open(bin)
 	if !errors.Is(err, ErrNotCore) || !strings.Contains(err.Error(), "ELF type is ET_EXEC, want ET_CORE") {
 		t.Errorf("Open(go binary) = %v", err)
+	}
+}
+
+// TestOpenCorruptHandlerThreads: a handler thread must name a vCPU of the
+// dump, at most once.
+func TestOpenCorruptHandlerThreads(t *testing.T) {
+	m, ram, _ := testGuest(t, 4<<20)
+	vs := testVCPUs()
+	for i := range vs {
+		h := vs[i]
+		vs[i].Handler = &h
+	}
+	path := filepath.Join(t.TempDir(), "h.core")
+	if _, err := Write(path, m, ram, vs, testInfo()); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parse(good); err != nil {
+		t.Fatalf("parse(good): %v", err)
+	}
+	const prNote = nhdrSize + 8 + prstatusSize                        // "CORE\0" padded to 8
+	pidAt := findLayout(t, good).notes + 3*prNote + nhdrSize + 8 + 32 // vCPU 1's handler
+	if got := le.Uint32(good[pidAt:]); got != HandlerPIDBase+2 {
+		t.Fatalf("pr_pid at %#x is %d, want vCPU 1's handler %d", pidAt, got, HandlerPIDBase+2)
+	}
+	for _, tc := range []struct {
+		pid  uint32
+		want string
+	}{
+		{HandlerPIDBase + 9, "names no vCPU"},
+		{HandlerPIDBase + 1, "second handler"},
+	} {
+		b := bytes.Clone(good)
+		le.PutUint32(b[pidAt:], tc.pid)
+		_, err := parse(b)
+		var fe *FormatError
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(fmt.Sprint(err), tc.want) || !errors.As(err, &fe) {
+			t.Errorf("pid %d: %v, want ErrCorrupt %q", tc.pid, err, tc.want)
+		}
 	}
 }

@@ -3,13 +3,14 @@ package inspect
 import (
 	"image"
 	"strings"
+	"unicode"
 )
 
 // A 5x7 bitmap font (HD44780 style) for the map's title and legend: the
 // standard library draws no text, and the legend needs only these glyphs.
 // Each glyph is 7 rows, top first, bit 4 = leftmost column. Lower case is
-// drawn as upper case; unknown runes as '?'.
-const glyphChars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ .,:-()/=|+?"
+// drawn as upper case, except x (for 0x...); unknown runes as '?'.
+const glyphChars = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ .,:-()/=|+x?"
 
 var glyphs = [...][7]uint8{
 	{0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}, // 0
@@ -59,6 +60,7 @@ var glyphs = [...][7]uint8{
 	{0, 0, 0x1F, 0, 0x1F, 0, 0},                // =
 	{0x04, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04}, // |
 	{0, 0x04, 0x04, 0x1F, 0x04, 0x04, 0},       // +
+	{0, 0, 0x11, 0x0A, 0x04, 0x0A, 0x11},       // x (lower case: the 0x of addresses)
 	{0x0E, 0x11, 0x01, 0x02, 0x04, 0, 0x04},    // ?
 }
 
@@ -73,7 +75,10 @@ func textWidth(s string) int { return len([]rune(s)) * glyphW }
 
 // drawText draws s with its top-left corner at (x, y), clipped to img.
 func drawText(img *image.Paletted, x, y int, s string, c uint8) {
-	for _, r := range strings.ToUpper(s) {
+	for _, r := range s {
+		if r != 'x' {
+			r = unicode.ToUpper(r)
+		}
 		i := strings.IndexRune(glyphChars, r)
 		if i < 0 {
 			i = len(glyphChars) - 1

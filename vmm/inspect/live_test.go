@@ -1,6 +1,7 @@
 package inspect_test
 
 import (
+	"io"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,5 +121,40 @@ func TestLiveCOWDumpMutations(t *testing.T) {
 			}
 			t.Errorf("no %q violation for frame %#x in %+v", tc.kind, pfn, r.Violations)
 		})
+	}
+}
+
+// TestLiveMapMarksLeakedAndViolatingFrames: in the map of a damaged
+// mid-workload dump, a frame with more references than mappings counts as
+// leaked and a writable COW mapping as a violation; the clean dump has
+// neither, and shows its 32 COW and 4 DLL frames.
+func TestLiveMapMarksLeakedAndViolatingFrames(t *testing.T) {
+	src := cowDump(t)
+	legend := func(path string) map[string]uint64 {
+		in, err := inspect.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		info, err := in.Map(io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]uint64{}
+		for _, e := range info.Legend {
+			m[e.State] = e.Frames
+		}
+		return m
+	}
+	if l := legend(src); l["COW"] != 32 || l["DLL"] != 4 || l["leaked"] != 0 || l["violation"] != 0 {
+		t.Errorf("clean cow-forked dump: legend %v", l)
+	}
+	d := inspecttest.Copy(t, src)
+	_, leak := findLeaf(t, d, d.Roots[1], mm.FlagCOW)
+	d.PutU32(d.Rec(leak, mm.OffRefcount), d.Refcount(leak)+1)
+	pte, _ := findLeaf(t, d, d.Roots[0], mm.FlagDLL)
+	d.PutU64(pte, d.U64(pte)&^4) // USER frame mapped without the U bit
+	if l := legend(d.Path); l["leaked"] != 1 || l["violation"] != 1 {
+		t.Errorf("damaged dump: legend %v, want 1 leaked and 1 violation", l)
 	}
 }
