@@ -6,6 +6,7 @@
 package verify
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sort"
 	"strings"
@@ -174,20 +175,23 @@ func histFlags(i int) uint32 { return uint32(i&7) | uint32(i>>3)<<8 }
 func (r *Report) summarise(v *mm.View) {
 	var counts [histSize]uint64
 	var odd map[uint32]uint64
+	// Two fields a record: read them from the record's bytes rather than
+	// copying the whole decoded Record (this loop is memory-bound).
 	for pfn := uint64(0); pfn < r.Frames; pfn++ {
-		rec, _ := v.Record(pfn)
-		if i, ok := histIndex(rec.Flags); ok {
+		rec := v.RecordBytes(pfn)
+		flags, order := binary.LittleEndian.Uint32(rec[mm.OffFlags:]), rec[mm.OffOrder]
+		if i, ok := histIndex(flags); ok {
 			counts[i]++
 		} else {
 			if odd == nil {
 				odd = map[uint32]uint64{}
 			}
-			odd[rec.Flags]++
+			odd[flags]++
 		}
-		if rec.Flags == mm.FlagFree {
+		if flags == mm.FlagFree {
 			r.FreeFrames++
-			if rec.Order <= mm.MaxOrder {
-				r.FreeBlocks[rec.Order]++
+			if order <= mm.MaxOrder {
+				r.FreeBlocks[order]++
 			}
 		}
 	}
