@@ -28,7 +28,7 @@ type Checkpoint struct {
 func (vm *VM) checkpoint(label string, final bool) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
-	reg, boot := vm.hc.reg, vm.hc.boot
+	reg, boot, held := vm.hc.reg, vm.hc.boot, vm.hc.held
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	cp := Checkpoint{Label: label, Final: final}
@@ -37,7 +37,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	}
 	if reg != nil {
 		cp.Verified = true
-		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot,
+		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot, Holdings: held,
 			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
 		if err != nil {
 			cp.Error = err.Error()
@@ -55,6 +55,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	vm.result.Checkpoints = append(vm.result.Checkpoints, cp)
 	vm.mu.Unlock()
 	vm.logf("checkpoint %q: verified=%v violations=%d in %v", label, cp.Verified, cp.Violations, time.Duration(cp.Nanos))
+	vm.progressCheckpoint(cp)
 	return uint64(cp.Violations)
 }
 
@@ -96,12 +97,14 @@ func finalStatus(outcome string, status, violations int) (int, bool) {
 // end) and records how it went.
 func (vm *VM) dump(reason string) {
 	start := time.Now()
+	vm.progressf("writing dump %s (%d MiB of guest RAM)...", vm.cfg.DumpPath, vm.cfg.MemBytes>>20)
 	st, err := vm.writeDump(reason)
 	d := &DumpResult{Path: vm.cfg.DumpPath, FileSize: st.FileSize, Written: st.Written, Nanos: time.Since(start).Nanoseconds()}
 	if err != nil {
 		d.Error = err.Error()
 		vm.logf("dump: %v", err)
 	}
+	vm.progressDump(d)
 	vm.mu.Lock()
 	vm.result.Dump = d
 	vm.mu.Unlock()

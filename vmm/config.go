@@ -21,16 +21,21 @@ type Config struct {
 	Tick      time.Duration // timer period (0: no timer)
 	BadFrames []uint64      // PFNs reported to the guest as bad
 	Trace     []byte        // trace for the replay workload, copied into guest RAM
-	// Program is the `vmm run` bundle (see RunBundle) for the run
+	// Program is the `vmm run` bundle (firmware.RunHeader) for the run
 	// workload; it takes the trace's place in guest RAM (BootInfo.TraceBase).
 	Program  []byte
 	DumpPath string // write an ELF core of guest memory at exit ("" = none)
 	DumpAt   string // write it at the checkpoint with this label instead (world stopped)
+	GDB      string // serve gdb's remote protocol on this address; the guest waits for it ("" = none)
 
 	Console io.Writer // guest console output (nil: discarded)
 	Stdout  io.Writer // a user program's fd 1 (vmm run; nil: discarded)
 	Stderr  io.Writer // a user program's fd 2 (vmm run; nil: discarded)
 	Log     io.Writer // -v diagnostics (nil: quiet)
+
+	// Progress gets a line per step of long work as it happens (each
+	// checkpoint, a dump's start and end); nil: none.
+	Progress io.Writer
 }
 
 // ErrConfig wraps every configuration error; the CLI maps it to StatusUsage.

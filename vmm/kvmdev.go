@@ -10,7 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrNoKVM means /dev/kvm is missing or not accessible; tests skip on it.
+// ErrNoKVM means /dev/kvm is missing or not accessible (tests decide what
+// to do about that in internal/kvmtest).
 var ErrNoKVM = errors.New("KVM is not available")
 
 // OpenKVM opens /dev/kvm and checks the API version.

@@ -42,6 +42,7 @@ type VM struct {
 	halt     haltRequest // what halting means; set once before halting
 	fallback *time.Timer // stops a halted run that ignores kicks
 	done     chan struct{}
+	dbg      *debugger // --gdb (nil without)
 
 	// Stop-the-world for checkpoints: the initiator sets pausing, kicks the
 	// others and waits until parked == len(vcpus)-1.
@@ -150,13 +151,14 @@ func (vm *VM) build() error {
 	if vm.hc.boot, err = verify.ReadBoot(vm.mem); err != nil { // the verifier's copy, before the guest runs
 		return err
 	}
+	vm.prefaultMeta() // memory.go
 	if f, err := registerIoeventfd(vm.vmFd, firmware.ConsoleDoorbell, 8); err == nil {
 		vm.doorbel = f
 		go vm.consoleLoop(f)
 	} else {
 		vm.logf("%v: console doorbell falls back to MMIO exits", err)
 	}
-	return nil
+	return vm.startDebugger()
 }
 
 // consoleLoop drains the console each time the guest rings the doorbell.
@@ -187,6 +189,7 @@ func (vm *VM) Memory() *GuestMemory { return vm.mem }
 
 // Close releases every KVM and memory resource.
 func (vm *VM) Close() error {
+	vm.closeDebugger()
 	for _, v := range vm.vcpus {
 		v.kickMu.Lock()
 		v.close()

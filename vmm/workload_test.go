@@ -89,10 +89,10 @@ func TestWorkloadCOW(t *testing.T) {
 }
 
 func TestWorkloadReplay(t *testing.T) {
-	path := filepath.Join(guestbuild.RepoRoot(), "..", "shared", "data", "linux-pagealloc-gobuild.csv.gz")
+	path := filepath.Join(guestbuild.RepoRoot(), "testdata", "linux-pagealloc-gobuild-400k.csv.gz")
 	raw, err := os.ReadFile(path)
 	if err != nil {
-		t.Skipf("trace not available: %v", err)
+		t.Fatalf("the trace is part of the repository: %v", err)
 	}
 	zr, err := gzip.NewReader(bytes.NewReader(raw))
 	if err != nil {

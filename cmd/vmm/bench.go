@@ -28,6 +28,7 @@ type benchFlags struct {
 	kernel    string
 	json      bool
 	verbose   bool
+	progress  progressFlag
 	hostRuns  int
 	benchtime time.Duration
 	timeout   time.Duration
@@ -72,6 +73,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchFlags, error) {
 	fs.StringVar(&f.kernel, "kernel", "", "boot this guest ELF `FILE` instead of the embedded one")
 	fs.BoolVar(&f.json, "json", false, "print the results as JSON on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "show the guest console and VMM events on stderr")
+	fs.Var(&f.progress, "progress", progressUsage)
 	fs.IntVar(&f.hostRuns, "host-runs", 3, "run each host benchmark `N` times and keep the best")
 	fs.DurationVar(&f.benchtime, "benchtime", time.Second, "target `DURATION` of each host benchmark run (go test -benchtime)")
 	fs.DurationVar(&f.timeout, "timeout", 60*time.Second, "stop the guest after `DURATION`")
@@ -128,8 +130,11 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return vmm.StatusUsage, usagef("--kernel: %v", err)
 	}
+	prog := f.progress.writer(stderr)
 	if f.verbose {
 		cfg.Console, cfg.Log = stderr, stderr
+	} else {
+		cfg.Progress = prog
 	}
 
 	// Guest side.
@@ -140,6 +145,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return vmm.StatusVMMError, err
 	}
+	progressf(prog, "vmm bench: guest loops in a %d MiB guest...", cfg.MemBytes>>20)
 	res := vm.Run()
 	vm.Close()
 	if res.Outcome != vmm.OutcomeExit || res.ExitStatus != 0 {
@@ -178,9 +184,12 @@ func cmdBench(args []string, stdout, stderr io.Writer) (int, error) {
 		return vmm.StatusVMMError, err
 	}
 	defer restore()
+	progressf(prog, "vmm bench: guest done in %v; now the host: %d metrics x %d run(s) of about %v",
+		time.Duration(res.Timing.RunNanos).Round(time.Millisecond), len(out.Metrics), f.hostRuns, f.benchtime)
 	for i := range out.Metrics {
 		bm := &out.Metrics[i]
-		for range f.hostRuns {
+		for run := range f.hostRuns {
+			progressf(prog, "vmm bench: host %s, run %d/%d", bm.Name, run+1, f.hostRuns)
 			ns, err := h.Run(bm.m)
 			if err != nil {
 				return vmm.StatusVMMError, err

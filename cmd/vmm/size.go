@@ -14,8 +14,8 @@ import (
 const minMem = 8 << 20
 
 // memSyntax is the one-line summary used in flag help and errors.
-const memSyntax = "a number with a unit (512M, 4G, 65536K, 0x200M; KiB/MiB/GiB/TiB and B for bytes), " +
-	"or a bare number of MiB (128 = 128 MiB, as QEMU's -m); bytes in decimal with B (134217728B); " +
+const memSyntax = "a number with a unit (512M, 4G, 65536K, 0x200M; KiB, GB and the like too; " +
+	"134217728B for bytes, in decimal) or a bare number of MiB (128 = 128 MiB, as QEMU's -m); " +
 	"a multiple of 2 MiB from 8 MiB to 64 GiB"
 
 // parseMem parses a --mem value (see memSyntax) and checks its range. The

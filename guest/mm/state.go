@@ -50,8 +50,8 @@ const MaxCPUs = 64
 //     vCPU, 2 MiB for 8 vCPUs, which a micro-VM can afford.
 //
 // Only order 0 is cached: it is the overwhelming majority of requests
-// (99.8% of the allocations in the Linux trace, shared/data/linux-pagealloc-
-// gobuild.csv.gz, are order 0; order 2 is next at 0.15%), and single frames keep the
+// (99.8% of the allocations in the Linux trace that testdata/ holds a slice
+// of are order 0; order 2 is next at 0.15%), and single frames keep the
 // cache bookkeeping to one metadata record per entry.
 const (
 	PCPCapacity = 64
@@ -126,7 +126,7 @@ const (
 //	   56     8 RAMFrames       frames that are RAM (flags != 0 after setup)
 //	   64    88 Heads[11]       free-list head PFN per order, or LinkNone
 //	  152    88 Counts[11]      blocks on each free list
-//	  240     8 PoisonedFrames  frames marked POISONED at setup
+//	  240     8 PoisonedFrames  frames marked POISONED (at setup and by Poison)
 //	  248     8 ManagedFrames   frames handed to the buddy allocator at setup
 //	  256     8 PCPFrames       sum of the caches' Synced (see below)
 //	  264    56 reserved        zero

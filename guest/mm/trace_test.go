@@ -10,8 +10,8 @@ import (
 )
 
 // traceFile is the Linux page-allocation trace, relative to this package
-// (repo root's sibling directory shared/data).
-const traceFile = "../../../shared/data/linux-pagealloc-gobuild.csv.gz"
+// (testdata/README.md says how it was made).
+const traceFile = "../../testdata/linux-pagealloc-gobuild-400k.csv.gz"
 
 // replayArena is the RAM the trace is replayed into: 256 MiB of frames.
 const replayArena = 256 << 20
@@ -68,7 +68,7 @@ func TestTraceReplay(t *testing.T) {
 	path := filepath.FromSlash(traceFile)
 	f, err := os.Open(path)
 	if err != nil {
-		t.Skipf("trace not available (%v); it lives in ../shared/data relative to the repo root", err)
+		t.Fatalf("the trace is part of the repository: %v", err)
 	}
 	defer f.Close()
 	zr, err := gzip.NewReader(f)

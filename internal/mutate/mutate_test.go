@@ -12,6 +12,7 @@ import (
 
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/internal/guestbuild"
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
@@ -154,11 +155,7 @@ func TestMutants(t *testing.T) {
 	if !*runMutants {
 		t.Skip("mutation test: run with -mutate (make mutate)")
 	}
-	if f, err := vmm.OpenKVM(); err != nil {
-		t.Skipf("mutation test needs KVM: %v", err)
-	} else {
-		f.Close()
-	}
+	kvmtest.Require(t)
 	want := map[string]bool{}
 	for _, n := range strings.Split(*only, ",") {
 		if n != "" {
