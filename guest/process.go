@@ -154,7 +154,11 @@ func programAbort() {
 // programExit ends the program: every frame it held goes back to the
 // allocator, the host verifies, and the run ends with its status. It never
 // returns.
-func programExit(status uint64) {
+func programExit(status uint64) { programEnd(status, 0) }
+
+// programEnd is programExit for a program that exited (sig 0) or was
+// killed by signal sig.
+func programEnd(status, sig uint64) {
 	proc.active = false
 	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
 	thisCPU().Space = 0
@@ -176,7 +180,7 @@ func programExit(status uint64) {
 		exit(exitViolations)
 	}
 	consoleFlush()
-	hypercall(firmware.HCExitProgram, status, 0, 0, 0)
+	hypercall(firmware.HCExitProgram, status, sig, 0, 0)
 	//lint:ignore SA5002 the VMM never resumes a vCPU after the program's exit
 	for {
 	}
@@ -504,5 +508,5 @@ func programKilled(rec *firmware.TrapRecord) {
 		putHex(rec.CR2, 1)
 	}
 	putString("\n")
-	programExit(128 + sig)
+	programEnd(128+sig, sig)
 }

@@ -251,8 +251,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 		res.Reason = fmt.Sprintf("the guest kernel failed (its status %d) before the program finished", res.ExitStatus)
 		res.Outcome, res.ExitStatus = vmm.OutcomeFault, vmm.StatusFault
 	}
-	if res.ProgramExitStatus == nil && !f.verbose {
-		stderr.Write(console.Bytes()) // the program never finished: show what the kernel said
+	if (res.ProgramExitStatus == nil || res.Outcome != vmm.OutcomeExit) && !f.verbose {
+		stderr.Write(console.Bytes()) // the program did not exit by itself: show what the kernel said
 	}
 	sum := summarizeRun(res)
 	printRunSummary(stderr, res, sum)

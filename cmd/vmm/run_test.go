@@ -69,6 +69,20 @@ func TestRunRefusesBadProgramsBeforeAnyVM(t *testing.T) {
 	}
 }
 
+// TestRunProgramKilledBySignal: a nil dereference the program cannot
+// survive (no signal delivery yet) ends it as killed by SIGSEGV, reported
+// as a fault with the kernel's account, after its earlier output; every
+// frame still comes back.
+func TestRunProgramKilledBySignal(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "nilderef")
+	st, out, errs := runCLI("run", "--kernel", guestPath(t), prog)
+	if st != vmm.StatusFault || out != "before\n" || !strings.Contains(errs, "program killed by signal 11 (status 139)") ||
+		!strings.Contains(errs, "address 0x0") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
+		t.Errorf("status %d, stdout %q, stderr:\n%s", st, out, errs)
+	}
+}
+
 // TestRunGoPrograms runs each test program on the host and under vmm run:
 // the same stdout and exit status, 0 violations at every checkpoint, and
 // every frame the program held back in the allocator.
