@@ -50,6 +50,9 @@ type process struct {
 	wallNanos    uint64 // host wall clock at boot
 	tsc0         uint64 // TSC when the program started
 	tscKHz       uint64
+	verifyEvery  uint64 // ns between periodic checkpoints (0: none)
+	nextVerify   uint64
+	verifyFailed bool
 }
 
 var proc process
@@ -88,7 +91,8 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 		putString("run: the VMM gave no TSC frequency\n")
 		return exitWorkloadFail
 	}
-	proc = process{framesBefore: kernelMM.FreeFrames(), wallNanos: h.WallNanos, tscKHz: bi.TSCKHz}
+	proc = process{framesBefore: kernelMM.FreeFrames(), wallNanos: h.WallNanos, tscKHz: bi.TSCKHz,
+		verifyEvery: h.VerifyNanos, nextVerify: h.VerifyNanos}
 	as, ok := newAddressSpace()
 	if !ok {
 		putString("run: no frame for the page tables\n")
@@ -172,6 +176,9 @@ func programEnd(status, sig uint64) {
 		leaked = 0
 	}
 	report("run.frames_leaked", leaked)
+	if proc.verifyFailed {
+		exit(exitViolations)
+	}
 	if !ok || leaked != 0 {
 		putString("run: the program's frames did not all come back\n")
 		exit(exitWorkloadFail)

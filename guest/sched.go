@@ -118,6 +118,14 @@ func schedule(ctx *userCtx) {
 // preemptTick switches threads at a timer tick that interrupted user code:
 // the trap return path then resumes whichever thread regs and rec hold.
 func preemptTick(rec *firmware.TrapRecord, regs *trapRegs) {
+	if proc.verifyEvery != 0 && nowNanos() >= proc.nextVerify {
+		// A safe point: the tick interrupted the program, so no kernel
+		// code (and no allocator critical section) is running.
+		if !checkAndCheckpoint("run-periodic") {
+			proc.verifyFailed = true
+		}
+		proc.nextVerify = nowNanos() + proc.verifyEvery
+	}
 	var ctx userCtx
 	ctxFromTrap(&ctx, rec, regs)
 	schedule(&ctx)

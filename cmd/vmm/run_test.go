@@ -97,9 +97,14 @@ func TestRunGoPrograms(t *testing.T) {
 		{"hello", nil, nil},
 		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
 		{"churn", nil, nil},
+		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prog := buildProgram(t, tc.name)
+			var vmmFlags []string
+			if len(tc.args) > 0 && strings.HasPrefix(tc.args[0], "--") {
+				vmmFlags, tc.args = tc.args, nil
+			}
 			host := exec.Command(prog, tc.args...)
 			host.Env = tc.env
 			want, err := host.Output()
@@ -111,7 +116,7 @@ func TestRunGoPrograms(t *testing.T) {
 				t.Fatal(err)
 			}
 			jsonOut := filepath.Join(t.TempDir(), "run.json")
-			args := []string{"run", "--kernel", k, "--json-out", jsonOut}
+			args := append([]string{"run", "--kernel", k, "--json-out", jsonOut}, vmmFlags...)
 			for _, e := range tc.env {
 				args = append(args, "--env", e)
 			}
@@ -147,7 +152,15 @@ func TestRunGoPrograms(t *testing.T) {
 				}
 				labels += c.Label + " "
 			}
-			if labels != "run-loaded run exit " || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
+			wantLabels := "run-loaded run exit "
+			if vmmFlags != nil {
+				// Periodic checks while the program runs (it runs for far
+				// longer than one interval of guest time).
+				wantLabels = "run-loaded run-periodic "
+				labels = strings.Replace(labels, "run-periodic ", "", strings.Count(labels, "run-periodic ")-1)
+				wantLabels += "run exit "
+			}
+			if labels != wantLabels || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
 				*res.ProgramExitStatus != wantStatus || res.Run.PeakFrames == 0 || res.Run.Leaked != 0 || len(res.Run.Syscalls) == 0 {
 				t.Errorf("summary: checkpoints %q, %+v", labels, res)
 			}
