@@ -19,6 +19,7 @@ const (
 	threadFutex    // waiting on futexAddr (until deadline, if set)
 	threadSleeping // until deadline
 	threadEpoll    // in epoll_pwait on epfd (until deadline, if set)
+	threadPipe     // blocked on pipe pipeWait; restarts its system call when woken
 )
 
 type thread struct {
@@ -33,6 +34,7 @@ type thread struct {
 	epfd      uint64    // epoll_pwait: the instance, the user's buffer, its size
 	epEvents  uint64
 	epMax     uint64
+	pipeWait  uint64
 }
 
 var (
