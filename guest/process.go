@@ -53,6 +53,8 @@ type process struct {
 	verifyEvery  uint64 // ns between periodic checkpoints (0: none)
 	nextVerify   uint64
 	verifyFailed bool
+	needFlush    bool // a mapping went away: flush before the program runs again
+	flushes      uint64
 }
 
 var proc process
@@ -169,6 +171,7 @@ func programEnd(status, sig uint64) {
 	ok := proc.as.destroy()
 	reportSyscalls()
 	report("run.page_faults", proc.faults)
+	report("run.tlb_flushes", proc.flushes)
 	report("run.peak_frames", proc.peakFrames)
 	report("run.threads", nextTID-1)
 	leaked := proc.framesBefore - kernelMM.FreeFrames()
@@ -291,6 +294,7 @@ func userFrame() (uint64, bool) {
 func dropUserPage(va uint64) {
 	if proc.as.unmapPage(va) {
 		proc.frames--
+		proc.needFlush = true
 	}
 }
 
