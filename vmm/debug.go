@@ -501,6 +501,13 @@ func (d *debugger) WriteRegs(cpu int, r gdbstub.Regs) error {
 		return err
 	}
 	r.RFLAGS &^= tfFlag
+	cur, err := d.ReadRegs(cpu)
+	if err != nil {
+		return err
+	}
+	if r.Seg != cur.Seg || r.FSBase != cur.FSBase || r.GSBase != cur.GSBase {
+		return errors.New("segment registers and bases are read-only")
+	}
 	if c := d.trapCtx(cpu); c != nil {
 		var regs trapRegs
 		if err := readGuest(d.vm.mem, c.regs, &regs); err != nil {
