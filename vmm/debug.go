@@ -860,7 +860,7 @@ func (d *debugger) Monitor(cmd string) (string, error) {
 func (d *debugger) live() (*inspect.Inspection, error) {
 	vm := d.vm
 	vm.mu.Lock()
-	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...)}
+	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...), Holdings: vm.hc.held}
 	if r := vm.hc.reg; r != nil {
 		info.Reg = &coredump.Registration{MetaPhys: r.MetaPhys, FrameCount: r.FrameCount, Version: r.Version, StatePhys: r.StatePhys}
 	}

@@ -192,6 +192,28 @@ func interruptOnSignals(vm *vmm.VM) (stop func()) {
 	return func() { signal.Stop(ch); close(done) }
 }
 
+// maxPrinted bounds the violations printed per checkpoint (--json and
+// --dump have them all).
+const maxPrinted = 8
+
+// printViolations lists a checkpoint's first violations the way inspect
+// prints them: frame (or scope), kind, field, expected, actual.
+func printViolations(w io.Writer, c vmm.Checkpoint) {
+	if c.Error != "" {
+		fmt.Fprintf(w, "vmm:   %s\n", c.Error)
+	}
+	if c.Report == nil {
+		return
+	}
+	for i, v := range c.Report.Violations {
+		if i == maxPrinted {
+			fmt.Fprintf(w, "vmm:   ... and %d more (--json lists them)\n", c.Report.TotalViolations-maxPrinted)
+			break
+		}
+		fmt.Fprintf(w, "vmm:   [%s] %s\n", v.Source, v)
+	}
+}
+
 func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 	if r.Crash != nil {
 		fmt.Fprint(w, r.Crash.Text)
@@ -220,6 +242,7 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 			state = fmt.Sprintf("%d violations", c.Violations)
 		}
 		fmt.Fprintf(w, "vmm: checkpoint %q: %s in %v\n", c.Label, state, time.Duration(c.Nanos))
+		printViolations(w, c)
 	}
 	if d := r.Dump; d != nil {
 		if d.Error != "" {

@@ -27,6 +27,8 @@ type Input struct {
 	// never FREE and owns its frames; bad frames are POISONED).
 	Boot  *Boot
 	Roots []uint64 // PML4 physical addresses
+	// Holdings is the physical address of the guest's mm.Holdings (0: none).
+	Holdings uint64
 	// SharedTables are page tables every address space links to but none
 	// owns (the kernel's identity map): the walk does not descend into them.
 	SharedTables []uint64
@@ -41,10 +43,23 @@ type Violation struct {
 	Field    string `json:"field"`
 	Expected uint64 `json:"expected"`
 	Actual   uint64 `json:"actual"`
+	// Scope is where a violation that is not about one frame applies
+	// ("order 3", "cpu 1", "allocator state", "free lists"); empty for a
+	// frame's violation. PFN then holds the checker's raw locator.
+	Scope  string `json:"scope,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 func (v Violation) String() string {
-	return fmt.Sprintf("frame %#x (phys %#x): %s: %s: expected %#x, actual %#x", v.PFN, v.Phys, v.Kind, v.Field, v.Expected, v.Actual)
+	where := fmt.Sprintf("frame %#x (phys %#x)", v.PFN, v.Phys)
+	if v.Scope != "" {
+		where = v.Scope
+	}
+	s := fmt.Sprintf("%s: %s: %s: expected %#x, actual %#x", where, v.Kind, v.Field, v.Expected, v.Actual)
+	if v.Detail != "" {
+		s += " (" + v.Detail + ")"
+	}
+	return s
 }
 
 // CPUCache is one vCPU's per-CPU page cache as found in guest memory.
@@ -111,39 +126,144 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	total := mm.Check(&view, out)
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
-		r.Violations = append(r.Violations, Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
-			Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual})
-	}
-	r.summarise(&view)
-	r.PerCPU = decodeCaches(&view)
-	if len(in.Roots) > 0 {
-		pt := walkPageTables(mem, &view, in.Roots, in.SharedTables)
-		r.TableFrames, r.Mappings = pt.tableFrames, pt.mappings
-		r.TotalViolations += pt.total
-		for _, v := range pt.violations {
-			if len(r.Violations) < MaxListed {
-				r.Violations = append(r.Violations, v)
+		cv := fromChecker(v, view.FrameCount())
+		if v.Kind == mm.VTailOrder || v.Kind == mm.VTailFlags {
+			if h, k, ok := view.BlockOf(v.PFN); ok {
+				cv.Detail = fmt.Sprintf("inside the order-%d block headed by frame %#x", k, h)
 			}
+		}
+		r.Violations = append(r.Violations, cv)
+	}
+	pt := &mapCounter{}
+	if len(in.Roots) > 0 {
+		pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
+	}
+	var own *owners
+	if in.Boot != nil {
+		own = markOwners(mem, &view, in, pt, &pt.res)
+	}
+	// One host pass over the records: the independent rule check, the
+	// summary counts and the leak check share it (the array is read once).
+	var hist histogram
+	r.addSpec(checkSpec(&view, &hist, own))
+	r.summarise(&hist)
+	r.PerCPU = decodeCaches(&view)
+	r.TableFrames, r.Mappings = pt.res.tableFrames, pt.res.mappings
+	r.TotalViolations += pt.res.total
+	for _, v := range pt.res.violations {
+		if len(r.Violations) < MaxListed {
+			r.Violations = append(r.Violations, v)
 		}
 	}
 	r.Nanos = time.Since(start).Nanoseconds()
 	return r, nil
 }
 
-// summarise fills the buddyinfo-style free counts and the flag histogram.
-func (r *Report) summarise(v *mm.View) {
-	counts := map[uint32]uint64{}
-	for pfn := uint64(0); pfn < r.Frames; pfn++ {
-		rec, _ := v.Record(pfn)
-		counts[rec.Flags]++
-		if rec.Flags == mm.FlagFree {
-			r.FreeFrames++
-			if rec.Order <= mm.MaxOrder {
-				r.FreeBlocks[rec.Order]++
-			}
+// addSpec adds the independent check's findings that the shared checker
+// did not already report (same frame, or same scope): agreeing checkers
+// report each problem once, and a problem only the host's own check sees
+// still reaches the report.
+func (r *Report) addSpec(spec []Violation, total int) {
+	frames, scopes := map[uint64]bool{}, map[string]bool{}
+	for _, v := range r.Violations {
+		if v.Scope == "" {
+			frames[v.PFN] = true
+		} else {
+			scopes[scopeClass(v.Scope)] = true
 		}
 	}
-	for raw, n := range counts {
+	dup := 0
+	for _, v := range spec {
+		if (v.Scope == "" && frames[v.PFN]) || (v.Scope != "" && scopes[scopeClass(v.Scope)]) {
+			dup++
+			continue
+		}
+		if len(r.Violations) < MaxListed {
+			r.Violations = append(r.Violations, v)
+		}
+	}
+	r.TotalViolations += total - dup
+}
+
+// scopeClass groups scopes that name the same structure ("allocator state
+// magic" and "allocator state +0x0").
+func scopeClass(s string) string {
+	if strings.HasPrefix(s, "allocator state") {
+		return "allocator state"
+	}
+	return s
+}
+
+// fromChecker converts a guest/mm violation, naming the scope of those
+// that are not about one frame (see the kinds' documentation), so that an
+// order, a CPU index, a field offset or LinkNone never reads as a frame.
+func fromChecker(v mm.Violation, frames uint64) Violation {
+	out := Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
+		Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual}
+	switch {
+	case v.Kind == mm.VStateHeader:
+		out.Scope = fmt.Sprintf("allocator state +%#x", v.PFN)
+	case v.Kind == mm.VBlockCount || v.Kind == mm.VListHeads:
+		out.Scope = fmt.Sprintf("free list of order %d", v.PFN)
+	case v.Kind == mm.VPCPHeader && v.PFN != mm.LinkNone:
+		out.Scope = fmt.Sprintf("per-CPU cache of cpu %d", v.PFN)
+	case v.Kind == mm.VPCPHeader:
+		out.Scope = "per-CPU caches"
+	case v.Kind == mm.VPCPEntry && v.PFN >= frames:
+		out.Scope = fmt.Sprintf("per-CPU cache of cpu %d, slot %d (entry %#x)", v.Expected>>32, v.Expected&0xFFFFFFFF, v.PFN)
+	case v.Kind == mm.VNextRange && v.PFN == mm.LinkNone:
+		out.Scope = "a free-list head"
+	case v.PFN == mm.LinkNone:
+		out.Scope = "allocator totals"
+	}
+	if out.Scope != "" {
+		out.Phys = 0
+	}
+	return out
+}
+
+// histogram counts frames per flag combination and FREE heads per order
+// during the host pass. Runs of equal flags are counted without a map
+// lookup (the array is mostly long runs).
+type histogram struct {
+	counts     map[uint32]uint64
+	last       uint32
+	run        uint64
+	freeFrames uint64
+	freeBlocks [mm.NumOrders]uint64
+}
+
+func (h *histogram) add(r mm.Record) {
+	if r.Flags == mm.FlagFree {
+		h.freeFrames++
+		if r.Order <= mm.MaxOrder {
+			h.freeBlocks[r.Order]++
+		}
+	}
+	if r.Flags == h.last && h.run > 0 {
+		h.run++
+		return
+	}
+	h.flush()
+	h.last, h.run = r.Flags, 1
+}
+
+func (h *histogram) flush() {
+	if h.run == 0 {
+		return
+	}
+	if h.counts == nil {
+		h.counts = map[uint32]uint64{}
+	}
+	h.counts[h.last] += h.run
+	h.run = 0
+}
+
+// summarise fills the buddyinfo-style free counts and the flag histogram.
+func (r *Report) summarise(h *histogram) {
+	h.flush()
+	r.FreeFrames, r.FreeBlocks = h.freeFrames, h.freeBlocks
+	for raw, n := range h.counts {
 		r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(raw), Raw: raw, Frames: n})
 	}
 	sort.Slice(r.ByFlags, func(i, j int) bool { return r.ByFlags[i].Raw < r.ByFlags[j].Raw })
