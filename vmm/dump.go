@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"github.com/vmm-dev/vmm/firmware"
@@ -25,6 +26,18 @@ type DumpResult struct {
 // that faulted), first in the file, and its real registers, in the handler
 // that reported it, as a second thread.
 func (vm *VM) writeDump(reason string) (coredump.Stats, error) {
+	return vm.writeDumpTo(vm.cfg.DumpPath, reason)
+}
+
+// DumpAgain writes another dump of a guest whose run has ended (before
+// Close) to path: `vmm bench --floors` times repeated dumps of one guest.
+func (vm *VM) DumpAgain(path string) (DumpResult, error) {
+	start := time.Now()
+	st, err := vm.writeDumpTo(path, "dump again")
+	return DumpResult{Path: path, FileSize: st.FileSize, Written: st.Written, Nanos: time.Since(start).Nanoseconds()}, err
+}
+
+func (vm *VM) writeDumpTo(path, reason string) (coredump.Stats, error) {
 	var vcpus []coredump.VCPU
 	for _, v := range vm.vcpus {
 		regs, err := kvm.GetRegs(v.fd)
@@ -56,7 +69,7 @@ func (vm *VM) writeDump(reason string) (coredump.Stats, error) {
 		info.Reg = &reg
 	}
 	vm.mu.Unlock()
-	return coredump.Write(vm.cfg.DumpPath, vm.mem.Map, vm.mem.Host(), vcpus, info)
+	return coredump.Write(path, vm.mem.Map, vm.mem.Host(), vcpus, info)
 }
 
 // dumpAtExit writes the dump once the guest has stopped, unless --dump-at

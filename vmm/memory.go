@@ -3,7 +3,13 @@ package vmm
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"unsafe"
 
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 	"golang.org/x/sys/unix"
 )
@@ -93,4 +99,109 @@ func (g *GuestMemory) WriteU64(gpa, v uint64) error {
 // it reports false instead of failing.
 func (g *GuestMemory) ReadAt(gva uint64, buf []byte) bool {
 	return g.Read(gva, buf) == nil
+}
+
+// Pre-faulting the frame metadata. The guest's first write to a page of
+// guest RAM costs a KVM exit plus a host page fault (about 4.5 µs a page on
+// this host, against 1.6 µs for a host process touching its own memory);
+// the metadata array is 1/64 of RAM and written whole at boot, so for a
+// large guest that first touch is most of the time to its first workload.
+// The host knows where the guest's allocator will put the array: the same
+// boot allocator over the same boot info. It populates those host pages on
+// every host CPU before the guest runs; the guest's writes then find them
+// present. A wrong prediction costs only the time (the registration check
+// and the verifier never rely on it).
+
+// PredictMeta returns where the guest's mm.Buddy.Init will place the frame
+// metadata and allocator state, from the boot info in guest memory (read
+// as the guest's mmInit reads it).
+func PredictMeta(g *GuestMemory) (metaPhys, frames, statePhys uint64, err error) {
+	var bi firmware.BootInfo
+	if err := g.Read(firmware.BootInfoBase, unsafe.Slice((*byte)(unsafe.Pointer(&bi)), unsafe.Sizeof(bi))); err != nil {
+		return 0, 0, 0, err
+	}
+	var ram, inUse []mm.Range
+	var bad []uint64
+	top := uint64(0)
+	for i := range min(int(bi.NumMem), len(bi.Mem)) {
+		if r := bi.Mem[i]; r.Kind == firmware.MemRAM {
+			ram = append(ram, mm.Range{Base: r.Base, Size: r.Size})
+			if r.Size != 0 {
+				top = max(top, r.Base+r.Size)
+			}
+		}
+	}
+	for i := range min(int(bi.NumInUse), len(bi.InUse)) {
+		inUse = append(inUse, mm.Range{Base: bi.InUse[i].Base, Size: bi.InUse[i].Size})
+	}
+	for i := range min(int(bi.NumBad), len(bi.BadFrames)) {
+		bad = append(bad, bi.BadFrames[i]<<mm.PageShift)
+	}
+	var boot mm.BootAllocator
+	boot.Init(ram, inUse, bad)
+	frames = mm.FrameCountFor(top)
+	if metaPhys, e := boot.Alloc(frames*mm.FrameMetaSize, mm.PageSize); e == mm.ErrNone {
+		if statePhys, e := boot.Alloc(mm.StateSize, mm.PageSize); e == mm.ErrNone {
+			return metaPhys, frames, statePhys, nil
+		}
+	}
+	return 0, 0, 0, fmt.Errorf("predicting the metadata placement: the boot allocator has no room for %d frame records", frames)
+}
+
+const hugePage = 2 << 20
+
+// Populate makes the host pages behind guest physical [gpa, gpa+n) present
+// and writable, split over every host CPU (MADV_POPULATE_WRITE; a write
+// per page where the kernel lacks it). Contents are kept. With huge, the
+// whole 2 MiB pages inside the range are advised MADV_HUGEPAGE first.
+func (g *GuestMemory) Populate(gpa, n uint64, huge bool) error {
+	off, ok := g.Map.Translate(gpa, n)
+	if !ok {
+		return fmt.Errorf("populate: guest physical range [%#x, +%#x) is not in guest RAM", gpa, n)
+	}
+	lo := off &^ (mm.PageSize - 1)
+	end := min((off+n+mm.PageSize-1)&^(mm.PageSize-1), uint64(len(g.host)))
+	if huge {
+		// Transparent huge pages where the range covers whole 2 MiB pages:
+		// one host fault, and one KVM mapping, per 2 MiB.
+		hlo, hend := (lo+hugePage-1)&^(hugePage-1), end&^(hugePage-1)
+		if hlo < hend {
+			unix.Madvise(g.host[hlo:hend], unix.MADV_HUGEPAGE) // advice only: ignore failure
+		}
+	}
+	workers := uint64(runtime.NumCPU())
+	chunk := max(((end-lo)/workers+mm.PageSize-1)&^(mm.PageSize-1), mm.PageSize)
+	var wg sync.WaitGroup
+	for ; lo < end; lo += chunk {
+		b := g.host[lo:min(lo+chunk, end)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if unix.Madvise(b, unix.MADV_POPULATE_WRITE) != nil {
+				for i := 0; i < len(b); i += mm.PageSize {
+					// A write fault allocates the page; adding 0 keeps
+					// whatever is there.
+					atomic.AddUint32((*uint32)(unsafe.Pointer(&b[i])), 0)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// prefaultMeta populates the pages where the guest will put its metadata
+// and allocator state (see PredictMeta), before any vCPU runs.
+func (vm *VM) prefaultMeta() {
+	meta, frames, state, err := PredictMeta(vm.mem)
+	if err != nil {
+		vm.logf("%v: the guest faults its metadata in itself", err)
+		return
+	}
+	lo := min(meta, state)
+	hi := max(meta+frames*mm.FrameMetaSize, state+mm.StateSize)
+	// The array is written whole at boot: huge pages waste nothing there.
+	if err := vm.mem.Populate(lo, hi-lo, true); err != nil {
+		vm.logf("%v", err)
+	}
 }

@@ -147,6 +147,7 @@ func (vm *VM) build() error {
 	if vm.hc.boot, err = verify.ReadBoot(vm.mem); err != nil { // the verifier's copy, before the guest runs
 		return err
 	}
+	vm.prefaultMeta() // memory.go
 	if f, err := registerIoeventfd(vm.vmFd, firmware.ConsoleDoorbell, 8); err == nil {
 		vm.doorbel = f
 		go vm.consoleLoop(f)

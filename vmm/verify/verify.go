@@ -9,12 +9,14 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmm-dev/vmm/guest/mm"
 )
 
-// Memory is guest physical memory: live RAM or a dump.
+// Memory is guest physical memory: live RAM or a dump. Verify calls Slice
+// from several goroutines at once.
 type Memory interface {
 	Slice(gpa, n uint64) ([]byte, error)
 }
@@ -122,8 +124,28 @@ func Verify(mem Memory, in Input) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Frames: in.FrameCount, Roots: len(in.Roots)}
+	// The shared checker reads the records on its own: run it beside the
+	// host's page-table walk and its single pass over the records (the
+	// independent rules, the owner check and the summary counts).
 	out := make([]mm.Violation, MaxListed)
-	total := mm.Check(&view, out)
+	var total int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		total = mm.Check(&view, out)
+	}()
+	pt := &mapCounter{}
+	if len(in.Roots) > 0 {
+		pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
+	}
+	var own *owners
+	if in.Boot != nil {
+		own = markOwners(mem, &view, in, pt, &pt.res)
+	}
+	var hist histogram
+	spec, specTotal := checkSpec(&view, &hist, own)
+	wg.Wait()
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
 		cv := fromChecker(v, view.FrameCount())
@@ -134,18 +156,7 @@ func Verify(mem Memory, in Input) (*Report, error) {
 		}
 		r.Violations = append(r.Violations, cv)
 	}
-	pt := &mapCounter{}
-	if len(in.Roots) > 0 {
-		pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
-	}
-	var own *owners
-	if in.Boot != nil {
-		own = markOwners(mem, &view, in, pt, &pt.res)
-	}
-	// One host pass over the records: the independent rule check, the
-	// summary counts and the leak check share it (the array is read once).
-	var hist histogram
-	r.addSpec(checkSpec(&view, &hist, own))
+	r.addSpec(spec, specTotal)
 	r.summarise(&hist)
 	r.PerCPU = decodeCaches(&view)
 	r.TableFrames, r.Mappings = pt.res.tableFrames, pt.res.mappings
@@ -222,48 +233,64 @@ func fromChecker(v mm.Violation, frames uint64) Violation {
 	return out
 }
 
+// The flags histogram counts in a small array: the defined flag bits are
+// bits 0..2 (sharing modifiers) and 8..13 (state and owner), packed into a
+// 9-bit index (a test checks the constants fit). Records with other bits
+// (a corrupt guest) are counted in a map, off the per-frame fast path.
+const (
+	histLowBits  = mm.FlagCOW | mm.FlagDLL | mm.FlagAnonymous
+	histHighBits = mm.FlagAllocated | mm.FlagFree | mm.FlagKernel | mm.FlagUser | mm.FlagPoisoned | mm.FlagPerCPU
+	histSize     = 1 << 9
+)
+
+// histIndex packs flags into the histogram's index; ok is false for flags
+// with undefined bits.
+func histIndex(f uint32) (int, bool) {
+	if f&^(histLowBits|histHighBits) != 0 {
+		return 0, false
+	}
+	return int(f&7 | (f>>8)<<3), true
+}
+
+// histFlags undoes histIndex.
+func histFlags(i int) uint32 { return uint32(i&7) | uint32(i>>3)<<8 }
+
 // histogram counts frames per flag combination and FREE heads per order
-// during the host pass. Runs of equal flags are counted without a map
-// lookup (the array is mostly long runs).
+// during the host's pass over the records.
 type histogram struct {
-	counts     map[uint32]uint64
-	last       uint32
-	run        uint64
+	counts     [histSize]uint64
+	odd        map[uint32]uint64
 	freeFrames uint64
 	freeBlocks [mm.NumOrders]uint64
 }
 
 func (h *histogram) add(r mm.Record) {
+	if i, ok := histIndex(r.Flags); ok {
+		h.counts[i]++
+	} else {
+		if h.odd == nil {
+			h.odd = map[uint32]uint64{}
+		}
+		h.odd[r.Flags]++
+	}
 	if r.Flags == mm.FlagFree {
 		h.freeFrames++
 		if r.Order <= mm.MaxOrder {
 			h.freeBlocks[r.Order]++
 		}
 	}
-	if r.Flags == h.last && h.run > 0 {
-		h.run++
-		return
-	}
-	h.flush()
-	h.last, h.run = r.Flags, 1
-}
-
-func (h *histogram) flush() {
-	if h.run == 0 {
-		return
-	}
-	if h.counts == nil {
-		h.counts = map[uint32]uint64{}
-	}
-	h.counts[h.last] += h.run
-	h.run = 0
 }
 
 // summarise fills the buddyinfo-style free counts and the flag histogram.
 func (r *Report) summarise(h *histogram) {
-	h.flush()
 	r.FreeFrames, r.FreeBlocks = h.freeFrames, h.freeBlocks
-	for raw, n := range h.counts {
+	for i, n := range h.counts {
+		if n != 0 {
+			raw := histFlags(i)
+			r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(raw), Raw: raw, Frames: n})
+		}
+	}
+	for raw, n := range h.odd {
 		r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(raw), Raw: raw, Frames: n})
 	}
 	sort.Slice(r.ByFlags, func(i, j int) bool { return r.ByFlags[i].Raw < r.ByFlags[j].Raw })

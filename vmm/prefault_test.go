@@ -1,0 +1,93 @@
+package vmm
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/vmm-dev/vmm/vmm/memmap"
+	"golang.org/x/sys/unix"
+)
+
+// TestPredictMetaMatchesRegistration: the host's prediction of where the
+// guest puts its metadata is where the guest registers it, for the layouts
+// that move it (RAM size, vCPUs, bad frames in its way).
+func TestPredictMetaMatchesRegistration(t *testing.T) {
+	requireKVM(t)
+	for _, tc := range []struct {
+		mem  uint64
+		cpus int
+		bad  []uint64
+	}{
+		{128 << 20, 1, nil},
+		{1 << 30, 2, []uint64{0x64b, 0x64c, 0x700, 0x3000}},
+	} {
+		cfg := bootConfig(t)
+		cfg.MemBytes, cfg.CPUs, cfg.BadFrames, cfg.Workload = tc.mem, tc.cpus, tc.bad, "hello"
+		vm, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, frames, state, err := PredictMeta(vm.Memory())
+		if err != nil {
+			vm.Close()
+			t.Fatal(err)
+		}
+		res := vm.Run()
+		vm.Close()
+		r := res.Registration
+		if r == nil || res.ExitStatus != 0 {
+			t.Fatalf("%+v: guest did not register (%s)", tc, res.Reason)
+		}
+		if r.MetaPhys != meta || r.FrameCount != frames || r.StatePhys != state {
+			t.Errorf("%+v: predicted meta %#x frames %d state %#x; guest registered %#x %d %#x",
+				tc, meta, frames, state, r.MetaPhys, r.FrameCount, r.StatePhys)
+		}
+	}
+}
+
+// TestPopulateKeepsContents: populated pages are present and what was
+// written before is still there.
+func TestPopulateKeepsContents(t *testing.T) {
+	m, err := memmap.Build(64 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGuestMemory(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	const gpa, n = 3<<20 + 0x800, 9<<20 + 0x10
+	if err := g.Write(gpa+4096*5, []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Populate(gpa, n, true); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 4)
+	if err := g.Read(gpa+4096*5, got); err != nil || !bytes.Equal(got, []byte("kept")) {
+		t.Errorf("contents after Populate: %q, %v", got, err)
+	}
+	first, end := uint64(gpa)&^4095, uint64(gpa+n+4095)&^4095
+	s, _ := g.Slice(first, end-first)
+	vec := make([]byte, len(s)/4096)
+	if err := mincore(s, vec); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range vec {
+		if v&1 == 0 {
+			t.Fatalf("page %d of the populated range is not resident", i)
+		}
+	}
+	if err := g.Populate(m.RAMTop()+1<<30, 4096, false); err == nil {
+		t.Error("Populate outside guest RAM succeeded")
+	}
+}
+
+func mincore(b, vec []byte) error {
+	_, _, e := unix.Syscall(unix.SYS_MINCORE, uintptrOf(b), uintptr(len(b)), uintptrOf(vec))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
