@@ -51,7 +51,7 @@ func runTrapBench(bi *firmware.BootInfo) uint64 {
 	for i := range samples {
 		va := userBase + uint64(i)*mm.PageSize
 		t := rdtsc()
-		*(*uint64)(ptr(uintptr(va))) = uint64(i)
+		*(*uint64)(vptr(uintptr(va))) = uint64(i)
 		samples[i] = rdtsc() - t
 	}
 	if !switchTo(s, false) {
@@ -74,7 +74,7 @@ func runTrapBench(bi *firmware.BootInfo) uint64 {
 	}
 	for i := range samples {
 		t := rdtsc()
-		*(*uint64)(ptr(uintptr(vas[i]))) = 7
+		*(*uint64)(vptr(uintptr(vas[i]))) = 7
 		samples[i] = rdtsc() - t
 	}
 	if !switchTo(s, false) {

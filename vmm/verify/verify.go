@@ -32,7 +32,7 @@ type Input struct {
 	// Holdings is the physical address of the guest's mm.Holdings (0: none).
 	Holdings uint64
 	// SharedTables are page tables every address space links to but none
-	// owns (the kernel's identity map): the walk does not descend into them.
+	// owns (the kernel's physmap): the walk does not descend into them.
 	SharedTables []uint64
 }
 
