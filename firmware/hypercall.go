@@ -16,7 +16,8 @@ const (
 	HCWake         = 8  // Args[0]: vCPU index to wake
 	HCFault        = 9  // Args: phys of a FaultFrame, of the trapRegs block (0: none): an exception the guest could not handle
 	HCSetCR3       = 10 // Args[0]: PML4 phys to load (0: the kernel's); its entry 0 must be the kernel's
-	HCCount        = 11
+	HCRegisterHeld = 11 // Args: phys of the guest's mm.Holdings (what its workloads hold), its size in bytes
+	HCCount        = 12
 )
 
 // Hypercall results in Mailbox.Ret. Successful calls return 0 or a count.

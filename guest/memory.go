@@ -57,6 +57,10 @@ func mmInit(bi *firmware.BootInfo) bool {
 		putString("\n")
 		return false
 	}
+	if !registerHoldings() {
+		putString("mm: the VMM refused the holdings declaration\n")
+		return false
+	}
 	st := kernelMM.State()
 	putString("mm: ")
 	putDec(frames)

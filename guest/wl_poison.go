@@ -189,6 +189,7 @@ func freeTable(t *blockTable) bool {
 			putString("\n")
 			return false
 		}
+		t.slots[t.n] = 0
 	}
 	return true
 }

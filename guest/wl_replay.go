@@ -23,6 +23,7 @@ func newTraceTable() (traceTable, bool) {
 	words := s.words()
 	t := traceTable{scratch: s, slots: words, mask: uint64(len(words)/2 - 1)}
 	clear(t.slots)
+	s.declareTable(2) // key, phys | order
 	return t, true
 }
 

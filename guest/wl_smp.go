@@ -8,9 +8,10 @@ import (
 )
 
 const (
-	smpRounds = 3000
-	smpShared = 64   // frames every vCPU holds a reference to
-	ringSize  = 1024 // frames in flight from one vCPU to the next
+	smpRounds   = 3000
+	smpShared   = 64   // frames every vCPU holds a reference to
+	smpAnchored = 32   // of which these also hold an anchor reference through the job
+	ringSize    = 1024 // frames in flight from one vCPU to the next
 )
 
 // pfnRing passes frames from vCPU i to vCPU i+1, which frees them: a
@@ -28,6 +29,7 @@ var (
 	smpCross   uint64 // frames freed by another vCPU than the allocator
 	smpFreed   uint64 // shared frames freed by their last put
 	smpFail    uint64
+	smpViol    uint64 // the smp-caches checkpoint found violations
 )
 
 func (r *pfnRing) push(v uint64) bool {
@@ -62,22 +64,53 @@ func runSMP(bi *firmware.BootInfo) uint64 {
 	startFree := kernelMM.FreeFrames()
 	n := uint64(bi.NumCPUs)
 	for i := range sharedSet {
-		f, err := kernelMM.AllocLocal(0, mm.FlagUser|mm.FlagAnonymous)
+		f, err := kernelMM.AllocLocal(0, mm.FlagKernel) // shared by reference, never mapped
 		if err != mm.ErrNone {
 			return exitWorkloadFail
 		}
-		for c := uint64(1); c < n; c++ {
+		refs := n
+		if i < smpAnchored {
+			refs++ // an anchor reference, dropped after the job
+		}
+		for c := uint64(1); c < refs; c++ {
 			kernelMM.Get(f)
 		}
 		sharedSet[i] = f.StartAddress()
 	}
-	if st := postJob(jobSMP); st != exitOK {
+	// A checkpoint while the shared set is held (declared to the host)
+	// shows the state of frames fresh from a per-CPU cache.
+	h := hold(mm.Holding{Table: addrOf(&sharedSet[0]), Words: smpShared, Stride: 1})
+	if !checkAndCheckpoint("smp-held") {
+		unhold(h)
+		return exitViolations
+	}
+	// During the job the racing puts free the unanchored half; the
+	// anchored half must stay allocated, which the smp-caches checkpoint
+	// sees: a put that frees too early is caught there, naming the frame.
+	rehold(h, mm.Holding{Table: addrOf(&sharedSet[0]), Words: smpAnchored, Stride: 1})
+	st := postJob(jobSMP)
+	unhold(h)
+	if st != exitOK {
 		return st
 	}
+	tok := kernelMM.Lock()
+	for i := 0; i < smpAnchored; i++ {
+		freed, err := kernelMM.Put(mm.ContainingAddress(sharedSet[i]), 0, &tok)
+		if err != mm.ErrNone {
+			atomic.AddUint64(&smpFail, 1)
+		}
+		if freed {
+			atomic.AddUint64(&smpFreed, 1)
+		}
+	}
+	kernelMM.Unlock(&tok)
 	report("smp.cpus", n)
 	report("smp.allocs", atomic.LoadUint64(&smpAllocs))
 	report("smp.cross_cpu_frees", atomic.LoadUint64(&smpCross))
 	report("smp.shared_freed", atomic.LoadUint64(&smpFreed))
+	if atomic.LoadUint64(&smpViol) != 0 {
+		return exitViolations
+	}
 	if smpFreed != smpShared || smpFail != 0 {
 		putString("smp: shared frames freed ")
 		putDec(smpFreed)
@@ -130,7 +163,7 @@ func smpJob(cpu uint64) uint64 {
 	freeIncoming(c, mine)
 	smpBarrier.wait()
 	if cpu == 0 && !checkAndCheckpoint("smp-caches") { // caches still populated
-		atomic.AddUint64(&smpFail, 1)
+		atomic.StoreUint64(&smpViol, 1) // a verdict on the allocator, not a workload failure
 	}
 	smpBarrier.wait()
 	if kernelMM.Drain(c) != mm.ErrNone {
@@ -155,7 +188,7 @@ func freeIncoming(c int, ring *pfnRing) {
 }
 
 // releaseShared drops this vCPU's reference to every shared frame; exactly
-// one put per frame must free it.
+// one put per frame must free it (for the anchored frames, the anchor's).
 func releaseShared(c int) {
 	for i := range sharedSet {
 		freed, err := kernelMM.PutLocal(c, mm.ContainingAddress(sharedSet[i]))

@@ -10,6 +10,7 @@ import (
 type scratch struct {
 	phys  uint64
 	order uint8
+	held  int // its declaration in holdings
 }
 
 // minScratchOrder is the smallest scratch block a workload accepts.
@@ -21,6 +22,7 @@ func allocScratch() (scratch, bool) {
 	for order := uint8(mm.MaxOrder); order >= minScratchOrder && !ok; order-- {
 		if f, err := kernelMM.AllocFlags(order, &tok, mm.FlagKernel); err == mm.ErrNone {
 			s, ok = scratch{phys: f.StartAddress(), order: order}, true
+			s.held = hold(mm.Holding{Block: mm.HeldBlock(f, order)})
 		}
 	}
 	kernelMM.Unlock(&tok) // no defer: it needs the runtime
@@ -30,7 +32,17 @@ func allocScratch() (scratch, bool) {
 // words is the block as a slice of uint64.
 func (s scratch) words() []uint64 { return physWords(s.phys, (mm.PageSize<<s.order)/8) }
 
-func (s scratch) release() { freeBlock(s.phys | uint64(s.order)) }
+func (s scratch) release() {
+	unhold(s.held)
+	freeBlock(s.phys | uint64(s.order))
+}
+
+// declareTable declares the scratch block as a table of held blocks: an
+// entry every stride words, whose last word is phys | order (0: empty).
+func (s scratch) declareTable(stride uint64) {
+	rehold(s.held, mm.Holding{Block: s.phys | uint64(s.order), Table: s.phys,
+		Words: (mm.PageSize << s.order) / 8, Stride: stride})
+}
 
 // freeBlock frees the block recorded as physical address | order, the way
 // the workloads' tables hold them.
@@ -51,9 +63,17 @@ type blockTable struct {
 	n     int
 }
 
+// newBlockTable allocates the table, zeroed, and declares it to the host:
+// a slot not in use holds 0.
 func newBlockTable() (blockTable, bool) {
 	s, ok := allocScratch()
-	return blockTable{scratch: s, slots: s.words()}, ok
+	if !ok {
+		return blockTable{}, false
+	}
+	t := blockTable{scratch: s, slots: s.words()}
+	clear(t.slots)
+	s.declareTable(1)
+	return t, true
 }
 
 // runStress allocates blocks of random orders until memory is nearly
@@ -142,5 +162,6 @@ func freeSlot(t *blockTable, i int) bool {
 	}
 	t.n--
 	t.slots[i] = t.slots[t.n]
+	t.slots[t.n] = 0
 	return true
 }

@@ -25,7 +25,7 @@ var workloads = [...]workload{
 	{"paging", "x86-64 address spaces from buddy frames, shared refcounted mappings", "paging-mapped paging-unmapped paging", true, runPaging},
 	{"cow", "fork-like clone, copy-on-write faults resolved in software, DLL frames", "cow-forked cow-written cow", true, runCOW},
 	{"replay", "replay the page-allocation trace given with --trace", "replay-end (with --trace) replay", true, runReplay},
-	{"smp", "all vCPUs: per-CPU caches, cross-CPU frees, racing puts (--cpus > 1)", "smp-caches (with --cpus > 1) smp", true, runSMP},
+	{"smp", "all vCPUs: per-CPU caches, cross-CPU frees, racing puts (--cpus > 1)", "smp-held smp-caches (with --cpus > 1) smp", true, runSMP},
 	{"fault", "store to address 0: the VMM reports a page fault", "", false, runFault},
 	{"ud", "execute UD2: the VMM reports an invalid opcode", "", false, runUD},
 	{"spin", "loop forever: the VMM's --timeout ends it", "", false, runSpin},

@@ -28,7 +28,7 @@ type Checkpoint struct {
 func (vm *VM) checkpoint(label string, final bool) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
-	reg, boot := vm.hc.reg, vm.hc.boot
+	reg, boot, held := vm.hc.reg, vm.hc.boot, vm.hc.held
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	cp := Checkpoint{Label: label, Final: final}
@@ -37,7 +37,7 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	}
 	if reg != nil {
 		cp.Verified = true
-		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot,
+		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot, Holdings: held,
 			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
 		if err != nil {
 			cp.Error = err.Error()

@@ -23,6 +23,7 @@ type Config struct {
 	Trace     []byte        // trace for the replay workload, copied into guest RAM
 	DumpPath  string        // write an ELF core of guest memory at exit ("" = none)
 	DumpAt    string        // write it at the checkpoint with this label instead (world stopped)
+	GDB       string        // serve gdb's remote protocol on this address; the guest waits for it ("" = none)
 
 	Console io.Writer // guest console output (nil: discarded)
 	Log     io.Writer // -v diagnostics (nil: quiet)

@@ -19,7 +19,6 @@ package vmm
 // checkpoint stop-the-world and a debugger stop never wait for each other.
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -54,6 +53,7 @@ type trapCtx struct {
 	rec, regs uint64 // guest physical: TrapRecord, trapRegs block
 	resumable bool   // the guest will resume it (not a fault inside the handler)
 	bp        uint64 // the breakpoint it stopped at (0: none)
+	step      bool   // bp is a single-step breakpoint
 }
 
 // debugger is the Target; the fields under "pauseMu" are guarded by the
@@ -63,7 +63,6 @@ type debugger struct {
 	ln    net.Listener
 	srv   *gdbstub.Server
 	stops chan gdbstub.Stop
-	done  chan struct{} // the server goroutine ended
 
 	interrupt atomic.Bool // Ctrl-C: the next vCPU at its gate stops
 	detached  atomic.Bool
@@ -77,10 +76,20 @@ type debugger struct {
 	action   resumeAct
 	stepCPU  int
 	ctx      []*trapCtx
+	snaps    []snapshot
 
 	bpMu  sync.Mutex
 	bps   map[uint64]bp // gdb's breakpoints by virtual address
 	steps map[uint64]bp // temporary single-step breakpoints
+}
+
+// snapshot is a held vCPU's registers, read on its own thread when it
+// stopped (KVM's register ioctls are only trusted from the vCPU's thread)
+// and written back there, if gdb changed them, before it runs again.
+type snapshot struct {
+	ok, dirty bool
+	regs      kvm.Regs
+	sregs     kvm.Sregs
 }
 
 type bp struct {
@@ -102,15 +111,13 @@ func newDebugger(vm *VM, addr string) (*debugger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--gdb %s: %w", addr, err)
 	}
-	d := &debugger{vm: vm, ln: ln, stops: make(chan gdbstub.Stop, 1), done: make(chan struct{}),
-		held: true, reporter: -1, stepping: -1, ctx: make([]*trapCtx, vm.cfg.CPUs),
+	d := &debugger{vm: vm, ln: ln, stops: make(chan gdbstub.Stop, 1),
+		held: true, reporter: -1, stepping: -1, ctx: make([]*trapCtx, vm.cfg.CPUs), snaps: make([]snapshot, vm.cfg.CPUs),
 		bps: map[uint64]bp{}, steps: map[uint64]bp{}}
 	d.srv = gdbstub.NewServer(d)
+	d.srv.Trace = vm.cfg.Log
 	fmt.Fprintf(os.Stderr, "vmm: waiting for gdb on %s (%s); the guest stops before its first instruction\n", ln.Addr(), hostDebugPath())
-	go func() {
-		defer close(d.done)
-		d.srv.Serve(ln)
-	}()
+	go d.srv.Serve(ln)
 	return d, nil
 }
 
@@ -141,17 +148,48 @@ func (d *debugger) gate(v *vcpu) bool {
 	}
 	vm := d.vm
 	vm.pauseMu.Lock()
-	defer vm.pauseMu.Unlock()
-	if !d.held || d.stepping == v.index {
+	held := d.held && d.stepping != v.index
+	vm.pauseMu.Unlock()
+	if !held {
 		return false
 	}
+	d.capture(v)
+	vm.pauseMu.Lock()
 	vm.parked++
 	vm.pauseCnd.Broadcast()
 	for d.held && d.stepping != v.index && !d.quit() && !d.interrupt.Load() {
 		vm.pauseCnd.Wait()
 	}
 	vm.parked--
+	vm.pauseMu.Unlock()
+	d.restore(v)
 	return true
+}
+
+// capture snapshots v's registers (on v's thread) for the client.
+func (d *debugger) capture(v *vcpu) {
+	var sn snapshot
+	r, err1 := kvm.GetRegs(v.fd)
+	sr, err2 := kvm.GetSregs(v.fd)
+	if err1 == nil && err2 == nil {
+		sn = snapshot{ok: true, regs: *r, sregs: *sr}
+	}
+	d.vm.pauseMu.Lock()
+	d.snaps[v.index] = sn
+	d.vm.pauseMu.Unlock()
+}
+
+// restore writes back registers gdb changed, before v runs again.
+func (d *debugger) restore(v *vcpu) {
+	d.vm.pauseMu.Lock()
+	sn := d.snaps[v.index]
+	d.snaps[v.index] = snapshot{}
+	d.vm.pauseMu.Unlock()
+	if sn.dirty {
+		if err := kvm.SetRegs(v.fd, &sn.regs); err != nil {
+			d.vm.logf("debugger: KVM_SET_REGS vCPU %d: %v", v.index, err)
+		}
+	}
 }
 
 // stopHere stops every vCPU with v as the reporter, hands st to the
@@ -160,9 +198,13 @@ func (d *debugger) gate(v *vcpu) bool {
 func (d *debugger) stopHere(v *vcpu, st gdbstub.Stop, ctx *trapCtx, owner bool) resumeAct {
 	vm := d.vm
 	st.CPU = v.index
+	d.capture(v)
+	defer d.restore(v)
 	vm.pauseMu.Lock()
-	for !d.quit() && (d.reporter >= 0 || (!owner && vm.pausing.Load())) {
-		vm.parked++ // waiting our turn counts as stopped
+	// Wait our turn: another vCPU reports, or single-steps (its step
+	// breakpoints must stay until it stops), or a checkpoint holds the world.
+	for !d.quit() && (d.reporter >= 0 || (d.stepping >= 0 && d.stepping != v.index) || (!owner && vm.pausing.Load())) {
+		vm.parked++ // waiting counts as stopped
 		vm.pauseCnd.Broadcast()
 		vm.pauseCnd.Wait()
 		vm.parked--
@@ -184,7 +226,8 @@ func (d *debugger) stopHere(v *vcpu, st gdbstub.Stop, ctx *trapCtx, owner bool) 
 		vm.pauseCnd.Wait()
 	}
 	d.removeSteps()
-	if ctx != nil && ctx.bp != 0 && !d.isBreakpoint(ctx.bp) {
+	d.interrupt.Store(false) // this stop answers any pending Ctrl-C
+	if ctx != nil && ctx.bp != 0 && !ctx.step && !d.isBreakpoint(ctx.bp) {
 		// gdb removed the breakpoint while this vCPU waited its turn: the
 		// hit is stale, and RIP already points back at the instruction.
 		d.release(actContinue)
@@ -254,8 +297,11 @@ func (d *debugger) trap(v *vcpu, ff *firmware.FaultFrame, regs uint64) bool {
 		_, step := d.steps[ff.RIP-1]
 		d.bpMu.Unlock()
 		if user || step {
-			ctx.bp = ff.RIP - 1
+			ctx.bp, ctx.step = ff.RIP-1, step
 			view.RIP = ctx.bp // back onto the instruction
+		} else if d.removedBreakpoint(v, ff.RIP-1) {
+			view.RIP = ff.RIP - 1
+			return true
 		}
 	}
 	if ctx.bp == 0 {
@@ -266,6 +312,15 @@ func (d *debugger) trap(v *vcpu, ff *firmware.FaultFrame, regs uint64) bool {
 	}
 	act := d.stopHere(v, st, ctx, false)
 	return act == actQuit || ctx.resumable
+}
+
+// removedBreakpoint reports that the int3 v trapped on is gone from
+// memory: one of ours, taken out while v was still on its way from the
+// int3 to HCFault (the ring-0 stub and dispatcher run for tens of µs, and
+// a stop of the world can fall in between). The guest's own int3s stay.
+func (d *debugger) removedBreakpoint(v *vcpu, addr uint64) bool {
+	var b [1]byte
+	return d.access(v.index, addr, b[:], false) == nil && b[0] != int3
 }
 
 // signalFor maps an exception vector to the signal gdb shows.
@@ -308,22 +363,32 @@ func (d *debugger) violation(v *vcpu, label string, n uint64) {
 }
 
 // end reports the end of the run to the client and closes the listener.
-func (d *debugger) end(r *Result) {
-	st := gdbstub.Stop{Exited: true, Status: r.ExitStatus}
+func (d *debugger) end(status int) {
+	st := gdbstub.Stop{Exited: true, Status: status}
 	select {
 	case <-d.stops:
 	default:
 	}
 	d.stops <- st
 	// Give a connected client a moment to read the exit, then stop serving.
-	select {
-	case <-d.done:
-	case <-time.After(2 * time.Second):
+	if d.srv.Connected() {
+		select {
+		case <-d.srv.Finished():
+		case <-time.After(2 * time.Second):
+		}
 	}
 	d.close()
 }
 
 func (d *debugger) close() { d.ln.Close() }
+
+// GDBAddr is the address the debugger listens on ("" without --gdb).
+func (vm *VM) GDBAddr() string {
+	if vm.dbg == nil {
+		return ""
+	}
+	return vm.dbg.ln.Addr().String()
+}
 
 // --- gdbstub.Target ---
 
@@ -350,9 +415,9 @@ func (d *debugger) ReadRegs(cpu int) (gdbstub.Regs, error) {
 		return gdbstub.Regs{}, err
 	}
 	var r gdbstub.Regs
-	sregs, err := kvm.GetSregs(v.fd)
+	k, sregs, err := d.regs(v)
 	if err != nil {
-		return r, fmt.Errorf("KVM_GET_SREGS vCPU %d: %w", cpu, err)
+		return r, err
 	}
 	r.Seg = [6]uint64{uint64(sregs.CS.Selector), uint64(sregs.SS.Selector), uint64(sregs.DS.Selector),
 		uint64(sregs.ES.Selector), uint64(sregs.FS.Selector), uint64(sregs.GS.Selector)}
@@ -360,14 +425,30 @@ func (d *debugger) ReadRegs(cpu int) (gdbstub.Regs, error) {
 	if c := d.trapCtx(cpu); c != nil {
 		return r, d.readTrapRegs(c, &r)
 	}
-	k, err := kvm.GetRegs(v.fd)
-	if err != nil {
-		return r, fmt.Errorf("KVM_GET_REGS vCPU %d: %w", cpu, err)
-	}
 	r.GPR = [16]uint64{k.RAX, k.RBX, k.RCX, k.RDX, k.RSI, k.RDI, k.RBP, k.RSP,
 		k.R8, k.R9, k.R10, k.R11, k.R12, k.R13, k.R14, k.R15}
 	r.RIP, r.RFLAGS = k.RIP, k.RFLAGS
 	return r, nil
+}
+
+// regs returns v's snapshot, or (a vCPU the debugger does not hold
+// itself, e.g. parked by a checkpoint) asks KVM from this thread.
+func (d *debugger) regs(v *vcpu) (*kvm.Regs, *kvm.Sregs, error) {
+	d.vm.pauseMu.Lock()
+	sn := d.snaps[v.index]
+	d.vm.pauseMu.Unlock()
+	if sn.ok {
+		return &sn.regs, &sn.sregs, nil
+	}
+	r, err := kvm.GetRegs(v.fd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("KVM_GET_REGS vCPU %d: %w", v.index, err)
+	}
+	sr, err := kvm.GetSregs(v.fd)
+	if err != nil {
+		return nil, nil, fmt.Errorf("KVM_GET_SREGS vCPU %d: %w", v.index, err)
+	}
+	return r, sr, nil
 }
 
 // trapRegs is the register block the guest's dispatcher saves (guest/trap.go
@@ -435,6 +516,13 @@ func (d *debugger) WriteRegs(cpu int, r gdbstub.Regs) error {
 	k := &kvm.Regs{RAX: g[0], RBX: g[1], RCX: g[2], RDX: g[3], RSI: g[4], RDI: g[5], RBP: g[6], RSP: g[7],
 		R8: g[8], R9: g[9], R10: g[10], R11: g[11], R12: g[12], R13: g[13], R14: g[14], R15: g[15],
 		RIP: r.RIP, RFLAGS: r.RFLAGS}
+	d.vm.pauseMu.Lock()
+	if sn := &d.snaps[cpu]; sn.ok {
+		sn.regs, sn.dirty = *k, true
+		d.vm.pauseMu.Unlock()
+		return nil
+	}
+	d.vm.pauseMu.Unlock()
 	if err := kvm.SetRegs(v.fd, k); err != nil {
 		return fmt.Errorf("KVM_SET_REGS vCPU %d: %w", cpu, err)
 	}
@@ -475,9 +563,9 @@ func (d *debugger) access(cpu int, addr uint64, p []byte, write bool) error {
 	if err != nil {
 		return err
 	}
-	sregs, err := kvm.GetSregs(v.fd)
+	_, sregs, err := d.regs(v)
 	if err != nil {
-		return fmt.Errorf("KVM_GET_SREGS vCPU %d: %w", cpu, err)
+		return err
 	}
 	for len(p) > 0 {
 		phys, err := d.translate(sregs.CR3, addr)
@@ -549,9 +637,9 @@ func (d *debugger) Breakpoint(insert bool, kind int, addr uint64, size int) erro
 // plant writes int3 at addr (translated through vCPU 0's page tables:
 // the kernel's text is mapped the same way in every address space).
 func (d *debugger) plant(addr uint64) (bp, error) {
-	sregs, err := kvm.GetSregs(d.vm.vcpus[0].fd)
+	_, sregs, err := d.regs(d.vm.vcpus[0])
 	if err != nil {
-		return bp{}, fmt.Errorf("KVM_GET_SREGS: %w", err)
+		return bp{}, err
 	}
 	phys, err := d.translate(sregs.CR3, addr)
 	if err != nil {
@@ -655,7 +743,14 @@ func (d *debugger) readClean(cpu int, addr uint64, p []byte) error {
 }
 
 // Stop is Ctrl-C: the first vCPU back at its gate reports it.
+// Nothing runs before the first stop or while a vCPU reports one.
 func (d *debugger) Stop() {
+	d.vm.pauseMu.Lock()
+	running := d.reporter < 0 && (!d.held || d.stepping >= 0)
+	d.vm.pauseMu.Unlock()
+	if !running { // a stop is on its way already (the first one, or a vCPU's)
+		return
+	}
 	d.interrupt.Store(true)
 	for _, v := range d.vm.vcpus {
 		v.interrupt()
@@ -749,7 +844,7 @@ func (d *debugger) Monitor(cmd string) (string, error) {
 func (d *debugger) live() (*inspect.Inspection, error) {
 	vm := d.vm
 	vm.mu.Lock()
-	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...)}
+	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...), Holdings: vm.hc.held}
 	if r := vm.hc.reg; r != nil {
 		info.Reg = &coredump.Registration{MetaPhys: r.MetaPhys, FrameCount: r.FrameCount, Version: r.Version, StatePhys: r.StatePhys}
 	}
@@ -759,7 +854,7 @@ func (d *debugger) live() (*inspect.Inspection, error) {
 	}
 	var vcpus []coredump.VCPU
 	for _, v := range vm.vcpus {
-		if s, err := kvm.GetSregs(v.fd); err == nil {
+		if _, s, err := d.regs(v); err == nil {
 			vcpus = append(vcpus, coredump.VCPU{Index: v.index, CR3: s.CR3})
 		}
 	}
@@ -774,4 +869,55 @@ func (d *debugger) verify() (*verify.Report, error) {
 	return in.Verify()
 }
 
-var _ = binary.LittleEndian
+// --- hooks for the vCPU loop and hypercalls (no-ops without --gdb) ---
+
+func (vm *VM) startDebugger() error {
+	if vm.cfg.GDB == "" {
+		return nil
+	}
+	d, err := newDebugger(vm, vm.cfg.GDB)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	vm.dbg = d
+	return nil
+}
+
+func (vm *VM) closeDebugger() {
+	if vm.dbg != nil {
+		vm.dbg.close()
+	}
+}
+
+func (vm *VM) debugGate(v *vcpu) bool { return vm.dbg != nil && vm.dbg.gate(v) }
+
+func (vm *VM) debugTrap(v *vcpu, ff *firmware.FaultFrame, regs uint64) bool {
+	return vm.dbg != nil && vm.dbg.trap(v, ff, regs)
+}
+
+func (vm *VM) debugFatal(v *vcpu, why string) {
+	if vm.dbg != nil {
+		vm.dbg.fatal(v, why)
+	}
+}
+
+func (vm *VM) debugExit(v *vcpu, status int) {
+	if vm.dbg != nil {
+		vm.dbg.atExit(v, status)
+	}
+}
+
+func (vm *VM) debugViolation(v *vcpu, label string, n uint64) {
+	if vm.dbg != nil && n > 0 {
+		vm.dbg.violation(v, label, n)
+	}
+}
+
+func (vm *VM) debugEnd() {
+	if vm.dbg != nil {
+		vm.mu.Lock()
+		st := vm.result.ExitStatus
+		vm.mu.Unlock()
+		vm.dbg.end(st)
+	}
+}

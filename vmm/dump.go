@@ -63,7 +63,7 @@ func (vm *VM) writeDumpTo(path, reason string) (coredump.Stats, error) {
 		vcpus = append(vcpus, c)
 	}
 	vm.mu.Lock()
-	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...), Reason: reason}
+	info := coredump.Info{Map: vm.mem.Map.Ranges(), Roots: append([]uint64(nil), vm.hc.roots...), Holdings: vm.hc.held, Reason: reason}
 	if r := vm.hc.reg; r != nil {
 		reg := *r
 		info.Reg = &reg

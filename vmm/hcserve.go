@@ -29,12 +29,18 @@ func (vm *VM) hypercall(v *vcpu) {
 	case res.badExit != "":
 		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))
 	case res.exit:
+		vm.debugExit(v, res.exitStatus)
 		vm.stop(OutcomeExit, res.exitStatus, fmt.Sprintf("guest exited with status %d", res.exitStatus), nil)
 	case res.checkpoint != "":
 		vm.stopTheWorld(v)
 		res.ret = vm.checkpoint(res.checkpoint, false)
+		vm.debugViolation(v, res.checkpoint, res.ret)
 		vm.resumeTheWorld()
 	case res.fault != nil:
+		if vm.debugTrap(v, res.fault, mb.Args[1]) {
+			res.ret = firmware.HCFaultResume
+			break
+		}
 		vm.stop(OutcomeFault, StatusFault, "unhandled exception "+vectorName(res.fault.Vector), vm.faultFrameReport(v, res.fault))
 	case res.sleepNanos > 0:
 		select {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
@@ -43,6 +44,7 @@ type hcState struct {
 	reg     *Registration
 	regErr  error        // why the last registration was refused
 	boot    *verify.Boot // what the VMM placed in RAM (read back after setup)
+	held    uint64       // phys of the guest's mm.Holdings, 0 if none registered
 	roots   []uint64
 	reports []Report
 	dropped uint64 // reports refused because maxReportKeys keys exist
@@ -88,6 +90,8 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			return r
 		}
 		r.ret = st.report(key, a[2])
+	case firmware.HCRegisterHeld:
+		r.ret = registerHeld(mem, st, a[0], a[1])
 	case firmware.HCRegisterRoot:
 		r.ret = registerRoot(mem, st, a[0], a[1])
 	case firmware.HCSleep:
@@ -176,6 +180,23 @@ func registerMeta(mem *GuestMemory, st *hcState, a [5]uint64) (uint64, error) {
 	return 0, nil
 }
 
+// registerHeld records where the guest declares what its workloads hold
+// (an mm.Holdings, read at every checkpoint). Registering twice is
+// HCErrState: the host would not know which one is current.
+func registerHeld(mem *GuestMemory, st *hcState, phys, size uint64) uint64 {
+	if phys == 0 || phys%8 != 0 || size != mm.HoldingsSize {
+		return firmware.HCErrInvalid
+	}
+	if _, err := mem.Slice(phys, size); err != nil {
+		return firmware.HCErrInvalid
+	}
+	if st.held != 0 {
+		return firmware.HCErrState
+	}
+	st.held = phys
+	return 0
+}
+
 func registerRoot(mem *GuestMemory, st *hcState, root, add uint64) uint64 {
 	if root%firmware.PageSize != 0 {
 		return firmware.HCErrInvalid
@@ -222,7 +243,8 @@ func hcName(nr uint64) string {
 	names := [...]string{firmware.HCExit: "exit", firmware.HCConsoleFlush: "console-flush",
 		firmware.HCRegisterMeta: "register-meta", firmware.HCCheckpoint: "checkpoint",
 		firmware.HCReport: "report", firmware.HCRegisterRoot: "register-root",
-		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3"}
+		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3",
+		firmware.HCRegisterHeld: "register-held"}
 	if nr < uint64(len(names)) && names[nr] != "" {
 		return names[nr]
 	}

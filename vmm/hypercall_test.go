@@ -170,3 +170,28 @@ func TestRegisterMetaNamesTheRule(t *testing.T) {
 		t.Fatalf("good registration: ret %#x, error %v", res.ret, st.regErr)
 	}
 }
+
+// TestRegisterHeld: the holdings declaration must be aligned, the right
+// size and in RAM, and is registered once.
+func TestRegisterHeld(t *testing.T) {
+	mem := testMemory(t, 16<<20)
+	st := &hcState{cpus: 1}
+	for _, tc := range []struct {
+		phys, size, want uint64
+	}{
+		{0, mm.HoldingsSize, firmware.HCErrInvalid},
+		{0x200004, mm.HoldingsSize, firmware.HCErrInvalid},
+		{0x200000, mm.HoldingsSize - 8, firmware.HCErrInvalid},
+		{16<<20 - 8, mm.HoldingsSize, firmware.HCErrInvalid},
+		{0x200000, mm.HoldingsSize, 0},
+		{0x300000, mm.HoldingsSize, firmware.HCErrState},
+	} {
+		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCRegisterHeld, Args: [5]uint64{tc.phys, tc.size}})
+		if res.ret != tc.want {
+			t.Errorf("register-held(%#x, %d) = %#x, want %#x", tc.phys, tc.size, res.ret, tc.want)
+		}
+	}
+	if st.held != 0x200000 {
+		t.Errorf("held = %#x", st.held)
+	}
+}

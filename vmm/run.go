@@ -38,6 +38,7 @@ func (vm *VM) Run() *Result {
 	vm.mu.Unlock()
 	vm.drainConsole()
 	vm.finish()
+	vm.debugEnd()
 	vm.mu.Lock()
 	defer vm.mu.Unlock()
 	r := &vm.result

@@ -147,6 +147,9 @@ func (vm *VM) loop(v *vcpu) {
 			vm.park(v)
 			continue
 		}
+		if vm.debugGate(v) {
+			continue
+		}
 		if !v.entered.Swap(true) && v.index == 0 {
 			vm.timing.firstRun = time.Now()
 		}
@@ -176,6 +179,7 @@ func (vm *VM) loop(v *vcpu) {
 		case actHypercall:
 			vm.hypercall(v)
 		case actFault:
+			vm.debugFatal(v, why)
 			vm.stop(OutcomeFault, StatusFault, why, vm.crashReport(v, why))
 			return
 		}

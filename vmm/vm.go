@@ -42,6 +42,7 @@ type VM struct {
 	halt     haltRequest // what halting means; set once before halting
 	fallback *time.Timer // stops a halted run that ignores kicks
 	done     chan struct{}
+	dbg      *debugger // --gdb (nil without)
 
 	// Stop-the-world for checkpoints: the initiator sets pausing, kicks the
 	// others and waits until parked == len(vcpus)-1.
@@ -153,7 +154,7 @@ func (vm *VM) build() error {
 	} else {
 		vm.logf("%v: console doorbell falls back to MMIO exits", err)
 	}
-	return nil
+	return vm.startDebugger()
 }
 
 // consoleLoop drains the console each time the guest rings the doorbell.
@@ -184,6 +185,7 @@ func (vm *VM) Memory() *GuestMemory { return vm.mem }
 
 // Close releases every KVM and memory resource.
 func (vm *VM) Close() error {
+	vm.closeDebugger()
 	for _, v := range vm.vcpus {
 		v.kickMu.Lock()
 		v.close()

@@ -29,6 +29,7 @@ type bootFlags struct {
 	trace     string
 	dump      string
 	dumpAt    string
+	gdb       string
 	json      bool
 	verbose   bool
 	progress  progressFlag
@@ -49,6 +50,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.trace, "trace", "", "page-allocation trace `FILE` (CSV, gzip or not) for --workload replay")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
+	fs.StringVar(&f.gdb, "gdb", "", "wait for gdb on `ADDR` (PORT or HOST:PORT; loopback unless a host is named) before the first instruction")
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
 	fs.Var(&f.progress, "progress", progressUsage)
@@ -70,7 +72,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 // config turns flags into a vmm.Config, reading files; it creates no VM.
 func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
-		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt}
+		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, GDB: f.gdb}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)
@@ -190,6 +192,28 @@ func interruptOnSignals(vm *vmm.VM) (stop func()) {
 	return func() { signal.Stop(ch); close(done) }
 }
 
+// maxPrinted bounds the violations printed per checkpoint (--json and
+// --dump have them all).
+const maxPrinted = 8
+
+// printViolations lists a checkpoint's first violations the way inspect
+// prints them: frame (or scope), kind, field, expected, actual.
+func printViolations(w io.Writer, c vmm.Checkpoint) {
+	if c.Error != "" {
+		fmt.Fprintf(w, "vmm:   %s\n", c.Error)
+	}
+	if c.Report == nil {
+		return
+	}
+	for i, v := range c.Report.Violations {
+		if i == maxPrinted {
+			fmt.Fprintf(w, "vmm:   ... and %d more (--json lists them)\n", c.Report.TotalViolations-maxPrinted)
+			break
+		}
+		fmt.Fprintf(w, "vmm:   [%s] %s\n", v.Source, v)
+	}
+}
+
 func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 	if r.Crash != nil {
 		fmt.Fprint(w, r.Crash.Text)
@@ -218,6 +242,7 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 			state = fmt.Sprintf("%d violations", c.Violations)
 		}
 		fmt.Fprintf(w, "vmm: checkpoint %q: %s in %v\n", c.Label, state, time.Duration(c.Nanos))
+		printViolations(w, c)
 	}
 	if d := r.Dump; d != nil {
 		if d.Error != "" {

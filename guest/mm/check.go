@@ -51,7 +51,11 @@ func Check(v *View, out []Violation) int {
 	c.checkHeader(v)
 
 	var heads [NumOrders]uint64 // FREE heads per order found by the linear pass
-	cached := c.linear(v, &heads)
+	var poisoned uint64
+	cached := c.linear(v, &heads, &poisoned)
+	if sp := atomic.LoadUint64(&st.PoisonedFrames); sp != poisoned {
+		c.add(LinkNone, VPoisonedFrames, poisoned, sp)
+	}
 	c.caches(v, cached)
 
 	var listFrames uint64
@@ -63,7 +67,7 @@ func Check(v *View, out []Violation) int {
 			c.add(uint64(k), VBlockCount, cnt, sc)
 		}
 		if heads[k] != cnt {
-			c.add(uint64(k), VNotOnList, cnt, heads[k])
+			c.add(uint64(k), VListHeads, cnt, heads[k])
 			pinpoint = true
 		}
 	}
@@ -77,11 +81,11 @@ func Check(v *View, out []Violation) int {
 }
 
 // linear is the pass over every record; it counts the FREE heads per order
-// and returns the number of FlagPerCPU frames.
+// and the POISONED frames, and returns the number of FlagPerCPU frames.
 //
 //go:nosplit
 //go:noinline
-func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
+func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) uint64 {
 	n := v.n
 	cached := uint64(0)
 	blockEnd := uint64(0)
@@ -92,10 +96,13 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
 		f, rc, nx, pv := r.Flags, r.Refcount, r.Next, r.Prev
 		ow := uint32(r.Order) | r.Reserved<<8
 		if p < blockEnd {
-			if f == tailFlags {
-				if ow != uint32(OrderTail) {
-					c.add(p, VTailOrder, uint64(OrderTail), uint64(ow))
-				}
+			if f == tailFlags && ow != uint32(OrderTail) {
+				// A head inside the block: the block's order is wrong or
+				// this frame is. Report it once and end the block here,
+				// rather than once for every frame the order claims.
+				c.add(p, VTailOrder, uint64(OrderTail), uint64(ow))
+				blockEnd = p
+			} else if f == tailFlags {
 				if rc != 0 {
 					c.add(p, VTailRefcount, 0, uint64(rc))
 				}
@@ -103,9 +110,10 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
 					c.stale(p, nx, pv)
 				}
 				continue
+			} else {
+				c.add(p, VTailFlags, uint64(tailFlags), uint64(f))
+				blockEnd = p // the block ends here; check this frame on its own
 			}
-			c.add(p, VTailFlags, uint64(tailFlags), uint64(f))
-			blockEnd = p // the block ends here; check this frame on its own
 		}
 		if ow>>8 != 0 {
 			c.add(p, VReservedBits, 0, uint64(ow))
@@ -113,6 +121,9 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64) uint64 {
 		order := uint8(ow)
 		switch {
 		case f == 0 || f == FlagPoisoned:
+			if f == FlagPoisoned {
+				*poisoned++
+			}
 			if order != 0 {
 				c.add(p, VStaleOrder, 0, uint64(order))
 			}

@@ -109,6 +109,7 @@ func TestCheckDetectsCorruption(t *testing.T) {
 		}, VAllocRefcount},
 		{"block count", func(t testing.TB, b *Buddy, _ []PhysFrame) { b.State().Counts[4]++ }, VBlockCount},
 		{"free frame count", func(t testing.TB, b *Buddy, _ []PhysFrame) { b.State().FreeFrames-- }, VFreeFrames},
+		{"poisoned frame count", func(t testing.TB, b *Buddy, _ []PhysFrame) { b.State().PoisonedFrames++ }, VPoisonedFrames},
 		{"free head not on any list", func(t testing.TB, b *Buddy, _ []PhysFrame) {
 			_, p := freeHeadWithNext(t, b)
 			m := b.meta.at(p)

@@ -126,7 +126,7 @@ const (
 //	   56     8 RAMFrames       frames that are RAM (flags != 0 after setup)
 //	   64    88 Heads[11]       free-list head PFN per order, or LinkNone
 //	  152    88 Counts[11]      blocks on each free list
-//	  240     8 PoisonedFrames  frames marked POISONED at setup
+//	  240     8 PoisonedFrames  frames marked POISONED (at setup and by Poison)
 //	  248     8 ManagedFrames   frames handed to the buddy allocator at setup
 //	  256     8 PCPFrames       sum of the caches' Synced (see below)
 //	  264    56 reserved        zero

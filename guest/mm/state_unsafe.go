@@ -53,3 +53,13 @@ func (b *Buddy) state() *BuddyState {
 	p := b.st
 	return *(**BuddyState)(unsafe.Pointer(&p))
 }
+
+// Compile-time asserts on the Holdings layout.
+var (
+	_ [HoldingsSize - unsafe.Sizeof(Holdings{})]struct{}
+	_ [unsafe.Sizeof(Holdings{}) - HoldingsSize]struct{}
+	_ [HoldingsOffDecl - unsafe.Offsetof(Holdings{}.Decl)]struct{}
+	_ [unsafe.Offsetof(Holdings{}.Decl) - HoldingsOffDecl]struct{}
+	_ [HoldingSize - unsafe.Sizeof(Holding{})]struct{}
+	_ [unsafe.Sizeof(Holding{}) - HoldingSize]struct{}
+)

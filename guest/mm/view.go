@@ -207,3 +207,38 @@ func (v *View) CacheEntry(cpu, i uint64) (pfn uint64, ok bool) {
 	slot := (uint64(h.Head) + i) % PCPCapacity
 	return atomic.LoadUint64(&v.st.PCP[cpu%MaxCPUs].PFN[slot]), true
 }
+
+// StateHeader is the BuddyState header as stored (the guest's values,
+// unchecked).
+type StateHeader struct {
+	Magic                                 uint64
+	Version, MaxOrder, NumCPUs            uint32
+	MetaPhys, FrameCount, StatePhys       uint64
+	FreeFrames, PCPFrames, PoisonedFrames uint64
+	Counts                                [NumOrders]uint64
+}
+
+// Header returns the state header; ok is false without a state.
+//
+//go:nosplit
+func (v *View) Header() (h StateHeader, ok bool) {
+	st := v.st
+	if st == nil {
+		return StateHeader{}, false
+	}
+	h = StateHeader{Magic: atomic.LoadUint64(&st.Magic), Version: atomic.LoadUint32(&st.Version),
+		MaxOrder: atomic.LoadUint32(&st.MaxOrder), NumCPUs: atomic.LoadUint32(&st.NumCPUs),
+		MetaPhys: atomic.LoadUint64(&st.MetaPhys), FrameCount: atomic.LoadUint64(&st.FrameCount),
+		StatePhys: atomic.LoadUint64(&st.StatePhys), FreeFrames: atomic.LoadUint64(&st.FreeFrames),
+		PCPFrames: atomic.LoadUint64(&st.PCPFrames), PoisonedFrames: atomic.LoadUint64(&st.PoisonedFrames)}
+	for k := 0; k < NumOrders; k++ {
+		h.Counts[k] = atomic.LoadUint64(&st.Counts[k])
+	}
+	return h, true
+}
+
+// Registered returns the metadata and state addresses the view was built
+// with (the registration), to compare with the header's.
+//
+//go:nosplit
+func (v *View) Registered() (metaPhys, statePhys uint64) { return v.metaPhys, v.statePhys }

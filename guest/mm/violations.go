@@ -58,9 +58,9 @@ const (
 	VListTarget
 	// VListCycle: a list walk exceeded the frame count.
 	VListCycle
-	// VNotOnList: a FREE head is not on its order's list. Reported per frame
-	// when its links say so, and as a summary with PFN = order,
-	// Expected = blocks on the list, Actual = FREE heads of that order.
+	// VNotOnList: a FREE head is not on its order's list (its links say
+	// so). Expected = the list head or the prev it should have, Actual =
+	// the frame or its prev's next.
 	VNotOnList
 	// VBlockCount: BuddyState.Counts[order] does not match the list.
 	// PFN = order, Expected = blocks on the list, Actual = Counts[order].
@@ -90,6 +90,15 @@ const (
 	// VPCPFrames: BuddyState.PCPFrames is not the sum of the caches'
 	// Synced. PFN = LinkNone, Expected = sum of Synced, Actual = PCPFrames.
 	VPCPFrames
+	// VListHeads: the number of FREE heads of an order differs from the
+	// blocks on its list (a summary: some FREE head is off its list, or a
+	// list holds a separate cycle). PFN = order, Expected = blocks on the
+	// list, Actual = FREE heads of that order.
+	VListHeads
+	// VPoisonedFrames: BuddyState.PoisonedFrames is not the number of
+	// POISONED frames. PFN = LinkNone, Expected = POISONED frames, Actual =
+	// PoisonedFrames.
+	VPoisonedFrames
 	numViolationKinds
 )
 
@@ -152,6 +161,10 @@ func (k ViolationKind) String() string {
 		return "pcp-count"
 	case VPCPFrames:
 		return "pcp-frames"
+	case VListHeads:
+		return "list-heads"
+	case VPoisonedFrames:
+		return "poisoned-frames"
 	}
 	return "unknown"
 }
@@ -176,9 +189,9 @@ func (k ViolationKind) Field() string {
 		return "refcount"
 	case VPrevMismatch:
 		return "prev"
-	case VListTarget, VListCycle, VNotOnList:
+	case VListTarget, VListCycle, VNotOnList, VListHeads:
 		return "list"
-	case VBlockCount, VFreeFrames, VPCPCount, VPCPFrames:
+	case VBlockCount, VFreeFrames, VPCPCount, VPCPFrames, VPoisonedFrames:
 		return "count"
 	}
 	return ""

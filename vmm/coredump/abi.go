@@ -122,6 +122,7 @@ const (
 	vmmHeaderSize = 56
 	vmmRangeSize  = 24
 	vmmFlagReg    = 1 << 0
+	vmmFlagHeld   = 1 << 1 // a holdings address follows the reason
 )
 
 // encode returns the little-endian bytes of a fixed-size struct.

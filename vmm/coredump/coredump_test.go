@@ -97,9 +97,10 @@ func testVCPUs() []VCPU {
 
 func testInfo() Info {
 	return Info{
-		Reg:    &Registration{MetaPhys: 0x200000, FrameCount: 32768, Version: 3, StatePhys: 0x1ff000},
-		Roots:  []uint64{0x1000, 0x2000, 0x7000},
-		Reason: "KVM_EXIT_SHUTDOWN: triple fault",
+		Reg:      &Registration{MetaPhys: 0x200000, FrameCount: 32768, Version: 3, StatePhys: 0x1ff000},
+		Roots:    []uint64{0x1000, 0x2000, 0x7000},
+		Holdings: 0x9000,
+		Reason:   "KVM_EXIT_SHUTDOWN: triple fault",
 	}
 }
 

@@ -33,7 +33,8 @@
 //
 //	off  size  field
 //	0    4     version (1)
-//	4    4     flags: bit 0 set if a registration is present
+//	4    4     flags: bit 0 set if a registration is present, bit 1 if a
+//	           holdings address follows the reason
 //	8    4     nranges: memory map ranges that follow
 //	12   4     nroots: page-table roots that follow
 //	16   4     nvcpus: number of vCPUs (= NT_PRSTATUS notes)
@@ -43,6 +44,8 @@
 //	56   24*nranges  ranges: Base uint64, Size uint64, Kind uint32, pad uint32
 //	...  8*nroots    roots: uint64 each
 //	...  reasonlen   reason: UTF-8 text, not NUL terminated
+//	...  8           holdings: physical address of the guest's mm.Holdings
+//	                 (only if bit 1 of flags is set)
 //
 // A reader refuses a version it does not know. Later versions may append
 // fields after the reason; version 1 readers ignore trailing bytes.

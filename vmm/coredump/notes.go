@@ -212,7 +212,7 @@ func decodeInfo(n note) (Info, uint32, error) {
 	switch {
 	case h.Version != NoteVersion:
 		return Info{}, 0, formatErr(ErrCorrupt, at, "VMM note version is %d; this reader knows version %d", h.Version, NoteVersion)
-	case h.Flags&^vmmFlagReg != 0:
+	case h.Flags&^(vmmFlagReg|vmmFlagHeld) != 0:
 		return Info{}, 0, formatErr(ErrCorrupt, at+4, "VMM note flags %#x has unknown bits", h.Flags)
 	case h.NRanges > MaxRanges:
 		return Info{}, 0, formatErr(ErrCorrupt, at+8, "VMM note has %d memory map ranges, more than %d", h.NRanges, MaxRanges)
@@ -226,7 +226,11 @@ func decodeInfo(n note) (Info, uint32, error) {
 	rangesAt := uint64(vmmHeaderSize)
 	rootsAt := rangesAt + uint64(h.NRanges)*vmmRangeSize // all bounded above: no overflow
 	reasonAt := rootsAt + uint64(h.NRoots)*8
-	if end := reasonAt + uint64(h.ReasonLen); end > size {
+	end := reasonAt + uint64(h.ReasonLen)
+	if h.Flags&vmmFlagHeld != 0 {
+		end += 8
+	}
+	if end > size {
 		return Info{}, 0, formatErr(ErrCorrupt, at+8, "VMM note fields need %d bytes, descsz is %d", end, size)
 	}
 	var info Info
@@ -246,6 +250,9 @@ func decodeInfo(n note) (Info, uint32, error) {
 		info.Roots = append(info.Roots, le.Uint64(d[rootsAt+i*8:]))
 	}
 	info.Reason = string(d[reasonAt : reasonAt+uint64(h.ReasonLen)])
+	if h.Flags&vmmFlagHeld != 0 {
+		info.Holdings = le.Uint64(d[reasonAt+uint64(h.ReasonLen):])
+	}
 	return info, h.NVCPUs, nil
 }
 

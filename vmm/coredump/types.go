@@ -48,6 +48,9 @@ type Info struct {
 	Reg *Registration
 	// Roots are the registered page-table roots (guest physical).
 	Roots []uint64
+	// Holdings is the physical address of the guest's declared holdings
+	// (mm.Holdings), 0 if it registered none.
+	Holdings uint64
 	// Reason is free-form text, e.g. the exit reason. Write truncates it
 	// to MaxReasonLen bytes.
 	Reason string
@@ -55,7 +58,7 @@ type Info struct {
 
 // clone returns a deep copy of i.
 func (i Info) clone() Info {
-	c := Info{Map: slices.Clone(i.Map), Roots: slices.Clone(i.Roots), Reason: i.Reason}
+	c := Info{Map: slices.Clone(i.Map), Roots: slices.Clone(i.Roots), Holdings: i.Holdings, Reason: i.Reason}
 	if i.Reg != nil {
 		r := *i.Reg
 		c.Reg = &r

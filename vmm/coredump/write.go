@@ -150,6 +150,9 @@ func encodeInfo(info Info, nvcpus int) []byte {
 		h.Flags |= vmmFlagReg
 		h.Reg = [4]uint64{r.MetaPhys, r.FrameCount, r.Version, r.StatePhys}
 	}
+	if info.Holdings != 0 {
+		h.Flags |= vmmFlagHeld
+	}
 	b := encode(&h)
 	for _, r := range info.Map {
 		b = append(b, encode(&vmmNoteRange{Base: r.Base, Size: r.Size, Kind: uint32(r.Kind)})...)
@@ -157,7 +160,11 @@ func encodeInfo(info Info, nvcpus int) []byte {
 	for _, root := range info.Roots {
 		b = le.AppendUint64(b, root)
 	}
-	return append(b, reason...)
+	b = append(b, reason...)
+	if info.Holdings != 0 {
+		b = le.AppendUint64(b, info.Holdings)
+	}
+	return b
 }
 
 // buildHeaders lays out the file, fills each load's offset, and returns the

@@ -126,7 +126,7 @@ func encodeReg(b *strings.Builder, r *Regs, ri regInfo) {
 func decodeRegs(r *Regs, s string) error {
 	for _, ri := range regTable {
 		if len(s) < 2*ri.size {
-			return fmt.Errorf("G packet too short at %s", ri.name)
+			return fmt.Errorf("short G packet: ends before %s", ri.name)
 		}
 		if err := setReg(r, ri, s[:2*ri.size]); err != nil {
 			return err

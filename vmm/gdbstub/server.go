@@ -9,6 +9,9 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // maxBadPackets is how many consecutive unusable packets (bad checksum)
@@ -23,26 +26,62 @@ type Server struct {
 	running bool // resumed, no stop received since
 	cur     Stop // the last stop
 	ended   bool // cur is the end of the run
+
+	// Trace, if set, receives every packet in and out (vmm boot -v).
+	Trace io.Writer
+
+	connected  atomic.Bool
+	finished   chan struct{}
+	finishOnce sync.Once
 }
 
 // NewServer serves t, which is about to stop on its own (the VM stops
 // before its first instruction).
-func NewServer(t Target) *Server { return &Server{t: t, running: true} }
+func NewServer(t Target) *Server {
+	return &Server{t: t, running: true, finished: make(chan struct{})}
+}
 
-// Serve accepts clients one after another until ln is closed or the run
-// has ended and its last client has gone.
+// Serve accepts clients until ln is closed. One client at a time: a
+// second connection while one is served is closed at once.
 func (s *Server) Serve(ln net.Listener) error {
+	busy := make(chan struct{}, 1)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			return err
 		}
-		s.ServeConn(c)
-		c.Close()
-		if s.ended {
-			return nil
+		select {
+		case busy <- struct{}{}:
+			s.connected.Store(true)
+			go func() {
+				s.ServeConn(writeDeadline{c})
+				c.Close()
+				s.connected.Store(false)
+				if s.ended {
+					s.finishOnce.Do(func() { close(s.finished) })
+				}
+				<-busy
+			}()
+		default:
+			c.Close()
 		}
 	}
+}
+
+// Connected reports whether a client is being served.
+func (s *Server) Connected() bool { return s.connected.Load() }
+
+// Finished is closed when a client that saw the end of the run has gone.
+func (s *Server) Finished() <-chan struct{} { return s.finished }
+
+// writeTimeout bounds a write to a client that stopped reading.
+const writeTimeout = 10 * time.Second
+
+type writeDeadline struct{ net.Conn }
+
+func (w writeDeadline) Write(p []byte) (int, error) {
+	w.SetWriteDeadline(time.Now().Add(writeTimeout))
+	return w.Conn.Write(p)
 }
 
 // ErrClientGone: the connection closed or failed.
@@ -79,6 +118,7 @@ func (s *Server) ServeConn(c io.ReadWriter) error {
 				return ErrClientGone
 			}
 			if end, err := ss.event(ev); end {
+				ss.w.Flush()
 				return err
 			}
 		case st := <-s.t.Stops():
@@ -123,6 +163,9 @@ func readEvents(c io.Reader, in chan<- inEvent, done <-chan struct{}) {
 func (ss *session) event(ev inEvent) (end bool, err error) {
 	switch ev.kind {
 	case evPacket:
+		if ss.s.Trace != nil {
+			fmt.Fprintf(ss.s.Trace, "gdb -> %.200q\n", ev.pkt)
+		}
 		ss.bad = 0
 		if !ss.noAck {
 			ss.w.WriteByte('+')
@@ -150,7 +193,16 @@ func (ss *session) event(ev inEvent) (end bool, err error) {
 	return false, nil
 }
 
+func (ss *session) trace(format string, args ...any) {
+	if ss.s.Trace != nil {
+		fmt.Fprintf(ss.s.Trace, "gdb: "+format+"\n", args...)
+	}
+}
+
 func (ss *session) send(data string) {
+	if ss.s.Trace != nil {
+		fmt.Fprintf(ss.s.Trace, "gdb <- %.200q\n", data)
+	}
 	ss.last = frame(data)
 	ss.w.Write(ss.last)
 }
@@ -198,6 +250,10 @@ const (
 // packet answers one packet.
 func (ss *session) packet(p string) (end bool, err error) {
 	t := ss.s.t
+	if p == "" {
+		ss.send("")
+		return false, nil
+	}
 	if ss.s.ended && !strings.HasPrefix(p, "q") && p != "?" && p[0:1] != "D" && p[0:1] != "k" {
 		ss.send(errState)
 		return false, nil
@@ -266,6 +322,7 @@ func (ss *session) packet(p string) (end bool, err error) {
 	case p == "g":
 		r, err := t.ReadRegs(ss.cpu())
 		if err != nil {
+			ss.trace("g: %v", err)
 			ss.send(errState)
 			break
 		}

@@ -98,7 +98,8 @@ func (in *Inspection) Input() (verify.Input, error) {
 		return verify.Input{}, ErrNoRegistration
 	}
 	boot, _ := verify.ReadBoot(in.mem) // a dump without a readable boot info skips the boot-info rules
-	return verify.Input{Registration: *r, Boot: boot, Roots: in.Roots(), SharedTables: []uint64{firmware.KernelPDPT}}, nil
+	return verify.Input{Registration: *r, Boot: boot, Roots: in.Roots(), Holdings: in.Info.Holdings,
+		SharedTables: []uint64{firmware.KernelPDPT}}, nil
 }
 
 // Verify runs the host verifier over the dump.

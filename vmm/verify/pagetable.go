@@ -16,10 +16,14 @@ type ptResult struct {
 }
 
 func (p *ptResult) add(pfn uint64, kind, field string, exp, act uint64) {
+	p.addDetail(pfn, kind, field, exp, act, "")
+}
+
+func (p *ptResult) addDetail(pfn uint64, kind, field string, exp, act uint64, detail string) {
 	p.total++
 	if len(p.violations) < MaxListed {
 		p.violations = append(p.violations, Violation{PFN: pfn, Phys: pfn * mm.PageSize, Source: "pagetable",
-			Kind: kind, Field: field, Expected: exp, Actual: act})
+			Kind: kind, Field: field, Expected: exp, Actual: act, Detail: detail})
 	}
 }
 
@@ -37,7 +41,7 @@ type mapCounter struct {
 	res      ptResult
 }
 
-func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) ptResult {
+func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) *mapCounter {
 	frames := view.FrameCount()
 	c := &mapCounter{mem: mem, view: view, frames: frames, mapCount: make([]uint32, frames),
 		noUser: make([]bool, frames), writable: make([]bool, frames), isTable: make([]bool, frames)}
@@ -45,7 +49,7 @@ func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) ptResult 
 		c.res.add(0, "page tables too large to walk", "pte", maxFrameRefs, c.refs)
 	}
 	c.judge()
-	return c.res
+	return c
 }
 
 func (c *mapCounter) table(root, phys uint64, level int, va uint64) {
@@ -88,6 +92,10 @@ func (w *mapCounter) judge() {
 			w.res.add(pfn, "page-table frame not KERNEL|ALLOCATED", "flags", uint64(mm.FlagKernel|mm.FlagAllocated), uint64(flags))
 		}
 		if maps == 0 {
+			// USER heads that nothing maps must not hold references either.
+			if flags&mm.FlagUser != 0 && order != mm.OrderTail && ref != 0 {
+				w.res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
+			}
 			continue
 		}
 		switch {
@@ -106,16 +114,15 @@ func (w *mapCounter) judge() {
 		if flags&mm.FlagCOW != 0 && w.writable[pfn] {
 			w.res.add(pfn, "COW frame mapped writable", "pte", 0, pteWritable)
 		}
+		if flags&mm.FlagDLL != 0 && w.writable[pfn] {
+			w.res.add(pfn, "DLL frame mapped writable", "pte", 0, pteWritable)
+		}
+		if flags&mm.FlagUser != 0 && order != mm.OrderTail && flags&(mm.FlagAnonymous|mm.FlagDLL) == 0 {
+			w.res.addDetail(pfn, "mapped USER frame neither ANONYMOUS nor DLL", "flags", uint64(flags|mm.FlagAnonymous), uint64(flags),
+				"user memory here is anonymous or a shared library; anonymous frames must say so")
+		}
 		if flags&mm.FlagUser != 0 && order != mm.OrderTail && uint64(ref) != maps {
 			w.res.add(pfn, "refcount differs from the number of mappings", "refcount", maps, uint64(ref))
-		}
-	}
-	// USER heads that nothing maps must not hold references either.
-	for pfn := uint64(0); pfn < w.frames; pfn++ {
-		rec, _ := w.view.Record(pfn)
-		flags, order, ref := rec.Flags, rec.Order, rec.Refcount
-		if w.mapCount[pfn] == 0 && flags&mm.FlagUser != 0 && order != mm.OrderTail && ref != 0 {
-			w.res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
 		}
 	}
 }

@@ -6,7 +6,6 @@
 package verify
 
 import (
-	"encoding/binary"
 	"fmt"
 	"sort"
 	"strings"
@@ -30,6 +29,8 @@ type Input struct {
 	// never FREE and owns its frames; bad frames are POISONED).
 	Boot  *Boot
 	Roots []uint64 // PML4 physical addresses
+	// Holdings is the physical address of the guest's mm.Holdings (0: none).
+	Holdings uint64
 	// SharedTables are page tables every address space links to but none
 	// owns (the kernel's identity map): the walk does not descend into them.
 	SharedTables []uint64
@@ -44,10 +45,23 @@ type Violation struct {
 	Field    string `json:"field"`
 	Expected uint64 `json:"expected"`
 	Actual   uint64 `json:"actual"`
+	// Scope is where a violation that is not about one frame applies
+	// ("order 3", "cpu 1", "allocator state", "free lists"); empty for a
+	// frame's violation. PFN then holds the checker's raw locator.
+	Scope  string `json:"scope,omitempty"`
+	Detail string `json:"detail,omitempty"`
 }
 
 func (v Violation) String() string {
-	return fmt.Sprintf("frame %#x (phys %#x): %s: %s: expected %#x, actual %#x", v.PFN, v.Phys, v.Kind, v.Field, v.Expected, v.Actual)
+	where := fmt.Sprintf("frame %#x (phys %#x)", v.PFN, v.Phys)
+	if v.Scope != "" {
+		where = v.Scope
+	}
+	s := fmt.Sprintf("%s: %s: %s: expected %#x, actual %#x", where, v.Kind, v.Field, v.Expected, v.Actual)
+	if v.Detail != "" {
+		s += " (" + v.Detail + ")"
+	}
+	return s
 }
 
 // CPUCache is one vCPU's per-CPU page cache as found in guest memory.
@@ -110,43 +124,113 @@ func Verify(mem Memory, in Input) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Frames: in.FrameCount, Roots: len(in.Roots)}
-	// The checker, the summary and the page-table walk each read the
-	// records on their own: run them side by side on the host's CPUs.
+	// The shared checker reads the records on its own: run it beside the
+	// host's page-table walk and its single pass over the records (the
+	// independent rules, the owner check and the summary counts).
+	out := make([]mm.Violation, MaxListed)
+	var total int
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r.summarise(&view)
-		r.PerCPU = decodeCaches(&view)
+		total = mm.Check(&view, out)
 	}()
-	var pt *ptResult
+	pt := &mapCounter{}
 	if len(in.Roots) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res := walkPageTables(mem, &view, in.Roots, in.SharedTables)
-			pt = &res
-		}()
+		pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
 	}
-	out := make([]mm.Violation, MaxListed)
-	total := mm.Check(&view, out)
+	var own *owners
+	if in.Boot != nil {
+		own = markOwners(mem, &view, in, pt, &pt.res)
+	}
+	var hist histogram
+	spec, specTotal := checkSpec(&view, &hist, own)
 	wg.Wait()
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
-		r.Violations = append(r.Violations, Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
-			Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual})
-	}
-	if pt != nil {
-		r.TableFrames, r.Mappings = pt.tableFrames, pt.mappings
-		r.TotalViolations += pt.total
-		for _, v := range pt.violations {
-			if len(r.Violations) < MaxListed {
-				r.Violations = append(r.Violations, v)
+		cv := fromChecker(v, view.FrameCount())
+		if v.Kind == mm.VTailOrder || v.Kind == mm.VTailFlags {
+			if h, k, ok := view.BlockOf(v.PFN); ok {
+				cv.Detail = fmt.Sprintf("inside the order-%d block headed by frame %#x", k, h)
 			}
+		}
+		r.Violations = append(r.Violations, cv)
+	}
+	r.addSpec(spec, specTotal)
+	r.summarise(&hist)
+	r.PerCPU = decodeCaches(&view)
+	r.TableFrames, r.Mappings = pt.res.tableFrames, pt.res.mappings
+	r.TotalViolations += pt.res.total
+	for _, v := range pt.res.violations {
+		if len(r.Violations) < MaxListed {
+			r.Violations = append(r.Violations, v)
 		}
 	}
 	r.Nanos = time.Since(start).Nanoseconds()
 	return r, nil
+}
+
+// addSpec adds the independent check's findings that the shared checker
+// did not already report (same frame, or same scope): agreeing checkers
+// report each problem once, and a problem only the host's own check sees
+// still reaches the report.
+func (r *Report) addSpec(spec []Violation, total int) {
+	frames, scopes := map[uint64]bool{}, map[string]bool{}
+	for _, v := range r.Violations {
+		if v.Scope == "" {
+			frames[v.PFN] = true
+		} else {
+			scopes[scopeClass(v.Scope)] = true
+		}
+	}
+	dup := 0
+	for _, v := range spec {
+		if (v.Scope == "" && frames[v.PFN]) || (v.Scope != "" && scopes[scopeClass(v.Scope)]) {
+			dup++
+			continue
+		}
+		if len(r.Violations) < MaxListed {
+			r.Violations = append(r.Violations, v)
+		}
+	}
+	r.TotalViolations += total - dup
+}
+
+// scopeClass groups scopes that name the same structure ("allocator state
+// magic" and "allocator state +0x0").
+func scopeClass(s string) string {
+	if strings.HasPrefix(s, "allocator state") {
+		return "allocator state"
+	}
+	return s
+}
+
+// fromChecker converts a guest/mm violation, naming the scope of those
+// that are not about one frame (see the kinds' documentation), so that an
+// order, a CPU index, a field offset or LinkNone never reads as a frame.
+func fromChecker(v mm.Violation, frames uint64) Violation {
+	out := Violation{PFN: v.PFN, Phys: v.PFN * mm.PageSize, Source: "metadata",
+		Kind: v.Kind.String(), Field: v.Kind.Field(), Expected: v.Expected, Actual: v.Actual}
+	switch {
+	case v.Kind == mm.VStateHeader:
+		out.Scope = fmt.Sprintf("allocator state +%#x", v.PFN)
+	case v.Kind == mm.VBlockCount || v.Kind == mm.VListHeads:
+		out.Scope = fmt.Sprintf("free list of order %d", v.PFN)
+	case v.Kind == mm.VPCPHeader && v.PFN != mm.LinkNone:
+		out.Scope = fmt.Sprintf("per-CPU cache of cpu %d", v.PFN)
+	case v.Kind == mm.VPCPHeader:
+		out.Scope = "per-CPU caches"
+	case v.Kind == mm.VPCPEntry && v.PFN >= frames:
+		out.Scope = fmt.Sprintf("per-CPU cache of cpu %d, slot %d (entry %#x)", v.Expected>>32, v.Expected&0xFFFFFFFF, v.PFN)
+	case v.Kind == mm.VNextRange && v.PFN == mm.LinkNone:
+		out.Scope = "a free-list head"
+	case v.PFN == mm.LinkNone:
+		out.Scope = "allocator totals"
+	}
+	if out.Scope != "" {
+		out.Phys = 0
+	}
+	return out
 }
 
 // The flags histogram counts in a small array: the defined flag bits are
@@ -171,37 +255,42 @@ func histIndex(f uint32) (int, bool) {
 // histFlags undoes histIndex.
 func histFlags(i int) uint32 { return uint32(i&7) | uint32(i>>3)<<8 }
 
-// summarise fills the buddyinfo-style free counts and the flag histogram.
-func (r *Report) summarise(v *mm.View) {
-	var counts [histSize]uint64
-	var odd map[uint32]uint64
-	// Two fields a record: read them from the record's bytes rather than
-	// copying the whole decoded Record (this loop is memory-bound).
-	for pfn := uint64(0); pfn < r.Frames; pfn++ {
-		rec := v.RecordBytes(pfn)
-		flags, order := binary.LittleEndian.Uint32(rec[mm.OffFlags:]), rec[mm.OffOrder]
-		if i, ok := histIndex(flags); ok {
-			counts[i]++
-		} else {
-			if odd == nil {
-				odd = map[uint32]uint64{}
-			}
-			odd[flags]++
+// histogram counts frames per flag combination and FREE heads per order
+// during the host's pass over the records.
+type histogram struct {
+	counts     [histSize]uint64
+	odd        map[uint32]uint64
+	freeFrames uint64
+	freeBlocks [mm.NumOrders]uint64
+}
+
+func (h *histogram) add(r mm.Record) {
+	if i, ok := histIndex(r.Flags); ok {
+		h.counts[i]++
+	} else {
+		if h.odd == nil {
+			h.odd = map[uint32]uint64{}
 		}
-		if flags == mm.FlagFree {
-			r.FreeFrames++
-			if order <= mm.MaxOrder {
-				r.FreeBlocks[order]++
-			}
+		h.odd[r.Flags]++
+	}
+	if r.Flags == mm.FlagFree {
+		h.freeFrames++
+		if r.Order <= mm.MaxOrder {
+			h.freeBlocks[r.Order]++
 		}
 	}
-	for i, n := range counts {
+}
+
+// summarise fills the buddyinfo-style free counts and the flag histogram.
+func (r *Report) summarise(h *histogram) {
+	r.FreeFrames, r.FreeBlocks = h.freeFrames, h.freeBlocks
+	for i, n := range h.counts {
 		if n != 0 {
 			raw := histFlags(i)
 			r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(raw), Raw: raw, Frames: n})
 		}
 	}
-	for raw, n := range odd {
+	for raw, n := range h.odd {
 		r.ByFlags = append(r.ByFlags, FlagCount{Flags: FlagNames(raw), Raw: raw, Frames: n})
 	}
 	sort.Slice(r.ByFlags, func(i, j int) bool { return r.ByFlags[i].Raw < r.ByFlags[j].Raw })

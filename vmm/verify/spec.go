@@ -1,0 +1,275 @@
+package verify
+
+import (
+	"fmt"
+
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// The host's own check of the core buddy invariants, written from the
+// frame-metadata rules (docs/frame-metadata.md) rather than from
+// guest/mm.Check, so that a rule deleted from or broken in the shared
+// checker does not blind the host too. It may use the host's memory
+// freely (sets of visited frames) and so takes another route than the
+// guest's bounded, allocation-free checker: lists first, then every frame
+// against what the lists and caches say about it.
+
+type specCheck struct {
+	v    *mm.View
+	n    uint64
+	out  []Violation
+	tot  int
+	hist *histogram // fed every record (nil: none)
+	own  *owners    // told of every allocated block (nil: no ownership rules)
+}
+
+func (s *specCheck) bad(pfn uint64, kind, field string, exp, act uint64) {
+	s.tot++
+	if len(s.out) < MaxListed {
+		s.out = append(s.out, Violation{PFN: pfn, Phys: pfn * mm.PageSize, Source: "spec", Kind: kind, Field: field, Expected: exp, Actual: act})
+	}
+}
+
+func (s *specCheck) badScope(scope, kind, field string, exp, act uint64) {
+	s.tot++
+	if len(s.out) < MaxListed {
+		s.out = append(s.out, Violation{PFN: mm.LinkNone, Source: "spec", Scope: scope, Kind: kind, Field: field, Expected: exp, Actual: act})
+	}
+}
+
+// legalAllocated reports whether f is ALLOCATED plus exactly one owner and
+// modifiers the owner may carry: none on KERNEL; on USER any of
+// ANONYMOUS, COW, DLL except COW with DLL or DLL with ANONYMOUS.
+func legalAllocated(f uint32) bool {
+	const mods = mm.FlagCOW | mm.FlagDLL | mm.FlagAnonymous
+	switch f &^ mods {
+	case mm.FlagAllocated | mm.FlagKernel:
+		return f&mods == 0
+	case mm.FlagAllocated | mm.FlagUser:
+		return f&(mm.FlagCOW|mm.FlagDLL) != mm.FlagCOW|mm.FlagDLL && f&(mm.FlagDLL|mm.FlagAnonymous) != mm.FlagDLL|mm.FlagAnonymous
+	}
+	return false
+}
+
+// checkSpec runs the independent check and returns its violations and
+// their total.
+func checkSpec(v *mm.View, hist *histogram, own *owners) ([]Violation, int) {
+	s := &specCheck{v: v, n: v.FrameCount(), hist: hist, own: own}
+	h, ok := v.Header()
+	if !ok {
+		s.badScope("allocator state", "spec: no allocator state", "state", 1, 0)
+		return s.out, s.tot
+	}
+	s.header(h)
+	onList := s.lists(h)
+	inCache := s.caches()
+	if poisoned := s.frames(onList, inCache); poisoned != h.PoisonedFrames {
+		s.badScope("allocator totals", "spec: poisoned total differs from the POISONED frames", "count", poisoned, h.PoisonedFrames)
+	}
+	return s.out, s.tot
+}
+
+func (s *specCheck) header(h mm.StateHeader) {
+	check := func(name string, got, want uint64) {
+		if got != want {
+			s.badScope("allocator state "+name, "spec: state header wrong", "state", want, got)
+		}
+	}
+	meta, state := s.v.Registered()
+	check("magic", h.Magic, mm.Magic)
+	check("version", uint64(h.Version), uint64(mm.LayoutVersion))
+	check("max order", uint64(h.MaxOrder), mm.MaxOrder)
+	check("metadata address", h.MetaPhys, meta)
+	check("frame count", h.FrameCount, s.n)
+	check("state address", h.StatePhys, state)
+}
+
+// lists walks every free list and returns, for each frame on one, the
+// order of the list it is on (-1: on none). A list node must be a FREE
+// head of the list's order whose prev is the node before it; a node seen
+// twice ends the walk (a cycle or a node on two lists).
+func (s *specCheck) lists(h mm.StateHeader) []int8 {
+	on := make([]int8, s.n)
+	for i := range on {
+		on[i] = -1
+	}
+	var listed uint64
+	for k := uint8(0); k <= mm.MaxOrder; k++ {
+		prev, blocks := mm.LinkNone, uint64(0)
+		for p := s.v.ListHead(k); p != mm.LinkNone; {
+			r, ok := s.v.Record(p)
+			if !ok {
+				if prev == mm.LinkNone {
+					s.badScope(fmt.Sprintf("free list of order %d", k), "spec: free-list head outside the array", "next", s.n, p)
+				} else {
+					s.bad(prev, "spec: free-list link outside the array", "next", s.n, p)
+				}
+				break
+			}
+			if on[p] >= 0 {
+				s.bad(p, "spec: frame reached twice on the free lists", "list", uint64(k), uint64(on[p]))
+				break
+			}
+			if r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 {
+				s.bad(p, "spec: free-list node is not a FREE head of the list's order", "list", uint64(k), uint64(r.Flags)<<8|uint64(r.Order))
+				break
+			}
+			if r.Prev != prev {
+				s.bad(p, "spec: free-list prev link broken", "prev", prev, r.Prev)
+				break
+			}
+			on[p] = int8(k)
+			blocks++
+			prev, p = p, r.Next
+		}
+		if blocks != h.Counts[k] {
+			s.badScope(fmt.Sprintf("free list of order %d", k), "spec: block count differs from the list", "count", blocks, h.Counts[k])
+		}
+		listed += blocks << k
+	}
+	if listed != h.FreeFrames {
+		s.badScope("allocator totals", "spec: free frame total differs from the lists", "count", listed, h.FreeFrames)
+	}
+	return on
+}
+
+// caches returns, for each frame, whether a live per-CPU cache entry holds
+// it (tagged with that CPU and slot), checking the headers and totals.
+func (s *specCheck) caches() []bool {
+	in := make([]bool, s.n)
+	ncpu := uint64(s.v.NumCPUs())
+	if ncpu > mm.MaxCPUs {
+		s.badScope("per-CPU caches", "spec: more CPUs than caches", "pcp", mm.MaxCPUs, ncpu)
+	}
+	var synced uint64
+	for cpu := uint64(0); cpu < mm.MaxCPUs; cpu++ {
+		h, _ := s.v.Cache(cpu)
+		synced += uint64(h.Synced)
+		scope := fmt.Sprintf("per-CPU cache of cpu %d", cpu)
+		switch {
+		case h.Count > mm.PCPCapacity || h.Synced > mm.PCPCapacity:
+			s.badScope(scope, "spec: cache count above capacity", "pcp", mm.PCPCapacity, uint64(max(h.Count, h.Synced)))
+		case h.Head >= mm.PCPCapacity:
+			s.badScope(scope, "spec: cache head outside the ring", "pcp", mm.PCPCapacity-1, uint64(h.Head))
+		case cpu >= ncpu && h.Count != 0:
+			s.badScope(scope, "spec: cache of an absent CPU holds frames", "pcp", 0, uint64(h.Count))
+		}
+		for i := uint64(0); ; i++ {
+			pfn, ok := s.v.CacheEntry(cpu, i)
+			if !ok {
+				break
+			}
+			slot := (uint64(h.Head%mm.PCPCapacity) + i) % mm.PCPCapacity
+			r, inArray := s.v.Record(pfn)
+			switch {
+			case !inArray:
+				s.badScope(fmt.Sprintf("per-CPU cache of cpu %d, slot %d (entry %#x)", cpu, slot, pfn),
+					"spec: cache entry outside the array", "pcp", cpu<<32|slot, pfn)
+			case in[pfn]:
+				s.bad(pfn, "spec: frame cached twice", "pcp", cpu<<32|slot, 1)
+			case r.Flags != mm.FlagPerCPU || r.Next != cpu || r.Prev != slot:
+				s.bad(pfn, "spec: cache entry's frame not tagged with its CPU and slot", "pcp", cpu<<32|slot, r.Next<<32|r.Prev&0xFFFFFFFF)
+				in[pfn] = true
+			default:
+				in[pfn] = true
+			}
+		}
+	}
+	if h, _ := s.v.Header(); h.PCPFrames != synced {
+		s.badScope("allocator totals", "spec: cached-frame total differs from the caches", "count", synced, h.PCPFrames)
+	}
+	return in
+}
+
+// frames checks every record against the legal states and the block
+// structure, and against what the lists and caches say; it returns the
+// number of POISONED frames.
+func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
+	var blockEnd uint64 // frames below blockEnd are tails of the current block
+	var tail uint32     // the flags those tails must carry
+	for p := uint64(0); p < s.n; p++ {
+		r, _ := s.v.Record(p)
+		if s.hist != nil {
+			s.hist.add(r)
+		}
+		if r.Reserved != 0 {
+			s.bad(p, "spec: reserved order bytes set", "order", 0, uint64(r.Reserved))
+		}
+		if p < blockEnd {
+			if r.Flags == tail && r.Order == mm.OrderTail {
+				if r.Refcount != 0 {
+					s.bad(p, "spec: block tail holds references", "refcount", 0, uint64(r.Refcount))
+				}
+				if r.Next != mm.LinkNone || r.Prev != mm.LinkNone {
+					s.bad(p, "spec: block tail has links", "next", mm.LinkNone, r.Next&r.Prev)
+				}
+				continue
+			}
+			s.bad(p, "spec: frame inside a block is not one of its tails", "flags", uint64(tail), uint64(r.Flags))
+			blockEnd = p
+		}
+		noLinks := r.Next == mm.LinkNone && r.Prev == mm.LinkNone
+		switch {
+		case r.Flags == 0 || r.Flags == mm.FlagPoisoned:
+			if r.Flags == mm.FlagPoisoned {
+				poisoned++
+			}
+			if r.Order != 0 || r.Refcount != 0 || !noLinks {
+				s.bad(p, "spec: not-RAM or poisoned frame carries state", "order", 0, uint64(r.Order)|uint64(r.Refcount)<<8)
+			}
+			continue
+		case r.Flags == mm.FlagPerCPU:
+			if r.Order != 0 || r.Refcount != 0 || !cached[p] {
+				s.bad(p, "spec: PERCPU frame not an order-0 frame in its cache slot", "pcp", 1, uint64(r.Order)|uint64(r.Refcount)<<8)
+			}
+			continue
+		case r.Flags == mm.FlagFree:
+			if r.Refcount != 0 {
+				s.bad(p, "spec: FREE frame holds references", "refcount", 0, uint64(r.Refcount))
+			}
+		case legalAllocated(r.Flags):
+			if r.Order != mm.OrderTail && r.Refcount == 0 {
+				s.bad(p, "spec: allocated block without references", "refcount", 1, 0)
+			}
+			if !noLinks {
+				s.bad(p, "spec: allocated frame has links", "next", mm.LinkNone, r.Next&r.Prev)
+			}
+		default:
+			s.bad(p, "spec: illegal flag combination", "flags", 0, uint64(r.Flags))
+			continue
+		}
+		if r.Order == mm.OrderTail {
+			s.bad(p, "spec: tail outside any block", "order", 0, uint64(r.Order))
+			continue
+		}
+		if r.Order > mm.MaxOrder {
+			s.bad(p, "spec: block order above the maximum", "order", mm.MaxOrder, uint64(r.Order))
+			continue
+		}
+		size := uint64(1) << r.Order
+		if p%size != 0 {
+			s.bad(p, "spec: block head not aligned to its size", "order", size, p%size)
+		}
+		if p+size > s.n {
+			s.bad(p, "spec: block runs past the array", "order", s.n, p+size)
+		}
+		blockEnd = min(p+size, s.n)
+		tail = mm.FlagFree
+		if r.Flags != mm.FlagFree {
+			tail = mm.FlagAllocated | r.Flags&(mm.FlagKernel|mm.FlagUser)
+			if s.own != nil {
+				s.own.block(p, blockEnd, r)
+			}
+			continue
+		}
+		if on[p] != int8(r.Order) {
+			s.bad(p, "spec: FREE head not on the free list of its order", "list", uint64(r.Order), uint64(on[p]))
+		}
+		if r.Order < mm.MaxOrder {
+			if b, ok := s.v.Record(p ^ size); ok && p^size > p && b.Flags == mm.FlagFree && b.Order == r.Order && b.Reserved == 0 {
+				s.bad(p, "spec: free buddies left unmerged", "order", uint64(r.Order)+1, uint64(r.Order))
+			}
+		}
+	}
+	return poisoned
+}
