@@ -50,6 +50,9 @@ type process struct {
 	wallNanos    uint64 // host wall clock at boot
 	tsc0         uint64 // TSC when the program started
 	tscKHz       uint64
+	verifyEvery  uint64 // ns between periodic checkpoints (0: none)
+	nextVerify   uint64
+	verifyFailed bool
 }
 
 var proc process
@@ -88,7 +91,8 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 		putString("run: the VMM gave no TSC frequency\n")
 		return exitWorkloadFail
 	}
-	proc = process{framesBefore: kernelMM.FreeFrames(), wallNanos: h.WallNanos, tscKHz: bi.TSCKHz}
+	proc = process{framesBefore: kernelMM.FreeFrames(), wallNanos: h.WallNanos, tscKHz: bi.TSCKHz,
+		verifyEvery: h.VerifyNanos, nextVerify: h.VerifyNanos}
 	as, ok := newAddressSpace()
 	if !ok {
 		putString("run: no frame for the page tables\n")
@@ -154,7 +158,11 @@ func programAbort() {
 // programExit ends the program: every frame it held goes back to the
 // allocator, the host verifies, and the run ends with its status. It never
 // returns.
-func programExit(status uint64) {
+func programExit(status uint64) { programEnd(status, 0) }
+
+// programEnd is programExit for a program that exited (sig 0) or was
+// killed by signal sig.
+func programEnd(status, sig uint64) {
 	proc.active = false
 	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
 	thisCPU().Space = 0
@@ -168,6 +176,9 @@ func programExit(status uint64) {
 		leaked = 0
 	}
 	report("run.frames_leaked", leaked)
+	if proc.verifyFailed {
+		exit(exitViolations)
+	}
 	if !ok || leaked != 0 {
 		putString("run: the program's frames did not all come back\n")
 		exit(exitWorkloadFail)
@@ -176,7 +187,7 @@ func programExit(status uint64) {
 		exit(exitViolations)
 	}
 	consoleFlush()
-	hypercall(firmware.HCExitProgram, status, 0, 0, 0)
+	hypercall(firmware.HCExitProgram, status, sig, 0, 0)
 	//lint:ignore SA5002 the VMM never resumes a vCPU after the program's exit
 	for {
 	}
@@ -504,5 +515,5 @@ func programKilled(rec *firmware.TrapRecord) {
 		putHex(rec.CR2, 1)
 	}
 	putString("\n")
-	programExit(128 + sig)
+	programEnd(128+sig, sig)
 }
