@@ -66,12 +66,17 @@ TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 	// Raw bytes: the assembler's PUSH/POP bookkeeping cannot follow a stack
 	// switch.
 	BYTE $0x5c // POPQ SP
-	// MOVQ $0, GS:TRAP_MASKED_FS: TrapRecord.Masked = 0 (GS base = the
-	// kernel's FS base, whatever FS now holds)
-	BYTE $0x65; BYTE $0x48; BYTE $0xc7; BYTE $0x04; BYTE $0x25
+	// TrapRecord.Masked = PrevMasked, the interrupted code's own mask (an
+	// exception inside an irqSave region must not unmask it), with no free
+	// register: PUSHQ GS:TRAP_PREVMASKED_FS; POPQ GS:TRAP_MASKED_FS (GS base
+	// = the kernel's FS base, whatever FS now holds; the slot below SP is
+	// free, Go code has no red zone).
+	BYTE $0x65; BYTE $0xff; BYTE $0x34; BYTE $0x25
+	BYTE $(TRAP_PREVMASKED_FS&0xff); BYTE $((TRAP_PREVMASKED_FS>>8)&0xff)
+	BYTE $((TRAP_PREVMASKED_FS>>16)&0xff); BYTE $((TRAP_PREVMASKED_FS>>24)&0xff)
+	BYTE $0x65; BYTE $0x8f; BYTE $0x04; BYTE $0x25
 	BYTE $(TRAP_MASKED_FS&0xff); BYTE $((TRAP_MASKED_FS>>8)&0xff)
 	BYTE $((TRAP_MASKED_FS>>16)&0xff); BYTE $((TRAP_MASKED_FS>>24)&0xff)
-	BYTE $0x00; BYTE $0x00; BYTE $0x00; BYTE $0x00
 	BYTE $0x9d // POPFQ
 	BYTE $0xc3 // RET
 

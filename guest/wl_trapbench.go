@@ -86,3 +86,24 @@ func runTrapBench(bi *firmware.BootInfo) uint64 {
 	}
 	return exitOK
 }
+
+// runIRQMask takes a handled exception (UD2, skipped) with interrupts
+// masked by irqSave, as the allocator's lock holder would, and again
+// unmasked: each must return with the mask it had, or a timer tick could
+// preempt a lock holder.
+func runIRQMask(bi *firmware.BootInfo) uint64 {
+	registerTrap(6, skipUD)
+	old := irqSave()
+	faultUD()
+	inside := trapRecord().Masked
+	irqRestore(old)
+	faultUD()
+	outside := trapRecord().Masked
+	registerTrap(6, nil)
+	report("irqmask.inside", inside)
+	report("irqmask.outside", outside)
+	if inside != 1 || outside != 0 {
+		return exitWorkloadFail
+	}
+	return exitOK
+}

@@ -33,6 +33,7 @@ var workloads = [...]workload{
 	{"ticks", "busy-wait 200 ms of TSC time (count --tick interrupts)", "ticks", false, runTicks},
 	{"smpbench", "order-0 pairs per second through the per-CPU caches on every vCPU", "smpbench", false, runSMPBench},
 	{"trapbench", "median cost of an exception round trip, a demand fault, a COW fault", "trapbench", false, runTrapBench},
+	{"irqmask", "an exception inside an irqSave region returns still masked", "irqmask", false, runIRQMask},
 	{"exc-de", "divide by zero: unhandled #DE report", "", false, runDivide},
 	{"exc-gp", "non-canonical load: unhandled #GP report", "", false, runGP},
 	{"exc-nested", "the #UD handler itself faults: reported, not a triple fault", "", false, runNested},

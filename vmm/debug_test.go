@@ -248,6 +248,15 @@ func TestGDBHostileClient(t *testing.T) {
 	if got := send("m8000000000000000,8"); got != "$E0e#" {
 		t.Errorf("non-canonical read: %q", got)
 	}
+	if got := send("P28=0000000000000000"); got != "$E01#" { // fs_base is read-only
+		t.Errorf("write fs_base: %q", got)
+	}
+	if got := send("P0=0500000000000000"); got != "$OK#" {
+		t.Errorf("write rax: %q", got)
+	}
+	if got := send("p0"); got != "$0500000000000000#" {
+		t.Errorf("rax after P: %q", got)
+	}
 	c.Write(rawPacket("k"))
 	if res := result(t, ch); res.Outcome != OutcomeError || !strings.Contains(res.Reason, "killed") {
 		t.Errorf("run ended %s: %s", res.Outcome, res.Reason)
