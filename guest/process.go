@@ -193,7 +193,7 @@ func programEnd(status, sig uint64) {
 		exit(exitViolations)
 	}
 	consoleFlush()
-	hypercall(firmware.HCExitProgram, status, sig, 0, 0)
+	hypercall(firmware.HCExitProgram, status, sig, killRIP, killAddr)
 	//lint:ignore SA5002 the VMM never resumes a vCPU after the program's exit
 	for {
 	}
@@ -517,5 +517,10 @@ func programKilled(rec *firmware.TrapRecord) {
 		putHex(rec.CR2, 1)
 	}
 	putString("\n")
+	killRIP, killAddr = rec.RIP, rec.CR2
 	programEnd(128+sig, sig)
 }
+
+// killRIP and killAddr say where a killed program was (for the host's
+// symbolized report from the program's own line table).
+var killRIP, killAddr uint64

@@ -29,7 +29,7 @@ func (vm *VM) hypercall(v *vcpu) {
 	case res.badExit != "":
 		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))
 	case res.progExit:
-		vm.stopProgram(res.exitStatus, res.progSignal)
+		vm.stopProgram(res.exitStatus, res.progSignal, res.progRIP, res.progAddr)
 	case res.output != nil:
 		vm.programOutput(res.outFD, res.output)
 	case res.exit:
@@ -66,9 +66,12 @@ func (vm *VM) hypercall(v *vcpu) {
 
 // stopProgram ends a `vmm run` whose program exited: its status becomes the
 // VMM's unless it collides with the VMM's own (above GuestStatusMax).
-func (vm *VM) stopProgram(status, signal int) {
+func (vm *VM) stopProgram(status, signal int, rip, addr uint64) {
 	vm.mu.Lock()
 	vm.result.ProgramExitStatus = &status
+	if signal != 0 {
+		vm.result.ProgramKilled = &ProgramKill{Signal: signal, RIP: rip, Address: addr}
+	}
 	vm.mu.Unlock()
 	if signal != 0 {
 		vm.stop(OutcomeFault, StatusFault, fmt.Sprintf("program killed by signal %d (status %d)", signal, status), nil)

@@ -33,6 +33,8 @@ type hcResult struct {
 	outFD      int
 	progExit   bool   // HCExitProgram: the user program ended with exitStatus
 	progSignal int    // ... killed by this signal (0: it exited)
+	progRIP    uint64 // ... at this RIP, faulting on progAddr
+	progAddr   uint64
 	why        string // for the -v log: why the call was refused ("" if not explained)
 }
 
@@ -139,7 +141,7 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.progExit, r.exitStatus, r.progSignal = true, int(a[0]), int(a[1])
+		r.progExit, r.exitStatus, r.progSignal, r.progRIP, r.progAddr = true, int(a[0]), int(a[1]), a[2], a[3]
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
 		if !ok {
