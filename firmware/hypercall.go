@@ -19,7 +19,8 @@ const (
 	HCRegisterHeld = 11 // Args: phys of the guest's mm.Holdings (what its workloads hold), its size in bytes
 	HCWrite        = 12 // Args: fd (1 stdout, 2 stderr), phys, length (<= MaxWriteLen): a user program's output
 	HCExitProgram  = 13 // Args: the user program's exit status (0..255), the signal that killed it (0: it exited), its RIP and fault address then; ends the run (vmm run)
-	HCCount        = 14
+	HCRandom       = 14 // Args: phys, length (<= MaxWriteLen): fill with the host's cryptographic random bytes (getrandom)
+	HCCount        = 15
 )
 
 // Hypercall results in Mailbox.Ret. Successful calls return 0 or a count.

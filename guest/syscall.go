@@ -89,7 +89,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	291: {"epoll_create1", sysPartial, "at most 13 descriptors beyond 0..2 in all"},
 	293: {"pipe2", sysPartial, "64 KiB, at most 4 pipes; not watchable by epoll; SIGPIPE is not delivered (EPIPE)"},
 	302: {"prlimit64", sysPartial, "reports RLIMIT_NOFILE 1024/4096, RLIMIT_STACK 8 MiB, others unlimited; new limits are accepted and ignored"},
-	318: {"getrandom", sysRefused, ""},
+	318: {"getrandom", sysSupported, "bytes from the host's cryptographic source, at most 1 MiB a call (a short count, as Linux may return)"},
 	334: {"rseq", sysRefused, ""},
 }
 
@@ -241,6 +241,8 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return errno(eNOENT), false
 	case 302:
 		return sysPrlimit(a1, a3), false
+	case 318:
+		return sysGetrandom(a0, a1, a2), false
 	}
 	return errno(eNOSYS), false
 }
@@ -261,6 +263,31 @@ func sysWrite(fd, buf, n uint64) uint64 {
 		}
 		chunk := min(n-done, mm.PageSize-(buf+done)%mm.PageSize)
 		hypercallWrite(fd, pa, chunk)
+		done += chunk
+	}
+	return done
+}
+
+// sysGetrandom fills the user buffer from the host's random source, one
+// page-bounded chunk a hypercall.
+func sysGetrandom(buf, n, flags uint64) uint64 {
+	if flags&^7 != 0 { // GRND_NONBLOCK, GRND_RANDOM, GRND_INSECURE
+		return errno(eINVAL)
+	}
+	n = min(n, 1<<20)
+	done := uint64(0)
+	for done < n {
+		pa := userPhys(buf+done, true)
+		if pa == 0 {
+			if done > 0 {
+				return done
+			}
+			return errno(eFAULT)
+		}
+		chunk := min(n-done, mm.PageSize-(buf+done)%mm.PageSize)
+		if hypercall(firmware.HCRandom, pa, chunk, 0, 0) != chunk {
+			return errno(eAGAIN)
+		}
 		done += chunk
 	}
 	return done

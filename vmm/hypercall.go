@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"crypto/rand"
 	"fmt"
 	"time"
 
@@ -151,6 +152,21 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			return r
 		}
 		r.effect, r.ret = effOutput{int(a[0]), []byte(b)}, a[2]
+	case firmware.HCRandom:
+		if a[1] > firmware.MaxWriteLen {
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		b, err := mem.Slice(a[0], a[1])
+		if err != nil {
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		if _, err := rand.Read(b); err != nil {
+			r.ret = firmware.HCErrState
+			return r
+		}
+		r.ret = a[1]
 	case firmware.HCExitProgram:
 		if a[0] > 255 {
 			r.effect = effBadRequest{fmt.Sprintf("guest reported program exit status %d, outside 0..255", a[0])}
@@ -294,7 +310,7 @@ func hcName(nr uint64) string {
 		firmware.HCRegisterMeta: "register-meta", firmware.HCCheckpoint: "checkpoint",
 		firmware.HCReport: "report", firmware.HCRegisterRoot: "register-root",
 		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3",
-		firmware.HCRegisterHeld: "register-held", firmware.HCWrite: "write", firmware.HCExitProgram: "exit-program"}
+		firmware.HCRegisterHeld: "register-held", firmware.HCWrite: "write", firmware.HCExitProgram: "exit-program", firmware.HCRandom: "random"}
 	if nr < uint64(len(names)) && names[nr] != "" {
 		return names[nr]
 	}

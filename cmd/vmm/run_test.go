@@ -97,6 +97,7 @@ func TestRunGoPrograms(t *testing.T) {
 		{"hello", nil, nil},
 		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
 		{"churn", nil, nil},
+		{"random", nil, nil},
 		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
