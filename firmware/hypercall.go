@@ -15,9 +15,11 @@ const (
 	HCSleep        = 7  // block this vCPU until a wake or until Args[0] ns have passed
 	HCWake         = 8  // Args[0]: vCPU index to wake
 	HCFault        = 9  // Args: phys of a FaultFrame, of the trapRegs block (0: none): an exception the guest could not handle
-	HCSetCR3       = 10 // Args[0]: PML4 phys to load (0: the kernel's); its entry 0 must be the kernel's
+	HCSetCR3       = 10 // Args[0]: PML4 phys to load (0: the kernel's); its PhysMapSlot entry must be the kernel's
 	HCRegisterHeld = 11 // Args: phys of the guest's mm.Holdings (what its workloads hold), its size in bytes
-	HCCount        = 12
+	HCWrite        = 12 // Args: fd (1 stdout, 2 stderr), phys, length (<= MaxWriteLen): a user program's output
+	HCExitProgram  = 13 // Args: the user program's exit status (0..255), the signal that killed it (0: it exited); ends the run (vmm run)
+	HCCount        = 14
 )
 
 // Hypercall results in Mailbox.Ret. Successful calls return 0 or a count.
@@ -66,6 +68,7 @@ const (
 const (
 	MaxLabelLen = 256
 	MaxRoots    = 64
+	MaxWriteLen = PageSize
 )
 
 // FaultFrame is what the guest's exception path hands to HCFault: the

@@ -5,7 +5,8 @@
 // page-table bits from here. It holds only constants and fixed-layout types
 // so that the runtime-free guest can import it.
 //
-// Guest physical memory (not to scale; the kernel sees it identity mapped):
+// Guest physical memory (not to scale; the kernel sees it through the
+// physmap, physical address pa at virtual PhysMapBase+pa, see below):
 //
 //	0x0000_0000_0000 ┌───────────────────────────┐
 //	                 │ null page (never mapped)  │  RAM, in use
@@ -15,11 +16,12 @@
 //	0x0000_0000_6000 ├───────────────────────────┤  BootInfoBase: BootInfo
 //	0x0000_0000_8000 ├───────────────────────────┤  MailboxBase: one hypercall Mailbox per vCPU
 //	0x0000_0000_9000 ├───────────────────────────┤  ConsoleBase: console ring
-//	0x0000_0001_1000 ├───────────────────────────┤  PageTableBase: PML4, PDPT, PDs (identity map)
+//	0x0000_0001_1000 ├───────────────────────────┤  PageTableBase: PML4, PDPT, PDs (physmap)
 //	0x0000_0009_F000 ├───────────────────────────┤  LowHoleBase: EBDA / VGA / BIOS ROM window,
 //	                 │ legacy hole               │  reserved (backed by host memory in slot 0)
 //	0x0000_0010_0000 ├───────────────────────────┤  LowHoleEnd = KernelMinAddr: RAM
-//	0x0000_0040_0000 ├───────────────────────────┤  guest kernel ELF (PT_LOAD segments)
+//	0x0000_0040_0000 ├───────────────────────────┤  guest kernel ELF (PT_LOAD segments,
+//	                 │                           │  linked at PhysMapBase + this)
 //	     ...         ├───────────────────────────┤  per-CPU areas (PerCPUAlign, after the kernel)
 //	     ...         ├───────────────────────────┤  trace region (optional), then free RAM
 //	     lowEnd      ├───────────────────────────┤  lowEnd = min(ram, LowMemLimit)
@@ -36,7 +38,53 @@
 // vmm/memmap turns this into the E820-style map the guest receives in
 // BootInfo.Mem and into the KVM memory slots: slot 0 maps guest [0, lowEnd)
 // at host offset 0, slot 1 guest [HighMemBase, ...) at host offset lowEnd.
+//
+// Kernel virtual memory: the VMM maps guest physical [0, 4 GiB or the end
+// of RAM, rounded up to 1 GiB) at PhysMapBase with one PDPT (KernelPDPT)
+// hung from PML4 entry PhysMapSlot. Every address space the guest builds
+// links the same PDPT there, so the kernel runs unchanged after a CR3
+// switch, while PML4 entry 0 and everything below PhysMapBase belong to
+// user programs (a static Go program links at 0x400000 and maps from
+// 0xc000000000 up). The kernel ELF is linked at PhysMapBase+0x400000 and
+// loaded at its link address minus PhysMapBase:
+//
+//	0x0000_0000_0000_0000 ┌──────────────────────┐
+//	                      │ user (PML4 0..251)   │  a program's own mappings
+//	0x0000_7e00_0000_0000 ├──────────────────────┤  PhysMapBase (PML4 entry 252)
+//	                      │ physmap: all guest   │  PhysMapBase + pa; page 0 and the
+//	                      │ physical memory      │  per-CPU guard pages unmapped
+//	0x0000_7e80_0000_0000 ├──────────────────────┤
+//	                      │ (unmapped)           │
+//	0x0000_8000_0000_0000 └──────────────────────┘  end of the lower canonical half
+//
+// The upper canonical half would be the usual place, but Go's linker
+// refuses a text address there (-T takes a signed 64-bit value).
 package firmware
+
+// The kernel's view of physical memory.
+const (
+	// PhysMapBase is the virtual address of guest physical address 0.
+	PhysMapBase = 0x0000_7e00_0000_0000
+	// PhysMapSlot is the PML4 entry that holds the physmap (KernelPDPT).
+	PhysMapSlot = PhysMapBase >> 39
+	// PhysMapSize is the most the physmap's one PDPT can map.
+	PhysMapSize = 512 << 30
+	// KernelLinkBase is the link address of the kernel's first page
+	// (scripts/build-guest.sh passes it to the linker).
+	KernelLinkBase = PhysMapBase + 0x400000
+)
+
+// PhysToVirt is where the kernel sees physical address pa.
+func PhysToVirt(pa uint64) uint64 { return PhysMapBase + pa }
+
+// VirtToPhys is the physical address behind a physmap address; ok is false
+// for an address outside the physmap.
+func VirtToPhys(va uint64) (pa uint64, ok bool) {
+	if va < PhysMapBase || va-PhysMapBase >= PhysMapSize {
+		return 0, false
+	}
+	return va - PhysMapBase, true
+}
 
 // Guest physical regions outside the firmware area.
 const (
@@ -91,18 +139,20 @@ const (
 	// ConsoleBase holds the console ring (ConsoleHeader then data).
 	ConsoleBase = 0x9000
 	ConsoleSize = 0x8000
-	// PageTableBase holds the VMM-built identity map: PML4, PDPT, then PDs
+	// PageTableBase holds the VMM-built physmap: PML4, PDPT, then PDs
 	// of 2 MiB pages; PageTableSize bounds how much can be mapped.
 	PageTableBase = 0x11000
 	PageTableSize = 0x8e000
-	// KernelPDPT is the identity map's PDPT (right after the PML4). Guest
-	// address spaces link it from PML4 entry 0 to keep the kernel mapped;
+	// KernelPDPT is the physmap's PDPT (right after the PML4). Guest
+	// address spaces link it from PML4 entry PhysMapSlot to keep the
+	// kernel mapped;
 	// the host verifier does not count mappings under it.
 	KernelPDPT = PageTableBase + PageSize
 	// FirmwareEnd is the end of the VMM-owned area that starts at GDTBase.
 	FirmwareEnd = PageTableBase + PageTableSize
 
-	// KernelMinAddr is the lowest address a guest ELF segment may load at.
+	// KernelMinAddr is the lowest physical address a guest ELF segment may
+	// load at (its link address is PhysMapBase higher).
 	KernelMinAddr = LowHoleEnd
 
 	// PerCPUAlign aligns the per-CPU area that follows the kernel image.
@@ -157,7 +207,7 @@ const (
 	DescUserCode   = 0x00affb000000ffff
 )
 
-// x86-64 page-table entry bits, for the VMM's identity map, the guest's
+// x86-64 page-table entry bits, for the VMM's physmap, the guest's
 // address spaces and the host verifier's walk.
 const (
 	PTEPresent  = 1 << 0

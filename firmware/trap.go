@@ -44,7 +44,11 @@ type TrapRecord struct {
 	DispatchStack uint64 // 80: top of the exception stack
 	Depth         uint64 // 88: nesting count kept by the dispatcher
 	Masked        uint64 // 96: non-zero while the dispatcher runs: no interrupts
-	_             [3]uint64
+	// PrevMasked is Masked as the interrupted code had it (an exception
+	// inside an irqSave region): the stub saves it, and the return to the
+	// interrupted code restores it instead of unmasking.
+	PrevMasked uint64 // 104
+	_          [2]uint64
 }
 
 //go:generate go run ./internal/abigen

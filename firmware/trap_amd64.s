@@ -44,6 +44,8 @@ TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
 	ANDQ $~15, AX
 top:
 	MOVQ AX, 40(SP)
+	MOVQ (REC+TRAP_MASKED)(SP), AX // the interrupted code's mask, restored on return
+	MOVQ AX, (REC+TRAP_PREVMASKED)(SP)
 	MOVQ $1, (REC+TRAP_MASKED)(SP)
 	MOVQ (REC+TRAP_RAX)(SP), AX
 	ADDQ $16, SP

@@ -43,14 +43,14 @@ func putFrame(phys uint64) bool {
 }
 
 // newAddressSpace makes an empty address space that shares the kernel's
-// identity map (PML4 entry 0), so the kernel keeps running when it is
+// physmap (PML4 entry firmware.PhysMapSlot), so the kernel keeps running when it is
 // loaded into CR3; user mappings live at userBase and above.
 func newAddressSpace() (addressSpace, bool) {
 	root, ok := allocZeroed(mm.FlagKernel)
 	if !ok {
 		return addressSpace{}, false
 	}
-	physWords(root, 1)[0] = physWords(firmware.PageTableBase, 1)[0]
+	physWords(root, 512)[firmware.PhysMapSlot] = physWords(firmware.PageTableBase, 512)[firmware.PhysMapSlot]
 	if hypercall(firmware.HCRegisterRoot, root, 1, 0, 0) != 0 {
 		putFrame(root)
 		return addressSpace{}, false
@@ -124,14 +124,10 @@ func (as *addressSpace) destroy() bool {
 func destroyTable(table uint64, level int) bool {
 	ok := true
 	entries := physWords(table, 512)
-	first := 0
-	if level == 4 {
-		first = 1 // entry 0 is the kernel's identity map, shared, not ours
-	}
-	for i := first; i < len(entries); i++ {
+	for i := 0; i < len(entries); i++ {
 		e := entries[i]
-		if e&pteP == 0 {
-			continue
+		if e&pteP == 0 || (level == 4 && i == firmware.PhysMapSlot) {
+			continue // the physmap is the kernel's, shared, not ours
 		}
 		if level > 1 {
 			ok = destroyTable(e&pteAddr, level-1) && ok

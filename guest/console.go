@@ -47,7 +47,7 @@ func putString(s string) {
 	atomic.StoreUint64(&h.Head, head)
 	unlockConsole()
 	if newline {
-		ring(firmware.ConsoleDoorbell, 1)
+		ring(firmware.PhysMapBase+firmware.ConsoleDoorbell, 1)
 	}
 }
 

@@ -35,7 +35,7 @@ TEXT main·cpuPause(SB),NOSPLIT,$0-0
 	PAUSE
 	RET
 
-// faultNilWrite stores to address 0, which the identity map leaves unmapped.
+// faultNilWrite stores to address 0, which the kernel leaves unmapped.
 TEXT main·faultNilWrite(SB),NOSPLIT,$0-0
 	MOVQ $0, AX
 	MOVQ $0xdead, BX

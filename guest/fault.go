@@ -74,6 +74,9 @@ func switchTo(s *spaceState, load bool) bool {
 // handlePageFault resolves demand-paging and copy-on-write faults in the
 // address space in CR3; anything else is a fault the run reports.
 func handlePageFault(rec *firmware.TrapRecord, regs *trapRegs) bool {
+	if proc.active {
+		return procPageFault(rec)
+	}
 	s := &spaceSlots[thisCPU().Index]
 	if !s.loaded {
 		return false

@@ -12,6 +12,10 @@ type cpuData struct {
 	Ticks uint64 // timer interrupts taken
 	Traps uint64 // exceptions and interrupts handled
 	Space uint64 // root of the address space in CR3 (0: the kernel's)
+	// System-call slots user_amd64.s reaches through GS (user_offsets.h).
+	SysUSP uint64 // user RSP at SYSCALL; on resume, the RSP to load
+	SysKSP uint64 // kernel stack top for system calls (set by enterUser)
+	SysRIP uint64 // on resume, the RIP to jump to
 }
 
 // hypercall fills this vCPU's mailbox and rings the doorbell; the VMM has
@@ -22,7 +26,7 @@ func hypercall(nr, a0, a1, a2, a3 uint64) uint64 {
 	mb.Args[0], mb.Args[1], mb.Args[2], mb.Args[3] = a0, a1, a2, a3
 	atomic.StoreUint64(&mb.Ret, 0)
 	mb.Seq++
-	ring(firmware.HypercallDoorbell, nr)
+	ring(firmware.PhysMapBase+firmware.HypercallDoorbell, nr)
 	return atomic.LoadUint64(&mb.Ret)
 }
 
@@ -36,6 +40,15 @@ func exit(status uint64) {
 
 func report(key string, value uint64) {
 	hypercall(firmware.HCReport, stringPhys(key), uint64(len(key)), value, 0)
+}
+
+// hypercallWrite hands n bytes at phys to the host as the user program's
+// output on fd.
+func hypercallWrite(fd, phys, n uint64) { hypercall(firmware.HCWrite, fd, phys, n, 0) }
+
+// hypercallReportBuf is report with the key in a kernel buffer.
+func hypercallReportBuf(key []byte, value uint64) {
+	hypercall(firmware.HCReport, bytesPhys(key), uint64(len(key)), value, 0)
 }
 
 // checkpoint asks the host to verify memory now; it returns the number of

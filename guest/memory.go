@@ -36,7 +36,7 @@ func mmInit(bi *firmware.BootInfo) bool {
 		badFrames[i] = bi.BadFrames[i] << mm.PageShift
 	}
 	var bootAlloc mm.BootAllocator // holds slices: stack only, see above
-	if err := kernelMM.Setup(0, &bootAlloc, ramRanges[:nRAM], inUse[:nUse], badFrames[:nBad]); err != mm.ErrNone {
+	if err := kernelMM.Setup(firmware.PhysMapBase, &bootAlloc, ramRanges[:nRAM], inUse[:nUse], badFrames[:nBad]); err != mm.ErrNone {
 		putString("mm: setup failed: ")
 		putString(err.Error())
 		putString("\n")

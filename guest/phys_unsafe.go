@@ -7,14 +7,25 @@ import (
 	"github.com/vmm-dev/vmm/guest/mm"
 )
 
-// ptr turns a physical address into a pointer: the kernel's view of
-// physical memory is the VMM's identity map. The double conversion keeps
-// vet's uintptr check quiet; there is no Go heap here for it to protect.
-func ptr(phys uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&phys)) }
+// ptr turns a physical address into a pointer: the kernel sees physical
+// memory through the physmap at firmware.PhysMapBase, in every address
+// space.
+func ptr(phys uintptr) unsafe.Pointer { return vptr(phys + firmware.PhysMapBase) }
+
+// vptr turns a virtual address (a user address in the current address
+// space, or a kernel one such as a stack pointer) into a pointer. The
+// double conversion keeps vet's uintptr check quiet; there is no Go heap
+// here for it to protect.
+func vptr(va uintptr) unsafe.Pointer { return *(*unsafe.Pointer)(unsafe.Pointer(&va)) }
+
+// physOf is the physical address of a kernel virtual address.
+func physOf(va uintptr) uint64 { return uint64(va) - firmware.PhysMapBase }
 
 func bootInfo() *firmware.BootInfo { return (*firmware.BootInfo)(ptr(firmware.BootInfoBase)) }
 
-func thisCPU() *cpuData { return (*cpuData)(ptr(cpuBlock() + firmware.PerCPUDataOff)) }
+// thisCPU is this vCPU's CPU struct in its per-CPU block (cpuBlock is a
+// virtual address: FS:-8 holds the g pointer Go code uses).
+func thisCPU() *cpuData { return (*cpuData)(vptr(cpuBlock() + firmware.PerCPUDataOff)) }
 
 func mailbox(cpu uint64) *firmware.Mailbox {
 	return (*firmware.Mailbox)(ptr(uintptr(firmware.MailboxBase + cpu*firmware.MailboxStride)))
@@ -28,7 +39,11 @@ func consoleData() *[firmware.ConsoleDataSize]byte {
 	return (*[firmware.ConsoleDataSize]byte)(ptr(firmware.ConsoleBase + firmware.ConsoleDataOff))
 }
 
-func stringPhys(s string) uint64 { return uint64(uintptr(unsafe.Pointer(unsafe.StringData(s)))) }
+// stringPhys is the physical address of a string's bytes, for hypercalls.
+func stringPhys(s string) uint64 { return physOf(uintptr(unsafe.Pointer(unsafe.StringData(s)))) }
+
+// bytesPhys is the physical address of a kernel byte buffer, for hypercalls.
+func bytesPhys(b []byte) uint64 { return physOf(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
 // physWords returns n uint64s of physical memory at phys as a slice (the
 // memory is a kernel block from the buddy allocator, not Go heap).
@@ -44,8 +59,8 @@ func physBytes(phys uint64, n int) []byte {
 	return unsafe.Slice((*byte)(ptr(uintptr(phys))), n)
 }
 
-// addrOf returns the physical address of a kernel object (identity map).
-func addrOf[T any](p *T) uint64 { return uint64(uintptr(unsafe.Pointer(p))) }
+// addrOf returns the physical address of a kernel object, for hypercalls.
+func addrOf[T any](p *T) uint64 { return physOf(uintptr(unsafe.Pointer(p))) }
 
 // setRelax installs the allocator lock's back-off. A plain assignment of a
 // func value into the global kernelMM would go through the GC write

@@ -14,6 +14,7 @@ func faultGP()
 type trapRegs struct {
 	AX, BX, CX, DX, SI, DI, BP, R8, R9, R10, R11, R12, R13, R14, R15 uint64
 	ResumeSP                                                         uint64
+	FSBase                                                           uint64 // of the interrupted code
 }
 
 // installIDT fills the IDT (once, on vCPU 0) with the ring-0 stubs.
@@ -54,6 +55,9 @@ func dispatchTrap(rec *firmware.TrapRecord, regs *trapRegs) bool {
 
 func handleTick(rec *firmware.TrapRecord, regs *trapRegs) bool {
 	thisCPU().Ticks++
+	if proc.active && rec.RIP < userTop {
+		preemptTick(rec, regs) // user code only: the kernel is never preempted
+	}
 	return true
 }
 
@@ -80,7 +84,7 @@ func initTrapRecord() {
 }
 
 func trapRecord() *firmware.TrapRecord {
-	return (*firmware.TrapRecord)(ptr(cpuBlock() + firmware.PerCPUTrapOff))
+	return (*firmware.TrapRecord)(vptr(cpuBlock() + firmware.PerCPUTrapOff))
 }
 
 // handleTrap is called by trapEntry on the exception stack with interrupts
@@ -93,13 +97,19 @@ func handleTrap(regs *trapRegs) {
 		reportFault(rec, regs, "fault inside the exception handler")
 	}
 	if !dispatchTrap(rec, regs) {
+		if proc.active && rec.RIP < userTop {
+			programKilled(rec) // the program's own fault: it ends, the kernel does not
+		}
 		reportFault(rec, regs, "")
 	}
 	thisCPU().Traps++
 	// trapEntry pops RFLAGS and RIP from the interrupted stack: Go code has
 	// no red zone, so the 16 bytes below its stack pointer are free.
 	sp := rec.RSP - 16
-	frame := (*[2]uint64)(ptr(uintptr(sp)))
+	if proc.active && rec.RIP < userTop && (userPhys(sp, true) == 0 || userPhys(sp+8, true) == 0) {
+		programKilled(rec) // no room on the program's stack to return through
+	}
+	frame := (*[2]uint64)(vptr(uintptr(sp)))
 	frame[0], frame[1] = rec.RFLAGS, rec.RIP
 	regs.ResumeSP = sp
 	rec.Depth--
@@ -139,10 +149,12 @@ func reportFault(rec *firmware.TrapRecord, regs *trapRegs, why string) {
 	}
 }
 
-// stackGuard reports whether addr lies in a per-CPU guard page.
-func stackGuard(addr uint64) bool {
+// stackGuard reports whether the virtual address va lies in a per-CPU
+// guard page.
+func stackGuard(va uint64) bool {
 	bi := bootInfo()
-	if addr < bi.PerCPUBase || addr >= bi.PerCPUBase+uint64(bi.NumCPUs)*bi.PerCPUStride {
+	addr, ok := firmware.VirtToPhys(va)
+	if !ok || addr < bi.PerCPUBase || addr >= bi.PerCPUBase+uint64(bi.NumCPUs)*bi.PerCPUStride {
 		return false
 	}
 	off := (addr - bi.PerCPUBase) % bi.PerCPUStride

@@ -6,12 +6,15 @@
 // the exception stack, with interrupts off and every other register as the
 // interrupted code left it. Layout built on the exception stack:
 //
-//	top-8          resume SP (written by handleTrap)
-//	top-128..top-8 the 15 general-purpose registers (trapRegs)
-//	below          512 bytes of FXSAVE: top is 16-aligned, so is top-640
-//	               (FXSAVE64 raises #GP on a misaligned operand)
+//	top-8           padding
+//	top-16          FS base of the interrupted code (a user program's TLS,
+//	                or the kernel's); GS base is always the kernel's
+//	top-24          resume SP (written by handleTrap)
+//	top-144..top-24 the 15 general-purpose registers (trapRegs)
+//	below           512 bytes of FXSAVE: top is 16-aligned, so is top-656
+//	                (FXSAVE64 raises #GP on a misaligned operand)
 TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
-	SUBQ $8, SP // resume SP slot
+	SUBQ $24, SP // padding, FS base and resume SP slots
 	PUSHQ R15
 	PUSHQ R14
 	PUSHQ R13
@@ -27,6 +30,12 @@ TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 	PUSHQ CX
 	PUSHQ BX
 	PUSHQ AX
+	// Go code needs the kernel's FS (FS:-8 = g): save whatever FS the
+	// interrupted code had and load the kernel's, kept in GS base.
+	RDFSBASEQ AX
+	MOVQ AX, 128(SP)
+	RDGSBASEQ AX
+	WRFSBASEQ AX
 	MOVQ SP, AX
 	SUBQ $512, SP
 	FXSAVE64 (SP)
@@ -36,6 +45,8 @@ TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 	ADDQ $16, SP
 	FXRSTOR64 (SP)
 	ADDQ $512, SP
+	MOVQ 128(SP), AX // FS base to resume with (handleTrap may switch threads)
+	WRFSBASEQ AX
 	POPQ AX
 	POPQ BX
 	POPQ CX
@@ -55,11 +66,17 @@ TEXT main·trapEntry(SB),NOSPLIT|NOFRAME,$0
 	// Raw bytes: the assembler's PUSH/POP bookkeeping cannot follow a stack
 	// switch.
 	BYTE $0x5c // POPQ SP
-	// MOVQ $0, FS:TRAP_MASKED_FS: TrapRecord.Masked = 0
-	BYTE $0x64; BYTE $0x48; BYTE $0xc7; BYTE $0x04; BYTE $0x25
+	// TrapRecord.Masked = PrevMasked, the interrupted code's own mask (an
+	// exception inside an irqSave region must not unmask it), with no free
+	// register: PUSHQ GS:TRAP_PREVMASKED_FS; POPQ GS:TRAP_MASKED_FS (GS base
+	// = the kernel's FS base, whatever FS now holds; the slot below SP is
+	// free, Go code has no red zone).
+	BYTE $0x65; BYTE $0xff; BYTE $0x34; BYTE $0x25
+	BYTE $(TRAP_PREVMASKED_FS&0xff); BYTE $((TRAP_PREVMASKED_FS>>8)&0xff)
+	BYTE $((TRAP_PREVMASKED_FS>>16)&0xff); BYTE $((TRAP_PREVMASKED_FS>>24)&0xff)
+	BYTE $0x65; BYTE $0x8f; BYTE $0x04; BYTE $0x25
 	BYTE $(TRAP_MASKED_FS&0xff); BYTE $((TRAP_MASKED_FS>>8)&0xff)
 	BYTE $((TRAP_MASKED_FS>>16)&0xff); BYTE $((TRAP_MASKED_FS>>24)&0xff)
-	BYTE $0x00; BYTE $0x00; BYTE $0x00; BYTE $0x00
 	BYTE $0x9d // POPFQ
 	BYTE $0xc3 // RET
 

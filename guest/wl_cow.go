@@ -84,7 +84,7 @@ func writeIn(s *spaceState, as addressSpace, vas []uint64, n int, base uint64) (
 		return 0, false
 	}
 	for p := 0; p < n; p++ {
-		*(*uint64)(ptr(uintptr(vas[p]))) = base + uint64(p)
+		*(*uint64)(vptr(uintptr(vas[p]))) = base + uint64(p)
 	}
 	return s.cowFaults - before, switchTo(s, false)
 }

@@ -25,14 +25,14 @@ func runDemand(bi *firmware.BootInfo) uint64 {
 	}
 	for p := uint64(0); p < demandPages; p++ {
 		va := userBase + 2*p*mm.PageSize // every other page: the rest stay unbacked
-		word := (*uint64)(ptr(uintptr(va + 8)))
+		word := (*uint64)(vptr(uintptr(va + 8)))
 		if *word != 0 { // a fresh anonymous page reads as zero
 			return exitWorkloadFail
 		}
 		*word = p + 1
 	}
 	for p := uint64(0); p < demandPages; p++ { // no new faults: all mapped
-		if *(*uint64)(ptr(uintptr(userBase + 2*p*mm.PageSize + 8))) != p+1 {
+		if *(*uint64)(vptr(uintptr(userBase + 2*p*mm.PageSize + 8))) != p+1 {
 			return exitWorkloadFail
 		}
 	}

@@ -64,7 +64,7 @@ func runSegv(bi *firmware.BootInfo) uint64 {
 	if !switchTo(s, true) {
 		return exitWorkloadFail
 	}
-	*(*uint64)(ptr(uintptr(userBase + 8*mm.PageSize))) = 1
+	*(*uint64)(vptr(uintptr(userBase + 8*mm.PageSize))) = 1
 	return exitWorkloadFail
 }
 

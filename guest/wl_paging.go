@@ -9,7 +9,7 @@ const (
 	pagingSpaces = 4
 	pagingPages  = 96                    // private pages per space
 	pagingShared = 16                    // pages of space 0 also mapped by every other space
-	userBase     = 0x0000_0080_0000_0000 // PML4 entry 1: entry 0 is the kernel's
+	userBase     = 0x0000_0080_0000_0000 // PML4 entry 1
 )
 
 // runPaging builds several address spaces, maps private and shared pages

@@ -51,7 +51,7 @@ func runTrapBench(bi *firmware.BootInfo) uint64 {
 	for i := range samples {
 		va := userBase + uint64(i)*mm.PageSize
 		t := rdtsc()
-		*(*uint64)(ptr(uintptr(va))) = uint64(i)
+		*(*uint64)(vptr(uintptr(va))) = uint64(i)
 		samples[i] = rdtsc() - t
 	}
 	if !switchTo(s, false) {
@@ -74,7 +74,7 @@ func runTrapBench(bi *firmware.BootInfo) uint64 {
 	}
 	for i := range samples {
 		t := rdtsc()
-		*(*uint64)(ptr(uintptr(vas[i]))) = 7
+		*(*uint64)(vptr(uintptr(vas[i]))) = 7
 		samples[i] = rdtsc() - t
 	}
 	if !switchTo(s, false) {
@@ -82,6 +82,27 @@ func runTrapBench(bi *firmware.BootInfo) uint64 {
 	}
 	report("trapbench.cow_fault_ns", ticksToNS(median(samples[:])))
 	if !checkAndCheckpoint("trapbench") || !child.destroy() || !parent.destroy() {
+		return exitWorkloadFail
+	}
+	return exitOK
+}
+
+// runIRQMask takes a handled exception (UD2, skipped) with interrupts
+// masked by irqSave, as the allocator's lock holder would, and again
+// unmasked: each must return with the mask it had, or a timer tick could
+// preempt a lock holder.
+func runIRQMask(bi *firmware.BootInfo) uint64 {
+	registerTrap(6, skipUD)
+	old := irqSave()
+	faultUD()
+	inside := trapRecord().Masked
+	irqRestore(old)
+	faultUD()
+	outside := trapRecord().Masked
+	registerTrap(6, nil)
+	report("irqmask.inside", inside)
+	report("irqmask.outside", outside)
+	if inside != 1 || outside != 0 {
 		return exitWorkloadFail
 	}
 	return exitOK

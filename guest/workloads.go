@@ -33,6 +33,7 @@ var workloads = [...]workload{
 	{"ticks", "busy-wait 200 ms of TSC time (count --tick interrupts)", "ticks", false, runTicks},
 	{"smpbench", "order-0 pairs per second through the per-CPU caches on every vCPU", "smpbench", false, runSMPBench},
 	{"trapbench", "median cost of an exception round trip, a demand fault, a COW fault", "trapbench", false, runTrapBench},
+	{"irqmask", "an exception inside an irqSave region returns still masked", "irqmask", false, runIRQMask},
 	{"exc-de", "divide by zero: unhandled #DE report", "", false, runDivide},
 	{"exc-gp", "non-canonical load: unhandled #GP report", "", false, runGP},
 	{"exc-nested", "the #UD handler itself faults: reported, not a triple fault", "", false, runNested},
@@ -43,6 +44,7 @@ var workloads = [...]workload{
 	{"badcall", "make hypercalls with bad arguments and check each is refused", "badcall", false, runBadCall},
 	{"badexit", "ask to exit with status 256: the VMM ends the run as a guest fault", "", false, runBadExit},
 	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", "poison-drained poison", true, runPoison},
+	{"run", "run the static Linux program vmm run hands over, as a user process", "run-loaded run-periodic (with --verify-every) run", false, runProgram},
 	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", "bench", false, runBench},
 }
 

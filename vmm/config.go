@@ -21,11 +21,16 @@ type Config struct {
 	Tick      time.Duration // timer period (0: no timer)
 	BadFrames []uint64      // PFNs reported to the guest as bad
 	Trace     []byte        // trace for the replay workload, copied into guest RAM
-	DumpPath  string        // write an ELF core of guest memory at exit ("" = none)
-	DumpAt    string        // write it at the checkpoint with this label instead (world stopped)
-	GDB       string        // serve gdb's remote protocol on this address; the guest waits for it ("" = none)
+	// Program is the `vmm run` bundle (firmware.RunHeader) for the run
+	// workload; it takes the trace's place in guest RAM (BootInfo.TraceBase).
+	Program  []byte
+	DumpPath string // write an ELF core of guest memory at exit ("" = none)
+	DumpAt   string // write it at the checkpoint with this label instead (world stopped)
+	GDB      string // serve gdb's remote protocol on this address; the guest waits for it ("" = none)
 
 	Console io.Writer // guest console output (nil: discarded)
+	Stdout  io.Writer // a user program's fd 1 (vmm run; nil: discarded)
+	Stderr  io.Writer // a user program's fd 2 (vmm run; nil: discarded)
 	Log     io.Writer // -v diagnostics (nil: quiet)
 
 	// Progress gets a line per step of long work as it happens (each
@@ -66,6 +71,9 @@ func (c *Config) Validate(maxCPUs int) error {
 	}
 	if len(c.Workload) >= firmware.WorkloadMax {
 		return fmt.Errorf("%w: --workload %q: name too long", ErrConfig, c.Workload)
+	}
+	if len(c.Trace) > 0 && len(c.Program) > 0 {
+		return fmt.Errorf("%w: a trace and a program cannot share one boot", ErrConfig)
 	}
 	if c.DumpAt != "" && c.DumpPath == "" {
 		return fmt.Errorf("%w: --dump-at needs --dump FILE", ErrConfig)

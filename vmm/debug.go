@@ -201,29 +201,38 @@ func (d *debugger) stopHere(v *vcpu, st gdbstub.Stop, ctx *trapCtx, owner bool) 
 	d.capture(v)
 	defer d.restore(v)
 	vm.pauseMu.Lock()
-	// Wait our turn: another vCPU reports, or single-steps (its step
-	// breakpoints must stay until it stops), or a checkpoint holds the world.
-	for !d.quit() && (d.reporter >= 0 || (d.stepping >= 0 && d.stepping != v.index) || (!owner && vm.pausing.Load())) {
-		vm.parked++ // waiting counts as stopped
-		vm.pauseCnd.Broadcast()
-		vm.pauseCnd.Wait()
-		vm.parked--
-	}
-	if d.quit() || d.detached.Load() {
-		vm.pauseMu.Unlock()
-		return actQuit
-	}
-	d.reporter, d.held, d.stepping = v.index, true, -1
-	d.ctx[v.index] = ctx
-	vm.pauseMu.Unlock()
-	for _, o := range vm.vcpus {
-		if o != v {
-			o.interrupt()
+	for {
+		// Wait our turn: another vCPU reports, or single-steps (its step
+		// breakpoints must stay until it stops), or a checkpoint holds the world.
+		for !d.quit() && (d.reporter >= 0 || (d.stepping >= 0 && d.stepping != v.index) || (!owner && vm.pausing.Load())) {
+			vm.parked++ // waiting counts as stopped
+			vm.pauseCnd.Broadcast()
+			vm.pauseCnd.Wait()
+			vm.parked--
 		}
-	}
-	vm.pauseMu.Lock()
-	for vm.parked < len(vm.vcpus)-1 && !d.quit() {
-		vm.pauseCnd.Wait()
+		if d.quit() || d.detached.Load() {
+			vm.pauseMu.Unlock()
+			return actQuit
+		}
+		d.reporter, d.held, d.stepping = v.index, true, -1
+		d.ctx[v.index] = ctx
+		vm.pauseMu.Unlock()
+		for _, o := range vm.vcpus {
+			if o != v {
+				o.interrupt()
+			}
+		}
+		vm.pauseMu.Lock()
+		for vm.parked < len(vm.vcpus)-1 && !d.quit() && (owner || !vm.pausing.Load()) {
+			vm.pauseCnd.Wait()
+		}
+		if owner || !vm.pausing.Load() || d.quit() {
+			break
+		}
+		// A checkpoint began stopping the world at the same time: it
+		// waits for us to park, so give the turn back until it is done.
+		d.reporter, d.ctx[v.index] = -1, nil
+		vm.pauseCnd.Broadcast()
 	}
 	d.removeSteps()
 	d.interrupt.Store(false) // this stop answers any pending Ctrl-C
@@ -492,6 +501,13 @@ func (d *debugger) WriteRegs(cpu int, r gdbstub.Regs) error {
 		return err
 	}
 	r.RFLAGS &^= tfFlag
+	cur, err := d.ReadRegs(cpu)
+	if err != nil {
+		return err
+	}
+	if r.Seg != cur.Seg || r.FSBase != cur.FSBase || r.GSBase != cur.GSBase {
+		return errors.New("segment registers and bases are read-only")
+	}
 	if c := d.trapCtx(cpu); c != nil {
 		var regs trapRegs
 		if err := readGuest(d.vm.mem, c.regs, &regs); err != nil {

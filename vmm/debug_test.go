@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/internal/guestbuild"
 )
 
@@ -87,8 +88,12 @@ func wantIn(t *testing.T, out string, subs ...string) {
 }
 
 // metaPhys is where the guest puts its FrameMeta array (1 MiB) in a 128 MiB
-// guest: the tests write to records at fixed addresses.
-const metaPhys = 0x100000
+// guest: the tests write to records at fixed addresses. gdb sees memory as
+// the kernel does, through the physmap: metaVA.
+const (
+	metaPhys = 0x100000
+	metaVA   = firmware.PhysMapBase + metaPhys
+)
 
 // TestGDBSession drives a whole session with the real gdb: breakpoint on
 // the buddy allocator, backtrace, arguments, a frame record, stepi,
@@ -104,11 +109,11 @@ func TestGDBSession(t *testing.T) {
 		"print b",
 		"frame 1",
 		"print n",
-		fmt.Sprintf("x/8gx %#x", metaPhys+0x100*64),
+		fmt.Sprintf("x/8gx %#x", metaVA+0x100*64),
 		"frame 0",
 		"x/2i $pc",
 		"stepi",
-		"printf \"pc after stepi: %#x\\n\", $pc",
+		"printf \"pc after stepi: %#lx\\n\", $pc",
 		"info threads",
 		"monitor frame 0x100",
 		"monitor verify",
@@ -122,10 +127,10 @@ func TestGDBSession(t *testing.T) {
 	wantIn(t, out,
 		"hit Breakpoint 1.1, ", "mm.(*Buddy).Alloc (b=",
 		"#1  github.com/vmm-dev/vmm/guest/mm.BenchAllocFree (b=", "in main.runBench", "in main.runWorkloads", // bt (Alloc is inlined)
-		"<main[kernelMM]>",                     // print b
-		"$2 = 200000",                          // print n (BenchAllocFree's argument)
-		fmt.Sprintf("%#x:", metaPhys+0x100*64), // x/8gx
-		"Thread 1 ", "Thread 2 ", "vCPU 1",     // info threads
+		"<main[kernelMM]>",                   // print b
+		"$2 = 200000",                        // print n (BenchAllocFree's argument)
+		fmt.Sprintf("%#x:", metaVA+0x100*64), // x/8gx
+		"Thread 1 ", "Thread 2 ", "vCPU 1",   // info threads
 		"frame:", "ALLOCATED|KERNEL", // monitor frame
 		"violations: none", // monitor verify
 		"free:",            // monitor buddyinfo
@@ -155,11 +160,11 @@ func TestGDBStopsAtViolation(t *testing.T) {
 		"continue",
 		"delete",
 		"set language c",
-		fmt.Sprintf("set {unsigned int}%#x = 7", metaPhys+pfn*64+24), // FrameMeta.Refcount
+		fmt.Sprintf("set {unsigned int}%#x = 7", metaVA+pfn*64+24), // FrameMeta.Refcount
 		"continue",
 		"bt 3",
 		"monitor verify",
-		fmt.Sprintf("set {unsigned int}%#x = 0", metaPhys+pfn*64+24),
+		fmt.Sprintf("set {unsigned int}%#x = 0", metaVA+pfn*64+24),
 		"monitor verify",
 		"kill",
 	)
@@ -242,6 +247,15 @@ func TestGDBHostileClient(t *testing.T) {
 	}
 	if got := send("m8000000000000000,8"); got != "$E0e#" {
 		t.Errorf("non-canonical read: %q", got)
+	}
+	if got := send("P28=0000000000000000"); got != "$E01#" { // fs_base is read-only
+		t.Errorf("write fs_base: %q", got)
+	}
+	if got := send("P0=0500000000000000"); got != "$OK#" {
+		t.Errorf("write rax: %q", got)
+	}
+	if got := send("p0"); got != "$0500000000000000#" {
+		t.Errorf("rax after P: %q", got)
 	}
 	c.Write(rawPacket("k"))
 	if res := result(t, ch); res.Outcome != OutcomeError || !strings.Contains(res.Reason, "killed") {

@@ -28,6 +28,10 @@ func (vm *VM) hypercall(v *vcpu) {
 	switch {
 	case res.badExit != "":
 		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))
+	case res.progExit:
+		vm.stopProgram(res.exitStatus, res.progSignal)
+	case res.output != nil:
+		vm.programOutput(res.outFD, res.output)
 	case res.exit:
 		vm.debugExit(v, res.exitStatus)
 		vm.stop(OutcomeExit, res.exitStatus, fmt.Sprintf("guest exited with status %d", res.exitStatus), nil)
@@ -58,4 +62,34 @@ func (vm *VM) hypercall(v *vcpu) {
 		}
 	}
 	view.Ret = res.ret
+}
+
+// stopProgram ends a `vmm run` whose program exited: its status becomes the
+// VMM's unless it collides with the VMM's own (above GuestStatusMax).
+func (vm *VM) stopProgram(status, signal int) {
+	vm.mu.Lock()
+	vm.result.ProgramExitStatus = &status
+	vm.mu.Unlock()
+	if signal != 0 {
+		vm.stop(OutcomeFault, StatusFault, fmt.Sprintf("program killed by signal %d (status %d)", signal, status), nil)
+		return
+	}
+	if status > GuestStatusMax {
+		vm.stop(OutcomeFault, StatusFault, fmt.Sprintf("program exited with status %d, above %d (vmm keeps those for itself)", status, GuestStatusMax), nil)
+		return
+	}
+	vm.stop(OutcomeExit, status, fmt.Sprintf("program exited with status %d", status), nil)
+}
+
+// programOutput writes a user program's fd 1 or 2 to the configured writer.
+func (vm *VM) programOutput(fd int, b []byte) {
+	w := vm.cfg.Stdout
+	if fd == 2 {
+		w = vm.cfg.Stderr
+	}
+	if w != nil {
+		if _, err := w.Write(b); err != nil {
+			vm.logf("program fd %d: %v", fd, err)
+		}
+	}
 }

@@ -29,6 +29,10 @@ type hcResult struct {
 	wake       int    // >=0: wake that vCPU
 	fault      *firmware.FaultFrame
 	setCR3     uint64 // non-zero: load this PML4 into the calling vCPU's CR3
+	output     []byte // HCWrite: bytes for the program's fd outFD
+	outFD      int
+	progExit   bool   // HCExitProgram: the user program ended with exitStatus
+	progSignal int    // ... killed by this signal (0: it exited)
 	why        string // for the -v log: why the call was refused ("" if not explained)
 }
 
@@ -113,6 +117,29 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			return r
 		}
 		r.fault = &ff
+	case firmware.HCWrite:
+		if a[0] != 1 && a[0] != 2 {
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		b, ok := guestString(mem, a[1], a[2], firmware.MaxWriteLen)
+		if !ok {
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		r.output, r.outFD, r.ret = []byte(b), int(a[0]), a[2]
+	case firmware.HCExitProgram:
+		if a[0] > 255 {
+			r.badExit = fmt.Sprintf("guest reported program exit status %d, outside 0..255", a[0])
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		if a[1] > 64 {
+			r.badExit = fmt.Sprintf("guest reported program signal %d, outside 0..64", a[1])
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		r.progExit, r.exitStatus, r.progSignal = true, int(a[0]), int(a[1])
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
 		if !ok {
@@ -144,8 +171,8 @@ func (st *hcState) report(key string, value uint64) uint64 {
 }
 
 // checkRoot validates a PML4 the guest wants in CR3: page aligned, in RAM,
-// and sharing the kernel's identity map in entry 0 (the guest kernel must
-// keep running after the switch). 0 names the kernel's own PML4.
+// and sharing the kernel's physmap in entry firmware.PhysMapSlot (the guest
+// kernel must keep running after the switch). 0 names the kernel's own PML4.
 func checkRoot(mem *GuestMemory, root uint64) (uint64, bool) {
 	if root == 0 {
 		return firmware.PageTableBase, true
@@ -153,11 +180,11 @@ func checkRoot(mem *GuestMemory, root uint64) (uint64, bool) {
 	if root%firmware.PageSize != 0 {
 		return 0, false
 	}
-	e, err := mem.ReadU64(root)
+	e, err := mem.ReadU64(root + firmware.PhysMapSlot*8)
 	if err != nil {
 		return 0, false
 	}
-	kernel, err := mem.ReadU64(firmware.PageTableBase)
+	kernel, err := mem.ReadU64(firmware.PageTableBase + firmware.PhysMapSlot*8)
 	return root, err == nil && e == kernel
 }
 
@@ -244,7 +271,7 @@ func hcName(nr uint64) string {
 		firmware.HCRegisterMeta: "register-meta", firmware.HCCheckpoint: "checkpoint",
 		firmware.HCReport: "report", firmware.HCRegisterRoot: "register-root",
 		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3",
-		firmware.HCRegisterHeld: "register-held"}
+		firmware.HCRegisterHeld: "register-held", firmware.HCWrite: "write", firmware.HCExitProgram: "exit-program"}
 	if nr < uint64(len(names)) && names[nr] != "" {
 		return names[nr]
 	}

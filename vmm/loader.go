@@ -13,18 +13,22 @@ import (
 var ErrBadKernel = errors.New("bad guest kernel")
 
 // Kernel is a validated guest ELF: its segments fit in RAM and miss the
-// VMM-owned areas.
+// VMM-owned areas. The ELF is linked in the physmap: a segment linked at
+// virtual address v loads at physical v - firmware.PhysMapBase.
 type Kernel struct {
 	File  *elf.File
-	Entry uint64
-	Start uint64 // lowest loaded address
-	End   uint64 // end of the highest segment (page aligned)
-	segs  []elf.ProgHeader
-	image []byte
+	Entry uint64 // virtual (physmap) address
+	Start uint64 // lowest loaded physical address
+	End   uint64 // physical end of the highest segment (page aligned)
+	// SyscallEntry is the address of main.syscallEntry (LSTAR), 0 if the
+	// kernel has none.
+	SyscallEntry uint64
+	segs         []elf.ProgHeader // Vaddr holds the physical load address
+	image        []byte
 }
 
 // ParseKernel checks an ELF image for loading into guest RAM of ramTop bytes
-// (identity mapped: physical == virtual). It does no I/O into the guest.
+// (seen by the kernel through the physmap). It does no I/O into the guest.
 func ParseKernel(image []byte, ramTop uint64) (*Kernel, error) {
 	f, err := elf.NewFile(bytes.NewReader(image))
 	if err != nil {
@@ -37,14 +41,21 @@ func ParseKernel(image []byte, ramTop uint64) (*Kernel, error) {
 		return nil, fmt.Errorf("%w: want an executable (ET_EXEC), got %v", ErrBadKernel, f.Type)
 	}
 	k := &Kernel{File: f, Entry: f.Entry, Start: ^uint64(0), image: image}
-	for i, p := range f.Progs {
-		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
+	for i, prog := range f.Progs {
+		if prog.Type != elf.PT_LOAD || prog.Memsz == 0 {
 			continue
 		}
+		p := prog.ProgHeader // a copy: Vaddr becomes the physical address
 		end := p.Vaddr + p.Memsz
 		switch {
 		case end < p.Vaddr:
 			return nil, fmt.Errorf("%w: segment %d: address %#x + size %#x overflows", ErrBadKernel, i, p.Vaddr, p.Memsz)
+		case p.Vaddr < firmware.PhysMapBase || end-firmware.PhysMapBase > firmware.PhysMapSize:
+			return nil, fmt.Errorf("%w: segment %d [%#x, %#x) is not linked in the physmap [%#x, %#x)", ErrBadKernel, i, p.Vaddr, end, uint64(firmware.PhysMapBase), uint64(firmware.PhysMapBase+firmware.PhysMapSize))
+		}
+		p.Vaddr -= firmware.PhysMapBase
+		end -= firmware.PhysMapBase
+		switch {
 		case p.Filesz > p.Memsz:
 			return nil, fmt.Errorf("%w: segment %d: file size %#x exceeds memory size %#x", ErrBadKernel, i, p.Filesz, p.Memsz)
 		case p.Off+p.Filesz < p.Off || p.Off+p.Filesz > uint64(len(image)):
@@ -59,19 +70,27 @@ func ParseKernel(image []byte, ramTop uint64) (*Kernel, error) {
 				return nil, fmt.Errorf("%w: segment %d [%#x, %#x) overlaps another segment", ErrBadKernel, i, p.Vaddr, end)
 			}
 		}
-		k.segs = append(k.segs, p.ProgHeader)
+		k.segs = append(k.segs, p)
 		k.Start = min(k.Start, p.Vaddr&^(firmware.PageSize-1))
 		k.End = max(k.End, alignUp(end, firmware.PageSize))
 	}
 	if len(k.segs) == 0 {
 		return nil, fmt.Errorf("%w: no loadable segment", ErrBadKernel)
 	}
-	if !k.contains(k.Entry) {
+	if !k.contains(k.Entry - firmware.PhysMapBase) {
 		return nil, fmt.Errorf("%w: entry point %#x is outside every loaded segment", ErrBadKernel, k.Entry)
+	}
+	if syms, err := f.Symbols(); err == nil {
+		for _, s := range syms {
+			if s.Name == syscallEntrySym && s.Value >= firmware.PhysMapBase && k.contains(s.Value-firmware.PhysMapBase) {
+				k.SyscallEntry = s.Value
+			}
+		}
 	}
 	return k, nil
 }
 
+// contains reports whether physical address addr lies in a segment.
 func (k *Kernel) contains(addr uint64) bool {
 	for _, p := range k.segs {
 		if addr >= p.Vaddr && addr-p.Vaddr < p.Memsz {
@@ -93,5 +112,8 @@ func (k *Kernel) Load(mem *GuestMemory) error {
 	}
 	return nil
 }
+
+// syscallEntrySym is the kernel's SYSCALL entry (an assembly function).
+const syscallEntrySym = "main.syscallEntry.abi0"
 
 func alignUp(x, a uint64) uint64 { return (x + a - 1) &^ (a - 1) }

@@ -58,12 +58,14 @@ func TestParseKernelRejectsMalformedELF(t *testing.T) {
 		{"32-bit", "not an ELF", class32},
 		{"arm64", "x86-64", wrongMachine},
 		{"entry outside", "entry point", badEntry},
-		{"overlaps firmware", "VMM-owned", mutateProg(t, img, pVaddr, firmware.PageTableBase)},
-		{"beyond RAM", "does not fit", mutateProg(t, img, pVaddr, ramTop-0x1000)},
+		{"overlaps firmware", "VMM-owned", mutateProg(t, img, pVaddr, firmware.PhysToVirt(firmware.PageTableBase))},
+		{"beyond RAM", "does not fit", mutateProg(t, img, pVaddr, firmware.PhysToVirt(ramTop-0x1000))},
+		{"linked low", "not linked in the physmap", mutateProg(t, img, pVaddr, 0x400000)},
 		{"address overflow", "overflows", mutateProg(t, img, pVaddr, ^uint64(0)-0x10)},
 		{"filesz > memsz", "exceeds memory size", mutateProg(t, img, pFilesz, 1<<40)},
 		{"file offset past end", "outside the", mutateProg(t, img, pOffset, uint64(len(img)))},
-		{"huge memsz", "does not fit", mutateProg(t, img, pMemsz, 1<<40)},
+		{"big memsz", "does not fit", mutateProg(t, img, pMemsz, 1<<32)},
+		{"huge memsz", "not linked in the physmap", mutateProg(t, img, pMemsz, 1<<40)},
 	} {
 		_, err := ParseKernel(tc.img, ramTop)
 		if !errors.Is(err, ErrBadKernel) || !strings.Contains(err.Error(), tc.want) {
@@ -91,7 +93,7 @@ func TestLoadCopiesSegmentsAndZeroesBSS(t *testing.T) {
 		}
 		want := make([]byte, p.Filesz)
 		p.ReadAt(want, 0)
-		got, _ := mem.Slice(p.Vaddr, p.Memsz)
+		got, _ := mem.Slice(p.Vaddr-firmware.PhysMapBase, p.Memsz)
 		if string(got[:p.Filesz]) != string(want) {
 			t.Errorf("segment at %#x not copied", p.Vaddr)
 		}

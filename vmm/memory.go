@@ -95,10 +95,12 @@ func (g *GuestMemory) WriteU64(gpa, v uint64) error {
 	return nil
 }
 
-// ReadAt lets diagnostics read guest memory by (identity-mapped) address;
-// it reports false instead of failing.
+// ReadAt lets diagnostics read kernel memory by virtual address (the
+// guest kernel sees physical memory through the physmap); it reports false
+// instead of failing, also for an address outside the physmap.
 func (g *GuestMemory) ReadAt(gva uint64, buf []byte) bool {
-	return g.Read(gva, buf) == nil
+	gpa, ok := firmware.VirtToPhys(gva)
+	return ok && g.Read(gpa, buf) == nil
 }
 
 // Pre-faulting the frame metadata. The guest's first write to a page of

@@ -9,12 +9,15 @@ type Result struct {
 	// GuestExitStatus is the status the guest asked for (outcome "exit");
 	// ExitStatus differs from it when the host found violations.
 	// Absent when the guest never asked to exit.
-	GuestExitStatus *int          `json:"guest_exit_status,omitempty"`
-	Reason          string        `json:"reason"`
-	CPUs            int           `json:"cpus"`
-	MemBytes        uint64        `json:"mem_bytes"`
-	Crash           *CrashReport  `json:"crash,omitempty"`
-	Registration    *Registration `json:"registration,omitempty"`
+	GuestExitStatus *int `json:"guest_exit_status,omitempty"`
+	// ProgramExitStatus is the user program's own status (vmm run, outcome
+	// "exit"); absent when no program ran to its end.
+	ProgramExitStatus *int          `json:"program_exit_status,omitempty"`
+	Reason            string        `json:"reason"`
+	CPUs              int           `json:"cpus"`
+	MemBytes          uint64        `json:"mem_bytes"`
+	Crash             *CrashReport  `json:"crash,omitempty"`
+	Registration      *Registration `json:"registration,omitempty"`
 	// RegistrationError says which rule a refused registration broke.
 	RegistrationError string       `json:"registration_error,omitempty"`
 	Checkpoints       []Checkpoint `json:"checkpoints"`

@@ -16,19 +16,23 @@ type layout struct {
 	perCPUEnd    uint64
 	traceBase    uint64
 	traceSize    uint64
-	identityTop  uint64 // end of the identity map
+	identityTop  uint64 // end of the physmap (physical)
 	pageTableEnd uint64
 }
 
+// perCPU is the physical address of vCPU cpu's per-CPU block.
 func (l *layout) perCPU(cpu int) uint64 { return l.perCPUBase + uint64(cpu)*firmware.PerCPUStride }
 
-// stackTop is where vCPU cpu's RSP starts.
+// stackTop is where vCPU cpu's RSP starts (a physmap address).
 func (l *layout) stackTop(cpu int) uint64 {
-	return l.perCPU(cpu) + firmware.PerCPUStackOff + firmware.PerCPUStackSize
+	return firmware.PhysToVirt(l.perCPU(cpu) + firmware.PerCPUStackOff + firmware.PerCPUStackSize)
 }
 
-// fsBase is vCPU cpu's FS base: FS:-8 then holds the pointer to its fake g.
-func (l *layout) fsBase(cpu int) uint64 { return l.perCPU(cpu) + firmware.PerCPUFSOff }
+// fsBase is vCPU cpu's FS base (a physmap address): FS:-8 then holds the
+// pointer to its fake g.
+func (l *layout) fsBase(cpu int) uint64 {
+	return firmware.PhysToVirt(l.perCPU(cpu) + firmware.PerCPUFSOff)
+}
 
 // perCPUChunks is the number of 2 MiB regions the per-CPU area spans.
 func (l *layout) perCPUChunks() uint64 {
@@ -67,6 +71,9 @@ func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, e
 		return nil, fmt.Errorf("guest RAM too small: kernel, %d per-CPU areas and trace need [%#x, %#x) in low RAM", cpus, k.Start, end)
 	}
 	l.identityTop = alignUp(max(m.RAMTop(), 4<<30), 1<<30)
+	if l.identityTop > firmware.PhysMapSize {
+		return nil, fmt.Errorf("guest RAM ending at %#x does not fit the %d GiB physmap", m.RAMTop(), firmware.PhysMapSize>>30)
+	}
 	// PML4, PDPT, the 4 KiB table for the first 2 MiB, one PD per GiB, then
 	// 4 KiB tables for the per-CPU area so its guard pages can be unmapped.
 	l.pageTableEnd = firmware.PageTableBase + (3+l.identityTop>>30+l.perCPUChunks())*firmware.PageSize
@@ -76,7 +83,7 @@ func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, e
 	return l, nil
 }
 
-// writeFirmware fills the VMM-owned areas: GDT, TSSs, identity page tables,
+// writeFirmware fills the VMM-owned areas: GDT, TSSs, physmap page tables,
 // per-CPU blocks and the boot info.
 func writeFirmware(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz uint64) error {
 	if err := writeGDT(mem, l); err != nil {
@@ -88,8 +95,9 @@ func writeFirmware(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 	for cpu := range l.cpus {
 		block := l.perCPU(cpu)
 		// The fake g sits at the block's start; zero means stackguard0 == 0,
-		// so no Go prologue ever calls morestack.
-		if err := mem.WriteU64(block+firmware.PerCPUGPtrOff, block+firmware.PerCPUGOff); err != nil {
+		// so no Go prologue ever calls morestack. Go code dereferences the
+		// pointer, so it is a physmap address.
+		if err := mem.WriteU64(block+firmware.PerCPUGPtrOff, firmware.PhysToVirt(block+firmware.PerCPUGOff)); err != nil {
 			return fmt.Errorf("per-CPU block %d: %w", cpu, err)
 		}
 		if err := mem.WriteU64(block+firmware.PerCPUDataOff, uint64(cpu)); err != nil {
@@ -118,12 +126,13 @@ func writeGDT(mem *GuestMemory, l *layout) error {
 		clear(tss)
 		// RSP0 is the TrapRecord's address: the stubs find the record just
 		// above the frame the CPU pushes. IST1 (double faults) is the same
-		// known-good stack.
-		rsp0 := l.perCPU(cpu) + firmware.PerCPUTrapOff
+		// known-good stack. The CPU uses these (and the descriptor's
+		// base) as virtual addresses: physmap ones.
+		rsp0 := firmware.PhysToVirt(l.perCPU(cpu) + firmware.PerCPUTrapOff)
 		binary.LittleEndian.PutUint64(tss[4:], rsp0)
 		binary.LittleEndian.PutUint64(tss[36:], rsp0)
 		binary.LittleEndian.PutUint16(tss[102:], 104) // I/O bitmap base past the limit: no bitmap
-		lo, hi := tssDescriptor(base, 103)
+		lo, hi := tssDescriptor(firmware.PhysToVirt(base), 103)
 		sel := int(firmware.TSSSelector(cpu))
 		put(sel, lo)
 		put(sel+8, hi)
@@ -142,9 +151,11 @@ func tssDescriptor(base uint64, limit uint32) (lo, hi uint64) {
 	return lo, hi
 }
 
-// writePageTables builds the kernel's identity map: 4 KiB pages for the
-// first 2 MiB (page 0 left unmapped so a nil dereference faults), 2 MiB pages
-// above. Every level has the U bit because the kernel runs at CPL3.
+// writePageTables builds the kernel's physmap, guest physical [0,
+// identityTop) at firmware.PhysMapBase: 4 KiB pages for the first 2 MiB
+// (page 0 left unmapped), 2 MiB pages above. PML4 entry 0 stays empty, so
+// a nil dereference faults and low addresses are free for user programs.
+// Every level has the U bit because the kernel runs at CPL3.
 func writePageTables(mem *GuestMemory, l *layout) error {
 	const flags = firmware.PTEPresent | firmware.PTEWritable | firmware.PTEUser
 	pt, err := mem.Slice(firmware.PageTableBase, l.pageTableEnd-firmware.PageTableBase)
@@ -159,7 +170,7 @@ func writePageTables(mem *GuestMemory, l *layout) error {
 	pdpt := pml4 + firmware.PageSize
 	pt0 := pdpt + firmware.PageSize
 	pds := pt0 + firmware.PageSize
-	entry(pml4, 0, pdpt|flags)
+	entry(pml4, firmware.PhysMapSlot, pdpt|flags)
 	for i := 1; i < 512; i++ {
 		entry(pt0, i, uint64(i)*firmware.PageSize|flags)
 	}
@@ -208,7 +219,7 @@ func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 	}
 	bi.NumMem = uint32(len(ranges))
 	inUse := []firmware.MemRange{
-		// Page 0 is in use too: the identity map leaves it unmapped to catch nil.
+		// Page 0 is in use too: the physmap leaves it unmapped.
 		{Base: 0, Size: firmware.PageTableBase, Kind: firmware.InUseFirmware},
 		{Base: firmware.PageTableBase, Size: l.pageTableEnd - firmware.PageTableBase, Kind: firmware.InUsePageTable},
 		{Base: k.Start, Size: k.End - k.Start, Kind: firmware.InUseKernel},

@@ -122,3 +122,17 @@ func TestEmulationFailureIsReported(t *testing.T) {
 		}
 	}
 }
+
+// TestExceptionKeepsTheInterruptMask: an exception taken while the guest
+// has interrupts masked (the allocator's lock holds irqSave) returns with
+// them still masked; one taken unmasked returns unmasked.
+func TestExceptionKeepsTheInterruptMask(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "irqmask"
+	res, out := boot(t, cfg)
+	if res.Outcome != OutcomeExit || res.ExitStatus != 0 {
+		t.Fatalf("outcome %s status %d (%s)\n%s", res.Outcome, res.ExitStatus, res.Reason, out)
+	}
+	wantReport(t, res, "irqmask.inside", 1)
+	wantReport(t, res, "irqmask.outside", 0)
+}

@@ -67,7 +67,7 @@ func (v *vcpu) close() {
 }
 
 // setVCPURegisters enters the vCPU directly in 64-bit mode at CPL3 at the
-// kernel's entry, with RDI = vCPU index and RSI = boot info address.
+// kernel's entry, with RDI = vCPU index and RSI = boot info physical address.
 func (vm *VM) setVCPURegisters(v *vcpu) error {
 	sregs, err := kvm.GetSregs(v.fd)
 	if err != nil {
@@ -78,20 +78,28 @@ func (vm *VM) setVCPURegisters(v *vcpu) error {
 	data := kvm.Segment{Base: 0, Limit: 0xffffffff, Selector: firmware.SelUserData, Typ: 3,
 		Present: 1, DPL: 3, DB: 1, S: 1, G: 1}
 	sregs.CS = code
-	sregs.DS, sregs.ES, sregs.SS, sregs.GS = data, data, data, data
-	sregs.FS = data
+	sregs.DS, sregs.ES, sregs.SS = data, data, data
+	sregs.FS, sregs.GS = data, data
+	// FS is the kernel's TLS (FS:-8 = g); GS holds the same base for good:
+	// a user program owns FS, and the kernel's entry paths find their
+	// per-CPU block through GS.
 	sregs.FS.Base = vm.layout.fsBase(v.index)
-	sregs.TR = kvm.Segment{Base: vm.layout.tss(v.index), Limit: 103,
+	sregs.GS.Base = vm.layout.fsBase(v.index)
+	// Descriptor-table and TSS bases are virtual: physmap addresses.
+	sregs.TR = kvm.Segment{Base: firmware.PhysToVirt(vm.layout.tss(v.index)), Limit: 103,
 		Selector: firmware.TSSSelector(v.index), Typ: 11, Present: 1}
 	sregs.LDT = kvm.Segment{Typ: 2, Present: 1, Unusable: 1}
-	sregs.GDT = kvm.Descriptor{Base: firmware.GDTBase, Limit: firmware.GDTSize - 1}
-	sregs.IDT = kvm.Descriptor{Base: firmware.IDTBase, Limit: firmware.IDTSize - 1}
+	sregs.GDT = kvm.Descriptor{Base: firmware.PhysToVirt(firmware.GDTBase), Limit: firmware.GDTSize - 1}
+	sregs.IDT = kvm.Descriptor{Base: firmware.PhysToVirt(firmware.IDTBase), Limit: firmware.IDTSize - 1}
 	sregs.CR0 = 0x80050033 // PG|AM|WP|NE|ET|MP|PE
-	sregs.CR4 = 0x620      // OSXMMEXCPT|OSFXSR|PAE
+	sregs.CR4 = 0x10620    // FSGSBASE|OSXMMEXCPT|OSFXSR|PAE: WRFSBASE at CPL3 switches TLS
 	sregs.EFER = 0x501     // LMA|LME|SCE
 	sregs.CR3 = vm.layout.pml4
 	if err := kvm.SetSregs(v.fd, sregs); err != nil {
 		return fmt.Errorf("KVM_SET_SREGS vCPU %d: %w", v.index, err)
+	}
+	if err := vm.setSyscallMSRs(v); err != nil {
+		return err
 	}
 	regs := &kvm.Regs{
 		RIP:    vm.kernel.Entry,
@@ -248,6 +256,33 @@ func setCR3(v *vcpu, root uint64) error {
 	sregs.CR3 = root
 	if err := kvm.SetSregs(v.fd, sregs); err != nil {
 		return fmt.Errorf("KVM_SET_SREGS vCPU %d cr3=%#x: %w", v.index, root, err)
+	}
+	return nil
+}
+
+// Syscall MSRs (Intel SDM vol. 4, table 2-2).
+const (
+	msrSTAR  = 0xc0000081
+	msrLSTAR = 0xc0000082
+	msrFMASK = 0xc0000084
+	// starValue: SYSCALL would load CS 0x10 / SS 0x18, SYSRET CS 0x33 / SS
+	// 0x2b (firmware's selectors). On the PVM host SYSCALL stays at CPL3.
+	starValue = uint64(firmware.SelUserData-8)<<48 | uint64(firmware.SelKernelCode)<<32
+)
+
+// setSyscallMSRs points LSTAR at the kernel's system-call entry, when the
+// kernel has one (main.syscallEntry).
+func (vm *VM) setSyscallMSRs(v *vcpu) error {
+	if vm.kernel.SyscallEntry == 0 {
+		return nil
+	}
+	msrs := &kvm.MSRS{NMSRs: 3, Entries: []kvm.MSREntry{
+		{Index: msrSTAR, Data: starValue},
+		{Index: msrLSTAR, Data: vm.kernel.SyscallEntry},
+		{Index: msrFMASK, Data: 0},
+	}}
+	if err := kvm.SetMSRs(v.fd, msrs); err != nil {
+		return fmt.Errorf("KVM_SET_MSRS vCPU %d lstar=%#x: %w", v.index, vm.kernel.SyscallEntry, err)
 	}
 	return nil
 }

@@ -88,7 +88,11 @@ func (vm *VM) build() error {
 		return err
 	}
 	vm.kernel = k
-	l, err := planLayout(m, k, vm.cfg.CPUs, uint64(len(vm.cfg.Trace)))
+	blob := vm.cfg.Trace // the host blob: a replay trace or a run bundle
+	if len(vm.cfg.Program) > 0 {
+		blob = vm.cfg.Program
+	}
+	l, err := planLayout(m, k, vm.cfg.CPUs, uint64(len(blob)))
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -117,9 +121,9 @@ func (vm *VM) build() error {
 	if err := k.Load(vm.mem); err != nil {
 		return err
 	}
-	if len(vm.cfg.Trace) > 0 {
-		if err := vm.mem.Write(l.traceBase, vm.cfg.Trace); err != nil {
-			return fmt.Errorf("copy trace into guest RAM: %w", err)
+	if len(blob) > 0 {
+		if err := vm.mem.Write(l.traceBase, blob); err != nil {
+			return fmt.Errorf("copy trace or program into guest RAM: %w", err)
 		}
 	}
 	if vm.console, err = newConsole(vm.mem, vm.cfg.Console); err != nil {

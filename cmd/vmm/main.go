@@ -42,6 +42,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "boot":
 		status, err = cmdBoot(args[1:], stdout, stderr)
+	case "run":
+		status, err = cmdRun(args[1:], stdout, stderr)
 	case "inspect":
 		status, err = cmdInspect(args[1:], stdout, stderr)
 	case "bench":
@@ -68,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // commands are the subcommands, in the order usage lists them.
-var commands = []string{"boot", "inspect", "bench", "version", "help"}
+var commands = []string{"boot", "run", "inspect", "bench", "version", "help"}
 
 // cmdHelp prints the overview, or one command's flags, on stdout.
 func cmdHelp(args []string, stdout io.Writer) (int, error) {
@@ -80,7 +82,7 @@ func cmdHelp(args []string, stdout io.Writer) (int, error) {
 		return vmm.StatusUsage, usagef("help takes one command, got %q", args)
 	}
 	switch args[0] {
-	case "boot", "inspect", "bench":
+	case "boot", "run", "inspect", "bench":
 		// Each command prints its flags for -h; send them to stdout.
 		return run([]string{args[0], "-h"}, stdout, stdout), nil
 	case "version":
@@ -99,6 +101,9 @@ its page allocator from the host.
 
 Commands:
   vmm boot [flags]    boot the guest (exit statuses below)
+  vmm run [flags] PROG [ARGS...]
+                      run a static x86-64 Linux program as the guest kernel's
+                      user process; its exit status is vmm's (0..119)
   vmm inspect [--json] [--frame ADDR] [--map FILE.png] FILE
                       verify a dump written by vmm boot --dump, offline
                       (0 clean, ` + fmt.Sprint(vmm.StatusViolation) + ` violations, ` + fmt.Sprint(vmm.StatusVMMError) + ` unreadable dump)

@@ -14,8 +14,8 @@
 // on guest paths are //go:nosplit; nothing escapes to the heap (checked by
 // TestNoHeapEscapes). There are no globals: all state lives in the arena
 // (guest physical memory) and is reached through a virtual offset
-// (host pointer = physical address + virtOffset; 0 in the identity-mapped
-// guest).
+// (host pointer = physical address + virtOffset; firmware.PhysMapBase in
+// the guest, which sees physical memory through its physmap).
 //
 // # Frame record (struct page equivalent)
 //

@@ -22,8 +22,7 @@ var (
 )
 
 // physToPtr turns a physical address into a pointer: host pointer =
-// physical address + virtOffset (virtOffset is 0 in the identity-mapped
-// guest). The conversion goes through memory so that it is not an
+// physical address + virtOffset (firmware.PhysMapBase in the guest). The conversion goes through memory so that it is not an
 // unsafe.Pointer(uintptr) expression; callers guarantee the address is
 // inside memory they own (the arena on the host).
 //

@@ -355,13 +355,14 @@ func elfFacts(img []byte) (map[string]uint64, [2]uint64, error) {
 	}
 	for _, s := range all {
 		if s.Name == symProbeN || s.Name == symProbePFNs {
-			syms[s.Name] = s.Value
+			syms[s.Name] = s.Value - firmware.PhysMapBase // the kernel is linked in the physmap
 		}
 	}
 	lo, hi := ^uint64(0), uint64(0)
 	for _, p := range f.Progs {
 		if p.Type == elf.PT_LOAD && p.Memsz > 0 {
-			lo, hi = min(lo, p.Paddr), max(hi, p.Paddr+p.Memsz)
+			pa := p.Paddr - firmware.PhysMapBase // the linker sets Paddr = Vaddr
+			lo, hi = min(lo, pa), max(hi, pa+p.Memsz)
 		}
 	}
 	if hi == 0 {
@@ -371,8 +372,8 @@ func elfFacts(img []byte) (map[string]uint64, [2]uint64, error) {
 }
 
 // readProbe reads the frames the bug recorded (nil if the probe is not in
-// the image: no edit referenced it, so the linker dropped it). Guest
-// addresses are identity-mapped.
+// the image: no edit referenced it, so the linker dropped it). syms holds
+// physical addresses.
 func readProbe(slice func(gpa, n uint64) ([]byte, error), syms map[string]uint64) []uint64 {
 	na, ok1 := syms[symProbeN]
 	pa, ok2 := syms[symProbePFNs]

@@ -10,7 +10,8 @@
 //	0x0040            +--------------------------------------------+
 //	                  | phdr 0: PT_NOTE, covers all notes          |
 //	                  | phdr 1..n: PT_LOAD, one per RAM range,     |
-//	                  |   p_paddr = p_vaddr = guest physical       |
+//	                  |   p_paddr = guest physical, p_vaddr =    |
+//	                  |   its physmap address (kernel's view)    |
 //	0x40+56*(n+1)     +--------------------------------------------+
 //	                  | "CORE" NT_PRSTATUS, one per vCPU           |
 //	                  | "QEMU" QEMUCPUState (type 0), one per vCPU |

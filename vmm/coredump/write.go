@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
@@ -199,7 +200,7 @@ func buildHeaders(loads []load, notes []byte) ([]byte, uint64) {
 	for _, l := range loads {
 		b = append(b, encode(&elf.Prog64{
 			Type: uint32(elf.PT_LOAD), Flags: uint32(elf.PF_R | elf.PF_W | elf.PF_X),
-			Off: l.off, Vaddr: l.gpa, Paddr: l.gpa, Filesz: l.size, Memsz: l.size, Align: pageSize,
+			Off: l.off, Vaddr: firmware.PhysToVirt(l.gpa), Paddr: l.gpa, Filesz: l.size, Memsz: l.size, Align: pageSize,
 		})...)
 	}
 	return append(b, notes...), size

@@ -42,7 +42,7 @@ func NewServer(t Target) *Server {
 }
 
 // Serve accepts clients until ln is closed. One client at a time: a
-// second connection while one is served is closed at once.
+// second connection while one is served is closed (after a second).
 func (s *Server) Serve(ln net.Listener) error {
 	busy := make(chan struct{}, 1)
 	for {
@@ -50,8 +50,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		if err != nil {
 			return err
 		}
+		// A client that just went away may not be noticed yet: give its
+		// session a moment to end before turning the newcomer away.
+		wait := time.NewTimer(time.Second)
 		select {
 		case busy <- struct{}{}:
+			wait.Stop()
 			s.connected.Store(true)
 			go func() {
 				s.ServeConn(writeDeadline{c})
@@ -62,7 +66,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				}
 				<-busy
 			}()
-		default:
+		case <-wait.C:
 			c.Close()
 		}
 	}

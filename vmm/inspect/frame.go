@@ -48,8 +48,8 @@ type FrameInfo struct {
 	Refcount   uint32  `json:"refcount"`
 	BlockHead  *uint64 `json:"block_head,omitempty"` // head of the block a tail belongs to
 	BlockOrder uint8   `json:"block_order,omitempty"`
-	// IdentityMapped says the kernel's identity map (va == phys, built by
-	// the VMM and shared by every address space) covers the frame; every
+	// IdentityMapped says the kernel's physmap (va == PhysMapBase + phys,
+	// built by the VMM and shared by every address space) covers the frame; every
 	// RAM frame is, so it is no use of the frame. Identity is that entry.
 	IdentityMapped bool     `json:"identity_mapped"`
 	Identity       *Mapping `json:"identity,omitempty"`
@@ -121,7 +121,7 @@ func (in *Inspection) findUses(fi *FrameInfo) {
 	roots, label := in.spaces()
 	identity := verify.Walk(in.mem, []uint64{firmware.PageTableBase}, nil, verify.Visitor{
 		Leaf: func(root, va, first, n uint64, writable, user bool) {
-			if pfn >= first && pfn-first < n && va == first*mm.PageSize && fi.Identity == nil {
+			if pfn >= first && pfn-first < n && va == firmware.PhysToVirt(first*mm.PageSize) && fi.Identity == nil {
 				fi.IdentityMapped = true
 				fi.Identity = &Mapping{Root: root, Space: "identity map", VA: va + (pfn-first)*mm.PageSize,
 					PageSize: n * mm.PageSize, Writable: writable, User: user}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
 	"github.com/vmm-dev/vmm/vmm/coredump"
 	"github.com/vmm-dev/vmm/vmm/inspect"
@@ -132,7 +133,7 @@ func TestFrame(t *testing.T) {
 		t.Errorf("free head: %+v", fi)
 	}
 	// The identity map covers every RAM frame; it is not a mapping.
-	if !fi.IdentityMapped || fi.Identity == nil || fi.Identity.VA != head*mm.PageSize || fi.MapCount != 0 || len(fi.Mappings) != 0 {
+	if !fi.IdentityMapped || fi.Identity == nil || fi.Identity.VA != firmware.PhysToVirt(head*mm.PageSize) || fi.MapCount != 0 || len(fi.Mappings) != 0 {
 		t.Errorf("free head: identity %v %+v, %d mappings %+v; want identity only", fi.IdentityMapped, fi.Identity, fi.MapCount, fi.Mappings)
 	}
 	fi, err = in.Frame(s[4] * mm.PageSize)

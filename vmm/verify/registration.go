@@ -142,7 +142,7 @@ func inUseName(kind firmware.MemKind) string {
 	case firmware.InUseFirmware:
 		return "firmware area"
 	case firmware.InUsePageTable:
-		return "identity map"
+		return "physmap page tables"
 	case firmware.InUseKernel:
 		return "kernel image"
 	case firmware.InUsePerCPU:

@@ -44,7 +44,7 @@ type walk struct {
 
 // Walk walks the 4-level page tables of every root, reading guest memory as
 // bytes. It does not descend into the tables listed in skip (tables every
-// address space shares, like the kernel's identity map), skips tables it
+// address space shares, like the kernel's physmap), skips tables it
 // cannot read, and reports whether a limit cut the walk short.
 func Walk(mem Memory, roots, skip []uint64, v Visitor) (truncated bool) {
 	w := &walk{mem: mem, skip: skip, v: v}

@@ -54,8 +54,11 @@ func offsetsHeader() string {
 		{"TRAP_DISPATCH", unsafe.Offsetof(r.Dispatch)},
 		{"TRAP_STACK", unsafe.Offsetof(r.DispatchStack)},
 		{"TRAP_MASKED", unsafe.Offsetof(r.Masked)},
-		// Masked from the FS base, for trapEntry's last store (guest/trap_amd64.s).
+		{"TRAP_PREVMASKED", unsafe.Offsetof(r.PrevMasked)},
+		// Masked and PrevMasked from the FS base, for trapEntry's last
+		// copy (guest/trap_amd64.s).
 		{"TRAP_MASKED_FS", firmware.PerCPUTrapOff - firmware.PerCPUFSOff + unsafe.Offsetof(r.Masked)},
+		{"TRAP_PREVMASKED_FS", firmware.PerCPUTrapOff - firmware.PerCPUFSOff + unsafe.Offsetof(r.PrevMasked)},
 	} {
 		fmt.Fprintf(&b, "#define %s %#x\n", d.name, d.value)
 	}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/internal/safefile"
+	"github.com/vmm-dev/vmm/vmm"
+)
+
+// `vmm run PROG [ARGS...]`: an unmodified static x86-64 Linux program as
+// the one user process of the guest kernel (its run workload). The
+// program's fd 1 and 2 are vmm's stdout and stderr; the guest kernel's own
+// console is kept (printed on stderr only when the run fails, or with -v);
+// the summary goes to stderr after the program's output.
+
+const schemaRun = "vmm.run/1"
+
+// maxProgram bounds the ELF vmm run reads (it goes into guest RAM whole).
+const maxProgram = 256 << 20
+
+type runFlags struct {
+	mem     string
+	cpus    int
+	env     []string
+	timeout time.Duration
+	tick    time.Duration
+	verify  time.Duration
+	kernel  string
+	dump    string
+	jsonOut string
+	verbose bool
+	prog    string
+	args    []string
+}
+
+type envFlag struct{ vals *[]string }
+
+func (e envFlag) String() string { return "" }
+func (e envFlag) Set(v string) error {
+	if !strings.Contains(v, "=") || strings.HasPrefix(v, "=") || strings.IndexByte(v, 0) >= 0 {
+		return fmt.Errorf("want KEY=VALUE, got %q", v)
+	}
+	*e.vals = append(*e.vals, v)
+	return nil
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
+	f := &runFlags{}
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&f.mem, "mem", "512M", "guest RAM `SIZE`: "+memSyntax)
+	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now)")
+	fs.Var(envFlag{&f.env}, "env", "add `KEY=VALUE` to the program's environment (repeatable; default: empty)")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "stop the program after `DURATION`")
+	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "timer `PERIOD` that preempts the program's threads")
+	fs.DurationVar(&f.verify, "verify-every", 0, "verify guest memory from the host every `INTERVAL` of guest time, at a timer tick that interrupted the program (0: at exec and exit only)")
+	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
+	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
+	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
+	fs.BoolVar(&f.verbose, "v", false, "log VMM events and the guest kernel's console on stderr")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fmt.Fprintln(stderr, "usage: vmm run [flags] PROG [ARGS...]")
+			fs.PrintDefaults()
+			return nil, err
+		}
+		return nil, usagef("%v", err)
+	}
+	if fs.NArg() == 0 {
+		return nil, usagef("no program given (usage: vmm run [flags] PROG [ARGS...])")
+	}
+	if f.verify < 0 || (f.verify > 0 && f.verify < time.Millisecond) {
+		return nil, usagef("--verify-every %v: must be 0 or at least 1ms", f.verify)
+	}
+	if f.verify > 0 && f.tick == 0 {
+		return nil, usagef("--verify-every needs --tick (the checks run at timer ticks)")
+	}
+	if f.cpus != 1 {
+		return nil, usagef("--cpus %d: user programs run on one vCPU for now", f.cpus)
+	}
+	f.prog, f.args = fs.Arg(0), fs.Args()[1:]
+	return f, nil
+}
+
+// ErrBadProgram wraps every reason a PROG is refused before any VM exists.
+var ErrBadProgram = errors.New("cannot run this program")
+
+// checkProgram refuses, with its own message each, a file that is not an
+// ELF, one for another machine, and a dynamically linked one.
+func checkProgram(image []byte) error {
+	if len(image) < 4 || !bytes.Equal(image[:4], []byte(elf.ELFMAG)) {
+		return fmt.Errorf("%w: not an ELF file", ErrBadProgram)
+	}
+	f, err := elf.NewFile(bytes.NewReader(image))
+	if err != nil {
+		return fmt.Errorf("%w: malformed ELF: %w", ErrBadProgram, err)
+	}
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
+		return fmt.Errorf("%w: built for %v %v; vmm run needs a 64-bit x86-64 Linux program (GOARCH=amd64)", ErrBadProgram, f.Class, f.Machine)
+	}
+	for _, p := range f.Progs {
+		switch p.Type {
+		case elf.PT_INTERP:
+			return fmt.Errorf("%w: dynamically linked (it names an interpreter, PT_INTERP); build it static, e.g. CGO_ENABLED=0 go build", ErrBadProgram)
+		case elf.PT_DYNAMIC:
+			return fmt.Errorf("%w: dynamically linked (PT_DYNAMIC); build it static, e.g. CGO_ENABLED=0 go build", ErrBadProgram)
+		}
+	}
+	if f.Type != elf.ET_EXEC {
+		return fmt.Errorf("%w: %v, not a fixed-address executable (ET_EXEC); build with -buildmode=exe", ErrBadProgram, f.Type)
+	}
+	loads := 0
+	for i, p := range f.Progs {
+		if p.Type != elf.PT_LOAD || p.Memsz == 0 {
+			continue
+		}
+		loads++
+		if p.Vaddr < 0x10000 || p.Vaddr+p.Memsz < p.Vaddr || p.Vaddr+p.Memsz > firmware.PhysMapBase ||
+			p.Filesz > p.Memsz || p.Off+p.Filesz < p.Off || p.Off+p.Filesz > uint64(len(image)) || p.Vaddr%4096 != p.Off%4096 {
+			return fmt.Errorf("%w: segment %d [%#x, +%#x) at file offset %#x cannot be loaded (below 64 KiB, above %#x, or outside the file)",
+				ErrBadProgram, i, p.Vaddr, p.Memsz, p.Off, uint64(firmware.PhysMapBase))
+		}
+	}
+	if loads == 0 || len(f.Progs) > 64 {
+		return fmt.Errorf("%w: %d loadable segments among %d program headers", ErrBadProgram, loads, len(f.Progs))
+	}
+	return nil
+}
+
+// runBundle lays out firmware's run bundle: header, ELF, argv, envp,
+// AT_RANDOM bytes.
+func runBundle(image []byte, argv, env []string, verify time.Duration) ([]byte, error) {
+	strs := func(ss []string) []byte {
+		var b []byte
+		for _, s := range ss {
+			b = append(append(b, s...), 0)
+		}
+		return b
+	}
+	av, ev := strs(argv), strs(env)
+	if len(av)+len(ev) > firmware.RunMaxStrings {
+		return nil, usagef("arguments and environment take %d bytes, at most %d", len(av)+len(ev), firmware.RunMaxStrings)
+	}
+	for _, s := range argv {
+		if strings.IndexByte(s, 0) >= 0 {
+			return nil, usagef("argument %q contains a NUL byte", s)
+		}
+	}
+	h := firmware.RunHeader{Magic: firmware.RunMagic, Argc: uint64(len(argv)), Envc: uint64(len(env)),
+		WallNanos: uint64(time.Now().UnixNano()), VerifyNanos: uint64(verify.Nanoseconds())}
+	off := uint64(firmware.RunHeaderSize)
+	h.ELFOff, h.ELFSize = off, uint64(len(image))
+	off += h.ELFSize
+	h.ArgvOff, h.ArgvSize = off, uint64(len(av))
+	off += h.ArgvSize
+	h.EnvOff, h.EnvSize = off, uint64(len(ev))
+	off += h.EnvSize
+	h.RandomOff = off
+	var random [16]byte
+	if _, err := rand.Read(random[:]); err != nil {
+		return nil, fmt.Errorf("AT_RANDOM bytes: %w", err)
+	}
+	var b bytes.Buffer
+	if err := binary.Write(&b, binary.LittleEndian, &h); err != nil {
+		return nil, err
+	}
+	b.Write(image)
+	b.Write(av)
+	b.Write(ev)
+	b.Write(random[:])
+	return b.Bytes(), nil
+}
+
+func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, error) {
+	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump,
+		Stdout: stdout, Stderr: stderr, Console: console}
+	var err error
+	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
+		return cfg, usagef("--mem: %v", err)
+	}
+	if f.kernel != "" {
+		if cfg.Kernel, err = readKernel(f.kernel, cfg.MemBytes); err != nil {
+			return cfg, usagef("--kernel: %v", err)
+		}
+	} else if k, ok := embeddedKernel(); ok {
+		cfg.Kernel = k
+	} else {
+		return cfg, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
+	}
+	image, err := safefile.ReadRegular(f.prog, int64(min(maxProgram, cfg.MemBytes/2)))
+	if err != nil {
+		return cfg, usagef("%v", err)
+	}
+	if err := checkProgram(image); err != nil {
+		return cfg, usagef("%s: %v", f.prog, err)
+	}
+	if cfg.Program, err = runBundle(image, append([]string{f.prog}, f.args...), f.env, f.verify); err != nil {
+		return cfg, err
+	}
+	for _, p := range []string{f.dump, f.jsonOut} {
+		if p != "" {
+			if err := safefile.CheckTarget(p); err != nil {
+				return cfg, usagef("%v", err)
+			}
+		}
+	}
+	if f.verbose {
+		cfg.Log = stderr
+	}
+	if err := cfg.Validate(0); err != nil {
+		return cfg, usagef("%v", err)
+	}
+	return cfg, nil
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
+	f, err := parseRunFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, nil
+	}
+	if err != nil {
+		return vmm.StatusUsage, err
+	}
+	var console bytes.Buffer
+	var cons io.Writer = &console
+	if f.verbose {
+		cons = stderr
+	}
+	cfg, err := f.config(stdout, stderr, cons)
+	if err != nil {
+		return vmm.StatusUsage, err
+	}
+	vm, err := vmm.New(cfg)
+	if errors.Is(err, vmm.ErrConfig) {
+		return vmm.StatusUsage, usagef("%v", err)
+	}
+	if err != nil {
+		return vmm.StatusVMMError, err
+	}
+	defer vm.Close()
+	stopSignals := interruptOnSignals(vm)
+	res := vm.Run()
+	stopSignals()
+	if res.ProgramExitStatus == nil && res.Outcome == vmm.OutcomeExit && res.ExitStatus <= vmm.GuestStatusMax {
+		// The guest kernel ended the run itself: its status (10..14) must
+		// not pass for the program's.
+		res.Reason = fmt.Sprintf("the guest kernel failed (its status %d) before the program finished", res.ExitStatus)
+		res.Outcome, res.ExitStatus = vmm.OutcomeFault, vmm.StatusFault
+	}
+	if (res.ProgramExitStatus == nil || res.Outcome != vmm.OutcomeExit) && !f.verbose {
+		stderr.Write(console.Bytes()) // the program did not exit by itself: show what the kernel said
+	}
+	sum := summarizeRun(res)
+	printRunSummary(stderr, res, sum)
+	if f.jsonOut != "" {
+		out := struct {
+			Schema string `json:"schema"`
+			*vmm.Result
+			Run runSummary `json:"run"`
+		}{schemaRun, res, sum}
+		if err := writeJSONFile(f.jsonOut, out); err != nil {
+			return vmm.StatusVMMError, fmt.Errorf("--json-out: %w", err)
+		}
+	}
+	return res.ExitStatus, nil
+}
+
+// runSummary is what the guest kernel reported about the program.
+type runSummary struct {
+	Syscalls   []namedCount `json:"syscalls"` // by name, most frequent first
+	Refused    []namedCount `json:"refused"`  // answered -ENOSYS
+	PageFaults uint64       `json:"page_faults"`
+	PeakFrames uint64       `json:"peak_frames"`
+	Threads    uint64       `json:"threads"`
+	Leaked     uint64       `json:"frames_leaked"`
+}
+
+type namedCount struct {
+	Name  string `json:"name"`
+	Count uint64 `json:"count"`
+}
+
+func summarizeRun(r *vmm.Result) runSummary {
+	var s runSummary
+	for _, rep := range r.Reports {
+		switch {
+		case strings.HasPrefix(rep.Key, "sys.refused."):
+			s.Refused = append(s.Refused, namedCount{strings.TrimPrefix(rep.Key, "sys.refused."), rep.Value})
+		case strings.HasPrefix(rep.Key, "sys."):
+			s.Syscalls = append(s.Syscalls, namedCount{strings.TrimPrefix(rep.Key, "sys."), rep.Value})
+		case rep.Key == "run.page_faults":
+			s.PageFaults = rep.Value
+		case rep.Key == "run.peak_frames":
+			s.PeakFrames = rep.Value
+		case rep.Key == "run.threads":
+			s.Threads = rep.Value
+		case rep.Key == "run.frames_leaked":
+			s.Leaked = rep.Value
+		}
+	}
+	for _, l := range [][]namedCount{s.Syscalls, s.Refused} {
+		sort.SliceStable(l, func(i, j int) bool { return l[i].Count > l[j].Count })
+	}
+	return s
+}
+
+func printRunSummary(w io.Writer, r *vmm.Result, s runSummary) {
+	if r.Crash != nil {
+		fmt.Fprint(w, r.Crash.Text)
+	}
+	fmt.Fprintf(w, "vmm run: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	fmt.Fprintf(w, "vmm run: %d checkpoints, %d violations; peak %d frames held by the program, %d page faults, %d threads, %d frames leaked\n",
+		len(r.Checkpoints), r.Violations(), s.PeakFrames, s.PageFaults, s.Threads, s.Leaked)
+	list := func(l []namedCount) string {
+		var parts []string
+		for _, c := range l {
+			parts = append(parts, fmt.Sprintf("%s %d", c.Name, c.Count))
+		}
+		if len(parts) == 0 {
+			return "none"
+		}
+		return strings.Join(parts, ", ")
+	}
+	fmt.Fprintf(w, "vmm run: syscalls: %s\n", list(s.Syscalls))
+	fmt.Fprintf(w, "vmm run: refused (ENOSYS): %s\n", list(s.Refused))
+}
+
+// writeJSONFile writes v to path atomically.
+func writeJSONFile(path string, v any) error {
+	out, err := safefile.CreateAtomic(path)
+	if err != nil {
+		return err
+	}
+	defer out.Abort()
+	if err := writeJSON(out, v); err != nil {
+		return err
+	}
+	return out.Commit()
+}

@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/vmm-dev/vmm/internal/kvmtest"
+	"github.com/vmm-dev/vmm/vmm"
+)
+
+// buildProgram builds testdata/run/NAME with the stock toolchain as a
+// static linux/amd64 executable.
+func buildProgram(t *testing.T, name string) string {
+	t.Helper()
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("go command not found")
+	}
+	out := filepath.Join(t.TempDir(), name)
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = filepath.Join("..", "..", "testdata", "run", name)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64", "GOFLAGS=")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", name, err, b)
+	}
+	return out
+}
+
+// TestRunRefusesBadProgramsBeforeAnyVM: a file that is not an ELF, an ELF
+// for another machine and a dynamically linked one are each refused with
+// their own message and StatusUsage, without KVM.
+func TestRunRefusesBadProgramsBeforeAnyVM(t *testing.T) {
+	k := guestPath(t)
+	dir := t.TempDir()
+	text := filepath.Join(dir, "script")
+	os.WriteFile(text, []byte("#!/bin/sh\necho hi\n"), 0o755)
+	hello := buildProgram(t, "hello")
+	img, err := os.ReadFile(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm := filepath.Join(dir, "arm64")
+	a := append([]byte(nil), img...)
+	binary.LittleEndian.PutUint16(a[18:], 183) // EM_AARCH64
+	os.WriteFile(arm, a, 0o755)
+	cases := []struct{ prog, want string }{
+		{text, "not an ELF file"},
+		{arm, "needs a 64-bit x86-64"},
+		{filepath.Join(dir, "missing"), "no such file"},
+	}
+	if dyn, err := exec.LookPath("true"); err == nil {
+		if b, err := os.ReadFile(dyn); err == nil && strings.Contains(string(b), "ld-linux") {
+			cases = append(cases, struct{ prog, want string }{dyn, "dynamically linked"})
+		}
+	}
+	for _, c := range cases {
+		st, out, errs := runCLI("run", "--kernel", k, c.prog)
+		if st != vmm.StatusUsage || out != "" || !strings.Contains(errs, c.want) {
+			t.Errorf("run %s: status %d, stdout %q, stderr %q; want %d and %q", c.prog, st, out, errs, vmm.StatusUsage, c.want)
+		}
+	}
+	if st, _, errs := runCLI("run", "--kernel", k, "--cpus", "2", hello); st != vmm.StatusUsage || !strings.Contains(errs, "one vCPU") {
+		t.Errorf("--cpus 2: status %d, stderr %q", st, errs)
+	}
+}
+
+// TestRunProgramKilledBySignal: a nil dereference the program cannot
+// survive (no signal delivery yet) ends it as killed by SIGSEGV, reported
+// as a fault with the kernel's account, after its earlier output; every
+// frame still comes back.
+func TestRunProgramKilledBySignal(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "nilderef")
+	st, out, errs := runCLI("run", "--kernel", guestPath(t), prog)
+	if st != vmm.StatusFault || out != "before\n" || !strings.Contains(errs, "program killed by signal 11 (status 139)") ||
+		!strings.Contains(errs, "address 0x0") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
+		t.Errorf("status %d, stdout %q, stderr:\n%s", st, out, errs)
+	}
+}
+
+// TestRunGoPrograms runs each test program on the host and under vmm run:
+// the same stdout and exit status, 0 violations at every checkpoint, and
+// every frame the program held back in the allocator.
+func TestRunGoPrograms(t *testing.T) {
+	kvmtest.Require(t)
+	k := guestPath(t)
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  []string
+	}{
+		{"hello", nil, nil},
+		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
+		{"churn", nil, nil},
+		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			prog := buildProgram(t, tc.name)
+			var vmmFlags []string
+			if len(tc.args) > 0 && strings.HasPrefix(tc.args[0], "--") {
+				vmmFlags, tc.args = tc.args, nil
+			}
+			host := exec.Command(prog, tc.args...)
+			host.Env = tc.env
+			want, err := host.Output()
+			wantStatus := 0
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				wantStatus = ee.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			jsonOut := filepath.Join(t.TempDir(), "run.json")
+			args := append([]string{"run", "--kernel", k, "--json-out", jsonOut}, vmmFlags...)
+			for _, e := range tc.env {
+				args = append(args, "--env", e)
+			}
+			st, out, errs := runCLI(append(append(args, prog), tc.args...)...)
+			if st != wantStatus || out != string(want) {
+				t.Fatalf("vmm run %s: status %d, stdout %q; host: status %d, stdout %q\nstderr:\n%s", tc.name, st, out, wantStatus, want, errs)
+			}
+			var res struct {
+				Schema      string
+				Checkpoints []struct {
+					Label      string
+					Verified   bool
+					Violations int
+				}
+				ProgramExitStatus *int `json:"program_exit_status"`
+				Run               struct {
+					PeakFrames uint64 `json:"peak_frames"`
+					Leaked     uint64 `json:"frames_leaked"`
+					Syscalls   []struct{ Name string }
+				}
+			}
+			b, err := os.ReadFile(jsonOut)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(b, &res); err != nil {
+				t.Fatal(err)
+			}
+			labels := ""
+			for _, c := range res.Checkpoints {
+				if !c.Verified || c.Violations != 0 {
+					t.Errorf("checkpoint %q: verified %v, %d violations", c.Label, c.Verified, c.Violations)
+				}
+				labels += c.Label + " "
+			}
+			wantLabels := "run-loaded run exit "
+			if vmmFlags != nil {
+				// Periodic checks while the program runs (it runs for far
+				// longer than one interval of guest time).
+				wantLabels = "run-loaded run-periodic "
+				labels = strings.Replace(labels, "run-periodic ", "", strings.Count(labels, "run-periodic ")-1)
+				wantLabels += "run exit "
+			}
+			if labels != wantLabels || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
+				*res.ProgramExitStatus != wantStatus || res.Run.PeakFrames == 0 || res.Run.Leaked != 0 || len(res.Run.Syscalls) == 0 {
+				t.Errorf("summary: checkpoints %q, %+v", labels, res)
+			}
+		})
+	}
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"github.com/vmm-dev/vmm/firmware"
+)
+
+// Threads of the user program and a round-robin scheduler over them (one
+// vCPU for now). A thread switch happens in a system call that blocks or
+// yields, or at a timer tick that interrupted user code; kernel code is
+// never preempted, so the thread table needs no lock on one vCPU.
+
+const maxThreads = 64
+
+// Thread states.
+const (
+	threadFree = iota
+	threadRunnable
+	threadRunning
+	threadFutex    // waiting on futexAddr (until deadline, if set)
+	threadSleeping // until deadline
+	threadEpoll    // in epoll_pwait on epfd (until deadline, if set)
+	threadPipe     // blocked on pipe pipeWait; restarts its system call when woken
+)
+
+type thread struct {
+	ctx       userCtx
+	state     uint64
+	tid       uint64
+	futexAddr uint64
+	deadline  uint64 // guest ns since program start; 0: none
+	clearTID  uint64 // CLONE_CHILD_CLEARTID / set_tid_address
+	sigmask   uint64
+	altstack  [3]uint64 // ss_sp, ss_flags, ss_size
+	epfd      uint64    // epoll_pwait: the instance, the user's buffer, its size
+	epEvents  uint64
+	epMax     uint64
+	pipeWait  uint64
+}
+
+var (
+	threads   [maxThreads]thread
+	curThread int
+	nextTID   uint64
+	switches  uint64
+)
+
+// nowNanos is guest time since the program started, from the TSC.
+func nowNanos() uint64 {
+	d := rdtsc() - proc.tsc0
+	return d/proc.tscKHz*1000000 + d%proc.tscKHz*1000000/proc.tscKHz
+}
+
+// wakeExpired makes threads whose deadline has passed runnable; a futex
+// wait that timed out returns -ETIMEDOUT.
+func wakeExpired(now uint64) {
+	for i := range threads {
+		t := &threads[i]
+		if (t.state == threadFutex || t.state == threadSleeping || t.state == threadEpoll) && t.deadline != 0 && t.deadline <= now {
+			switch t.state {
+			case threadFutex:
+				t.ctx.AX = errno(eTIMEDOUT)
+			case threadEpoll:
+				t.ctx.AX = 0 // no events
+			}
+			t.state = threadRunnable
+		}
+	}
+}
+
+// pickNext returns the next runnable thread after the current one (the
+// current one last), or -1.
+func pickNext() int {
+	for k := 1; k <= maxThreads; k++ {
+		i := (curThread + k) % maxThreads
+		if threads[i].state == threadRunnable || threads[i].state == threadRunning {
+			return i
+		}
+	}
+	return -1
+}
+
+// schedule saves the current thread's context from ctx (it may have blocked)
+// and loads the next runnable thread's into ctx, idling in the VMM while
+// every thread waits for a deadline.
+func schedule(ctx *userCtx) {
+	cur := &threads[curThread]
+	cur.ctx = *ctx
+	if cur.state == threadRunning {
+		cur.state = threadRunnable
+	}
+	for {
+		now := nowNanos()
+		wakeExpired(now)
+		if next := pickNext(); next >= 0 {
+			if next != curThread {
+				switches++
+			}
+			curThread = next
+			threads[next].state = threadRunning
+			*ctx = threads[next].ctx
+			return
+		}
+		earliest := uint64(0)
+		for i := range threads {
+			if st := threads[i].state; st != threadFree && st != threadRunnable && st != threadRunning &&
+				threads[i].deadline != 0 && (earliest == 0 || threads[i].deadline < earliest) {
+				earliest = threads[i].deadline
+			}
+		}
+		if earliest == 0 {
+			putString("run: deadlock: every thread of the program waits with no timeout\n")
+			exit(exitWorkloadFail)
+		}
+		if earliest > now {
+			hypercall(firmware.HCSleep, min(earliest-now, 100000000), 0, 0, 0)
+		}
+	}
+}
+
+// preemptTick switches threads at a timer tick that interrupted user code:
+// the trap return path then resumes whichever thread regs and rec hold.
+func preemptTick(rec *firmware.TrapRecord, regs *trapRegs) {
+	if proc.verifyEvery != 0 && nowNanos() >= proc.nextVerify {
+		// A safe point: the tick interrupted the program, so no kernel
+		// code (and no allocator critical section) is running.
+		if !checkAndCheckpoint("run-periodic") {
+			proc.verifyFailed = true
+		}
+		proc.nextVerify = nowNanos() + proc.verifyEvery
+	}
+	var ctx userCtx
+	ctxFromTrap(&ctx, rec, regs)
+	schedule(&ctx)
+	ctxToTrap(&ctx, rec, regs)
+}
+
+func ctxFromTrap(c *userCtx, rec *firmware.TrapRecord, r *trapRegs) {
+	c.AX, c.BX, c.CX, c.DX, c.SI, c.DI, c.BP = r.AX, r.BX, r.CX, r.DX, r.SI, r.DI, r.BP
+	c.R8, c.R9, c.R10, c.R11, c.R12, c.R13, c.R14, c.R15 = r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15
+	c.RSP, c.RIP, c.RFLAGS, c.FS = rec.RSP, rec.RIP, rec.RFLAGS, r.FSBase
+}
+
+func ctxToTrap(c *userCtx, rec *firmware.TrapRecord, r *trapRegs) {
+	r.AX, r.BX, r.CX, r.DX, r.SI, r.DI, r.BP = c.AX, c.BX, c.CX, c.DX, c.SI, c.DI, c.BP
+	r.R8, r.R9, r.R10, r.R11, r.R12, r.R13, r.R14, r.R15 = c.R8, c.R9, c.R10, c.R11, c.R12, c.R13, c.R14, c.R15
+	rec.RSP, rec.RIP, rec.RFLAGS, r.FSBase = c.RSP, c.RIP, c.RFLAGS, c.FS
+}
+
+// futexWake makes up to n threads waiting on addr runnable (result 0).
+func futexWake(addr uint64, n uint64) uint64 {
+	woken := uint64(0)
+	for i := range threads {
+		if woken >= n {
+			break
+		}
+		t := &threads[i]
+		if t.state == threadFutex && t.futexAddr == addr {
+			t.state = threadRunnable
+			t.ctx.AX = 0
+			woken++
+		}
+	}
+	return woken
+}
+
+// newThread starts a clone: the parent's registers, with the new stack, TLS
+// and RAX 0. It returns the child's tid, or 0 when the table is full.
+func newThread(parent *userCtx, stack, tls uint64, setTLS bool, clearTID uint64) uint64 {
+	for i := range threads {
+		t := &threads[i]
+		if t.state != threadFree {
+			continue
+		}
+		*t = thread{state: threadRunnable, tid: nextTID, clearTID: clearTID, sigmask: threads[curThread].sigmask}
+		nextTID++
+		t.ctx = *parent
+		t.ctx.AX = 0
+		if stack != 0 {
+			t.ctx.RSP = stack
+		}
+		if setTLS {
+			t.ctx.FS = tls
+		}
+		return t.tid
+	}
+	return 0
+}
