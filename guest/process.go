@@ -16,13 +16,14 @@ func syscallEntryAddr() uint64
 func resumeCtx()
 func enterUser(ctx *userCtx)
 
-var _, _ = syscallEntry, resumeCtx // reached from LSTAR and from assembly
+var _, _, _ = syscallEntry, resumeCtx, handleSyscall // reached from LSTAR and from assembly
 
 // userCtx is a user thread's registers, in the order user_amd64.s saves
 // them on a system call.
 type userCtx struct {
 	AX, BX, CX, DX, SI, DI, BP, R8, R9, R10, R11, R12, R13, R14, R15 uint64
-	RSP, RIP, RFLAGS, FS, pad                                        uint64
+	RSP, RIP, RFLAGS, FS                                             uint64
+	_                                                                uint64 // keeps the frame 16-byte aligned
 }
 
 // User address-space layout (all below the physmap).
@@ -170,6 +171,7 @@ func programEnd(status, sig uint64) {
 	reportSyscalls()
 	report("run.page_faults", proc.faults)
 	report("run.peak_frames", proc.peakFrames)
+	report("run.thread_switches", switches)
 	report("run.threads", nextTID-1)
 	leaked := proc.framesBefore - kernelMM.FreeFrames()
 	if proc.framesBefore < kernelMM.FreeFrames() {
