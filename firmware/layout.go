@@ -155,8 +155,11 @@ const (
 	// load at (its link address is PhysMapBase higher).
 	KernelMinAddr = LowHoleEnd
 
-	// PerCPUAlign aligns the per-CPU area that follows the kernel image.
-	PerCPUAlign = 2 << 20
+	// PerCPUAlign aligns the per-CPU area that follows the kernel image (a
+	// page: the VMM maps the 2 MiB regions it touches with 4 KiB pages, so
+	// it need not start a region of its own and waste up to 2 MiB of a
+	// small guest).
+	PerCPUAlign = PageSize
 )
 
 // Per-CPU area: PerCPUStride bytes per vCPU, starting at BootInfo.PerCPUBase.

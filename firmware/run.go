@@ -33,7 +33,11 @@ type RunHeader struct {
 	// WallNanos is the host's wall clock (Unix nanoseconds) when the VM
 	// was built: CLOCK_REALTIME = WallNanos + guest time since boot.
 	WallNanos uint64
-	_         [5]uint64
+	// VerifyNanos asks for a host checkpoint ("run-periodic") at the first
+	// timer tick that interrupts the program after each such interval of
+	// guest time (0: only at exec and exit).
+	VerifyNanos uint64
+	_           [4]uint64
 }
 
 // RunHeaderSize is RunHeader's size in bytes.

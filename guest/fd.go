@@ -195,6 +195,9 @@ func closeFD(fd uint64) uint64 {
 	if fd < 3 || fd >= maxFDs || fds[fd].kind == fdNone {
 		return errno(eBADF)
 	}
+	if k := fds[fd].kind; k == fdPipeR || k == fdPipeW {
+		closePipeEnd(&fds[fd])
+	}
 	if fds[fd].kind == fdEpoll {
 		for i := range fds {
 			if fds[i].watcher == fd {

@@ -16,13 +16,14 @@ func syscallEntryAddr() uint64
 func resumeCtx()
 func enterUser(ctx *userCtx)
 
-var _, _ = syscallEntry, resumeCtx // reached from LSTAR and from assembly
+var _, _, _ = syscallEntry, resumeCtx, handleSyscall // reached from LSTAR and from assembly
 
 // userCtx is a user thread's registers, in the order user_amd64.s saves
 // them on a system call.
 type userCtx struct {
 	AX, BX, CX, DX, SI, DI, BP, R8, R9, R10, R11, R12, R13, R14, R15 uint64
-	RSP, RIP, RFLAGS, FS, pad                                        uint64
+	RSP, RIP, RFLAGS, FS                                             uint64
+	_                                                                uint64 // keeps the frame 16-byte aligned
 }
 
 // User address-space layout (all below the physmap).
@@ -50,6 +51,9 @@ type process struct {
 	wallNanos    uint64 // host wall clock at boot
 	tsc0         uint64 // TSC when the program started
 	tscKHz       uint64
+	verifyEvery  uint64 // ns between periodic checkpoints (0: none)
+	nextVerify   uint64
+	verifyFailed bool
 }
 
 var proc process
@@ -88,7 +92,8 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 		putString("run: the VMM gave no TSC frequency\n")
 		return exitWorkloadFail
 	}
-	proc = process{framesBefore: kernelMM.FreeFrames(), wallNanos: h.WallNanos, tscKHz: bi.TSCKHz}
+	proc = process{framesBefore: kernelMM.FreeFrames(), wallNanos: h.WallNanos, tscKHz: bi.TSCKHz,
+		verifyEvery: h.VerifyNanos, nextVerify: h.VerifyNanos}
 	as, ok := newAddressSpace()
 	if !ok {
 		putString("run: no frame for the page tables\n")
@@ -154,7 +159,11 @@ func programAbort() {
 // programExit ends the program: every frame it held goes back to the
 // allocator, the host verifies, and the run ends with its status. It never
 // returns.
-func programExit(status uint64) {
+func programExit(status uint64) { programEnd(status, 0) }
+
+// programEnd is programExit for a program that exited (sig 0) or was
+// killed by signal sig.
+func programEnd(status, sig uint64) {
 	proc.active = false
 	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
 	thisCPU().Space = 0
@@ -162,12 +171,16 @@ func programExit(status uint64) {
 	reportSyscalls()
 	report("run.page_faults", proc.faults)
 	report("run.peak_frames", proc.peakFrames)
+	report("run.thread_switches", switches)
 	report("run.threads", nextTID-1)
 	leaked := proc.framesBefore - kernelMM.FreeFrames()
 	if proc.framesBefore < kernelMM.FreeFrames() {
 		leaked = 0
 	}
 	report("run.frames_leaked", leaked)
+	if proc.verifyFailed {
+		exit(exitViolations)
+	}
 	if !ok || leaked != 0 {
 		putString("run: the program's frames did not all come back\n")
 		exit(exitWorkloadFail)
@@ -176,7 +189,7 @@ func programExit(status uint64) {
 		exit(exitViolations)
 	}
 	consoleFlush()
-	hypercall(firmware.HCExitProgram, status, 0, 0, 0)
+	hypercall(firmware.HCExitProgram, status, sig, 0, 0)
 	//lint:ignore SA5002 the VMM never resumes a vCPU after the program's exit
 	for {
 	}
@@ -504,5 +517,5 @@ func programKilled(rec *firmware.TrapRecord) {
 		putHex(rec.CR2, 1)
 	}
 	putString("\n")
-	programExit(128 + sig)
+	programEnd(128+sig, sig)
 }

@@ -19,6 +19,7 @@ const (
 	threadFutex    // waiting on futexAddr (until deadline, if set)
 	threadSleeping // until deadline
 	threadEpoll    // in epoll_pwait on epfd (until deadline, if set)
+	threadPipe     // blocked on pipe pipeWait; restarts its system call when woken
 )
 
 type thread struct {
@@ -33,6 +34,7 @@ type thread struct {
 	epfd      uint64    // epoll_pwait: the instance, the user's buffer, its size
 	epEvents  uint64
 	epMax     uint64
+	pipeWait  uint64
 }
 
 var (
@@ -118,6 +120,14 @@ func schedule(ctx *userCtx) {
 // preemptTick switches threads at a timer tick that interrupted user code:
 // the trap return path then resumes whichever thread regs and rec hold.
 func preemptTick(rec *firmware.TrapRecord, regs *trapRegs) {
+	if proc.verifyEvery != 0 && nowNanos() >= proc.nextVerify {
+		// A safe point: the tick interrupted the program, so no kernel
+		// code (and no allocator critical section) is running.
+		if !checkAndCheckpoint("run-periodic") {
+			proc.verifyFailed = true
+		}
+		proc.nextVerify = nowNanos() + proc.verifyEvery
+	}
 	var ctx userCtx
 	ctxFromTrap(&ctx, rec, regs)
 	schedule(&ctx)

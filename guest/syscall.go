@@ -27,8 +27,8 @@ const maxSyscall = 335
 
 // syscallTable is constant-initialised (no init code runs in the guest).
 var syscallTable = [maxSyscall]sysEntry{
-	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); eventfds; other fds: EBADF"},
-	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; eventfds; other fds: EBADF"},
+	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); eventfds and pipes; other fds: EBADF"},
+	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; eventfds and pipes; other fds: EBADF"},
 	2:   {"open", sysRefused, ""},
 	3:   {"close", sysSupported, ""},
 	4:   {"stat", sysRefused, ""},
@@ -55,7 +55,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	60:  {"exit", sysSupported, "ends the calling thread (the last one ends the program)"},
 	62:  {"kill", sysRefused, ""},
 	63:  {"uname", sysRefused, ""},
-	72:  {"fcntl", sysPartial, "F_GETFD, F_SETFD, F_GETFL on fd 0..2; others: EBADF or EINVAL"},
+	72:  {"fcntl", sysPartial, "F_GETFD, F_SETFD, F_GETFL on every fd, F_SETFL (O_NONBLOCK) on descriptors beyond 0..2; other commands: EINVAL"},
 	79:  {"getcwd", sysRefused, ""},
 	89:  {"readlink", sysRefused, ""},
 	96:  {"gettimeofday", sysRefused, ""},
@@ -86,7 +86,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
 	290: {"eventfd2", sysPartial, "non-semaphore counters; a read of zero is EAGAIN even without EFD_NONBLOCK"},
 	291: {"epoll_create1", sysPartial, "at most 13 descriptors beyond 0..2 in all"},
-	293: {"pipe2", sysRefused, ""},
+	293: {"pipe2", sysPartial, "64 KiB, at most 4 pipes; not watchable by epoll; SIGPIPE is not delivered (EPIPE)"},
 	302: {"prlimit64", sysPartial, "reports RLIMIT_NOFILE 1024/4096, RLIMIT_STACK 8 MiB, others unlimited; new limits are accepted and ignored"},
 	318: {"getrandom", sysRefused, ""},
 	334: {"rseq", sysRefused, ""},
@@ -106,6 +106,7 @@ const (
 	eNOTTY    = 25
 	eNOSYS    = 38
 	eMFILE    = 24
+	ePIPE     = 32
 	eTIMEDOUT = 110
 )
 
@@ -142,10 +143,16 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		if f := fdOf(a0, fdEventfd); f != nil {
 			return eventfdRead(f, a1, a2), false
 		}
+		if f := fdOf(a0, fdPipeR); f != nil {
+			return pipeRead(c, f, a1, a2)
+		}
 		return errno(eBADF), false
 	case 1:
 		if f := fdOf(a0, fdEventfd); f != nil {
 			return eventfdWrite(f, a1, a2), false
+		}
+		if f := fdOf(a0, fdPipeW); f != nil {
+			return pipeWrite(c, f, a1, a2)
 		}
 		return sysWrite(a0, a1, a2), false
 	case 3: // close
@@ -181,7 +188,7 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 	case 60:
 		return sysExitThread(), true
 	case 72:
-		return sysFcntl(a0, a1), false
+		return sysFcntl(a0, a1, a2), false
 	case 102, 104, 107, 108, 110: // getuid, getgid, geteuid, getegid, getppid
 		return 0, false
 	case 131:
@@ -224,6 +231,8 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysEventfd2(a0, a1), false
 	case 291:
 		return sysEpollCreate1(), false
+	case 293:
+		return sysPipe2(a0, a1), false
 	case 257: // openat
 		return errno(eNOENT), false
 	case 302:
@@ -543,7 +552,27 @@ func sysExitThread() uint64 {
 	return 0
 }
 
-func sysFcntl(fd, cmd uint64) uint64 {
+func sysFcntl(fd, cmd, arg uint64) uint64 {
+	if fd >= 3 && fd < maxFDs && fds[fd].kind != fdNone {
+		f := &fds[fd]
+		switch cmd {
+		case 1, 2: // F_GETFD, F_SETFD
+			return 0
+		case 3: // F_GETFL
+			fl := uint64(0)
+			if f.kind == fdPipeW {
+				fl = 1
+			}
+			if f.nonblock {
+				fl |= oNonblk
+			}
+			return fl
+		case 4: // F_SETFL
+			f.nonblock = arg&oNonblk != 0
+			return 0
+		}
+		return errno(eINVAL)
+	}
 	if fd >= 3 || fdClosed[fd] {
 		return errno(eBADF)
 	}

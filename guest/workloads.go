@@ -44,7 +44,7 @@ var workloads = [...]workload{
 	{"badcall", "make hypercalls with bad arguments and check each is refused", "badcall", false, runBadCall},
 	{"badexit", "ask to exit with status 256: the VMM ends the run as a guest fault", "", false, runBadExit},
 	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", "poison-drained poison", true, runPoison},
-	{"run", "run the static Linux program vmm run hands over, as a user process", "run-loaded run", false, runProgram},
+	{"run", "run the static Linux program vmm run hands over, as a user process", "run-loaded run-periodic (with --verify-every) run", false, runProgram},
 	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", "bench", false, runBench},
 }
 

@@ -59,10 +59,13 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	return uint64(cp.Violations)
 }
 
+// finalLabel names the checkpoint taken when the guest has stopped.
+const finalLabel = "exit"
+
 // finish runs the final verification and writes the dump once every vCPU
 // has stopped.
 func (vm *VM) finish() {
-	vm.checkpoint("exit", true)
+	vm.checkpoint(finalLabel, true)
 	vm.checkReplay()
 	vm.dumpAtExit()
 	vm.mu.Lock()

@@ -93,11 +93,10 @@ func (vm *VM) dumpAtExit() {
 	vm.mu.Unlock()
 	switch {
 	case dumped:
+	case vm.cfg.DumpAt == finalLabel: // the last checkpoint is the exit dump itself
+		vm.dump(reason)
 	case vm.cfg.DumpAt != "":
-		seen := "none"
-		if len(labels) > 0 {
-			seen = `"` + strings.Join(labels, `", "`) + `"`
-		}
+		seen := `"` + strings.Join(append(labels, finalLabel), `", "`) + `"`
 		msg := fmt.Sprintf("--dump-at %q: the guest reached no checkpoint with that label (checkpoints it reached: %s); nothing written (--workload help lists each workload's labels)",
 			vm.cfg.DumpAt, seen)
 		vm.logf("dump: %s", msg)

@@ -29,7 +29,7 @@ func (vm *VM) hypercall(v *vcpu) {
 	case res.badExit != "":
 		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))
 	case res.progExit:
-		vm.stopProgram(res.exitStatus)
+		vm.stopProgram(res.exitStatus, res.progSignal)
 	case res.output != nil:
 		vm.programOutput(res.outFD, res.output)
 	case res.exit:
@@ -66,10 +66,14 @@ func (vm *VM) hypercall(v *vcpu) {
 
 // stopProgram ends a `vmm run` whose program exited: its status becomes the
 // VMM's unless it collides with the VMM's own (above GuestStatusMax).
-func (vm *VM) stopProgram(status int) {
+func (vm *VM) stopProgram(status, signal int) {
 	vm.mu.Lock()
 	vm.result.ProgramExitStatus = &status
 	vm.mu.Unlock()
+	if signal != 0 {
+		vm.stop(OutcomeFault, StatusFault, fmt.Sprintf("program killed by signal %d (status %d)", signal, status), nil)
+		return
+	}
 	if status > GuestStatusMax {
 		vm.stop(OutcomeFault, StatusFault, fmt.Sprintf("program exited with status %d, above %d (vmm keeps those for itself)", status, GuestStatusMax), nil)
 		return

@@ -32,6 +32,7 @@ type hcResult struct {
 	output     []byte // HCWrite: bytes for the program's fd outFD
 	outFD      int
 	progExit   bool   // HCExitProgram: the user program ended with exitStatus
+	progSignal int    // ... killed by this signal (0: it exited)
 	why        string // for the -v log: why the call was refused ("" if not explained)
 }
 
@@ -133,7 +134,12 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.progExit, r.exitStatus = true, int(a[0])
+		if a[1] > 64 {
+			r.badExit = fmt.Sprintf("guest reported program signal %d, outside 0..64", a[1])
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		r.progExit, r.exitStatus, r.progSignal = true, int(a[0]), int(a[1])
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
 		if !ok {

@@ -34,9 +34,13 @@ func (l *layout) fsBase(cpu int) uint64 {
 	return firmware.PhysToVirt(l.perCPU(cpu) + firmware.PerCPUFSOff)
 }
 
-// perCPUChunks is the number of 2 MiB regions the per-CPU area spans.
+// perCPUChunkBase is the first 2 MiB region the per-CPU area touches;
+// perCPUChunks counts the regions it spans (each is mapped with 4 KiB pages
+// so the guard pages can fault; the kernel's tail shares the first one).
+func (l *layout) perCPUChunkBase() uint64 { return l.perCPUBase &^ (2<<20 - 1) }
+
 func (l *layout) perCPUChunks() uint64 {
-	return (alignUp(l.perCPUEnd, 2<<20) - l.perCPUBase) >> 21
+	return (alignUp(l.perCPUEnd, 2<<20) - l.perCPUChunkBase()) >> 21
 }
 
 // isGuard reports whether the 4 KiB page at addr is a per-CPU guard page.
@@ -185,7 +189,7 @@ func writePageTables(mem *GuestMemory, l *layout) error {
 	// Split the per-CPU area's 2 MiB pages so that its guard pages fault.
 	pts := pds + (l.identityTop>>30)*firmware.PageSize
 	for c := uint64(0); c < l.perCPUChunks(); c++ {
-		base := l.perCPUBase + c<<21
+		base := l.perCPUChunkBase() + c<<21
 		table := pts + c*firmware.PageSize
 		for i := range 512 {
 			if addr := base + uint64(i)*firmware.PageSize; !l.isGuard(addr) {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -59,6 +60,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 			fs.SetOutput(stderr)
 			fmt.Fprintln(stderr, "usage: vmm boot [flags]")
 			fs.PrintDefaults()
+			fmt.Fprint(stderr, "\nexit statuses:\n"+vmm.StatusHelp("  "))
 			return nil, fs, err
 		}
 		return nil, fs, usagef("%v", err)
@@ -139,6 +141,8 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return vmm.StatusUsage, err
 	}
+	sigs := catchSignals()
+	defer sigs.stop()
 	vm, err := vmm.New(cfg)
 	if errors.Is(err, vmm.ErrConfig) {
 		return vmm.StatusUsage, usagef("%v", err)
@@ -147,9 +151,9 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 		return vmm.StatusVMMError, err
 	}
 	defer vm.Close()
-	stopSignals := interruptOnSignals(vm)
+	sigs.deliverTo(vm)
 	res := vm.Run()
-	stopSignals()
+	sigs.stop()
 	startToEntry := time.Duration(0)
 	if t := vm.FirstEntry(); !t.IsZero() {
 		startToEntry = t.Sub(processStart)
@@ -174,22 +178,50 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 // ends like a timeout: report, final check, dump, summary. A second signal
 // of either kind gets the default action (the user insists).
 func interruptOnSignals(vm *vmm.VM) (stop func()) {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	done := make(chan struct{})
+	c := catchSignals()
+	c.deliverTo(vm)
+	return c.stop
+}
+
+// signalCatcher holds SIGINT and SIGTERM from before the VM exists: a
+// signal during setup (a large guest takes a while to build) is delivered
+// as soon as there is a VM to interrupt, which then stops at its first
+// instruction with the usual report and summary.
+type signalCatcher struct {
+	ch   chan os.Signal
+	done chan struct{}
+	once sync.Once
+}
+
+func catchSignals() *signalCatcher {
+	c := &signalCatcher{ch: make(chan os.Signal, 1), done: make(chan struct{})}
+	signal.Notify(c.ch, syscall.SIGINT, syscall.SIGTERM)
+	return c
+}
+
+// interrupter is what a signal stops (a *vmm.VM).
+type interrupter interface {
+	Interrupt(reason string, status int)
+}
+
+// deliverTo interrupts vm on the first signal, one caught earlier included.
+func (c *signalCatcher) deliverTo(vm interrupter) {
 	go func() {
 		select {
-		case sig := <-ch:
+		case sig := <-c.ch:
 			signal.Reset(syscall.SIGINT, syscall.SIGTERM)
 			if sig == syscall.SIGTERM {
 				vm.Interrupt("terminated by SIGTERM", vmm.StatusSIGTERM)
 			} else {
 				vm.Interrupt("interrupted by SIGINT", vmm.StatusSIGINT)
 			}
-		case <-done:
+		case <-c.done:
 		}
 	}()
-	return func() { signal.Stop(ch); close(done) }
+}
+
+func (c *signalCatcher) stop() {
+	c.once.Do(func() { signal.Stop(c.ch); close(c.done) })
 }
 
 // maxPrinted bounds the violations printed per checkpoint (--json and

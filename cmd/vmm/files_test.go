@@ -196,12 +196,19 @@ func TestBootDumpAtUnknownLabel(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "guest.core")
 	os.WriteFile(p, []byte("the previous dump"), 0o644)
 	st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--dump", p, "--dump-at", "no-such-label")
-	if st != vmm.StatusVMMError || !strings.Contains(errs, `checkpoints it reached: "paging-mapped", "paging-unmapped", "paging"`) ||
+	if st != vmm.StatusVMMError || !strings.Contains(errs, `checkpoints it reached: "paging-mapped", "paging-unmapped", "paging", "exit"`) ||
 		!strings.Contains(errs, "nothing written") {
 		t.Errorf("status %d (want %d), stderr:\n%s", st, vmm.StatusVMMError, errs)
 	}
 	if b, _ := os.ReadFile(p); string(b) != "the previous dump" {
 		t.Errorf("dump file now holds %.40q", b)
+	}
+	// The final checkpoint is a label too: --dump-at exit is the exit dump.
+	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "hello", "--dump", p, "--dump-at", "exit"); st != 0 {
+		t.Errorf("--dump-at exit: status %d: %s", st, errs)
+	}
+	if b, _ := os.ReadFile(p); !bytes.HasPrefix(b, []byte("\x7fELF")) {
+		t.Errorf("--dump-at exit wrote no core: %.40q", b)
 	}
 	// The labels come from --workload help.
 	_, out, _ := runCLI("boot", "--kernel", guestPath(t), "--workload", "help")

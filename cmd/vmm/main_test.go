@@ -15,7 +15,7 @@ import (
 // TestUsageListsExitStatuses: -h shows every status the code returns, with
 // the values of the constants (renumbering them changes the text).
 func TestUsageListsExitStatuses(t *testing.T) {
-	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}} {
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"help", "boot"}} {
 		st, out, _ := runCLI(args...)
 		if st != 0 {
 			t.Fatalf("%q: status %d", args, st)

@@ -35,6 +35,7 @@ type runFlags struct {
 	env     []string
 	timeout time.Duration
 	tick    time.Duration
+	verify  time.Duration
 	kernel  string
 	dump    string
 	jsonOut string
@@ -63,6 +64,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.Var(envFlag{&f.env}, "env", "add `KEY=VALUE` to the program's environment (repeatable; default: empty)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "stop the program after `DURATION`")
 	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "timer `PERIOD` that preempts the program's threads")
+	fs.DurationVar(&f.verify, "verify-every", 0, "verify guest memory from the host every `INTERVAL` of guest time, at a timer tick that interrupted the program (0: at exec and exit only)")
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
 	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
@@ -78,6 +80,12 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	}
 	if fs.NArg() == 0 {
 		return nil, usagef("no program given (usage: vmm run [flags] PROG [ARGS...])")
+	}
+	if f.verify < 0 || (f.verify > 0 && f.verify < time.Millisecond) {
+		return nil, usagef("--verify-every %v: must be 0 or at least 1ms", f.verify)
+	}
+	if f.verify > 0 && f.tick == 0 {
+		return nil, usagef("--verify-every needs --tick (the checks run at timer ticks)")
 	}
 	if f.cpus != 1 {
 		return nil, usagef("--cpus %d: user programs run on one vCPU for now", f.cpus)
@@ -133,7 +141,7 @@ func checkProgram(image []byte) error {
 
 // runBundle lays out firmware's run bundle: header, ELF, argv, envp,
 // AT_RANDOM bytes.
-func runBundle(image []byte, argv, env []string) ([]byte, error) {
+func runBundle(image []byte, argv, env []string, verify time.Duration) ([]byte, error) {
 	strs := func(ss []string) []byte {
 		var b []byte
 		for _, s := range ss {
@@ -151,7 +159,7 @@ func runBundle(image []byte, argv, env []string) ([]byte, error) {
 		}
 	}
 	h := firmware.RunHeader{Magic: firmware.RunMagic, Argc: uint64(len(argv)), Envc: uint64(len(env)),
-		WallNanos: uint64(time.Now().UnixNano())}
+		WallNanos: uint64(time.Now().UnixNano()), VerifyNanos: uint64(verify.Nanoseconds())}
 	off := uint64(firmware.RunHeaderSize)
 	h.ELFOff, h.ELFSize = off, uint64(len(image))
 	off += h.ELFSize
@@ -198,7 +206,7 @@ func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Conf
 	if err := checkProgram(image); err != nil {
 		return cfg, usagef("%s: %v", f.prog, err)
 	}
-	if cfg.Program, err = runBundle(image, append([]string{f.prog}, f.args...), f.env); err != nil {
+	if cfg.Program, err = runBundle(image, append([]string{f.prog}, f.args...), f.env, f.verify); err != nil {
 		return cfg, err
 	}
 	for _, p := range []string{f.dump, f.jsonOut} {
@@ -245,14 +253,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	stopSignals := interruptOnSignals(vm)
 	res := vm.Run()
 	stopSignals()
-	if res.ProgramExitStatus == nil && res.Outcome == vmm.OutcomeExit {
+	if res.ProgramExitStatus == nil && res.Outcome == vmm.OutcomeExit && res.ExitStatus <= vmm.GuestStatusMax {
 		// The guest kernel ended the run itself: its status (10..14) must
 		// not pass for the program's.
 		res.Reason = fmt.Sprintf("the guest kernel failed (its status %d) before the program finished", res.ExitStatus)
 		res.Outcome, res.ExitStatus = vmm.OutcomeFault, vmm.StatusFault
 	}
-	if res.ProgramExitStatus == nil && !f.verbose {
-		stderr.Write(console.Bytes()) // the program never finished: show what the kernel said
+	if (res.ProgramExitStatus == nil || res.Outcome != vmm.OutcomeExit) && !f.verbose {
+		stderr.Write(console.Bytes()) // the program did not exit by itself: show what the kernel said
 	}
 	sum := summarizeRun(res)
 	printRunSummary(stderr, res, sum)

@@ -69,6 +69,20 @@ func TestRunRefusesBadProgramsBeforeAnyVM(t *testing.T) {
 	}
 }
 
+// TestRunProgramKilledBySignal: a nil dereference the program cannot
+// survive (no signal delivery yet) ends it as killed by SIGSEGV, reported
+// as a fault with the kernel's account, after its earlier output; every
+// frame still comes back.
+func TestRunProgramKilledBySignal(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "nilderef")
+	st, out, errs := runCLI("run", "--kernel", guestPath(t), prog)
+	if st != vmm.StatusFault || out != "before\n" || !strings.Contains(errs, "program killed by signal 11 (status 139)") ||
+		!strings.Contains(errs, "address 0x0") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
+		t.Errorf("status %d, stdout %q, stderr:\n%s", st, out, errs)
+	}
+}
+
 // TestRunGoPrograms runs each test program on the host and under vmm run:
 // the same stdout and exit status, 0 violations at every checkpoint, and
 // every frame the program held back in the allocator.
@@ -83,9 +97,14 @@ func TestRunGoPrograms(t *testing.T) {
 		{"hello", nil, nil},
 		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
 		{"churn", nil, nil},
+		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prog := buildProgram(t, tc.name)
+			var vmmFlags []string
+			if len(tc.args) > 0 && strings.HasPrefix(tc.args[0], "--") {
+				vmmFlags, tc.args = tc.args, nil
+			}
 			host := exec.Command(prog, tc.args...)
 			host.Env = tc.env
 			want, err := host.Output()
@@ -97,7 +116,7 @@ func TestRunGoPrograms(t *testing.T) {
 				t.Fatal(err)
 			}
 			jsonOut := filepath.Join(t.TempDir(), "run.json")
-			args := []string{"run", "--kernel", k, "--json-out", jsonOut}
+			args := append([]string{"run", "--kernel", k, "--json-out", jsonOut}, vmmFlags...)
 			for _, e := range tc.env {
 				args = append(args, "--env", e)
 			}
@@ -133,7 +152,15 @@ func TestRunGoPrograms(t *testing.T) {
 				}
 				labels += c.Label + " "
 			}
-			if labels != "run-loaded run exit " || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
+			wantLabels := "run-loaded run exit "
+			if vmmFlags != nil {
+				// Periodic checks while the program runs (it runs for far
+				// longer than one interval of guest time).
+				wantLabels = "run-loaded run-periodic "
+				labels = strings.Replace(labels, "run-periodic ", "", strings.Count(labels, "run-periodic ")-1)
+				wantLabels += "run exit "
+			}
+			if labels != wantLabels || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
 				*res.ProgramExitStatus != wantStatus || res.Run.PeakFrames == 0 || res.Run.Leaked != 0 || len(res.Run.Syscalls) == 0 {
 				t.Errorf("summary: checkpoints %q, %+v", labels, res)
 			}

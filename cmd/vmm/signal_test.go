@@ -87,3 +87,28 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestSignalBeforeTheVMExistsIsDelivered: a SIGTERM that arrives while the
+// VM is still being built is held and delivered once there is one.
+func TestSignalBeforeTheVMExistsIsDelivered(t *testing.T) {
+	c := catchSignals()
+	defer c.stop()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the runtime queues it on c.ch
+	got := make(chan int, 1)
+	c.deliverTo(interruptFunc(func(_ string, status int) { got <- status }))
+	select {
+	case st := <-got:
+		if st != vmm.StatusSIGTERM {
+			t.Errorf("interrupted with %d, want %d", st, vmm.StatusSIGTERM)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the early signal was never delivered")
+	}
+}
+
+type interruptFunc func(reason string, status int)
+
+func (f interruptFunc) Interrupt(reason string, status int) { f(reason, status) }

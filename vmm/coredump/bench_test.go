@@ -146,3 +146,34 @@ func BenchmarkIsZero(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkWriteDense256MiB writes a 4 GiB guest whose data is one
+// contiguous 256 MiB run (a 16 GiB guest's metadata array is 272 MiB):
+// the cost is copying that run into the page cache. MB/s is data written.
+func BenchmarkWriteDense256MiB(b *testing.B) {
+	b.Run("read-ahead", func(b *testing.B) { writeDense(b, true) })
+	b.Run("plain", func(b *testing.B) { writeDense(b, false) })
+}
+
+func writeDense(b *testing.B, readAhead bool) {
+	defer func(old bool) { readAheadOn = old }(readAheadOn)
+	readAheadOn = readAhead
+	m, err := memmap.Build(4 * memmap.GiB)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ram := mapAnon(b, m.TotalRAM())
+	const lo, n = 1 << 30, 256 << 20
+	for i := lo; i < lo+n; i += 64 {
+		ram[i] = byte(i>>6) | 1
+	}
+	dir := b.TempDir()
+	b.SetBytes(n)
+	for b.Loop() {
+		path := filepath.Join(dir, "dense.core")
+		os.Remove(path)
+		if _, err := Write(path, m, ram, testVCPUs(), testInfo()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

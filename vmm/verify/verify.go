@@ -7,6 +7,7 @@ package verify
 
 import (
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -129,12 +130,7 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	// independent rules, the owner check and the summary counts).
 	out := make([]mm.Violation, MaxListed)
 	var total int
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		total = mm.Check(&view, out)
-	}()
+	wait := goLikeCaller(func() { total = mm.Check(&view, out) })
 	pt := &mapCounter{}
 	if len(in.Roots) > 0 {
 		pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
@@ -145,7 +141,7 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	}
 	var hist histogram
 	spec, specTotal := checkSpec(&view, &hist, own)
-	wg.Wait()
+	wait()
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
 		cv := fromChecker(v, view.FrameCount())
@@ -171,6 +167,30 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	}
 	r.Nanos = time.Since(start).Nanoseconds()
 	return r, nil
+}
+
+// goLikeCaller runs fn on another goroutine as if on the caller's: with
+// the caller's panic-on-fault setting (a reader of a mapped dump turns a
+// fault into an error, see coredump.Guard), and any panic re-raised in the
+// caller by wait, where the caller's recovery sees it.
+func goLikeCaller(fn func()) (wait func()) {
+	onFault := debug.SetPanicOnFault(false)
+	debug.SetPanicOnFault(onFault)
+	var wg sync.WaitGroup
+	var caught any
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { caught = recover() }()
+		debug.SetPanicOnFault(onFault)
+		fn()
+	}()
+	return func() {
+		wg.Wait()
+		if caught != nil {
+			panic(caught)
+		}
+	}
 }
 
 // addSpec adds the independent check's findings that the shared checker
