@@ -28,8 +28,8 @@ func TestHostDecodesABIWords(t *testing.T) {
 		t.Errorf("FaultFrame decoded as %+v, want %+v", ff, want)
 	}
 	res := handleHypercall(mem, &hcState{cpus: 1}, 0, &firmware.Mailbox{Nr: firmware.HCFault, Args: [5]uint64{ffAt}})
-	if res.fault == nil || *res.fault != want {
-		t.Errorf("HCFault decoded %+v, want %+v", res.fault, want)
+	if e, ok := res.effect.(effFault); !ok || *e.frame != want {
+		t.Errorf("HCFault decoded %+v, want %+v", res.effect, want)
 	}
 
 	cpu := 3

@@ -3,6 +3,7 @@ package vmm
 import (
 	"encoding/binary"
 	"testing"
+	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/memmap"
@@ -27,14 +28,23 @@ func FuzzHypercall(f *testing.F) {
 	f.Fuzz(func(t *testing.T, nr, a0, a1, a2, a3 uint64) {
 		st := &hcState{cpus: 2}
 		r := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: nr, Args: [5]uint64{a0, a1, a2, a3}})
-		if r.exit && (r.exitStatus < 0 || r.exitStatus > 255) {
-			t.Fatalf("exit status %d out of range", r.exitStatus)
-		}
-		if r.wake >= st.cpus {
-			t.Fatalf("wake of vCPU %d accepted with %d vCPUs", r.wake, st.cpus)
-		}
-		if r.setCR3 != 0 && r.setCR3%firmware.PageSize != 0 {
-			t.Fatalf("misaligned CR3 %#x accepted", r.setCR3)
+		switch e := r.effect.(type) {
+		case effExit:
+			if e.status < 0 || e.status > GuestStatusMax {
+				t.Fatalf("exit status %d out of range", e.status)
+			}
+		case effWake:
+			if e.cpu < 0 || e.cpu >= st.cpus {
+				t.Fatalf("wake of vCPU %d accepted with %d vCPUs", e.cpu, st.cpus)
+			}
+		case effSetCR3:
+			if e.root%firmware.PageSize != 0 {
+				t.Fatalf("misaligned CR3 %#x accepted", e.root)
+			}
+		case effSleep:
+			if e.d <= 0 || e.d > time.Second {
+				t.Fatalf("sleep of %v accepted", e.d)
+			}
 		}
 	})
 }

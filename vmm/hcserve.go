@@ -25,39 +25,39 @@ func (vm *VM) hypercall(v *vcpu) {
 	res := handleHypercall(vm.mem, &vm.hc, v.index, &mb)
 	vm.mu.Unlock()
 	vm.logf("vCPU %d: %s(%#x) = %#x%s", v.index, hcName(mb.Nr), mb.Args, res.ret, res.why)
-	switch {
-	case res.badExit != "":
-		vm.stop(OutcomeFault, StatusFault, res.badExit, vm.crashReport(v, res.badExit))
-	case res.progExit:
-		vm.stopProgram(res.exitStatus, res.progSignal)
-	case res.output != nil:
-		vm.programOutput(res.outFD, res.output)
-	case res.exit:
-		vm.debugExit(v, res.exitStatus)
-		vm.stop(OutcomeExit, res.exitStatus, fmt.Sprintf("guest exited with status %d", res.exitStatus), nil)
-	case res.checkpoint != "":
+	switch e := res.effect.(type) {
+	case effBadRequest:
+		vm.stop(OutcomeFault, StatusFault, e.why, vm.crashReport(v, e.why))
+	case effProgramExit:
+		vm.stopProgram(e.status, e.signal)
+	case effOutput:
+		vm.programOutput(e.fd, e.b)
+	case effExit:
+		vm.debugExit(v, e.status)
+		vm.stop(OutcomeExit, e.status, fmt.Sprintf("guest exited with status %d", e.status), nil)
+	case effCheckpoint:
 		vm.stopTheWorld(v)
-		res.ret = vm.checkpoint(res.checkpoint, false)
-		vm.debugViolation(v, res.checkpoint, res.ret)
+		res.ret = vm.checkpoint(e.label, false)
+		vm.debugViolation(v, e.label, res.ret)
 		vm.resumeTheWorld()
-	case res.fault != nil:
-		if vm.debugTrap(v, res.fault, mb.Args[1]) {
+	case effFault:
+		if vm.debugTrap(v, e.frame, mb.Args[1]) {
 			res.ret = firmware.HCFaultResume
 			break
 		}
-		vm.stop(OutcomeFault, StatusFault, "unhandled exception "+vectorName(res.fault.Vector), vm.faultFrameReport(v, res.fault))
-	case res.sleepNanos > 0:
+		vm.stop(OutcomeFault, StatusFault, "unhandled exception "+vectorName(e.frame.Vector), vm.faultFrameReport(v, e.frame))
+	case effSleep:
 		select {
 		case <-v.wake:
-		case <-time.After(time.Duration(res.sleepNanos)):
+		case <-time.After(e.d):
 		}
-	case res.setCR3 != 0:
-		if err := setCR3(v, res.setCR3); err != nil {
+	case effSetCR3:
+		if err := setCR3(v, e.root); err != nil {
 			vm.stop(OutcomeError, StatusVMMError, err.Error(), nil)
 		}
-	case res.wake >= 0:
+	case effWake:
 		select {
-		case vm.vcpus[res.wake].wake <- struct{}{}:
+		case vm.vcpus[e.cpu].wake <- struct{}{}:
 		default:
 		}
 	}

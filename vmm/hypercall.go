@@ -18,23 +18,43 @@ type Report struct {
 	Value uint64 `json:"value"`
 }
 
-// hcResult is what a hypercall asks of the vCPU loop besides its return value.
+// hcResult is a decided hypercall: the value for the mailbox's Ret, and at
+// most one effect on the VM, which the vCPU that made the call carries out
+// (hcserve.go).
 type hcResult struct {
-	ret        uint64
-	exit       bool // stop the VM with exitStatus
-	exitStatus int
-	badExit    string // non-empty: the guest asked to exit with an invalid status
-	checkpoint string // non-empty: stop the world and verify, ret = violations
-	sleepNanos int64  // >0: block this vCPU until woken or timed out
-	wake       int    // >=0: wake that vCPU
-	fault      *firmware.FaultFrame
-	setCR3     uint64 // non-zero: load this PML4 into the calling vCPU's CR3
-	output     []byte // HCWrite: bytes for the program's fd outFD
-	outFD      int
-	progExit   bool   // HCExitProgram: the user program ended with exitStatus
-	progSignal int    // ... killed by this signal (0: it exited)
-	why        string // for the -v log: why the call was refused ("" if not explained)
+	ret    uint64
+	effect hcEffect // nil: none beyond ret
+	why    string   // for the -v log: why the call was refused ("" if not explained)
 }
+
+// hcEffect is one thing a hypercall asks of the VM besides its return
+// value; each kind is its own type, so a result carries exactly one.
+type hcEffect interface{ hcEffect() }
+
+type (
+	effExit        struct{ status int }         // HCExit: the guest ends the run
+	effBadRequest  struct{ why string }         // an exit request out of range: a guest fault, at once
+	effProgramExit struct{ status, signal int } // HCExitProgram: the user program ended (signal 0: it exited)
+	effOutput      struct {
+		fd int
+		b  []byte
+	} // HCWrite: bytes for the program's fd 1 or 2
+	effCheckpoint struct{ label string }               // stop the world and verify; Ret = violations
+	effFault      struct{ frame *firmware.FaultFrame } // an exception the guest could not handle
+	effSleep      struct{ d time.Duration }            // block this vCPU until woken or d has passed
+	effWake       struct{ cpu int }                    // wake that vCPU
+	effSetCR3     struct{ root uint64 }                // load this PML4 into the calling vCPU's CR3
+)
+
+func (effExit) hcEffect()        {}
+func (effBadRequest) hcEffect()  {}
+func (effProgramExit) hcEffect() {}
+func (effOutput) hcEffect()      {}
+func (effCheckpoint) hcEffect()  {}
+func (effFault) hcEffect()       {}
+func (effSleep) hcEffect()       {}
+func (effWake) hcEffect()        {}
+func (effSetCR3) hcEffect()      {}
 
 // HCReport bounds: a key's length, and the distinct keys a run keeps (a
 // guest reporting in a loop must not grow the VMM without bound).
@@ -59,17 +79,17 @@ type hcState struct {
 // in the mailbox: every pointer and length is checked against RAM.
 func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbox) hcResult {
 	a := mb.Args
-	r := hcResult{wake: -1}
+	var r hcResult
 	switch mb.Nr {
 	case firmware.HCExit:
 		// An invalid status still ends the run, as a guest fault: the guest
 		// cannot be trusted to do anything sensible with a refusal.
 		if a[0] > GuestStatusMax {
-			r.badExit = fmt.Sprintf("guest requested exit status %d, outside 0..%d", a[0], GuestStatusMax)
+			r.effect = effBadRequest{fmt.Sprintf("guest requested exit status %d, outside 0..%d", a[0], GuestStatusMax)}
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.exit, r.exitStatus = true, int(a[0])
+		r.effect = effExit{int(a[0])}
 	case firmware.HCConsoleFlush:
 		// The vCPU loop drains the console for every hypercall.
 	case firmware.HCRegisterMeta:
@@ -86,7 +106,7 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		if label == "" {
 			label = "checkpoint"
 		}
-		r.checkpoint = label
+		r.effect = effCheckpoint{label}
 	case firmware.HCReport:
 		key, ok := guestString(mem, a[0], a[1], maxKeyLen)
 		if !ok || key == "" {
@@ -103,20 +123,20 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		if ns == 0 || ns > uint64(time.Second) {
 			ns = uint64(time.Second)
 		}
-		r.sleepNanos = int64(ns)
+		r.effect = effSleep{time.Duration(ns)}
 	case firmware.HCWake:
 		if a[0] >= uint64(st.cpus) {
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.wake = int(a[0])
+		r.effect = effWake{int(a[0])}
 	case firmware.HCFault:
 		var ff firmware.FaultFrame
 		if err := readGuest(mem, a[0], &ff); err != nil {
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.fault = &ff
+		r.effect = effFault{&ff}
 	case firmware.HCWrite:
 		if a[0] != 1 && a[0] != 2 {
 			r.ret = firmware.HCErrInvalid
@@ -127,26 +147,26 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.output, r.outFD, r.ret = []byte(b), int(a[0]), a[2]
+		r.effect, r.ret = effOutput{int(a[0]), []byte(b)}, a[2]
 	case firmware.HCExitProgram:
 		if a[0] > 255 {
-			r.badExit = fmt.Sprintf("guest reported program exit status %d, outside 0..255", a[0])
+			r.effect = effBadRequest{fmt.Sprintf("guest reported program exit status %d, outside 0..255", a[0])}
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
 		if a[1] > 64 {
-			r.badExit = fmt.Sprintf("guest reported program signal %d, outside 0..64", a[1])
+			r.effect = effBadRequest{fmt.Sprintf("guest reported program signal %d, outside 0..64", a[1])}
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.progExit, r.exitStatus, r.progSignal = true, int(a[0]), int(a[1])
+		r.effect = effProgramExit{int(a[0]), int(a[1])}
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
 		if !ok {
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.setCR3 = root
+		r.effect = effSetCR3{root}
 	default:
 		r.ret = firmware.HCErrUnknown
 	}

@@ -86,7 +86,7 @@ func TestHypercallExitAndReport(t *testing.T) {
 		t.Fatalf("report: ret %#x, reports %+v", res.ret, st.reports)
 	}
 	res = handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCExit, Args: [5]uint64{42}})
-	if !res.exit || res.exitStatus != 42 {
+	if e, ok := res.effect.(effExit); !ok || e.status != 42 {
 		t.Fatalf("exit: %+v", res)
 	}
 }
