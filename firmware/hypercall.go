@@ -18,7 +18,7 @@ const (
 	HCSetCR3       = 10 // Args[0]: PML4 phys to load (0: the kernel's); its PhysMapSlot entry must be the kernel's
 	HCRegisterHeld = 11 // Args: phys of the guest's mm.Holdings (what its workloads hold), its size in bytes
 	HCWrite        = 12 // Args: fd (1 stdout, 2 stderr), phys, length (<= MaxWriteLen): a user program's output
-	HCExitProgram  = 13 // Args: the user program's exit status (0..255), the signal that killed it (0: it exited); ends the run (vmm run)
+	HCExitProgram  = 13 // Args: the user program's exit status (0..255), the signal that killed it (0: it exited), its RIP and fault address then; ends the run (vmm run)
 	HCCount        = 14
 )
 

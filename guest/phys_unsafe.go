@@ -45,6 +45,12 @@ func stringPhys(s string) uint64 { return physOf(uintptr(unsafe.Pointer(unsafe.S
 // bytesPhys is the physical address of a kernel byte buffer, for hypercalls.
 func bytesPhys(b []byte) uint64 { return physOf(uintptr(unsafe.Pointer(unsafe.SliceData(b)))) }
 
+// fxBelow is the 512-byte FXSAVE area the entry stubs put right below a
+// saved register block (trapEntry's trapRegs, syscallEntry's userCtx).
+func fxBelow[T any](regs *T) *[512]byte {
+	return (*[512]byte)(vptr(uintptr(unsafe.Pointer(regs)) - 512))
+}
+
 // physWords returns n uint64s of physical memory at phys as a slice (the
 // memory is a kernel block from the buddy allocator, not Go heap).
 func physWords(phys uint64, n int) []uint64 {

@@ -17,13 +17,20 @@ const (
 	oNonblk  = 0x800
 )
 
+// pipeOrder is the buddy order of a pipe's buffer (pipeSize bytes).
+const pipeOrder = 4
+
 type pipe struct {
 	used       bool
 	readers    uint64
 	writers    uint64
 	head, tail uint64 // bytes written and read since creation
-	buf        [pipeSize]byte
+	bufPhys    uint64 // the buffer: a KERNEL block, declared to the host as held
+	held       int
 }
+
+// buf returns the pipe's buffer.
+func (p *pipe) buf() []byte { return physBytes(p.bufPhys, pipeSize) }
 
 var pipes [maxPipes]pipe
 
@@ -54,7 +61,15 @@ func sysPipe2(fdsAddr, flags uint64) uint64 {
 		fds[r], fds[w] = fileDesc{}, fileDesc{}
 		return errno(eFAULT)
 	}
-	pipes[p].used, pipes[p].readers, pipes[p].writers, pipes[p].head, pipes[p].tail = true, 1, 1, 0, 0
+	tok := kernelMM.Lock()
+	f, err := kernelMM.AllocFlags(pipeOrder, &tok, mm.FlagKernel)
+	kernelMM.Unlock(&tok)
+	if err != mm.ErrNone {
+		fds[r], fds[w] = fileDesc{}, fileDesc{}
+		return errno(eNOMEM)
+	}
+	pipes[p] = pipe{used: true, readers: 1, writers: 1, bufPhys: f.StartAddress(),
+		held: hold(mm.Holding{Block: mm.HeldBlock(f, pipeOrder)})}
 	nb := flags&oNonblk != 0
 	fds[r].data, fds[r].nonblock = uint64(p), nb
 	fds[w].data, fds[w].nonblock = uint64(p), nb
@@ -99,7 +114,7 @@ func pipeRead(c *userCtx, f *fileDesc, buf, n uint64) (uint64, bool) {
 	for done < n && p.tail < p.head {
 		off := p.tail % pipeSize
 		chunk := min(n-done, p.head-p.tail, pipeSize-off, mm.PageSize-(buf+done)%mm.PageSize)
-		if !copyToUser(buf+done, p.buf[off:off+chunk]) {
+		if !copyToUser(buf+done, p.buf()[off:off+chunk]) {
 			break
 		}
 		done += chunk
@@ -131,7 +146,7 @@ func pipeWrite(c *userCtx, f *fileDesc, buf, n uint64) (uint64, bool) {
 	for done < n && p.head-p.tail < pipeSize {
 		off := p.head % pipeSize
 		chunk := min(n-done, pipeSize-(p.head-p.tail), pipeSize-off, mm.PageSize-(buf+done)%mm.PageSize)
-		if !copyFromUser(p.buf[off:off+chunk], buf+done) {
+		if !copyFromUser(p.buf()[off:off+chunk], buf+done) {
 			break
 		}
 		done += chunk
@@ -153,7 +168,11 @@ func closePipeEnd(f *fileDesc) {
 		p.writers--
 	}
 	if p.readers == 0 && p.writers == 0 {
-		p.used = false
+		unhold(p.held)
+		tok := kernelMM.Lock()
+		kernelMM.Free(mm.ContainingAddress(p.bufPhys), pipeOrder, &tok)
+		kernelMM.Unlock(&tok)
+		*p = pipe{}
 	}
 	wakePipe(f.data)
 }

@@ -54,6 +54,8 @@ type process struct {
 	verifyEvery  uint64 // ns between periodic checkpoints (0: none)
 	nextVerify   uint64
 	verifyFailed bool
+	needFlush    bool // a mapping went away: flush before the program runs again
+	flushes      uint64
 }
 
 var proc process
@@ -168,8 +170,12 @@ func programEnd(status, sig uint64) {
 	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
 	thisCPU().Space = 0
 	ok := proc.as.destroy()
+	for fd := uint64(3); fd < maxFDs; fd++ {
+		closeFD(fd) // pipe buffers go back too
+	}
 	reportSyscalls()
 	report("run.page_faults", proc.faults)
+	report("run.tlb_flushes", proc.flushes)
 	report("run.peak_frames", proc.peakFrames)
 	report("run.thread_switches", switches)
 	report("run.threads", nextTID-1)
@@ -189,7 +195,7 @@ func programEnd(status, sig uint64) {
 		exit(exitViolations)
 	}
 	consoleFlush()
-	hypercall(firmware.HCExitProgram, status, sig, 0, 0)
+	hypercall(firmware.HCExitProgram, status, sig, killRIP, killAddr)
 	//lint:ignore SA5002 the VMM never resumes a vCPU after the program's exit
 	for {
 	}
@@ -293,6 +299,7 @@ func userFrame() (uint64, bool) {
 func dropUserPage(va uint64) {
 	if proc.as.unmapPage(va) {
 		proc.frames--
+		proc.needFlush = true
 	}
 }
 
@@ -315,10 +322,6 @@ const (
 	atExecfn = 31
 )
 
-// stackImage is the scratch the initial stack is composed in before it is
-// copied into the program's top stack pages.
-var stackImage [firmware.RunMaxStrings + 16<<10]byte
-
 // buildStack lays out argc, argv, envp and auxv as the System V ABI says,
 // with the strings and AT_RANDOM's bytes above them, and returns the
 // initial RSP.
@@ -326,21 +329,20 @@ func buildStack(argv []byte, argc uint64, envp []byte, envc uint64, random []byt
 	strBytes := uint64(len(argv) + len(envp) + auxRandomLen)
 	words := 1 + argc + 1 + envc + 1 + 2*16
 	total := alignUp16(strBytes) + alignUp16(words*8)
-	if total > uint64(len(stackImage)) || argc > uint64(len(argv)) || envc > uint64(len(envp)) {
+	if total > userStackMax/2 || argc > uint64(len(argv)) || envc > uint64(len(envp)) {
 		return 0, false
 	}
+	// Written straight into the program's stack pages (faulted in here).
 	sp := userStackTop - total
-	img := stackImage[:total]
-	clear(img)
-	strBase := total - strBytes // offset of the strings in img
-	copy(img[strBase:], random)
-	copy(img[strBase+auxRandomLen:], argv)
-	copy(img[strBase+auxRandomLen+uint64(len(argv)):], envp)
+	strBase := total - strBytes // offset of the strings from sp
+	if !copyToUser(sp+strBase, random) || !copyToUser(sp+strBase+auxRandomLen, argv) ||
+		!copyToUser(sp+strBase+auxRandomLen+uint64(len(argv)), envp) {
+		return 0, false
+	}
 	w := uint64(0)
+	failed := false
 	put := func(v uint64) {
-		for i := uint64(0); i < 8; i++ {
-			img[w+i] = byte(v >> (8 * i))
-		}
+		failed = failed || !putUserU64(sp+w, v)
 		w += 8
 	}
 	put(argc)
@@ -375,7 +377,7 @@ func buildStack(argv []byte, argc uint64, envp []byte, envc uint64, random []byt
 		put(kv[0])
 		put(kv[1])
 	}
-	return sp, copyToUser(sp, img)
+	return sp, !failed
 }
 
 func alignUp16(x uint64) uint64 { return (x + 15) &^ 15 }
@@ -517,5 +519,10 @@ func programKilled(rec *firmware.TrapRecord) {
 		putHex(rec.CR2, 1)
 	}
 	putString("\n")
+	killRIP, killAddr = rec.RIP, rec.CR2
 	programEnd(128+sig, sig)
 }
+
+// killRIP and killAddr say where a killed program was (for the host's
+// symbolized report from the program's own line table).
+var killRIP, killAddr uint64

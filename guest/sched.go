@@ -35,6 +35,10 @@ type thread struct {
 	epEvents  uint64
 	epMax     uint64
 	pipeWait  uint64
+	// fx is the thread's x87/SSE state (FXSAVE image) while it is off the
+	// CPU: Go keeps live values in XMM registers, so a preempted thread
+	// must get its own back.
+	fx [512]byte
 }
 
 var (
@@ -79,12 +83,13 @@ func pickNext() int {
 	return -1
 }
 
-// schedule saves the current thread's context from ctx (it may have blocked)
-// and loads the next runnable thread's into ctx, idling in the VMM while
-// every thread waits for a deadline.
-func schedule(ctx *userCtx) {
+// schedule saves the current thread's context from ctx and fx (it may have
+// blocked) and loads the next runnable thread's into them, idling in the
+// VMM while every thread waits for a deadline.
+func schedule(ctx *userCtx, fx *[512]byte) {
 	cur := &threads[curThread]
 	cur.ctx = *ctx
+	cur.fx = *fx
 	if cur.state == threadRunning {
 		cur.state = threadRunnable
 	}
@@ -98,6 +103,7 @@ func schedule(ctx *userCtx) {
 			curThread = next
 			threads[next].state = threadRunning
 			*ctx = threads[next].ctx
+			*fx = threads[next].fx
 			return
 		}
 		earliest := uint64(0)
@@ -130,7 +136,7 @@ func preemptTick(rec *firmware.TrapRecord, regs *trapRegs) {
 	}
 	var ctx userCtx
 	ctxFromTrap(&ctx, rec, regs)
-	schedule(&ctx)
+	schedule(&ctx, fxBelow(regs))
 	ctxToTrap(&ctx, rec, regs)
 }
 
@@ -165,7 +171,7 @@ func futexWake(addr uint64, n uint64) uint64 {
 
 // newThread starts a clone: the parent's registers, with the new stack, TLS
 // and RAX 0. It returns the child's tid, or 0 when the table is full.
-func newThread(parent *userCtx, stack, tls uint64, setTLS bool, clearTID uint64) uint64 {
+func newThread(parent *userCtx, parentFX *[512]byte, stack, tls uint64, setTLS bool, clearTID uint64) uint64 {
 	for i := range threads {
 		t := &threads[i]
 		if t.state != threadFree {
@@ -174,6 +180,7 @@ func newThread(parent *userCtx, stack, tls uint64, setTLS bool, clearTID uint64)
 		*t = thread{state: threadRunnable, tid: nextTID, clearTID: clearTID, sigmask: threads[curThread].sigmask}
 		nextTID++
 		t.ctx = *parent
+		t.fx = *parentFX
 		t.ctx.AX = 0
 		if stack != 0 {
 			t.ctx.RSP = stack

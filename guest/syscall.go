@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
 )
 
@@ -126,8 +127,11 @@ func handleSyscall(ctx *userCtx) {
 	sysCalls[min(nr, maxSyscall)]++
 	ret, block := dispatchSyscall(nr, ctx)
 	ctx.AX = ret
+	if proc.needFlush {
+		tlbFlush()
+	}
 	if block {
-		schedule(ctx)
+		schedule(ctx, fxBelow(ctx))
 	}
 }
 
@@ -369,21 +373,28 @@ func sysMprotect(addr, length, prot uint64) uint64 {
 			}
 			if prot&protWrite != 0 {
 				*e |= pteW
-			} else {
+			} else if *e&pteW != 0 {
 				*e &^= pteW
+				proc.needFlush = true
 			}
 		}
 	}
 	if !proc.vmas.remove(addr, end) || !proc.vmas.insert(addr, end, prot) {
 		return errno(eNOMEM)
 	}
-	tlbFlush()
 	return 0
 }
 
-// tlbFlush drops stale translations after permissions shrink: reloading
-// CR3 does it.
-func tlbFlush() { switchToProcess() }
+// tlbFlush drops stale translations after mappings went away or lost
+// write permission. The kernel runs at CPL3 (no INVLPG), and loading the
+// same CR3 again through the VMM is not a flush (KVM resets its MMU context
+// only when CR3 changes), so it bounces through the kernel's own root.
+func tlbFlush() {
+	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
+	switchToProcess()
+	proc.needFlush = false
+	proc.flushes++
+}
 
 func sysMadvise(addr, length, advice uint64) uint64 {
 	end, ok := rangeOK(addr, length)
@@ -392,7 +403,6 @@ func sysMadvise(addr, length, advice uint64) uint64 {
 	}
 	if advice == madvDontneed || advice == madvFree {
 		freePages(addr, end)
-		tlbFlush()
 	}
 	return 0
 }
@@ -514,7 +524,7 @@ func sysClone(c *userCtx, flags, stack, ptid, ctid, tls uint64) uint64 {
 	if flags&cloneChildClearTID != 0 {
 		clearTID = ctid
 	}
-	tid := newThread(c, stack, tls, flags&cloneSetTLS != 0, clearTID)
+	tid := newThread(c, fxBelow(c), stack, tls, flags&cloneSetTLS != 0, clearTID)
 	if tid == 0 {
 		return errno(eAGAIN)
 	}

@@ -29,7 +29,7 @@ func (vm *VM) hypercall(v *vcpu) {
 	case effBadRequest:
 		vm.stop(OutcomeFault, StatusFault, e.why, vm.crashReport(v, e.why))
 	case effProgramExit:
-		vm.stopProgram(e.status, e.signal)
+		vm.stopProgram(e.status, e.signal, e.rip, e.addr)
 	case effOutput:
 		vm.programOutput(e.fd, e.b)
 	case effExit:
@@ -66,9 +66,12 @@ func (vm *VM) hypercall(v *vcpu) {
 
 // stopProgram ends a `vmm run` whose program exited: its status becomes the
 // VMM's unless it collides with the VMM's own (above GuestStatusMax).
-func (vm *VM) stopProgram(status, signal int) {
+func (vm *VM) stopProgram(status, signal int, rip, addr uint64) {
 	vm.mu.Lock()
 	vm.result.ProgramExitStatus = &status
+	if signal != 0 {
+		vm.result.ProgramKilled = &ProgramKill{Signal: signal, RIP: rip, Address: addr}
+	}
 	vm.mu.Unlock()
 	if signal != 0 {
 		vm.stop(OutcomeFault, StatusFault, fmt.Sprintf("program killed by signal %d (status %d)", signal, status), nil)

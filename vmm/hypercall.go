@@ -32,10 +32,13 @@ type hcResult struct {
 type hcEffect interface{ hcEffect() }
 
 type (
-	effExit        struct{ status int }         // HCExit: the guest ends the run
-	effBadRequest  struct{ why string }         // an exit request out of range: a guest fault, at once
-	effProgramExit struct{ status, signal int } // HCExitProgram: the user program ended (signal 0: it exited)
-	effOutput      struct {
+	effExit        struct{ status int } // HCExit: the guest ends the run
+	effBadRequest  struct{ why string } // an exit request out of range: a guest fault, at once
+	effProgramExit struct {
+		status, signal int    // HCExitProgram: the user program ended (signal 0: it exited)
+		rip, addr      uint64 // a killed program's faulting instruction and address
+	}
+	effOutput struct {
 		fd int
 		b  []byte
 	} // HCWrite: bytes for the program's fd 1 or 2
@@ -159,7 +162,7 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.effect = effProgramExit{int(a[0]), int(a[1])}
+		r.effect = effProgramExit{status: int(a[0]), signal: int(a[1]), rip: a[2], addr: a[3]}
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
 		if !ok {

@@ -12,12 +12,14 @@ type Result struct {
 	GuestExitStatus *int `json:"guest_exit_status,omitempty"`
 	// ProgramExitStatus is the user program's own status (vmm run, outcome
 	// "exit"); absent when no program ran to its end.
-	ProgramExitStatus *int          `json:"program_exit_status,omitempty"`
-	Reason            string        `json:"reason"`
-	CPUs              int           `json:"cpus"`
-	MemBytes          uint64        `json:"mem_bytes"`
-	Crash             *CrashReport  `json:"crash,omitempty"`
-	Registration      *Registration `json:"registration,omitempty"`
+	ProgramExitStatus *int `json:"program_exit_status,omitempty"`
+	// ProgramKilled says where a program the kernel killed was.
+	ProgramKilled *ProgramKill  `json:"program_killed,omitempty"`
+	Reason        string        `json:"reason"`
+	CPUs          int           `json:"cpus"`
+	MemBytes      uint64        `json:"mem_bytes"`
+	Crash         *CrashReport  `json:"crash,omitempty"`
+	Registration  *Registration `json:"registration,omitempty"`
 	// RegistrationError says which rule a refused registration broke.
 	RegistrationError string       `json:"registration_error,omitempty"`
 	Checkpoints       []Checkpoint `json:"checkpoints"`
@@ -31,6 +33,17 @@ type Result struct {
 	// TicksInjected counts timer interrupts delivered (--tick).
 	TicksInjected uint64 `json:"ticks_injected"`
 	Timing        Timing `json:"timing"`
+}
+
+// ProgramKill is a user program's fatal fault (vmm run): the signal Linux
+// would have sent, the faulting instruction and, for a page fault, the
+// address. Where is RIP symbolized from the program's own ELF (set by the
+// CLI, which has it).
+type ProgramKill struct {
+	Signal  int    `json:"signal"`
+	RIP     uint64 `json:"rip"`
+	Address uint64 `json:"address"`
+	Where   string `json:"where,omitempty"`
 }
 
 // VCPUStats is what one vCPU did. HypercallsIssued is the guest's own count

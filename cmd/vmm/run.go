@@ -16,6 +16,7 @@ import (
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/diag"
 )
 
 // `vmm run PROG [ARGS...]`: an unmodified static x86-64 Linux program as
@@ -183,36 +184,36 @@ func runBundle(image []byte, argv, env []string, verify time.Duration) ([]byte, 
 	return b.Bytes(), nil
 }
 
-func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, error) {
+func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, []byte, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump,
 		Stdout: stdout, Stderr: stderr, Console: console}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
-		return cfg, usagef("--mem: %v", err)
+		return cfg, nil, usagef("--mem: %v", err)
 	}
 	if f.kernel != "" {
 		if cfg.Kernel, err = readKernel(f.kernel, cfg.MemBytes); err != nil {
-			return cfg, usagef("--kernel: %v", err)
+			return cfg, nil, usagef("--kernel: %v", err)
 		}
 	} else if k, ok := embeddedKernel(); ok {
 		cfg.Kernel = k
 	} else {
-		return cfg, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
+		return cfg, nil, usagef("this vmm was built without an embedded guest (run make) and no --kernel was given")
 	}
 	image, err := safefile.ReadRegular(f.prog, int64(min(maxProgram, cfg.MemBytes/2)))
 	if err != nil {
-		return cfg, usagef("%v", err)
+		return cfg, nil, usagef("%v", err)
 	}
 	if err := checkProgram(image); err != nil {
-		return cfg, usagef("%s: %v", f.prog, err)
+		return cfg, nil, usagef("%s: %v", f.prog, err)
 	}
 	if cfg.Program, err = runBundle(image, append([]string{f.prog}, f.args...), f.env, f.verify); err != nil {
-		return cfg, err
+		return cfg, nil, err
 	}
 	for _, p := range []string{f.dump, f.jsonOut} {
 		if p != "" {
 			if err := safefile.CheckTarget(p); err != nil {
-				return cfg, usagef("%v", err)
+				return cfg, nil, usagef("%v", err)
 			}
 		}
 	}
@@ -220,9 +221,9 @@ func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Conf
 		cfg.Log = stderr
 	}
 	if err := cfg.Validate(0); err != nil {
-		return cfg, usagef("%v", err)
+		return cfg, nil, usagef("%v", err)
 	}
-	return cfg, nil
+	return cfg, image, nil
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
@@ -238,7 +239,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if f.verbose {
 		cons = stderr
 	}
-	cfg, err := f.config(stdout, stderr, cons)
+	cfg, image, err := f.config(stdout, stderr, cons)
 	if err != nil {
 		return vmm.StatusUsage, err
 	}
@@ -261,6 +262,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if (res.ProgramExitStatus == nil || res.Outcome != vmm.OutcomeExit) && !f.verbose {
 		stderr.Write(console.Bytes()) // the program did not exit by itself: show what the kernel said
+	}
+	if k := res.ProgramKilled; k != nil {
+		if f, err := elf.NewFile(bytes.NewReader(image)); err == nil {
+			if s, err := diag.NewSymbolizer(f); err == nil {
+				k.Where = s.Describe(k.RIP)
+			}
+		}
+		fmt.Fprintf(stderr, "vmm run: program killed by signal %d at %#x %s, fault address %#x\n", k.Signal, k.RIP, k.Where, k.Address)
 	}
 	sum := summarizeRun(res)
 	printRunSummary(stderr, res, sum)

@@ -78,7 +78,7 @@ func TestRunProgramKilledBySignal(t *testing.T) {
 	prog := buildProgram(t, "nilderef")
 	st, out, errs := runCLI("run", "--kernel", guestPath(t), prog)
 	if st != vmm.StatusFault || out != "before\n" || !strings.Contains(errs, "program killed by signal 11 (status 139)") ||
-		!strings.Contains(errs, "address 0x0") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
+		!strings.Contains(errs, "address 0x0") || !strings.Contains(errs, "main.main+0x") || !strings.Contains(errs, "nilderef/main.go:14)") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
 		t.Errorf("status %d, stdout %q, stderr:\n%s", st, out, errs)
 	}
 }

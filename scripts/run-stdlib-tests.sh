@@ -1,0 +1,28 @@
+#!/bin/sh
+# Builds the Go standard library's own tests with `go test -c` and runs each
+# binary under `bin/vmm run ... -test.short`, printing one line a package:
+# PASS, or FAIL with vmm's exit status and the last line of its output.
+# usage: scripts/run-stdlib-tests.sh [PKG...]   (needs bin/vmm and /dev/kvm)
+set -u
+cd "$(dirname "$0")/.."
+pkgs=${*:-"sort strconv strings bytes bufio unicode/utf8 container/heap math math/big encoding/json encoding/binary regexp compress/flate hash/crc32 crypto/sha256 text/template"}
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
+fail=0
+for p in $pkgs; do
+	bin="$dir/$(echo "$p" | tr / _).test"
+	if ! CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go test -c -o "$bin" "$p" 2>"$dir/build.log"; then
+		echo "BUILD-FAIL $p: $(tail -1 "$dir/build.log")"
+		fail=1
+		continue
+	fi
+	out=$(cd "$(go env GOROOT)/src/$p" && "$OLDPWD/bin/vmm" run --timeout 10m "$bin" -test.short 2>&1)
+	st=$?
+	if [ $st -eq 0 ]; then
+		echo "PASS $p"
+	else
+		echo "FAIL $p (status $st): $(echo "$out" | grep -v '^vmm run:' | tail -1)"
+		fail=1
+	fi
+done
+exit $fail
