@@ -8,6 +8,7 @@ import (
 
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/memmap"
+	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
 // Config describes one boot. Validate it before creating any VM.
@@ -84,6 +85,24 @@ func (c *Config) Validate(maxCPUs int) error {
 	for _, pfn := range c.BadFrames {
 		if pfn >= c.MemBytes/firmware.PageSize*2 { // generous: RAM above 4 GiB is shifted
 			return fmt.Errorf("%w: --bad-frames: frame %#x is beyond guest RAM", ErrConfig, pfn)
+		}
+	}
+	return nil
+}
+
+// checkBadFrames refuses bad frames in what the VMM places before the guest
+// runs (the in-use ranges: firmware area with the boot info, physmap page
+// tables, kernel image, per-CPU areas, trace): the guest cannot do without
+// them, so the run could only fail or verify a lie. Called once the layout
+// is known, before any vCPU exists.
+func checkBadFrames(bad []uint64, inUse []firmware.MemRange) error {
+	for _, pfn := range bad {
+		for _, r := range inUse {
+			first, end := r.Base/firmware.PageSize, (r.Base+r.Size+firmware.PageSize-1)/firmware.PageSize
+			if pfn >= first && pfn < end {
+				return fmt.Errorf("%w: --bad-frames: frame %#x is in the %s [%#x, %#x), which the VMM fills before the guest runs; it cannot be bad",
+					ErrConfig, pfn, verify.InUseName(r.Kind), r.Base, r.Base+r.Size)
+			}
 		}
 	}
 	return nil

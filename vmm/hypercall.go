@@ -36,9 +36,9 @@ type (
 	effExit        struct{ status int } // HCExit: the guest ends the run
 	effBadRequest  struct{ why string } // an exit request out of range: a guest fault, at once
 	effProgramExit struct {
-		status, signal int
-		rip, addr      uint64
-	} // HCExitProgram: the user program ended (signal 0: it exited; else where it faulted)
+		status, signal int    // HCExitProgram: the user program ended (signal 0: it exited)
+		rip, addr      uint64 // a killed program's faulting instruction and address
+	}
 	effOutput struct {
 		fd int
 		b  []byte
@@ -178,7 +178,7 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
-		r.effect = effProgramExit{int(a[0]), int(a[1]), a[2], a[3]}
+		r.effect = effProgramExit{status: int(a[0]), signal: int(a[1]), rip: a[2], addr: a[3]}
 	case firmware.HCSetCR3:
 		root, ok := checkRoot(mem, a[0])
 		if !ok {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm/memmap"
 	"golang.org/x/sys/unix"
 )
@@ -13,13 +14,19 @@ import (
 // that move it (RAM size, vCPUs, bad frames in its way).
 func TestPredictMetaMatchesRegistration(t *testing.T) {
 	requireKVM(t)
+	k, err := ParseKernel(guestImage(t), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, perCPUEnd := PerCPUArea(k.End, 2)
+	e := perCPUEnd / firmware.PageSize // 1 GiB of metadata goes here: past the per-CPU areas, which cannot be bad
 	for _, tc := range []struct {
 		mem  uint64
 		cpus int
 		bad  []uint64
 	}{
 		{128 << 20, 1, nil},
-		{1 << 30, 2, []uint64{0x64b, 0x64c, 0x700, 0x3000}},
+		{1 << 30, 2, []uint64{e, e + 1, e + 0xb5, 0x3000}},
 	} {
 		cfg := bootConfig(t)
 		cfg.MemBytes, cfg.CPUs, cfg.BadFrames, cfg.Workload = tc.mem, tc.cpus, tc.bad, "hello"

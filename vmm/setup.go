@@ -62,6 +62,23 @@ func PerCPUArea(kernelEnd uint64, cpus int) (base, end uint64) {
 	return base, base + uint64(cpus)*firmware.PerCPUStride
 }
 
+// inUse lists what the VMM fills before the guest runs (the boot info's
+// in-use ranges): the guest never allocates these frames, and none of them
+// may be declared bad.
+func (l *layout) inUse(k *Kernel) []firmware.MemRange {
+	inUse := []firmware.MemRange{
+		// Page 0 is in use too: the physmap leaves it unmapped.
+		{Base: 0, Size: firmware.PageTableBase, Kind: firmware.InUseFirmware},
+		{Base: firmware.PageTableBase, Size: l.pageTableEnd - firmware.PageTableBase, Kind: firmware.InUsePageTable},
+		{Base: k.Start, Size: k.End - k.Start, Kind: firmware.InUseKernel},
+		{Base: l.perCPUBase, Size: l.perCPUEnd - l.perCPUBase, Kind: firmware.InUsePerCPU},
+	}
+	if l.traceSize > 0 {
+		inUse = append(inUse, firmware.MemRange{Base: l.traceBase, Size: alignUp(l.traceSize, firmware.PageSize), Kind: firmware.InUseTrace})
+	}
+	return inUse
+}
+
 // planLayout places the per-CPU areas and the trace after the kernel image.
 func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, error) {
 	l := &layout{cpus: cpus, pml4: firmware.PageTableBase}
@@ -222,17 +239,7 @@ func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 		bi.Mem[i] = firmware.MemRange{Base: r.Base, Size: r.Size, Kind: r.Kind}
 	}
 	bi.NumMem = uint32(len(ranges))
-	inUse := []firmware.MemRange{
-		// Page 0 is in use too: the physmap leaves it unmapped.
-		{Base: 0, Size: firmware.PageTableBase, Kind: firmware.InUseFirmware},
-		{Base: firmware.PageTableBase, Size: l.pageTableEnd - firmware.PageTableBase, Kind: firmware.InUsePageTable},
-		{Base: k.Start, Size: k.End - k.Start, Kind: firmware.InUseKernel},
-		{Base: l.perCPUBase, Size: l.perCPUEnd - l.perCPUBase, Kind: firmware.InUsePerCPU},
-	}
-	if l.traceSize > 0 {
-		inUse = append(inUse, firmware.MemRange{Base: l.traceBase, Size: alignUp(l.traceSize, firmware.PageSize), Kind: firmware.InUseTrace})
-	}
-	bi.NumInUse = uint32(copy(bi.InUse[:], inUse))
+	bi.NumInUse = uint32(copy(bi.InUse[:], l.inUse(k)))
 	if len(cfg.BadFrames) > firmware.MaxBadFrames {
 		return fmt.Errorf("%d bad frames given, boot info holds %d", len(cfg.BadFrames), firmware.MaxBadFrames)
 	}

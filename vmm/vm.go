@@ -96,6 +96,9 @@ func (vm *VM) build() error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if err := checkBadFrames(vm.cfg.BadFrames, l.inUse(k)); err != nil {
+		return err
+	}
 	vm.layout = l
 	vm.hc.cpus = vm.cfg.CPUs
 	fd, err := kvm.CreateVM(vm.kvmFile.Fd())

@@ -18,6 +18,30 @@ func (c *checker) add(pfn uint64, k ViolationKind, exp, act uint64) {
 	c.total++
 }
 
+// anyTail is the tail flags of a run charged to a bad head before its
+// first tail is seen: the first tail's flags become the run's.
+const anyTail = ^uint32(0)
+
+// runEnd is where the tails charged to the bad head p may reach: the end
+// of the top-order block around p (no real block extends past it) or of
+// the array.
+//
+//go:nosplit
+func runEnd(p, n uint64) uint64 {
+	e := p | (uint64(1)<<MaxOrder - 1) + 1
+	if e > n || e < p {
+		e = n
+	}
+	return e
+}
+
+// isTailFlags reports whether f is the flags of some block's tails.
+//
+//go:nosplit
+func isTailFlags(f uint32) bool {
+	return f == FlagFree || f == FlagAllocated|FlagKernel || f == FlagAllocated|FlagUser
+}
+
 // Check verifies every invariant of the allocator seen through v, writes
 // the first len(out) violations to out and returns how many it found. It
 // allocates nothing, needs no scratch memory and is bounded on garbage: one
@@ -90,11 +114,35 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) ui
 	cached := uint64(0)
 	blockEnd := uint64(0)
 	tailFlags := uint32(0)
+	// A bad head (a frame outside any block that cannot start one, see
+	// badHead) makes the tail-shaped frames after it a run charged to it:
+	// they are checked as tails but not reported as tails outside a block,
+	// and the head's violation counts them in Covers. charged is that
+	// violation's index in out (-1: not stored or no run).
+	inRun := false
+	charged := -1
 
 	for p := uint64(0); p < n; p++ {
 		r := v.rec(p)
 		f, rc, nx, pv := r.Flags, r.Refcount, r.Next, r.Prev
 		ow := uint32(r.Order) | r.Reserved<<8
+		if p < blockEnd && inRun {
+			if ow == uint32(OrderTail) && (f == tailFlags || tailFlags == anyTail && isTailFlags(f)) {
+				tailFlags = f
+				if charged >= 0 {
+					c.out[charged].Covers++
+				}
+				if rc != 0 {
+					c.add(p, VTailRefcount, 0, uint64(rc))
+				}
+				if nx != LinkNone || pv != LinkNone {
+					c.stale(p, nx, pv)
+				}
+				continue
+			}
+			blockEnd = p // the run ends; this frame is checked on its own
+		}
+		inRun = false
 		if p < blockEnd {
 			if f == tailFlags && ow != uint32(OrderTail) {
 				// A head inside the block: the block's order is wrong or
@@ -126,6 +174,7 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) ui
 			}
 			if order != 0 {
 				c.add(p, VStaleOrder, 0, uint64(order))
+				blockEnd, tailFlags, inRun, charged = c.badHead(p, n)
 			}
 			if rc != 0 {
 				c.add(p, VTailRefcount, 0, uint64(rc))
@@ -148,6 +197,9 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) ui
 			} else if order != 0 {
 				c.add(p, VOrderRange, 0, uint64(order))
 			}
+			if order != 0 {
+				blockEnd, tailFlags, inRun, charged = c.badHead(p, n)
+			}
 			if e, ok := cachedFrame(v, p, nx, pv); !ok {
 				c.add(p, VPCPFrame, p, e)
 			}
@@ -161,14 +213,17 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) ui
 			}
 		default:
 			c.add(p, VIllegalFlags, 0, uint64(f))
+			blockEnd, tailFlags, inRun, charged = c.badHead(p, n)
 			continue
 		}
 		if order == OrderTail {
 			c.add(p, VTailOrder, 0, uint64(order))
+			blockEnd, tailFlags, inRun, charged = c.badHead(p, n)
 			continue
 		}
 		if order > MaxOrder {
 			c.add(p, VOrderRange, MaxOrder, uint64(order))
+			blockEnd, tailFlags, inRun, charged = c.badHead(p, n)
 			continue
 		}
 		size := uint64(1) << order
@@ -201,6 +256,20 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) ui
 		}
 	}
 	return cached
+}
+
+// badHead starts the run of tails charged to the bad head p, whose
+// violation was the last one added: it returns the run's bound, its tail
+// flags (not known yet), that a run is on, and the violation's index in
+// out (-1 if it was not stored).
+//
+//go:nosplit
+func (c *checker) badHead(p, n uint64) (end uint64, tail uint32, inRun bool, charged int) {
+	charged = c.total - 1
+	if charged >= len(c.out) {
+		charged = -1
+	}
+	return runEnd(p, n), anyTail, true, charged
 }
 
 // cachedFrame checks that the FlagPerCPU frame p sits in the live slot its

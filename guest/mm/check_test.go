@@ -310,3 +310,57 @@ func TestCheckGarbageRandom(t *testing.T) {
 		Check(&v, nil)
 	}
 }
+
+// TestCheckBadHeadOnce: a bad block head is one violation that covers its
+// tails (they are not reported as tails outside a block), while bugs on
+// those tails and elsewhere are still reported, and Check still
+// allocates nothing.
+func TestCheckBadHeadOnce(t *testing.T) {
+	e := simpleEnv(t, 4096) // free order-10 blocks at 1024, 2048 and 3072
+	b := e.b
+	for _, p := range []uint64{1024, 2048, 3072} {
+		if m := b.meta.at(p); m.flags != FlagFree || m.orderWord != MaxOrder {
+			t.Fatalf("frame %d: flags %#x order %d, want a free top-order head", p, m.flags, m.orderWord)
+		}
+	}
+	b.meta.at(1024).flags = FlagAllocated // no owner: illegal
+	b.meta.at(1030).refcount = 5          // a tail's own bug, inside the run
+	b.meta.at(2048).refcount = 7          // an unrelated bug elsewhere
+	b.meta.at(3072).orderWord = 9         // too small: 3584..4095 are tails outside a block
+	var out [32]Violation
+	n := b.Check(out[:])
+	if n > len(out) {
+		t.Fatalf("%d violations: %v", n, out)
+	}
+	find := func(pfn uint64, k ViolationKind) *Violation {
+		for i := range out[:n] {
+			if out[i].PFN == pfn && out[i].Kind == k {
+				return &out[i]
+			}
+		}
+		t.Errorf("no %s at %d in %v", k, pfn, out[:n])
+		return &Violation{}
+	}
+	if v := find(1024, VIllegalFlags); v.Covers != 1023 {
+		t.Errorf("bad head covers %d tails, want 1023", v.Covers)
+	}
+	if v := find(3584, VTailOrder); v.Covers != 511 {
+		t.Errorf("first orphan tail covers %d tails, want 511", v.Covers)
+	}
+	find(1030, VTailRefcount)
+	find(2048, VFreeRefcount)
+	for _, v := range out[:n] {
+		if v.Kind == VTailOrder && v.PFN != 3584 {
+			t.Errorf("tail reported on its own: %+v", v)
+		}
+		if v.Covers != 0 && v.PFN != 1024 && v.PFN != 3584 {
+			t.Errorf("covers on a violation that has no run: %+v", v)
+		}
+	}
+	if n > 12 {
+		t.Errorf("%d violations for four bad records: %v", n, out[:n])
+	}
+	if a := testing.AllocsPerRun(10, func() { b.Check(out[:]) }); a != 0 {
+		t.Errorf("Check allocates %v times", a)
+	}
+}

@@ -205,4 +205,8 @@ type Violation struct {
 	Kind     ViolationKind
 	Expected uint64
 	Actual   uint64
+	// Covers is how many frames after PFN this violation stands for: the
+	// tails of a bad block head, which Check does not report one by one
+	// (see badHead). 0 for every other violation.
+	Covers uint64
 }

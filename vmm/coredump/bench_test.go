@@ -151,13 +151,6 @@ func BenchmarkIsZero(b *testing.B) {
 // contiguous 256 MiB run (a 16 GiB guest's metadata array is 272 MiB):
 // the cost is copying that run into the page cache. MB/s is data written.
 func BenchmarkWriteDense256MiB(b *testing.B) {
-	b.Run("read-ahead", func(b *testing.B) { writeDense(b, true) })
-	b.Run("plain", func(b *testing.B) { writeDense(b, false) })
-}
-
-func writeDense(b *testing.B, readAhead bool) {
-	defer func(old bool) { readAheadOn = old }(readAheadOn)
-	readAheadOn = readAhead
 	m, err := memmap.Build(4 * memmap.GiB)
 	if err != nil {
 		b.Fatal(err)

@@ -113,8 +113,8 @@ func TestNextResident(t *testing.T) {
 	}
 }
 
-// TestLongRunReadsBack: a run long enough for writeRun's read-ahead (not a
-// multiple of its chunk) is in the dump byte for byte.
+// TestLongRunReadsBack: a long run of data pages (not a multiple of 1 MiB)
+// is in the dump byte for byte.
 func TestLongRunReadsBack(t *testing.T) {
 	m, err := memmap.Build(64 << 20)
 	if err != nil {

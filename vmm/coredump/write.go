@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/internal/safefile"
@@ -239,7 +238,7 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats) error {
 		if run < 0 {
 			return nil
 		}
-		if err := writeRun(f, int64(off)+int64(run), data[run:end]); err != nil {
+		if _, err := f.WriteAt(data[run:end], int64(off)+int64(run)); err != nil {
 			return err
 		}
 		st.Written += uint64(end - run)
@@ -271,53 +270,6 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats) error {
 		}
 	}
 	return flush(len(data))
-}
-
-// readAheadChunk is the unit of writeRun's read-ahead: small enough to
-// stay in cache, large enough that a hand-off costs nothing beside it.
-const readAheadChunk = 1 << 20
-
-// readAheadDepth bounds how far the read-ahead runs before the writes.
-const readAheadDepth = 4
-
-// readAheadOn is false to write without read-ahead (benchmarks compare).
-var readAheadOn = true
-
-// writeRun writes data at file offset off. A long run (the metadata array
-// is 1/64 of guest RAM) is written in chunks while another goroutine reads
-// the next ones, one load per cache line, so the kernel's copy into the page
-// cache finds its source in cache instead of waiting on memory.
-func writeRun(f *os.File, off int64, data []byte) error {
-	if !readAheadOn || len(data) < 4*readAheadChunk || runtime.NumCPU() < 2 {
-		_, err := f.WriteAt(data, off)
-		return err
-	}
-	ready := make(chan struct{}, readAheadDepth)
-	stop := make(chan struct{})
-	defer close(stop)
-	go func() {
-		var sum uint64
-		for lo := 0; lo < len(data); lo += readAheadChunk {
-			c := data[lo:min(lo+readAheadChunk, len(data))]
-			for i := 0; i+8 <= len(c); i += 64 {
-				sum += le.Uint64(c[i:])
-			}
-			select {
-			case ready <- struct{}{}:
-			case <-stop:
-				return
-			}
-		}
-		runtime.KeepAlive(sum)
-	}()
-	for lo := 0; lo < len(data); lo += readAheadChunk {
-		<-ready
-		hi := min(lo+readAheadChunk, len(data))
-		if _, err := f.WriteAt(data[lo:hi], off+int64(lo)); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // nextResident returns the index of the first non-zero byte of res at or

@@ -94,6 +94,18 @@ func TestLiveDumpOwnershipRules(t *testing.T) {
 			d.PutU32(d.Rec(pfn, mm.OffRefcount), 0)
 			return pfn
 		}},
+		{"kernel image frame POISONED", "kernel image frame not ALLOCATED|KERNEL", func(t *testing.T, d *inspecttest.Dump) uint64 {
+			pfn := inUseFrame(t, d, src, "kernel image") // the VMM refuses it as a bad frame: only the guest can poison it
+			d.PutU32(d.Rec(pfn, mm.OffFlags), mm.FlagPoisoned)
+			d.PutU32(d.Rec(pfn, mm.OffRefcount), 0)
+			return pfn
+		}},
+		{"metadata frame POISONED", "metadata array frame not ALLOCATED|KERNEL", func(t *testing.T, d *inspecttest.Dump) uint64 {
+			pfn := d.Reg.MetaPhys/mm.PageSize + 1 // the boot allocator never places the array on a bad frame
+			d.PutU32(d.Rec(pfn, mm.OffFlags), mm.FlagPoisoned)
+			d.PutU32(d.Rec(pfn, mm.OffRefcount), 0)
+			return pfn
+		}},
 		{"boot-time bad frame left unpoisoned", "bad frame from the boot info not POISONED", func(t *testing.T, d *inspecttest.Dump) uint64 {
 			var bi firmware.BootInfo
 			pfn := anyFree(t, d) // a free frame the boot info now calls bad

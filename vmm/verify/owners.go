@@ -97,7 +97,9 @@ func markOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult) 
 }
 
 // kernelAreas: the frames the VMM placed and the registered areas are
-// ALLOCATED|KERNEL (a bad frame among them POISONED); reported once per
+// ALLOCATED|KERNEL, never FREE and never POISONED (the VMM refuses bad
+// frames there, and the guest's boot allocator never places its metadata
+// on one, so a POISONED frame there is the guest's bug); reported once per
 // area, at its first wrong frame, with the count.
 func (o *owners) kernelAreas() {
 	type area struct {
@@ -112,7 +114,7 @@ func (o *owners) kernelAreas() {
 			continue
 		}
 		r, _ := o.view.Record(uint64(p))
-		if r.Flags == 0 || r.Flags == mm.FlagPoisoned || r.Flags == mm.FlagAllocated|mm.FlagKernel {
+		if r.Flags == 0 || r.Flags == mm.FlagAllocated|mm.FlagKernel {
 			continue
 		}
 		a := seen[k]

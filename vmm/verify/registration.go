@@ -136,8 +136,8 @@ type Boot struct {
 	Bad   []uint64 // PFNs
 }
 
-// inUseName names a firmware.InUse* kind as an owner.
-func inUseName(kind firmware.MemKind) string {
+// InUseName names a firmware.InUse* kind ("kernel image").
+func InUseName(kind firmware.MemKind) string {
 	switch kind {
 	case firmware.InUseFirmware:
 		return "firmware area"
@@ -179,7 +179,7 @@ func ReadBoot(mem Memory) (*Boot, error) {
 	b := &Boot{}
 	for _, r := range bi.InUse[:min(int(bi.NumInUse), len(bi.InUse))] {
 		if r.Size != 0 && r.Base+r.Size > r.Base {
-			b.InUse = append(b.InUse, Region{Name: inUseName(r.Kind), Base: r.Base, Size: r.Size})
+			b.InUse = append(b.InUse, Region{Name: InUseName(r.Kind), Base: r.Base, Size: r.Size})
 		}
 	}
 	b.Bad = append(b.Bad, bi.BadFrames[:min(int(bi.NumBad), len(bi.BadFrames))]...)

@@ -112,10 +112,13 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 			}
 			if r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 {
 				s.bad(p, "spec: free-list node is not a FREE head of the list's order", "list", uint64(k), uint64(r.Flags)<<8|uint64(r.Order))
+				s.behindBreak(on, k, p, r.Next)
 				break
 			}
 			if r.Prev != prev {
 				s.bad(p, "spec: free-list prev link broken", "prev", prev, r.Prev)
+				on[p] = int8(k)
+				s.behindBreak(on, k, p, r.Next)
 				break
 			}
 			on[p] = int8(k)
@@ -131,6 +134,23 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 		s.badScope("allocator totals", "spec: free frame total differs from the lists", "count", listed, h.FreeFrames)
 	}
 	return on
+}
+
+// behindBreak marks the well-formed rest of list k after the broken node
+// at (its next link: from) as on the list: those blocks are reached
+// through the break, which is reported once, not again as FREE heads off
+// their list. It stops where the rest is not well formed or meets a
+// frame already seen.
+func (s *specCheck) behindBreak(on []int8, k uint8, at, from uint64) {
+	prev := at
+	for p := from; p != mm.LinkNone; {
+		r, ok := s.v.Record(p)
+		if !ok || on[p] >= 0 || r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 || r.Prev != prev {
+			return
+		}
+		on[p] = int8(k)
+		prev, p = p, r.Next
+	}
 }
 
 // caches returns, for each frame, whether a live per-CPU cache entry holds
@@ -187,22 +207,23 @@ func (s *specCheck) caches() []bool {
 func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 	var blockEnd uint64 // frames below blockEnd are tails of the current block
 	var tail uint32     // the flags those tails must carry
+	var run badRun      // the tails charged to a bad head
 	for p := uint64(0); p < s.n; p++ {
 		r, _ := s.v.Record(p)
 		if s.hist != nil {
 			s.hist.add(r)
 		}
+		if run.takes(p, r) {
+			s.tailState(p, r)
+			continue
+		}
+		s.closeRun(&run)
 		if r.Reserved != 0 {
 			s.bad(p, "spec: reserved order bytes set", "order", 0, uint64(r.Reserved))
 		}
 		if p < blockEnd {
 			if r.Flags == tail && r.Order == mm.OrderTail {
-				if r.Refcount != 0 {
-					s.bad(p, "spec: block tail holds references", "refcount", 0, uint64(r.Refcount))
-				}
-				if r.Next != mm.LinkNone || r.Prev != mm.LinkNone {
-					s.bad(p, "spec: block tail has links", "next", mm.LinkNone, r.Next&r.Prev)
-				}
+				s.tailState(p, r)
 				continue
 			}
 			s.bad(p, "spec: frame inside a block is not one of its tails", "flags", uint64(tail), uint64(r.Flags))
@@ -217,10 +238,16 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 			if r.Order != 0 || r.Refcount != 0 || !noLinks {
 				s.bad(p, "spec: not-RAM or poisoned frame carries state", "order", 0, uint64(r.Order)|uint64(r.Refcount)<<8)
 			}
+			if r.Order != 0 {
+				s.startRun(&run, p)
+			}
 			continue
 		case r.Flags == mm.FlagPerCPU:
 			if r.Order != 0 || r.Refcount != 0 || !cached[p] {
 				s.bad(p, "spec: PERCPU frame not an order-0 frame in its cache slot", "pcp", 1, uint64(r.Order)|uint64(r.Refcount)<<8)
+			}
+			if r.Order != 0 {
+				s.startRun(&run, p)
 			}
 			continue
 		case r.Flags == mm.FlagFree:
@@ -236,14 +263,17 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 			}
 		default:
 			s.bad(p, "spec: illegal flag combination", "flags", 0, uint64(r.Flags))
+			s.startRun(&run, p)
 			continue
 		}
 		if r.Order == mm.OrderTail {
 			s.bad(p, "spec: tail outside any block", "order", 0, uint64(r.Order))
+			s.startRun(&run, p)
 			continue
 		}
 		if r.Order > mm.MaxOrder {
 			s.bad(p, "spec: block order above the maximum", "order", mm.MaxOrder, uint64(r.Order))
+			s.startRun(&run, p)
 			continue
 		}
 		size := uint64(1) << r.Order
@@ -271,5 +301,73 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 			}
 		}
 	}
+	s.closeRun(&run)
 	return poisoned
+}
+
+// tailState checks what every tail must hold besides its flags and order:
+// no references, no links.
+func (s *specCheck) tailState(p uint64, r mm.Record) {
+	if r.Refcount != 0 {
+		s.bad(p, "spec: block tail holds references", "refcount", 0, uint64(r.Refcount))
+	}
+	if r.Next != mm.LinkNone || r.Prev != mm.LinkNone {
+		s.bad(p, "spec: block tail has links", "next", mm.LinkNone, r.Next&r.Prev)
+	}
+}
+
+// badRun is the run of tails after a bad head: a frame outside any block
+// that cannot start one (illegal flags, a tail order, an order above the
+// maximum, or any order on a not-RAM, POISONED or PERCPU frame). The
+// tail-shaped frames right after it (tail order, the same tail flags, not
+// past the top-order block around the head) are the bad head's
+// consequence: one violation, the head's, says how many frames it covers.
+type badRun struct {
+	end    uint64 // frames below end may belong to the run
+	flags  uint32 // the run's tail flags (0: none seen yet)
+	frames uint64 // tails taken
+	idx    int    // the head's violation in out (-1: not listed)
+}
+
+// startRun opens a run after the bad head p, whose violation was the last
+// one reported.
+func (s *specCheck) startRun(run *badRun, p uint64) {
+	top := uint64(1) << mm.MaxOrder
+	*run = badRun{end: min((p/top+1)*top, s.n), idx: len(s.out) - 1}
+	if s.tot > len(s.out) {
+		run.idx = -1 // the head's violation was counted but not listed
+	}
+}
+
+// takes reports whether frame p (record r) continues the run.
+func (run *badRun) takes(p uint64, r mm.Record) bool {
+	if p >= run.end || r.Order != mm.OrderTail || r.Reserved != 0 {
+		return false
+	}
+	if run.flags == 0 {
+		if r.Flags != mm.FlagFree && r.Flags != mm.FlagAllocated|mm.FlagKernel && r.Flags != mm.FlagAllocated|mm.FlagUser {
+			return false
+		}
+		run.flags = r.Flags
+	}
+	if r.Flags != run.flags {
+		return false
+	}
+	run.frames++
+	return true
+}
+
+// closeRun ends the run, saying on the head's violation how many frames
+// it stands for.
+func (s *specCheck) closeRun(run *badRun) {
+	if run.frames > 0 && run.idx >= 0 {
+		s.out[run.idx].Detail = coversDetail(run.frames)
+	}
+	*run = badRun{}
+}
+
+// coversDetail is the detail of a bad head's violation that stands for
+// the tails after it.
+func coversDetail(tails uint64) string {
+	return fmt.Sprintf("bad block head: covers %d frames; its %d tails are not reported one by one", tails+1, tails)
 }

@@ -3,6 +3,7 @@ package verify
 import (
 	"encoding/binary"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/vmm-dev/vmm/guest/mm"
@@ -148,4 +149,61 @@ func TestSpecAgreesWithCheck(t *testing.T) {
 		t.Fatalf("only %d of %d corruptions were visible: the generator is too tame", detected, rounds)
 	}
 	t.Logf("%d of %d corruptions detected by both checkers", detected, rounds)
+}
+
+// TestSpecBadHeadOnce: the host's own check also reports a bad block head
+// once, saying how many frames it covers, and still reports a bug on one
+// of its tails and one elsewhere; a list cut at the bad head is reported
+// at the cut, not again at every block behind it.
+func TestSpecBadHeadOnce(t *testing.T) {
+	mem, _, in := newGuest(t, 8192) // free top-order blocks at 1024, 2048, ... 7168; 7168 heads the list
+	le := binary.LittleEndian
+	rec := func(pfn uint64) []byte { return mem[in.MetaPhys+pfn*mm.FrameMetaSize:][:mm.FrameMetaSize] }
+	for _, p := range []uint64{1024, 2048, 3072, 5120} {
+		if r := rec(p); le.Uint32(r[mm.OffFlags:]) != mm.FlagFree || r[mm.OffOrder] != mm.MaxOrder {
+			t.Fatalf("frame %d is not a free top-order head", p)
+		}
+	}
+	le.PutUint32(rec(1024)[mm.OffFlags:], mm.FlagAllocated) // no owner: illegal
+	le.PutUint32(rec(1030)[mm.OffRefcount:], 5)             // a tail's own bug
+	le.PutUint32(rec(5120)[mm.OffRefcount:], 7)             // an unrelated bug elsewhere
+	rec(3072)[mm.OffOrder] = 9                              // cuts the list (2048 behind it); 3584..4095: tails outside a block
+	v, err := NewView(mem, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, total := checkSpec(&v, nil, nil)
+	find := func(pfn uint64, kind string) Violation {
+		for _, x := range out {
+			if x.PFN == pfn && x.Kind == kind {
+				return x
+			}
+		}
+		t.Errorf("no %q at %d in %v", kind, pfn, out)
+		return Violation{}
+	}
+	if x := find(1024, "spec: illegal flag combination"); !strings.Contains(x.Detail, "covers 1024 frames") {
+		t.Errorf("bad head's detail: %q", x.Detail)
+	}
+	if x := find(3584, "spec: tail outside any block"); !strings.Contains(x.Detail, "covers 512 frames") {
+		t.Errorf("first orphan tail's detail: %q", x.Detail)
+	}
+	find(1030, "spec: block tail holds references")
+	find(5120, "spec: FREE frame holds references")
+	for _, x := range out {
+		if x.Scope == "" && x.PFN != 1024 && x.PFN != 1030 && x.PFN != 3072 && x.PFN != 5120 && x.PFN != 3584 {
+			t.Errorf("a consequence reported on its own: %v", x)
+		}
+	}
+	if total != len(out) || total > 10 {
+		t.Errorf("%d violations (%d listed): %v", total, len(out), out)
+	}
+	// The report merges both checkers: the same frames, once each.
+	r, err := Verify(mem, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.TotalViolations > 12 {
+		t.Errorf("report: %d violations: %v", r.TotalViolations, r.Violations)
+	}
 }

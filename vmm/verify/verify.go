@@ -145,7 +145,10 @@ func Verify(mem Memory, in Input) (*Report, error) {
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
 		cv := fromChecker(v, view.FrameCount())
-		if v.Kind == mm.VTailOrder || v.Kind == mm.VTailFlags {
+		switch {
+		case v.Covers > 0:
+			cv.Detail = coversDetail(v.Covers)
+		case v.Kind == mm.VTailOrder || v.Kind == mm.VTailFlags:
 			if h, k, ok := view.BlockOf(v.PFN); ok {
 				cv.Detail = fmt.Sprintf("inside the order-%d block headed by frame %#x", k, h)
 			}
