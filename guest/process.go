@@ -495,19 +495,11 @@ func procPageFault(rec *firmware.TrapRecord) bool {
 	return demandPage(page, rec.ErrorCode&pfWrite != 0)
 }
 
-// programKilled ends the program after a fault it cannot survive (signals
-// are not delivered): the report names the signal Linux would have sent and
+// programKilled ends the program after a fault it cannot survive (no
+// handler, or one that cannot be entered: see signal.go): the report names the signal Linux would have sent and
 // the status is 128 + that signal, as a shell shows it.
 func programKilled(rec *firmware.TrapRecord) {
-	sig := uint64(11) // SIGSEGV: page faults, #GP and the rest
-	switch rec.Vector {
-	case 0:
-		sig = 8 // SIGFPE
-	case 3:
-		sig = 5 // SIGTRAP
-	case 6:
-		sig = 4 // SIGILL
-	}
+	sig, _, _ := faultSignal(rec)
 	putString("run: program killed by signal ")
 	putDec(sig)
 	putString(": vector ")

@@ -39,9 +39,9 @@ var syscallTable = [maxSyscall]sysEntry{
 	10:  {"mprotect", sysPartial, "PROT_NONE over pages already populated: EINVAL"},
 	11:  {"munmap", sysSupported, ""},
 	12:  {"brk", sysRefused, ""},
-	13:  {"rt_sigaction", sysPartial, "handlers are stored and reported back, never delivered"},
-	14:  {"rt_sigprocmask", sysPartial, "the mask is stored per thread; no signal is ever delivered"},
-	15:  {"rt_sigreturn", sysRefused, ""},
+	13:  {"rt_sigaction", sysPartial, "handlers of fault signals (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP) run on the program's faults, with Linux's signal frame; other signals are never sent"},
+	14:  {"rt_sigprocmask", sysPartial, "the mask is stored per thread; a blocked fault signal kills, as on Linux"},
+	15:  {"rt_sigreturn", sysSupported, "registers, FXSAVE state and signal mask from the handler's frame"},
 	16:  {"ioctl", sysPartial, "every fd answers ENOTTY"},
 	17:  {"pread64", sysPartial, "no files: EBADF"},
 	20:  {"writev", sysRefused, ""},
@@ -65,7 +65,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	107: {"geteuid", sysPartial, "always 0"},
 	108: {"getegid", sysPartial, "always 0"},
 	110: {"getppid", sysPartial, "always 0"},
-	131: {"sigaltstack", sysPartial, "stored per thread, never used"},
+	131: {"sigaltstack", sysPartial, "per thread; SA_ONSTACK handlers run on it; changing it while on it is not refused"},
 	157: {"prctl", sysRefused, ""},
 	158: {"arch_prctl", sysPartial, "ARCH_SET_FS and ARCH_GET_FS; others: EINVAL"},
 	186: {"gettid", sysSupported, ""},
@@ -195,6 +195,8 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysFcntl(a0, a1, a2), false
 	case 102, 104, 107, 108, 110: // getuid, getgid, geteuid, getegid, getppid
 		return 0, false
+	case 15:
+		return sysRtSigreturn(c), false
 	case 131:
 		return sysSigaltstack(a0, a1), false
 	case 158:

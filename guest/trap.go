@@ -98,9 +98,14 @@ func handleTrap(regs *trapRegs) {
 	}
 	if !dispatchTrap(rec, regs) {
 		if proc.active && rec.RIP < userTop {
-			programKilled(rec) // the program's own fault: it ends, the kernel does not
+			// The program's own fault: its handler runs (signal.go), or it
+			// ends; the kernel does not.
+			if !deliverFault(rec, regs) {
+				programKilled(rec)
+			}
+		} else {
+			reportFault(rec, regs, "")
 		}
-		reportFault(rec, regs, "")
 	}
 	thisCPU().Traps++
 	// trapEntry pops RFLAGS and RIP from the interrupted stack: Go code has

@@ -69,17 +69,40 @@ func TestRunRefusesBadProgramsBeforeAnyVM(t *testing.T) {
 	}
 }
 
-// TestRunProgramKilledBySignal: a nil dereference the program cannot
-// survive (no signal delivery yet) ends it as killed by SIGSEGV, reported
-// as a fault with the kernel's account, after its earlier output; every
-// frame still comes back.
+// TestRunProgramKilledBySignal: a nil dereference with no handler to run
+// (sigdefault puts SIGSEGV back to SIG_DFL) ends the program as killed by
+// SIGSEGV, reported as a fault with the kernel's account, after its earlier
+// output; every frame still comes back. With the Go runtime's own handler
+// (nilderef) the fault is delivered and Go prints its panic and exits 2, on
+// stderr exactly as on the host.
 func TestRunProgramKilledBySignal(t *testing.T) {
 	kvmtest.Require(t)
-	prog := buildProgram(t, "nilderef")
+	prog := buildProgram(t, "sigdefault")
 	st, out, errs := runCLI("run", "--kernel", guestPath(t), prog)
 	if st != vmm.StatusFault || out != "before\n" || !strings.Contains(errs, "program killed by signal 11 (status 139)") ||
-		!strings.Contains(errs, "address 0x0") || !strings.Contains(errs, "main.main+0x") || !strings.Contains(errs, "nilderef/main.go:14)") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
+		!strings.Contains(errs, "address 0x0") || !strings.Contains(errs, "main.main+0x") || !strings.Contains(errs, "sigdefault/main.go:23)") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
 		t.Errorf("status %d, stdout %q, stderr:\n%s", st, out, errs)
+	}
+
+	prog = buildProgram(t, "nilderef")
+	host := exec.Command(prog)
+	var hostErr strings.Builder
+	host.Stderr = &hostErr
+	hostOut, err := host.Output()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("nilderef on the host: %v", err)
+	}
+	st, out, errs = runCLI("run", "--kernel", guestPath(t), prog)
+	var progErr strings.Builder
+	for _, l := range strings.SplitAfter(errs, "\n") {
+		if !strings.HasPrefix(l, "vmm run:") {
+			progErr.WriteString(l)
+		}
+	}
+	if st != 2 || out != string(hostOut) || progErr.String() != hostErr.String() ||
+		!strings.Contains(errs, "nilderef/main.go:14 +0x") || !strings.Contains(errs, "0 frames leaked") {
+		t.Errorf("nilderef: status %d, stdout %q, stderr:\n%s\nhost stderr:\n%s", st, out, errs, hostErr.String())
 	}
 }
 
@@ -98,6 +121,7 @@ func TestRunGoPrograms(t *testing.T) {
 		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
 		{"churn", nil, nil},
 		{"random", nil, nil},
+		{"recover", nil, nil},
 		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
