@@ -178,6 +178,7 @@ func programEnd(status, sig uint64) {
 	report("run.tlb_flushes", proc.flushes)
 	report("run.peak_frames", proc.peakFrames)
 	report("run.thread_switches", switches)
+	report("run.signals_delivered", sigFaults)
 	report("run.threads", nextTID-1)
 	leaked := proc.framesBefore - kernelMM.FreeFrames()
 	if proc.framesBefore < kernelMM.FreeFrames() {

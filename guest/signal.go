@@ -172,7 +172,7 @@ func deliverFault(rec *firmware.TrapRecord, regs *trapRegs) bool {
 func pushSigFrame(t *thread, c *userCtx, fx *[512]byte, act *[4]uint64, sig, code, addr, trapno, errCode, cr2, cs, ss uint64) (uint64, bool) {
 	ssSP, ssSize := t.altstack[0], t.altstack[2]
 	altOn := ssSize != 0 && uint32(t.altstack[1])&ssDisable == 0
-	onAlt := altOn && c.RSP > ssSP && c.RSP-ssSP <= ssSize
+	onAlt := onAltStack(t, c.RSP)
 	sp := c.RSP - redZone
 	if act[1]&saOnstack != 0 && altOn && !onAlt {
 		sp = ssSP + ssSize
@@ -261,6 +261,12 @@ func sysRtSigreturn(c *userCtx) uint64 {
 func sigreturnKill(c *userCtx) {
 	rec := firmware.TrapRecord{Vector: 13, RIP: c.RIP}
 	programKilled(&rec)
+}
+
+// onAltStack reports whether sp lies on t's enabled signal stack.
+func onAltStack(t *thread, sp uint64) bool {
+	ssSP, ssSize := t.altstack[0], t.altstack[2]
+	return ssSize != 0 && uint32(t.altstack[1])&ssDisable == 0 && sp > ssSP && sp-ssSP <= ssSize
 }
 
 // fxInit sets an FXSAVE image to the FPU's initial state.

@@ -65,7 +65,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	107: {"geteuid", sysPartial, "always 0"},
 	108: {"getegid", sysPartial, "always 0"},
 	110: {"getppid", sysPartial, "always 0"},
-	131: {"sigaltstack", sysPartial, "per thread; SA_ONSTACK handlers run on it; changing it while on it is not refused"},
+	131: {"sigaltstack", sysPartial, "per thread; SA_ONSTACK handlers run on it; SS_AUTODISARM: EINVAL"},
 	157: {"prctl", sysRefused, ""},
 	158: {"arch_prctl", sysPartial, "ARCH_SET_FS and ARCH_GET_FS; others: EINVAL"},
 	186: {"gettid", sysSupported, ""},
@@ -198,7 +198,7 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 	case 15:
 		return sysRtSigreturn(c), false
 	case 131:
-		return sysSigaltstack(a0, a1), false
+		return sysSigaltstack(a0, a1, c.RSP), false
 	case 158:
 		return sysArchPrctl(c, a0, a1), false
 	case 186: // gettid
@@ -493,18 +493,24 @@ func sysRtSigprocmask(how, set, oset, size uint64) uint64 {
 	return 0
 }
 
-func sysSigaltstack(ss, oss uint64) uint64 {
+func sysSigaltstack(ss, oss, sp uint64) uint64 {
 	t := &threads[curThread]
+	onAlt := onAltStack(t, sp)
 	if oss != 0 {
-		flags := t.altstack[1]
+		flags := uint64(uint32(t.altstack[1]))
 		if t.altstack[2] == 0 {
-			flags = 2 // SS_DISABLE
+			flags = ssDisable
+		} else if onAlt {
+			flags = ssOnstack
 		}
 		if !putUserU64(oss, t.altstack[0]) || !putUserU64(oss+8, flags) || !putUserU64(oss+16, t.altstack[2]) {
 			return errno(eFAULT)
 		}
 	}
 	if ss != 0 {
+		if onAlt {
+			return errno(ePERM) // Linux refuses to move the stack a handler runs on
+		}
 		var w [3]uint64
 		for i := range w {
 			v, ok := userU64(ss + uint64(8*i))
@@ -512,6 +518,14 @@ func sysSigaltstack(ss, oss uint64) uint64 {
 				return errno(eFAULT)
 			}
 			w[i] = v
+		}
+		switch fl := uint32(w[1]); {
+		case fl&ssDisable != 0 && fl&^ssDisable == 0:
+			w = [3]uint64{}
+		case fl != 0: // SS_AUTODISARM (not implemented) or unknown flags
+			return errno(eINVAL)
+		case w[2] < 2048: // MINSIGSTKSZ
+			return errno(eNOMEM)
 		}
 		t.altstack = w
 	}

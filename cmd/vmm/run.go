@@ -288,6 +288,7 @@ type runSummary struct {
 	PeakFrames uint64       `json:"peak_frames"`
 	Threads    uint64       `json:"threads"`
 	Leaked     uint64       `json:"frames_leaked"`
+	Signals    uint64       `json:"signals_delivered"` // faults the program's own handler took
 }
 
 type namedCount struct {
@@ -311,6 +312,8 @@ func summarizeRun(r *vmm.Result) runSummary {
 			s.Threads = rep.Value
 		case rep.Key == "run.frames_leaked":
 			s.Leaked = rep.Value
+		case rep.Key == "run.signals_delivered":
+			s.Signals = rep.Value
 		}
 	}
 	for _, l := range [][]namedCount{s.Syscalls, s.Refused} {

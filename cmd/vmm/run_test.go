@@ -121,7 +121,7 @@ func TestRunGoPrograms(t *testing.T) {
 		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
 		{"churn", nil, nil},
 		{"random", nil, nil},
-		{"recover", nil, nil},
+		{"recover", nil, nil}, // five faults, each through the program's SIGSEGV handler
 		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -160,6 +160,7 @@ func TestRunGoPrograms(t *testing.T) {
 				Run               struct {
 					PeakFrames uint64 `json:"peak_frames"`
 					Leaked     uint64 `json:"frames_leaked"`
+					Signals    uint64 `json:"signals_delivered"`
 					Syscalls   []struct{ Name string }
 				}
 			}
@@ -189,6 +190,9 @@ func TestRunGoPrograms(t *testing.T) {
 			if labels != wantLabels || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
 				*res.ProgramExitStatus != wantStatus || res.Run.PeakFrames == 0 || res.Run.Leaked != 0 || len(res.Run.Syscalls) == 0 {
 				t.Errorf("summary: checkpoints %q, %+v", labels, res)
+			}
+			if wantSignals := map[string]uint64{"recover": 5}[tc.name]; res.Run.Signals != wantSignals {
+				t.Errorf("%d signals delivered, want %d", res.Run.Signals, wantSignals)
 			}
 		})
 	}
