@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,8 +75,9 @@ func TestRunRefusesBadProgramsBeforeAnyVM(t *testing.T) {
 // (sigdefault puts SIGSEGV back to SIG_DFL) ends the program as killed by
 // SIGSEGV, reported as a fault with the kernel's account, after its earlier
 // output; every frame still comes back. With the Go runtime's own handler
-// (nilderef) the fault is delivered and Go prints its panic and exits 2, on
-// stderr exactly as on the host.
+// the fault is delivered: for nilderef Go prints its panic and exits 2, on
+// stderr exactly as on the host; for illegal (UD2) Go's SIGILL report
+// shows the si_code and the registers of the signal frame as on the host.
 func TestRunProgramKilledBySignal(t *testing.T) {
 	kvmtest.Require(t)
 	prog := buildProgram(t, "sigdefault")
@@ -84,25 +87,54 @@ func TestRunProgramKilledBySignal(t *testing.T) {
 		t.Errorf("status %d, stdout %q, stderr:\n%s", st, out, errs)
 	}
 
-	prog = buildProgram(t, "nilderef")
-	host := exec.Command(prog)
-	var hostErr strings.Builder
-	host.Stderr = &hostErr
-	hostOut, err := host.Output()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
-		t.Fatalf("nilderef on the host: %v", err)
-	}
-	st, out, errs = runCLI("run", "--kernel", guestPath(t), prog)
-	var progErr strings.Builder
-	for _, l := range strings.SplitAfter(errs, "\n") {
-		if !strings.HasPrefix(l, "vmm run:") {
-			progErr.WriteString(l)
+	hostRun := func(prog string) (stdout, stderr string) {
+		host := exec.Command(prog)
+		var hostErr strings.Builder
+		host.Stderr = &hostErr
+		hostOut, err := host.Output()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Fatalf("%s on the host: %v", prog, err)
 		}
+		return string(hostOut), hostErr.String()
 	}
-	if st != 2 || out != string(hostOut) || progErr.String() != hostErr.String() ||
+	// progStderr is the program's part of vmm's stderr.
+	progStderr := func(errs string) string {
+		var b strings.Builder
+		for _, l := range strings.SplitAfter(errs, "\n") {
+			if !strings.HasPrefix(l, "vmm run:") {
+				b.WriteString(l)
+			}
+		}
+		return b.String()
+	}
+
+	prog = buildProgram(t, "nilderef")
+	hostOut, hostErr := hostRun(prog)
+	st, out, errs = runCLI("run", "--kernel", guestPath(t), prog)
+	if st != 2 || out != hostOut || progStderr(errs) != hostErr ||
 		!strings.Contains(errs, "nilderef/main.go:14 +0x") || !strings.Contains(errs, "0 frames leaked") {
-		t.Errorf("nilderef: status %d, stdout %q, stderr:\n%s\nhost stderr:\n%s", st, out, errs, hostErr.String())
+		t.Errorf("nilderef: status %d, stdout %q, stderr:\n%s\nhost stderr:\n%s", st, out, errs, hostErr)
+	}
+
+	// Go's SIGILL report: the first three lines (signal, PC and si_code,
+	// instruction bytes) and the register dump, heap addresses masked
+	// (the goroutine list between them depends on scheduling).
+	heap := regexp.MustCompile(`0x[0-9a-f]{9,}`)
+	report := func(s string) string {
+		lines := strings.Split(heap.ReplaceAllString(s, "ADDR"), "\n")
+		regs := slices.Index(lines, "rax    0x7")
+		if len(lines) < 3 || regs < 0 {
+			return s
+		}
+		return strings.Join(append(lines[:3:3], lines[regs:]...), "\n")
+	}
+	prog = buildProgram(t, "illegal")
+	hostOut, hostErr = hostRun(prog)
+	st, out, errs = runCLI("run", "--kernel", guestPath(t), prog)
+	if got, want := report(progStderr(errs)), report(hostErr); st != 2 || out != hostOut || got != want ||
+		!strings.Contains(want, "sigcode=2") || !strings.Contains(want, "rflags") {
+		t.Errorf("illegal: status %d, stdout %q, report:\n%s\nhost:\n%s", st, out, got, want)
 	}
 }
 
@@ -121,7 +153,7 @@ func TestRunGoPrograms(t *testing.T) {
 		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
 		{"churn", nil, nil},
 		{"random", nil, nil},
-		{"recover", nil, nil}, // five faults, each through the program's SIGSEGV handler
+		{"recover", nil, nil}, // six faults, each through the program's SIGSEGV or SIGFPE handler // five faults, each through the program's SIGSEGV handler
 		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -191,7 +223,7 @@ func TestRunGoPrograms(t *testing.T) {
 				*res.ProgramExitStatus != wantStatus || res.Run.PeakFrames == 0 || res.Run.Leaked != 0 || len(res.Run.Syscalls) == 0 {
 				t.Errorf("summary: checkpoints %q, %+v", labels, res)
 			}
-			if wantSignals := map[string]uint64{"recover": 5}[tc.name]; res.Run.Signals != wantSignals {
+			if wantSignals := map[string]uint64{"recover": 6}[tc.name]; res.Run.Signals != wantSignals {
 				t.Errorf("%d signals delivered, want %d", res.Run.Signals, wantSignals)
 			}
 		})

@@ -1,5 +1,6 @@
-// Command recover survives its own faults: a nil dereference and a write
-// to a read-only page each become a Go panic (the runtime's SIGSEGV
+// Command recover survives its own faults: a nil dereference, a write to a
+// read-only page and a hardware division by zero (divZero, in assembly: Go
+// code checks its divisors itself) each become a Go panic (the runtime's SIGSEGV
 // handler, entered through the kernel's signal frame) that recover stops;
 // the program then carries on, its goroutines and heap intact, and exits 0.
 package main
@@ -18,6 +19,14 @@ var p *T
 func nilDeref() (err any) {
 	defer func() { err = recover() }()
 	return p.x
+}
+
+func divZero() // div_amd64.s: DIVQ by zero, a #DE
+
+func div() (err any) {
+	defer func() { err = recover() }()
+	divZero()
+	return nil
 }
 
 // readOnlyWrite writes to a PROT_READ page: a fault at a high address,
@@ -43,6 +52,7 @@ func main() {
 	for i := 0; i < 3; i++ {
 		fmt.Println("recovered:", nilDeref())
 	}
+	fmt.Println("divide:", div())
 	err, ok := readOnlyWrite()
 	fmt.Println("read-only write:", err, "at the page:", ok)
 	done := make(chan int)
