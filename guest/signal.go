@@ -144,6 +144,9 @@ func deliverFault(rec *firmware.TrapRecord, regs *trapRegs) bool {
 	if act[0] <= 1 || t.sigmask&bit != 0 || act[1]&saRestorer == 0 {
 		return false // default, ignored or blocked: Linux forces the default action
 	}
+	if rec.Vector == 14 && faultAllowed(rec) {
+		return false // a legal access that found no free frame: not the program's fault to handle
+	}
 	var c userCtx
 	ctxFromTrap(&c, rec, regs)
 	fx := fxBelow(regs)
@@ -261,6 +264,17 @@ func sysRtSigreturn(c *userCtx) uint64 {
 func sigreturnKill(c *userCtx) {
 	rec := firmware.TrapRecord{Vector: 13, RIP: c.RIP}
 	programKilled(&rec)
+}
+
+// faultAllowed reports whether the page fault in rec was an access its area
+// permits to a page not yet there, i.e. one demand paging failed to serve.
+func faultAllowed(rec *firmware.TrapRecord) bool {
+	i := proc.vmas.find(rec.CR2)
+	if i < 0 || rec.ErrorCode&pfPresent != 0 {
+		return false
+	}
+	prot := proc.vmas.a[i].prot
+	return prot != 0 && (rec.ErrorCode&pfWrite == 0 || prot&protWrite != 0)
 }
 
 // onAltStack reports whether sp lies on t's enabled signal stack.
