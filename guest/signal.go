@@ -158,11 +158,11 @@ func deliverFault(rec *firmware.TrapRecord, regs *trapRegs) bool {
 	if act[1]&saNodefer == 0 {
 		t.sigmask |= bit
 	}
-	if act[1]&saResethand != 0 {
-		act[0], act[1] = 0, act[1]&^saSiginfo
-	}
 	c.DI, c.SI, c.DX, c.AX = sig, frame+sfInfo, frame+sfUC, 0
 	c.RSP, c.RIP, c.RFLAGS = frame, act[0], c.RFLAGS&^flagsClearOnEntry
+	if act[1]&saResethand != 0 { // this delivery only: the next one is fatal
+		act[0], act[1] = 0, act[1]&^saSiginfo
+	}
 	ctxToTrap(&c, rec, regs)
 	fxInit(fx) // the handler starts with a clean FPU, as on Linux
 	sigFaults++
