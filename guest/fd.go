@@ -27,6 +27,9 @@ type fileDesc struct {
 	watcher uint64
 	events  uint64
 	data    uint64
+	// A --dir file or directory (fs.go): its image entry, and the read
+	// offset (a directory's: the next getdents64 record).
+	node, pos uint64
 }
 
 var fds [maxFDs]fileDesc
