@@ -93,12 +93,14 @@ func TestRunGoPrograms(t *testing.T) {
 		name string
 		args []string
 		env  []string
+		dir  string // --dir, under testdata/run/NAME; the host run's working directory
 	}{
-		{"hello", nil, nil},
-		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
-		{"churn", nil, nil},
-		{"random", nil, nil},
-		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
+		{"hello", nil, nil, ""},
+		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}, ""},
+		{"churn", nil, nil, ""},
+		{"random", nil, nil, ""},
+		{"readfile", nil, nil, "tree"},
+		{"churn", []string{"--verify-every", "20ms"}, nil, ""}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prog := buildProgram(t, tc.name)
@@ -108,6 +110,11 @@ func TestRunGoPrograms(t *testing.T) {
 			}
 			host := exec.Command(prog, tc.args...)
 			host.Env = tc.env
+			if tc.dir != "" {
+				tc.dir = filepath.Join("..", "..", "testdata", "run", tc.name, tc.dir)
+				host.Dir = tc.dir
+				vmmFlags = append(vmmFlags, "--dir", tc.dir)
+			}
 			want, err := host.Output()
 			wantStatus := 0
 			var ee *exec.ExitError
@@ -154,7 +161,7 @@ func TestRunGoPrograms(t *testing.T) {
 				labels += c.Label + " "
 			}
 			wantLabels := "run-loaded run exit "
-			if vmmFlags != nil {
+			if len(vmmFlags) > 0 && vmmFlags[0] == "--verify-every" {
 				// Periodic checks while the program runs (it runs for far
 				// longer than one interval of guest time).
 				wantLabels = "run-loaded run-periodic "
