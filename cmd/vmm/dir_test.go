@@ -7,6 +7,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
 )
 
@@ -76,5 +77,21 @@ func TestRunRefusesBadDirsBeforeAnyVM(t *testing.T) {
 	// The same large tree fits a larger guest: the refusal was the cap.
 	if _, err := packDir(big, 256<<20); err != nil {
 		t.Errorf("packDir(big) with room: %v", err)
+	}
+}
+
+// TestRunReadOnlyFileSystemErrors: the errors of a read-only mount (which a
+// host run on a writable tree cannot show) match what Linux returns, as
+// recorded in testdata/run/fserrors/want.txt.
+func TestRunReadOnlyFileSystemErrors(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "fserrors")
+	want, err := os.ReadFile(filepath.Join("..", "..", "testdata", "run", "fserrors", "want.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, out, errs := runCLI("run", "--kernel", guestPath(t), "--dir", filepath.Join("..", "..", "testdata", "run", "readfile", "tree"), prog)
+	if st != 0 || out != string(want) {
+		t.Errorf("status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", st, out, want, errs)
 	}
 }
