@@ -42,7 +42,10 @@ type RunHeader struct {
 	// FSSize 0: the program has no file system).
 	FSOff  uint64
 	FSSize uint64
-	_      [2]uint64
+	// FSCwd is the entry index of the program's working directory (a
+	// directory of the image; 0: its root).
+	FSCwd uint64
+	_     [1]uint64
 }
 
 // RunHeaderSize is RunHeader's size in bytes.

@@ -4,8 +4,9 @@ import "github.com/vmm-dev/vmm/firmware"
 
 // The read-only file system of `vmm run --dir` (firmware.FSHeader): the
 // image sits in the run bundle; fsInit checks it once, as untrusted input,
-// and the system calls below serve it. The tree's root is both / and the
-// working directory. There are no symlinks, nothing is writable, and
+// and the system calls below serve it. The tree's root is /; the working
+// directory is the directory the VMM named (vmm run --cwd) and never
+// changes (chdir is not served). There are no symlinks, nothing is writable, and
 // lookups scan a directory's children (they are few in test trees).
 
 const (
@@ -39,6 +40,7 @@ var fsys struct {
 	n                  uint64 // entries
 	namesOff, namesLen uint64
 	dataOff, dataLen   uint64
+	cwd                uint64 // the working directory's entry
 }
 
 var fsPath [fsMaxPath]byte // the path being resolved (one syscall at a time)
@@ -60,7 +62,7 @@ func fsName(i uint64) []byte {
 
 // fsInit checks the image at phys [base, base+size) and serves it; false
 // (with a console line) if any field is out of place.
-func fsInit(base, size uint64) bool {
+func fsInit(base, size, cwd uint64) bool {
 	img := physBytes(base, int(size))
 	bad := func(what string) bool {
 		putString("run: bad --dir image: ")
@@ -123,6 +125,10 @@ func fsInit(base, size uint64) bool {
 			return fsFail(bad("entry outside its parent's children"))
 		}
 	}
+	if cwd >= n || !fsIsDir(cwd) {
+		return fsFail(bad("the working directory is not a directory of the image"))
+	}
+	fsys.cwd = cwd
 	return true
 }
 
@@ -159,7 +165,7 @@ func pageSizeLeft(va uint64) uint64 { return 4096 - va%4096 }
 // fsStart is where a lookup relative to dirfd begins.
 func fsStart(dirfd uint64) (uint64, uint64) {
 	if dirfd == atFDCWD || dirfd&0xffffffff == atFDCWD&0xffffffff {
-		return 0, 0
+		return fsys.cwd, 0
 	}
 	f := fdOf(dirfd, fdFile)
 	if f == nil {
@@ -234,7 +240,7 @@ func fsLookup(dirfd, va uint64, emptyOK bool) (uint64, uint64) {
 	}
 	if n == 0 && emptyOK {
 		if dirfd == atFDCWD || dirfd&0xffffffff == atFDCWD&0xffffffff {
-			return 0, 0
+			return fsys.cwd, 0
 		}
 		if f := fdOf(dirfd, fdFile); f != nil {
 			return f.node, 0
@@ -466,13 +472,32 @@ func sysGetdents64(fd, buf, count uint64) uint64 {
 	return done
 }
 
-// sysGetcwd: the working directory is always the root.
+// sysGetcwd writes the working directory's absolute path, built from its
+// names up to the root (fsPath holds it, right-aligned).
 func sysGetcwd(buf, size uint64) uint64 {
-	if size < 2 {
+	end := uint64(len(fsPath))
+	at := end - 1
+	fsPath[at] = 0
+	for d := fsys.cwd; d != 0; d = fsParent(d) {
+		name := fsName(d)
+		if uint64(len(name))+1 > at {
+			return errno(eNAMETOOLONG)
+		}
+		at -= uint64(len(name))
+		copy(fsPath[at:], name)
+		at--
+		fsPath[at] = '/'
+	}
+	if at == end-1 { // the root
+		at--
+		fsPath[at] = '/'
+	}
+	n := end - at
+	if size < n {
 		return errno(eRANGE)
 	}
-	if !copyToUser(buf, []byte{'/', 0}) {
+	if !copyToUser(buf, fsPath[at:end]) {
 		return errno(eFAULT)
 	}
-	return 2
+	return n
 }

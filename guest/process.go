@@ -104,7 +104,7 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 	}
 	proc.as = as
 	base := uint64(bi.TraceBase)
-	if h.FSSize != 0 && !fsInit(base+h.FSOff, h.FSSize) {
+	if h.FSSize != 0 && !fsInit(base+h.FSOff, h.FSSize, h.FSCwd) {
 		programAbort()
 		return exitWorkloadFail
 	}

@@ -16,8 +16,8 @@ import (
 )
 
 // `vmm run --dir HOSTDIR`: HOSTDIR's tree becomes the program's read-only
-// file system (firmware.FSHeader), its root the program's / and its
-// working directory. Only regular files and directories are copied; a
+// file system (firmware.FSHeader), its root the program's /; --cwd names
+// the working directory (default: the root). Only regular files and directories are copied; a
 // symlink to a regular file inside the tree is copied as that file; every
 // other kind of entry refuses the run before any VM exists.
 
@@ -33,21 +33,36 @@ type fsNode struct {
 	info fs.FileInfo
 }
 
-// packDir walks root and returns its image, at most limit bytes.
-func packDir(root string, limit uint64) ([]byte, error) {
+// packDir walks root and returns its image, at most limit bytes, and the
+// entry index of the directory cwd (a path inside the tree).
+func packDir(root, cwd string, limit uint64) ([]byte, uint64, error) {
+	img, idx, err := packTree(root, cwd, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	if idx < 0 {
+		return nil, 0, fmt.Errorf("%w: --cwd %s is not a directory of the tree", ErrBadDir, cwd)
+	}
+	return img, uint64(idx), nil
+}
+
+func packTree(root, cwd string, limit uint64) ([]byte, int, error) {
+	root = filepath.Clean(root)
+	cwdHost := filepath.Join(root, filepath.Clean("/"+cwd))
+	cwdIdx := -1
 	fi, err := os.Stat(root)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadDir, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrBadDir, err)
 	}
 	if !fi.IsDir() {
-		return nil, fmt.Errorf("%w: %s is not a directory", ErrBadDir, root)
+		return nil, 0, fmt.Errorf("%w: %s is not a directory", ErrBadDir, root)
 	}
 	realRoot, err := filepath.EvalSymlinks(root)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadDir, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrBadDir, err)
 	}
 	if realRoot, err = filepath.Abs(realRoot); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrBadDir, err)
+		return nil, 0, fmt.Errorf("%w: %w", ErrBadDir, err)
 	}
 	var (
 		entries []firmware.FSEntry
@@ -97,7 +112,7 @@ func packDir(root string, limit uint64) ([]byte, error) {
 		return nil
 	}
 	if err := add(fsNode{host: root, info: fi}, 0); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	queue := []fsNode{{host: root, info: fi}}
 	for i := 0; len(queue) > 0; i++ { // breadth first: a directory's children are contiguous
@@ -106,14 +121,17 @@ func packDir(root string, limit uint64) ([]byte, error) {
 		for entries[i].Mode&firmware.FSTypeMask != firmware.FSDir {
 			i++
 		}
+		if dir.host == cwdHost {
+			cwdIdx = i
+		}
 		kids, err := readChildren(dir.host, realRoot)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		entries[i].Off, entries[i].Size = uint64(len(entries)), uint64(len(kids))
 		for _, k := range kids {
 			if err := add(k, uint32(i)); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			if k.info.IsDir() {
 				queue = append(queue, k)
@@ -133,7 +151,7 @@ func packDir(root string, limit uint64) ([]byte, error) {
 		b.WriteByte(0)
 	}
 	b.Write(data)
-	return b.Bytes(), nil
+	return b.Bytes(), cwdIdx, nil
 }
 
 // readChildren lists dir sorted by name, refusing what the image cannot

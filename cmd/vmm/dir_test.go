@@ -74,8 +74,16 @@ func TestRunRefusesBadDirsBeforeAnyVM(t *testing.T) {
 			t.Errorf("--dir %s: status %d, stdout %q, stderr %q; want %d and %q", c.dir, st, out, errs, vmm.StatusUsage, c.want)
 		}
 	}
+	st, _, errs := runCLI("run", "--kernel", k, "--dir", mk("plain-tree", func(string) {}), "--cwd", "nope", hello)
+	if st != vmm.StatusUsage || !strings.Contains(errs, "--cwd nope is not a directory of the tree") {
+		t.Errorf("--cwd nope: status %d, stderr %q", st, errs)
+	}
+	st, _, errs = runCLI("run", "--kernel", k, "--cwd", "sub", hello)
+	if st != vmm.StatusUsage || !strings.Contains(errs, "--cwd needs --dir") {
+		t.Errorf("--cwd without --dir: status %d, stderr %q", st, errs)
+	}
 	// The same large tree fits a larger guest: the refusal was the cap.
-	if _, err := packDir(big, 256<<20); err != nil {
+	if _, _, err := packDir(big, "/", 256<<20); err != nil {
 		t.Errorf("packDir(big) with room: %v", err)
 	}
 }

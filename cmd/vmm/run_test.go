@@ -94,13 +94,15 @@ func TestRunGoPrograms(t *testing.T) {
 		args []string
 		env  []string
 		dir  string // --dir, under testdata/run/NAME; the host run's working directory
+		cwd  string // --cwd inside dir (and the host run's working directory)
 	}{
-		{"hello", nil, nil, ""},
-		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}, ""},
-		{"churn", nil, nil, ""},
-		{"random", nil, nil, ""},
-		{"readfile", nil, nil, "tree"},
-		{"churn", []string{"--verify-every", "20ms"}, nil, ""}, // vmm flags, not the program's
+		{"hello", nil, nil, "", ""},
+		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}, "", ""},
+		{"churn", nil, nil, "", ""},
+		{"random", nil, nil, "", ""},
+		{"readfile", nil, nil, "tree", ""},
+		{name: "readfile", args: []string{"../.."}, dir: "tree", cwd: "sub/deeper"},
+		{"churn", []string{"--verify-every", "20ms"}, nil, "", ""}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prog := buildProgram(t, tc.name)
@@ -112,8 +114,11 @@ func TestRunGoPrograms(t *testing.T) {
 			host.Env = tc.env
 			if tc.dir != "" {
 				tc.dir = filepath.Join("..", "..", "testdata", "run", tc.name, tc.dir)
-				host.Dir = tc.dir
+				host.Dir = filepath.Join(tc.dir, tc.cwd)
 				vmmFlags = append(vmmFlags, "--dir", tc.dir)
+				if tc.cwd != "" {
+					vmmFlags = append(vmmFlags, "--cwd", tc.cwd)
+				}
 			}
 			want, err := host.Output()
 			wantStatus := 0

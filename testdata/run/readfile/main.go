@@ -68,4 +68,9 @@ func main() {
 	fmt.Println("Stat sub:", st.Name(), st.IsDir(), err)
 	wd, err := os.Getwd()
 	fmt.Println("Getwd ok:", wd != "" && err == nil)
+	if root != "." { // run from inside the tree: where (the root's host name differs)
+		fmt.Println("Getwd base:", filepath.Base(wd))
+		b, err := os.ReadFile("n.txt")
+		fmt.Printf("ReadFile n.txt in the working directory: %q %v\n", b, err)
+	}
 }
