@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"encoding/binary"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/internal/kvmtest"
 	"github.com/vmm-dev/vmm/vmm"
 )
@@ -101,5 +105,66 @@ func TestRunReadOnlyFileSystemErrors(t *testing.T) {
 	st, out, errs := runCLI("run", "--kernel", guestPath(t), "--dir", filepath.Join("..", "..", "testdata", "run", "readfile", "tree"), prog)
 	if st != 0 || out != string(want) {
 		t.Errorf("status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", st, out, want, errs)
+	}
+}
+
+// TestRunGuestRefusesBadFSImages: the guest kernel checks the image as
+// untrusted input; each corruption ends the run before the program starts
+// with the kernel's reason on its console, never a fault inside it.
+func TestRunGuestRefusesBadFSImages(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "hello")
+	tree := filepath.Join("..", "..", "testdata", "run", "readfile", "tree")
+	img, _, err := packDir(tree, "/", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ent := func(i int) int { return firmware.FSHeaderSize + firmware.FSEntrySize*i }
+	le := binary.LittleEndian
+	// Entry 1 is the root's first child ("empty"), 3 is "sub".
+	cases := []struct {
+		name, want string
+		cwd        uint64
+		corrupt    func(b []byte)
+	}{
+		{"magic", "no header", 0, func(b []byte) { b[0]++ }},
+		{"entries", "regions out of place", 0, func(b []byte) { le.PutUint64(b[8:], 1<<30) }},
+		{"children", "directory children out of place", 0, func(b []byte) { le.PutUint64(b[ent(0)+24:], 1<<40) }},
+		{"cycle", "directory children out of place", 0, func(b []byte) { le.PutUint64(b[ent(3)+16:], 0) }},
+		{"parent", "child does not name its directory", 0, func(b []byte) { le.PutUint32(b[ent(2)+4:], 3) }},
+		{"data", "file data out of place", 0, func(b []byte) { le.PutUint64(b[ent(2)+24:], 1<<40) }},
+		{"name", "entry name out of place", 0, func(b []byte) { le.PutUint32(b[ent(2)+12:], 1<<31) }},
+		{"slash", "entry name with / or NUL", 0, func(b []byte) {
+			b[le.Uint64(b[16:])+uint64(le.Uint32(b[ent(2)+8:]))] = '/'
+		}},
+		{"mode", "entry neither file nor directory", 0, func(b []byte) { le.PutUint32(b[ent(2):], 0o020644) }},
+		{"cwd", "the working directory is not a directory", 2, func([]byte) {}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			bad := append([]byte(nil), img...)
+			c.corrupt(bad)
+			f, err := parseRunFlags([]string{"--kernel", guestPath(t), "--timeout", "1m", prog}, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var console bytes.Buffer
+			cfg, image, err := f.config(io.Discard, io.Discard, &console)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Program, err = runBundle(image, []string{prog}, nil, 0, bad, c.cwd); err != nil {
+				t.Fatal(err)
+			}
+			vm, err := vmm.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer vm.Close()
+			res := vm.Run()
+			if res.ProgramExitStatus != nil || res.Outcome != vmm.OutcomeExit || !strings.Contains(console.String(), "run: bad --dir image: "+c.want) {
+				t.Errorf("outcome %s (%s), program status %v; console:\n%s", res.Outcome, res.Reason, res.ProgramExitStatus, console.String())
+			}
+		})
 	}
 }
