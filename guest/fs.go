@@ -13,6 +13,8 @@ const (
 	fdFile = 5 // a --dir file or directory
 
 	eACCES       = 13
+	eBUSY        = 16
+	eNOTEMPTY    = 39
 	eNOTDIR      = 20
 	eISDIR       = 21
 	eSPIPE       = 29
@@ -317,6 +319,9 @@ func sysFileRead(f *fileDesc, buf, n uint64) uint64 {
 func sysPread(fd, buf, n, off uint64) uint64 {
 	f := fdOf(fd, fdFile)
 	if f == nil {
+		if fd == 1 || fd == 2 || fdOf(fd, fdPipeW) != nil {
+			return errno(eBADF) // not open for reading: checked before seekability
+		}
 		return fdSeekErr(fd)
 	}
 	if int64(off) < 0 {
@@ -366,7 +371,12 @@ func fsStat(node, va uint64) uint64 {
 	var st [144]byte
 	mode, size, nlink := fsMode(node), fsSize(node), uint64(1)
 	if fsIsDir(node) {
-		size, nlink = 4096, 2
+		size, nlink = 4096, 2 // "." and the parent's entry, plus each subdirectory's ".."
+		for c := fsOff(node); c < fsOff(node)+fsSize(node); c++ {
+			if fsIsDir(c) {
+				nlink++
+			}
+		}
 	}
 	putLE(st[0:8], fsDevice)
 	putLE(st[8:16], node+1)
@@ -500,4 +510,98 @@ func sysGetcwd(buf, size uint64) uint64 {
 		return errno(eFAULT)
 	}
 	return n
+}
+
+// fsParentOf resolves the directory that would hold the user path's last
+// component, as Linux's parent lookup: it returns that directory and the
+// component's kind (0: a name, 1: ".", 2: "..", 3: none, the path is "/").
+func fsParentOf(dirfd, path uint64) (uint64, int, uint64) {
+	n, e := copyPath(path)
+	if e != 0 {
+		return 0, 0, e
+	}
+	if n == 0 {
+		return 0, 0, errno(eNOENT)
+	}
+	if fsys.n == 0 {
+		return 0, 0, errno(eNOENT)
+	}
+	end := n
+	for end > 0 && fsPath[end-1] == '/' {
+		end--
+	}
+	at := end
+	for at > 0 && fsPath[at-1] != '/' {
+		at--
+	}
+	kind := 0
+	switch {
+	case end == 0:
+		kind = 3
+	case end-at == 1 && fsPath[at] == '.':
+		kind = 1
+	case end-at == 2 && fsPath[at] == '.' && fsPath[at+1] == '.':
+		kind = 2
+	}
+	if fsPath[0] == '/' { // dirfd does not matter
+		if at == 0 {
+			return 0, kind, 0 // "/" itself
+		}
+		dir, e := fsResolve(0, at)
+		if e == 0 && !fsIsDir(dir) {
+			e = errno(eNOTDIR)
+		}
+		return dir, kind, e
+	}
+	start, e := fsStart(dirfd)
+	if at == 0 || e != 0 {
+		return start, kind, e
+	}
+	dir, e := fsResolve(start, at)
+	if e == 0 && !fsIsDir(dir) {
+		e = errno(eNOTDIR)
+	}
+	return dir, kind, e
+}
+
+// sysMkdirat answers as a read-only mount does: EEXIST for what exists (or
+// "/", ".", ".."), the parent lookup's error, else EROFS.
+func sysMkdirat(dirfd, path uint64) uint64 {
+	_, kind, e := fsParentOf(dirfd, path)
+	if e != 0 {
+		return e
+	}
+	if kind != 0 {
+		return errno(eEXIST)
+	}
+	if _, e := fsLookup(dirfd, path, false); e == 0 {
+		return errno(eEXIST)
+	}
+	return errno(eROFS)
+}
+
+// sysUnlinkat answers as a read-only mount does: Linux checks the parent
+// and the last component's form, then refuses to write (EROFS) before it
+// looks the name up.
+func sysUnlinkat(dirfd, path, flags uint64) uint64 {
+	const atRemovedir = 0x200
+	if flags&^atRemovedir != 0 {
+		return errno(eINVAL)
+	}
+	_, kind, e := fsParentOf(dirfd, path)
+	if e != 0 {
+		return e
+	}
+	if flags&atRemovedir == 0 && kind != 0 {
+		return errno(eISDIR)
+	}
+	switch kind {
+	case 1:
+		return errno(eINVAL)
+	case 2:
+		return errno(eNOTEMPTY)
+	case 3:
+		return errno(eBUSY)
+	}
+	return errno(eROFS)
 }

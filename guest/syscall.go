@@ -43,7 +43,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	14:  {"rt_sigprocmask", sysPartial, "the mask is stored per thread; no signal is ever delivered"},
 	15:  {"rt_sigreturn", sysRefused, ""},
 	16:  {"ioctl", sysPartial, "every fd answers ENOTTY"},
-	17:  {"pread64", sysPartial, "--dir files; pipes and fds 0..2: ESPIPE"},
+	17:  {"pread64", sysPartial, "--dir files; fds 1, 2 and pipe write ends: EBADF; fd 0, pipe read ends, eventfds: ESPIPE"},
 	20:  {"writev", sysRefused, ""},
 	21:  {"access", sysRefused, ""},
 	24:  {"sched_yield", sysSupported, ""},
@@ -81,7 +81,9 @@ var syscallTable = [maxSyscall]sysEntry{
 	233: {"epoll_ctl", sysPartial, "only eventfds can be watched (others: EPERM), for EPOLLIN"},
 	234: {"tgkill", sysPartial, "SIGURG (goroutine preemption) is dropped; other signals: ENOSYS"},
 	257: {"openat", sysPartial, "the read-only --dir tree (/ and the working directory are its root; no symlinks): O_RDONLY, O_DIRECTORY, O_NONBLOCK, O_CLOEXEC; writing, O_CREAT, O_TRUNC: EROFS as Linux; without --dir every path is ENOENT"},
+	258: {"mkdirat", sysPartial, "the --dir tree is read-only: EEXIST, the parent's lookup error, else EROFS"},
 	262: {"newfstatat", sysPartial, "--dir paths (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW accepted); mode, size, inode, mtime; uid and gid 0"},
+	263: {"unlinkat", sysPartial, "the --dir tree is read-only: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
 	267: {"readlinkat", sysRefused, ""},
 	270: {"pselect6", sysRefused, ""},
 	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
@@ -192,6 +194,10 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysGetdents64(a0, a1, a2), false
 	case 262:
 		return sysNewfstatat(a0, a1, a2, a3), false
+	case 258:
+		return sysMkdirat(a0, a1), false
+	case 263:
+		return sysUnlinkat(a0, a1, a2), false
 	case 24: // sched_yield
 		return 0, true
 	case 28:

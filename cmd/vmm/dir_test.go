@@ -93,8 +93,9 @@ func TestRunRefusesBadDirsBeforeAnyVM(t *testing.T) {
 }
 
 // TestRunReadOnlyFileSystemErrors: the errors of a read-only mount (which a
-// host run on a writable tree cannot show) match what Linux returns, as
-// recorded in testdata/run/fserrors/want.txt.
+// host run on a writable tree cannot show) match what Linux returned in a
+// read-only chroot of the same tree, recorded in
+// testdata/run/fserrors/want.txt (see its main.go).
 func TestRunReadOnlyFileSystemErrors(t *testing.T) {
 	kvmtest.Require(t)
 	prog := buildProgram(t, "fserrors")

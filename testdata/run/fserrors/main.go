@@ -1,6 +1,8 @@
 // Command fserrors prints the errors a read-only file system gives (vmm run
-// --dir ../readfile/tree): what Linux returns on a read-only mount, which
-// the host run (writable, possibly as root) cannot show.
+// --dir ../readfile/tree), which a host run on a writable tree cannot show.
+// want.txt is its output on Linux, run as root under chroot in a read-only
+// bind mount of that tree (mount --bind; mount -o remount,ro,bind), which
+// vmm run must reproduce.
 package main
 
 import (
@@ -72,4 +74,20 @@ func main() {
 	fmt.Println("WriteFile:", err)
 	_, err = os.Stat("/sub/deeper/n.txt")
 	fmt.Println("Stat absolute:", err)
+	try("mkdir new", syscall.Mkdir("newdir", 0o755))
+	try("mkdir existing", syscall.Mkdir("sub/", 0o755))
+	try("mkdir under a missing dir", syscall.Mkdir("nope/x", 0o755))
+	try("mkdir under a file", syscall.Mkdir("hello.txt/x", 0o755))
+	try("mkdir /", syscall.Mkdir("/", 0o755))
+	try("unlink a file", syscall.Unlink("hello.txt"))
+	try("unlink a directory", syscall.Unlink("sub"))
+	try("rmdir a file", syscall.Rmdir("hello.txt"))
+	try("rmdir a directory", syscall.Rmdir("sub/deeper"))
+	try("unlink missing", syscall.Unlink("missing"))
+	try("unlink under a missing dir", syscall.Unlink("nope/x"))
+	try("rmdir .", syscall.Rmdir("sub/."))
+	try("rmdir ..", syscall.Rmdir("sub/.."))
+	try("rmdir /", syscall.Rmdir("/"))
+	try("mkdir /sub/new", syscall.Mkdir("/sub/new", 0o755))
+	fmt.Println("MkdirTemp:", func() error { _, err := os.MkdirTemp("", "x"); return err }())
 }
