@@ -610,12 +610,18 @@ func (d *debugger) ReadMem(cpu int, addr uint64, p []byte) error {
 	// Show the original bytes under temporary step breakpoints.
 	d.bpMu.Lock()
 	defer d.bpMu.Unlock()
-	for a, b := range d.steps {
+	showOriginal(d.steps, addr, p)
+	return nil
+}
+
+// showOriginal puts back, in p read from addr, the bytes the breakpoints
+// in m replaced. The caller holds bpMu.
+func showOriginal(m map[uint64]bp, addr uint64, p []byte) {
+	for a, b := range m {
 		if a-addr < uint64(len(p)) {
 			p[a-addr] = b.orig
 		}
 	}
-	return nil
 }
 
 func (d *debugger) WriteMem(cpu int, addr uint64, p []byte) error {
@@ -750,11 +756,7 @@ func (d *debugger) readClean(cpu int, addr uint64, p []byte) error {
 	}
 	d.bpMu.Lock()
 	defer d.bpMu.Unlock()
-	for a, b := range d.bps {
-		if a-addr < uint64(len(p)) {
-			p[a-addr] = b.orig
-		}
-	}
+	showOriginal(d.bps, addr, p)
 	return nil
 }
 

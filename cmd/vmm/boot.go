@@ -141,19 +141,11 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return vmm.StatusUsage, err
 	}
-	sigs := catchSignals()
-	defer sigs.stop()
-	vm, err := vmm.New(cfg)
-	if errors.Is(err, vmm.ErrConfig) {
-		return vmm.StatusUsage, usagef("%v", err)
-	}
+	vm, res, st, err := runVM(cfg)
 	if err != nil {
-		return vmm.StatusVMMError, err
+		return st, err
 	}
 	defer vm.Close()
-	sigs.deliverTo(vm)
-	res := vm.Run()
-	sigs.stop()
 	startToEntry := time.Duration(0)
 	if t := vm.FirstEntry(); !t.IsZero() {
 		startToEntry = t.Sub(processStart)
@@ -174,13 +166,22 @@ func cmdBoot(args []string, stdout, stderr io.Writer) (int, error) {
 	return res.ExitStatus, nil
 }
 
-// interruptOnSignals turns SIGINT and SIGTERM into vm.Interrupt, so the run
-// ends like a timeout: report, final check, dump, summary. A second signal
-// of either kind gets the default action (the user insists).
-func interruptOnSignals(vm *vmm.VM) (stop func()) {
-	c := catchSignals()
-	c.deliverTo(vm)
-	return c.stop
+// runVM builds the VM and runs it to its end. SIGINT and SIGTERM, from
+// before the VM exists on, end the run like a timeout: report, final
+// check, dump, summary; a second signal of either kind gets the default
+// action (the user insists). On success the caller closes vm.
+func runVM(cfg vmm.Config) (*vmm.VM, *vmm.Result, int, error) {
+	sigs := catchSignals()
+	defer sigs.stop()
+	vm, err := vmm.New(cfg)
+	if errors.Is(err, vmm.ErrConfig) {
+		return nil, nil, vmm.StatusUsage, usagef("%v", err)
+	}
+	if err != nil {
+		return nil, nil, vmm.StatusVMMError, err
+	}
+	sigs.deliverTo(vm)
+	return vm, vm.Run(), 0, nil
 }
 
 // signalCatcher holds SIGINT and SIGTERM from before the VM exists: a

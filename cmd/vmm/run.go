@@ -269,17 +269,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return vmm.StatusUsage, err
 	}
-	vm, err := vmm.New(cfg)
-	if errors.Is(err, vmm.ErrConfig) {
-		return vmm.StatusUsage, usagef("%v", err)
-	}
+	vm, res, st, err := runVM(cfg)
 	if err != nil {
-		return vmm.StatusVMMError, err
+		return st, err
 	}
 	defer vm.Close()
-	stopSignals := interruptOnSignals(vm)
-	res := vm.Run()
-	stopSignals()
 	if res.ProgramExitStatus == nil && res.Outcome == vmm.OutcomeExit && res.ExitStatus <= vmm.GuestStatusMax {
 		// The guest kernel ended the run itself: its status (10..14) must
 		// not pass for the program's.

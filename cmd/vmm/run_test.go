@@ -158,6 +158,7 @@ func TestRunGoPrograms(t *testing.T) {
 			if err := json.Unmarshal(b, &res); err != nil {
 				t.Fatal(err)
 			}
+			validateJSON(t, string(b), "run")
 			labels := ""
 			for _, c := range res.Checkpoints {
 				if !c.Verified || c.Violations != 0 {
