@@ -1,7 +1,8 @@
 package main
 
 // File descriptors beyond 0..2: the eventfd and epoll instances the Go
-// runtime's network poller makes (it needs them for timers). An eventfd is
+// runtime's network poller makes (it needs them for timers), pipes
+// (pipe.go) and --dir files and directories (fs.go). An eventfd is
 // a counter; an epoll instance watches eventfds only, and a thread waiting
 // in epoll_pwait blocks until an eventfd it watches is written or its
 // timeout passes.

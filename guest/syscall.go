@@ -58,7 +58,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	63:  {"uname", sysRefused, ""},
 	72:  {"fcntl", sysPartial, "F_GETFD, F_SETFD, F_GETFL on every fd, F_SETFL (O_NONBLOCK) on descriptors beyond 0..2; other commands: EINVAL"},
 	79:  {"getcwd", sysPartial, "always / (the --dir tree's root, or an empty file system)"},
-	89:  {"readlink", sysRefused, ""},
+	89:  {"readlink", sysPartial, "as readlinkat"},
 	96:  {"gettimeofday", sysRefused, ""},
 	102: {"getuid", sysPartial, "always 0"},
 	104: {"getgid", sysPartial, "always 0"},
@@ -84,7 +84,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	258: {"mkdirat", sysPartial, "the --dir tree is read-only: EEXIST, the parent's lookup error, else EROFS"},
 	262: {"newfstatat", sysPartial, "--dir paths (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW accepted); mode, size, inode, mtime; uid and gid 0"},
 	263: {"unlinkat", sysPartial, "the --dir tree is read-only: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
-	267: {"readlinkat", sysRefused, ""},
+	267: {"readlinkat", sysPartial, "the --dir tree has no symlinks: the lookup's error, else EINVAL"},
 	270: {"pselect6", sysRefused, ""},
 	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
 	290: {"eventfd2", sysPartial, "non-semaphore counters; a read of zero is EAGAIN even without EFD_NONBLOCK"},
@@ -196,6 +196,10 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysNewfstatat(a0, a1, a2, a3), false
 	case 258:
 		return sysMkdirat(a0, a1), false
+	case 89: // readlink
+		return sysReadlinkat(atFDCWD, a0), false
+	case 267:
+		return sysReadlinkat(a0, a1), false
 	case 263:
 		return sysUnlinkat(a0, a1, a2), false
 	case 24: // sched_yield

@@ -100,6 +100,7 @@ func packTree(root, cwd string, limit uint64) ([]byte, int, error) {
 			if err != nil {
 				return fmt.Errorf("%w: %w", ErrBadDir, err)
 			}
+			total = total - uint64(n.info.Size()) + uint64(len(b)) // it may have changed since Lstat
 			e.Mode |= firmware.FSRegular
 			e.Off, e.Size = uint64(len(data)), uint64(len(b))
 			data = append(data, b...)

@@ -89,5 +89,9 @@ func main() {
 	try("rmdir ..", syscall.Rmdir("sub/.."))
 	try("rmdir /", syscall.Rmdir("/"))
 	try("mkdir /sub/new", syscall.Mkdir("/sub/new", 0o755))
+	_, err = os.Readlink("sub/big.bin")
+	fmt.Println("Readlink a file:", err)
+	_, err = os.Readlink("missing")
+	fmt.Println("Readlink missing:", err)
 	fmt.Println("MkdirTemp:", func() error { _, err := os.MkdirTemp("", "x"); return err }())
 }
