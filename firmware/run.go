@@ -10,6 +10,7 @@ package firmware
 //	argv strings        ArgvOff, ArgvSize: Argc NUL-terminated strings
 //	envp strings        EnvOff, EnvSize: Envc NUL-terminated strings
 //	16 random bytes     RandomOff (AT_RANDOM)
+//	file system image   FSOff, FSSize (vmm run --dir; FSSize 0: none), see FSHeader
 
 // RunMagic opens a bundle ("VMMRUN01" little-endian).
 const RunMagic = 0x31304e55524d4d56
@@ -37,7 +38,14 @@ type RunHeader struct {
 	// timer tick that interrupts the program after each such interval of
 	// guest time (0: only at exec and exit).
 	VerifyNanos uint64
-	_           [4]uint64
+	// FSOff, FSSize locate the --dir file system image (8-byte aligned;
+	// FSSize 0: the program has no file system).
+	FSOff  uint64
+	FSSize uint64
+	// FSCwd is the entry index of the program's working directory (a
+	// directory of the image; 0: its root).
+	FSCwd uint64
+	_     [1]uint64
 }
 
 // RunHeaderSize is RunHeader's size in bytes.

@@ -1,7 +1,8 @@
 package main
 
 // File descriptors beyond 0..2: the eventfd and epoll instances the Go
-// runtime's network poller makes (it needs them for timers). An eventfd is
+// runtime's network poller makes (it needs them for timers), pipes
+// (pipe.go) and --dir files and directories (fs.go). An eventfd is
 // a counter; an epoll instance watches eventfds only, and a thread waiting
 // in epoll_pwait blocks until an eventfd it watches is written or its
 // timeout passes.
@@ -27,6 +28,9 @@ type fileDesc struct {
 	watcher uint64
 	events  uint64
 	data    uint64
+	// A --dir file or directory (fs.go): its image entry, and the read
+	// offset (a directory's: the next getdents64 record).
+	node, pos uint64
 }
 
 var fds [maxFDs]fileDesc

@@ -71,7 +71,8 @@ func bundle(bi *firmware.BootInfo) *firmware.RunHeader {
 	}
 	in := func(off, size uint64) bool { return off <= bi.TraceSize && size <= bi.TraceSize-off }
 	if !in(h.ELFOff, h.ELFSize) || !in(h.ArgvOff, h.ArgvSize) || !in(h.EnvOff, h.EnvSize) ||
-		!in(h.RandomOff, auxRandomLen) || h.ArgvSize+h.EnvSize > firmware.RunMaxStrings {
+		!in(h.RandomOff, auxRandomLen) || h.ArgvSize+h.EnvSize > firmware.RunMaxStrings ||
+		!in(h.FSOff, h.FSSize) || h.FSOff%8 != 0 {
 		return nil
 	}
 	return h
@@ -103,6 +104,10 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 	}
 	proc.as = as
 	base := uint64(bi.TraceBase)
+	if h.FSSize != 0 && !fsInit(base+h.FSOff, h.FSSize, h.FSCwd) {
+		programAbort()
+		return exitWorkloadFail
+	}
 	if !loadELF(physBytes(base+h.ELFOff, int(h.ELFSize))) {
 		programAbort()
 		return exitWorkloadFail

@@ -28,13 +28,13 @@ const maxSyscall = 335
 
 // syscallTable is constant-initialised (no init code runs in the guest).
 var syscallTable = [maxSyscall]sysEntry{
-	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); eventfds and pipes; other fds: EBADF"},
+	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); eventfds, pipes and --dir files (a directory: EISDIR); other fds: EBADF"},
 	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; eventfds and pipes; other fds: EBADF"},
 	2:   {"open", sysRefused, ""},
 	3:   {"close", sysSupported, ""},
 	4:   {"stat", sysRefused, ""},
-	5:   {"fstat", sysRefused, ""},
-	8:   {"lseek", sysRefused, ""},
+	5:   {"fstat", sysPartial, "--dir files and directories; fds 0..2: ENOSYS"},
+	8:   {"lseek", sysPartial, "--dir files (SEEK_SET, SEEK_CUR, SEEK_END) and directories (SEEK_SET, SEEK_CUR); other fds: ESPIPE"},
 	9:   {"mmap", sysPartial, "private anonymous memory only (MAP_FIXED, MAP_FIXED_NOREPLACE, hints, PROT_NONE reservations); file mappings: ENODEV"},
 	10:  {"mprotect", sysPartial, "PROT_NONE over pages already populated: EINVAL"},
 	11:  {"munmap", sysSupported, ""},
@@ -43,7 +43,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	14:  {"rt_sigprocmask", sysPartial, "the mask is stored per thread; a blocked fault signal kills, as on Linux"},
 	15:  {"rt_sigreturn", sysSupported, "registers, FXSAVE state and signal mask from the handler's frame"},
 	16:  {"ioctl", sysPartial, "every fd answers ENOTTY"},
-	17:  {"pread64", sysPartial, "no files: EBADF"},
+	17:  {"pread64", sysPartial, "--dir files; fds 1, 2 and pipe write ends: EBADF; fd 0, pipe read ends, eventfds: ESPIPE"},
 	20:  {"writev", sysRefused, ""},
 	21:  {"access", sysRefused, ""},
 	24:  {"sched_yield", sysSupported, ""},
@@ -57,8 +57,8 @@ var syscallTable = [maxSyscall]sysEntry{
 	62:  {"kill", sysRefused, ""},
 	63:  {"uname", sysRefused, ""},
 	72:  {"fcntl", sysPartial, "F_GETFD, F_SETFD, F_GETFL on every fd, F_SETFL (O_NONBLOCK) on descriptors beyond 0..2; other commands: EINVAL"},
-	79:  {"getcwd", sysRefused, ""},
-	89:  {"readlink", sysRefused, ""},
+	79:  {"getcwd", sysPartial, "always / (the --dir tree's root, or an empty file system)"},
+	89:  {"readlink", sysPartial, "as readlinkat"},
 	96:  {"gettimeofday", sysRefused, ""},
 	102: {"getuid", sysPartial, "always 0"},
 	104: {"getgid", sysPartial, "always 0"},
@@ -72,7 +72,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	200: {"tkill", sysRefused, ""},
 	202: {"futex", sysPartial, "FUTEX_WAIT and FUTEX_WAKE (private or not) with relative timeouts; other ops: ENOSYS"},
 	204: {"sched_getaffinity", sysPartial, "one CPU per vCPU"},
-	217: {"getdents64", sysRefused, ""},
+	217: {"getdents64", sysPartial, "--dir directories: ., .., then the entries in name order"},
 	218: {"set_tid_address", sysSupported, ""},
 	228: {"clock_gettime", sysPartial, "REALTIME (host wall clock at boot + guest TSC time), MONOTONIC, MONOTONIC_RAW, BOOTTIME and the COARSE clocks; CPU-time clocks: EINVAL"},
 	230: {"clock_nanosleep", sysPartial, "relative sleeps on the monotonic clocks; TIMER_ABSTIME: ENOSYS"},
@@ -80,9 +80,11 @@ var syscallTable = [maxSyscall]sysEntry{
 	232: {"epoll_wait", sysPartial, "as epoll_pwait"},
 	233: {"epoll_ctl", sysPartial, "only eventfds can be watched (others: EPERM), for EPOLLIN"},
 	234: {"tgkill", sysPartial, "SIGURG (goroutine preemption) is dropped; other signals: ENOSYS"},
-	257: {"openat", sysPartial, "no file system: every path is ENOENT"},
-	262: {"newfstatat", sysRefused, ""},
-	267: {"readlinkat", sysRefused, ""},
+	257: {"openat", sysPartial, "the read-only --dir tree (/ and the working directory are its root; no symlinks): O_RDONLY, O_DIRECTORY, O_NONBLOCK, O_CLOEXEC; writing, O_CREAT, O_TRUNC: EROFS as Linux; without --dir every path is ENOENT"},
+	258: {"mkdirat", sysPartial, "the --dir tree is read-only: EEXIST, the parent's lookup error, else EROFS"},
+	262: {"newfstatat", sysPartial, "--dir paths (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW accepted); mode, size, inode, mtime; uid and gid 0"},
+	263: {"unlinkat", sysPartial, "the --dir tree is read-only: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
+	267: {"readlinkat", sysPartial, "the --dir tree has no symlinks: the lookup's error, else EINVAL"},
 	270: {"pselect6", sysRefused, ""},
 	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
 	290: {"eventfd2", sysPartial, "non-semaphore counters; a read of zero is EAGAIN even without EFD_NONBLOCK"},
@@ -150,6 +152,9 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		if f := fdOf(a0, fdPipeR); f != nil {
 			return pipeRead(c, f, a1, a2)
 		}
+		if f := fdOf(a0, fdFile); f != nil {
+			return sysFileRead(f, a1, a2), false
+		}
 		return errno(eBADF), false
 	case 1:
 		if f := fdOf(a0, fdEventfd); f != nil {
@@ -177,8 +182,26 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysRtSigprocmask(a0, a1, a2, a3), false
 	case 16: // ioctl
 		return errno(eNOTTY), false
-	case 17: // pread64
-		return errno(eBADF), false
+	case 5:
+		return sysFstat(a0, a1), false
+	case 8:
+		return sysLseek(a0, a1, a2), false
+	case 17:
+		return sysPread(a0, a1, a2, a3), false
+	case 79:
+		return sysGetcwd(a0, a1), false
+	case 217:
+		return sysGetdents64(a0, a1, a2), false
+	case 262:
+		return sysNewfstatat(a0, a1, a2, a3), false
+	case 258:
+		return sysMkdirat(a0, a1), false
+	case 89: // readlink
+		return sysReadlinkat(atFDCWD, a0), false
+	case 267:
+		return sysReadlinkat(a0, a1), false
+	case 263:
+		return sysUnlinkat(a0, a1, a2), false
 	case 24: // sched_yield
 		return 0, true
 	case 28:
@@ -239,8 +262,8 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysEpollCreate1(), false
 	case 293:
 		return sysPipe2(a0, a1), false
-	case 257: // openat
-		return errno(eNOENT), false
+	case 257:
+		return sysOpenat(a0, a1, a2), false
 	case 302:
 		return sysPrlimit(a1, a3), false
 	case 318:

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Builds the Go standard library's own tests with `go test -c` and runs each
-# binary under `bin/vmm run ... -test.short`, printing one line a package:
+# binary under `bin/vmm run --dir ... -test.short`, printing one line a package:
 # PASS, or FAIL with vmm's exit status and the last line of its output.
 # usage: scripts/run-stdlib-tests.sh [PKG...]   (needs bin/vmm and /dev/kvm)
 set -u
@@ -9,6 +9,7 @@ pkgs=${*:-"sort strconv strings bytes bufio unicode/utf8 container/heap math mat
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail=0
+src=$(go env GOROOT)/src
 for p in $pkgs; do
 	bin="$dir/$(echo "$p" | tr / _).test"
 	if ! CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go test -c -o "$bin" "$p" 2>"$dir/build.log"; then
@@ -16,7 +17,12 @@ for p in $pkgs; do
 		fail=1
 		continue
 	fi
-	out=$(cd "$(go env GOROOT)/src/$p" && "$OLDPWD/bin/vmm" run --timeout 10m "$bin" -test.short 2>&1)
+	# The package's directory (its testdata) and src/testdata, which some
+	# packages reach as ../../testdata, as the program's file system.
+	tree="$dir/tree"
+	rm -rf "$tree" && mkdir -p "$tree/src/$p"
+	cp -r "$src/$p/." "$tree/src/$p/" && cp -r "$src/testdata" "$tree/src/"
+	out=$(bin/vmm run --timeout 10m --dir "$tree" --cwd "src/$p" "$bin" -test.short 2>&1)
 	st=$?
 	if [ $st -eq 0 ]; then
 		echo "PASS $p"

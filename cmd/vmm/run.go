@@ -41,6 +41,8 @@ type runFlags struct {
 	dump    string
 	jsonOut string
 	verbose bool
+	dir     string
+	cwd     string
 	prog    string
 	args    []string
 }
@@ -69,6 +71,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
 	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
+	fs.StringVar(&f.dir, "dir", "", "copy the host directory tree `HOSTDIR` into guest RAM as the program's read-only file system (its / and working directory)")
+	fs.StringVar(&f.cwd, "cwd", "/", "the program's working directory: `PATH` inside the --dir tree")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events and the guest kernel's console on stderr")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -142,7 +146,7 @@ func checkProgram(image []byte) error {
 
 // runBundle lays out firmware's run bundle: header, ELF, argv, envp,
 // AT_RANDOM bytes.
-func runBundle(image []byte, argv, env []string, verify time.Duration) ([]byte, error) {
+func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage []byte, fsCwd uint64) ([]byte, error) {
 	strs := func(ss []string) []byte {
 		var b []byte
 		for _, s := range ss {
@@ -169,6 +173,11 @@ func runBundle(image []byte, argv, env []string, verify time.Duration) ([]byte, 
 	h.EnvOff, h.EnvSize = off, uint64(len(ev))
 	off += h.EnvSize
 	h.RandomOff = off
+	off += 16
+	pad := (8 - off%8) % 8
+	if len(fsImage) > 0 {
+		h.FSOff, h.FSSize, h.FSCwd = off+pad, uint64(len(fsImage)), fsCwd
+	}
 	var random [16]byte
 	if _, err := rand.Read(random[:]); err != nil {
 		return nil, fmt.Errorf("AT_RANDOM bytes: %w", err)
@@ -181,6 +190,10 @@ func runBundle(image []byte, argv, env []string, verify time.Duration) ([]byte, 
 	b.Write(av)
 	b.Write(ev)
 	b.Write(random[:])
+	if len(fsImage) > 0 {
+		b.Write(make([]byte, pad))
+		b.Write(fsImage)
+	}
 	return b.Bytes(), nil
 }
 
@@ -207,7 +220,20 @@ func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Conf
 	if err := checkProgram(image); err != nil {
 		return cfg, nil, usagef("%s: %v", f.prog, err)
 	}
-	if cfg.Program, err = runBundle(image, append([]string{f.prog}, f.args...), f.env, f.verify); err != nil {
+	var fsImage []byte
+	var fsCwd uint64
+	if f.dir == "" && f.cwd != "/" {
+		return cfg, nil, usagef("--cwd needs --dir (without it the file system is empty)")
+	}
+	if f.dir != "" {
+		// The program and the tree share low guest RAM: together at most
+		// half of it, the rest for the kernel's frames.
+		limit := min(uint64(maxDirImage), cfg.MemBytes/2-min(cfg.MemBytes/2, uint64(len(image))))
+		if fsImage, fsCwd, err = packDir(f.dir, f.cwd, limit); err != nil {
+			return cfg, nil, usagef("--dir: %v", err)
+		}
+	}
+	if cfg.Program, err = runBundle(image, append([]string{f.prog}, f.args...), f.env, f.verify, fsImage, fsCwd); err != nil {
 		return cfg, nil, err
 	}
 	for _, p := range []string{f.dump, f.jsonOut} {

@@ -154,13 +154,17 @@ func TestRunGoPrograms(t *testing.T) {
 		name string
 		args []string
 		env  []string
+		dir  string // --dir, under testdata/run/NAME; the host run's working directory
+		cwd  string // --cwd inside dir (and the host run's working directory)
 	}{
-		{"hello", nil, nil},
-		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}},
-		{"churn", nil, nil},
-		{"random", nil, nil},
-		{"recover", nil, nil}, // six faults, each through the program's SIGSEGV or SIGFPE handler // five faults, each through the program's SIGSEGV handler
-		{"churn", []string{"--verify-every", "20ms"}, nil}, // vmm flags, not the program's
+		{"hello", nil, nil, "", ""},
+		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}, "", ""},
+		{"churn", nil, nil, "", ""},
+		{"random", nil, nil, "", ""},
+		{"recover", nil, nil, "", ""}, // six faults, each through the program's SIGSEGV or SIGFPE handler
+		{"readfile", nil, nil, "tree", ""},
+		{name: "readfile", args: []string{"../.."}, dir: "tree", cwd: "sub/deeper"},
+		{"churn", []string{"--verify-every", "20ms"}, nil, "", ""}, // vmm flags, not the program's
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prog := buildProgram(t, tc.name)
@@ -170,6 +174,14 @@ func TestRunGoPrograms(t *testing.T) {
 			}
 			host := exec.Command(prog, tc.args...)
 			host.Env = tc.env
+			if tc.dir != "" {
+				tc.dir = filepath.Join("..", "..", "testdata", "run", tc.name, tc.dir)
+				host.Dir = filepath.Join(tc.dir, tc.cwd)
+				vmmFlags = append(vmmFlags, "--dir", tc.dir)
+				if tc.cwd != "" {
+					vmmFlags = append(vmmFlags, "--cwd", tc.cwd)
+				}
+			}
 			want, err := host.Output()
 			wantStatus := 0
 			var ee *exec.ExitError
@@ -218,7 +230,7 @@ func TestRunGoPrograms(t *testing.T) {
 				labels += c.Label + " "
 			}
 			wantLabels := "run-loaded run exit "
-			if vmmFlags != nil {
+			if len(vmmFlags) > 0 && vmmFlags[0] == "--verify-every" {
 				// Periodic checks while the program runs (it runs for far
 				// longer than one interval of guest time).
 				wantLabels = "run-loaded run-periodic "
