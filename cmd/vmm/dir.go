@@ -184,32 +184,14 @@ func readChildren(dir, realRoot string) ([]fsNode, error) {
 				return nil, fmt.Errorf("%w: %w", ErrBadDir, err)
 			}
 			if !info.Mode().IsRegular() {
-				return nil, fmt.Errorf("%w: %s is a symlink to a %s; only symlinks to regular files are copied", ErrBadDir, p, kindOf(info.Mode()))
+				return nil, fmt.Errorf("%w: %s is a symlink to %s; only symlinks to regular files are copied", ErrBadDir, p, safefile.Kind(info.Mode()))
 			}
 		}
 		if !info.IsDir() && !info.Mode().IsRegular() {
-			return nil, fmt.Errorf("%w: %s is a %s; only regular files and directories can be copied", ErrBadDir, p, kindOf(info.Mode()))
+			return nil, fmt.Errorf("%w: %s is %s; only regular files and directories can be copied", ErrBadDir, p, safefile.Kind(info.Mode()))
 		}
 		out = append(out, fsNode{host: p, name: de.Name(), info: info})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out, nil
-}
-
-func kindOf(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "FIFO"
-	case m&fs.ModeSocket != 0:
-		return "socket"
-	case m&fs.ModeCharDevice != 0:
-		return "character device"
-	case m&fs.ModeDevice != 0:
-		return "block device"
-	case m&fs.ModeSymlink != 0:
-		return "symlink"
-	}
-	return "special file"
 }

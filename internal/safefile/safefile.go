@@ -31,8 +31,8 @@ var ErrNotRegular = errors.New("not a regular file")
 // ErrTooLarge: an input file is larger than its documented maximum.
 var ErrTooLarge = errors.New("file too large")
 
-// kind names a non-regular file's type for error messages.
-func kind(m fs.FileMode) string {
+// Kind names a non-regular file's type for error messages ("a FIFO").
+func Kind(m fs.FileMode) string {
 	switch t := m.Type(); {
 	case t&fs.ModeDir != 0:
 		return "a directory"
@@ -52,7 +52,7 @@ func kind(m fs.FileMode) string {
 }
 
 func notRegular(path string, m fs.FileMode) error {
-	return fmt.Errorf("%s: %w: it is %s", path, ErrNotRegular, kind(m))
+	return fmt.Errorf("%s: %w: it is %s", path, ErrNotRegular, Kind(m))
 }
 
 // OpenRegular opens path read-only if it is a regular file. It never blocks
@@ -133,7 +133,7 @@ func resolve(path string) (string, fs.FileInfo, error) {
 			return "", nil, err
 		}
 		if !fi.Mode().IsRegular() {
-			return "", nil, fmt.Errorf("%s: %w: it is a symlink to %s (%s)", path, ErrNotRegular, kind(fi.Mode()), target)
+			return "", nil, fmt.Errorf("%s: %w: it is a symlink to %s (%s)", path, ErrNotRegular, Kind(fi.Mode()), target)
 		}
 		return target, fi, nil
 	}
