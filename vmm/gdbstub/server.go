@@ -227,6 +227,15 @@ func (ss *session) reportStop() {
 	if st.Message != "" {
 		ss.console(strings.TrimSuffix(st.Message, "\n") + "\n")
 	}
+	ss.sendStop(st)
+}
+
+// sendStop sends a stop reply and makes the stopped vCPU the general
+// thread again: gdb takes the thread a stop reply names as the one g, p and
+// m act on from then on, without another Hg (after `info threads` left Hg
+// on another vCPU, `next` would read that one's registers).
+func (ss *session) sendStop(st Stop) {
+	ss.gCPU = -1
 	ss.send(stopReply(st))
 }
 
@@ -274,7 +283,7 @@ func (ss *session) packet(p string) (end bool, err error) {
 			t.Stop()
 			return false, nil
 		}
-		ss.send(stopReply(ss.s.cur))
+		ss.sendStop(ss.s.cur)
 	case p == "QStartNoAckMode":
 		ss.send("OK")
 		ss.w.Flush()

@@ -282,6 +282,25 @@ func TestResumeStepAndStopReplies(t *testing.T) {
 	}
 }
 
+// TestStopResetsTheGeneralThread: `info threads` leaves Hg on another vCPU;
+// gdb takes the thread a stop reply names as the general thread again and
+// reads its registers without a new Hg (what `next` does after it).
+func TestStopResetsTheGeneralThread(t *testing.T) {
+	f := newFake()
+	c, _ := start(t, f)
+	if r, _ := c.cmd("Hg2"); r != "OK" {
+		t.Fatalf("Hg2: %q", r)
+	}
+	g2, _ := c.cmd("g")
+	if r, _ := c.cmd("vCont;s:1"); r != "T05thread:1;" {
+		t.Fatalf("step thread 1: %q", r)
+	}
+	g1, _ := c.cmd("g")
+	if g1 == g2 || !strings.Contains(g1, "0001010000000000") { // vCPU 0's RIP 0x10100
+		t.Errorf("after the stop, g read vCPU 1's registers again:\n%s", g1)
+	}
+}
+
 func TestMonitor(t *testing.T) {
 	f := newFake()
 	c, _ := start(t, f)
