@@ -82,9 +82,13 @@ func cmdHelp(args []string, stdout io.Writer) (int, error) {
 		return vmm.StatusUsage, usagef("help takes one command, got %q", args)
 	}
 	switch args[0] {
-	case "boot", "run", "inspect", "bench":
+	case "boot", "run", "inspect":
 		// Each command prints its flags for -h; send them to stdout.
 		return run([]string{args[0], "-h"}, stdout, stdout), nil
+	case "bench": // two flag sets: the allocator bench and --floors
+		run([]string{"bench", "-h"}, stdout, stdout)
+		fmt.Fprintln(stdout)
+		return run([]string{"bench", "--floors", "-h"}, stdout, stdout), nil
 	case "version":
 		fmt.Fprintln(stdout, "usage: vmm version\n  prints the module version, VCS revision, Go version and the embedded guest's build id")
 		return 0, nil

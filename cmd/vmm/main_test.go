@@ -42,11 +42,15 @@ func TestUsageListsExitStatuses(t *testing.T) {
 func TestHelpCommand(t *testing.T) {
 	for cmd, want := range map[string]string{
 		"boot": "-mem SIZE", "inspect": "-frame ADDR", "bench": "-host-runs", "version": "build id", "help": "vmm help",
+		"run": "-dir HOSTDIR",
 	} {
 		st, out, errs := runCLI("help", cmd)
 		if st != 0 || !strings.Contains(out, want) || errs != "" {
 			t.Errorf("help %s: status %d, stdout lacks %q or stderr not empty:\n%s%s", cmd, st, want, out, errs)
 		}
+	}
+	if _, out, _ := runCLI("help", "bench"); !strings.Contains(out, "-sizes") {
+		t.Errorf("help bench lacks the --floors flags:\n%s", out)
 	}
 	for _, args := range [][]string{{"help", "nosuch"}, {"help", "boot", "inspect"}, {"version", "extra"}} {
 		if st, _, errs := runCLI(args...); st != vmm.StatusUsage || errs == "" {
