@@ -18,6 +18,11 @@ func TestBootHelloExitsZero(t *testing.T) {
 	if res.Outcome != OutcomeExit || res.ExitStatus != 0 {
 		t.Fatalf("outcome %s status %d (%s), want exit 0\n%s", res.Outcome, res.ExitStatus, res.Reason, out)
 	}
+	for _, c := range res.Checkpoints {
+		if !c.SafePoint {
+			t.Errorf("checkpoint %q of a guest that exited is not a safe point", c.Label)
+		}
+	}
 	for _, want := range []string{"vmm guest kernel: Go, runtime-free, CPL3; 1 vCPU(s), 128 MiB RAM", "hello from the guest", "guest: exiting with status 0"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("console lacks %q:\n%s", want, out)
@@ -258,8 +263,8 @@ func TestInterruptStopsLikeATimeout(t *testing.T) {
 	if len(res.VCPUs) != 2 || res.VCPUs[0].Where == "" || res.VCPUs[1].Where == "" {
 		t.Errorf("vCPU locations missing: %+v", res.VCPUs)
 	}
-	if n := len(res.Checkpoints); n == 0 || !res.Checkpoints[n-1].Final {
-		t.Errorf("no final checkpoint: %+v", res.Checkpoints)
+	if n := len(res.Checkpoints); n == 0 || !res.Checkpoints[n-1].Final || res.Checkpoints[n-1].SafePoint {
+		t.Errorf("no final checkpoint, or one called a safe point after a signal: %+v", res.Checkpoints)
 	}
 	if res.Dump == nil || res.Dump.Error != "" {
 		t.Errorf("dump not written: %+v", res.Dump)

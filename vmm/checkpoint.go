@@ -10,8 +10,15 @@ import (
 
 // Checkpoint is one host verification of guest memory.
 type Checkpoint struct {
-	Label      string `json:"label"`
-	Final      bool   `json:"final"`    // taken when the guest stopped
+	Label string `json:"label"`
+	Final bool   `json:"final"` // taken when the guest stopped
+	// SafePoint is false for a final check after the guest was stopped
+	// wherever it was (a fault, a timeout, a signal, a debugger's kill):
+	// an allocator operation or a holdings update may be caught half
+	// done, so its violations are not a verdict on the allocator. Every
+	// checkpoint the guest asks for, and the one after it exits, is a safe
+	// point.
+	SafePoint  bool   `json:"safe_point"`
 	Verified   bool   `json:"verified"` // false when the guest never registered its metadata
 	Violations int    `json:"violations"`
 	Error      string `json:"error,omitempty"` // the registration could not be read
@@ -31,7 +38,10 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	reg, boot, held := vm.hc.reg, vm.hc.boot, vm.hc.held
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
-	cp := Checkpoint{Label: label, Final: final}
+	vm.mu.Lock()
+	exited := vm.result.Outcome == OutcomeExit
+	vm.mu.Unlock()
+	cp := Checkpoint{Label: label, Final: final, SafePoint: !final || exited}
 	if !vm.timing.firstRun.IsZero() {
 		cp.AtNanos = start.Sub(vm.timing.firstRun).Nanoseconds()
 	}

@@ -274,6 +274,9 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		if c.Verified {
 			state = fmt.Sprintf("%d violations", c.Violations)
 		}
+		if !c.SafePoint && c.Violations > 0 {
+			state += " (not at a safe point: the guest was stopped wherever it was, so an operation may be caught half done)"
+		}
 		fmt.Fprintf(w, "vmm: checkpoint %q: %s in %v\n", c.Label, state, time.Duration(c.Nanos))
 		printViolations(w, c)
 	}
