@@ -472,12 +472,18 @@ func trapSlot(i int) int {
 	return i - 1
 }
 
-func (d *debugger) readTrapRegs(c *trapCtx, r *gdbstub.Regs) error {
-	var regs trapRegs
-	if err := readGuest(d.vm.mem, c.regs, &regs); err != nil {
-		return err
+// loadTrap reads the registers the dispatcher saved for c and returns a
+// view of its trap record (stores through the view reach guest memory).
+func (d *debugger) loadTrap(c *trapCtx) (regs trapRegs, rec *firmware.TrapRecord, err error) {
+	if err = readGuest(d.vm.mem, c.regs, &regs); err != nil {
+		return regs, nil, err
 	}
-	rec, err := guestView[firmware.TrapRecord](d.vm.mem, c.rec)
+	rec, err = guestView[firmware.TrapRecord](d.vm.mem, c.rec)
+	return regs, rec, err
+}
+
+func (d *debugger) readTrapRegs(c *trapCtx, r *gdbstub.Regs) error {
+	regs, rec, err := d.loadTrap(c)
 	if err != nil {
 		return err
 	}
@@ -509,11 +515,7 @@ func (d *debugger) WriteRegs(cpu int, r gdbstub.Regs) error {
 		return errors.New("segment registers and bases are read-only")
 	}
 	if c := d.trapCtx(cpu); c != nil {
-		var regs trapRegs
-		if err := readGuest(d.vm.mem, c.regs, &regs); err != nil {
-			return err
-		}
-		rec, err := guestView[firmware.TrapRecord](d.vm.mem, c.rec)
+		regs, rec, err := d.loadTrap(c)
 		if err != nil {
 			return err
 		}
