@@ -62,6 +62,11 @@ func consoleFlush() {
 // putDec prints v in decimal.
 func putDec(v uint64) {
 	var buf [20]byte
+	putBuf(decimal(&buf, v))
+}
+
+// decimal formats v into the end of buf and returns the digits.
+func decimal(buf *[20]byte, v uint64) []byte {
 	i := len(buf)
 	for {
 		i--
@@ -71,7 +76,7 @@ func putDec(v uint64) {
 			break
 		}
 	}
-	putBuf(buf[i:])
+	return buf[i:]
 }
 
 // putHex prints v as 0x followed by at least width hex digits.

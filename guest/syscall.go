@@ -794,16 +794,7 @@ func reportNamed(prefix, name string, nr, value uint64) {
 	if name == "unknown" {
 		k += copy(reportKey[k:], "#")
 		var d [20]byte
-		i := len(d)
-		for {
-			i--
-			d[i] = byte('0' + nr%10)
-			nr /= 10
-			if nr == 0 {
-				break
-			}
-		}
-		k += copy(reportKey[k:], d[i:])
+		k += copy(reportKey[k:], decimal(&d, nr))
 	}
 	hypercallReportBuf(reportKey[:k], value)
 }
