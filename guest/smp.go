@@ -31,6 +31,7 @@ const (
 	jobNone = iota
 	jobSMP
 	jobSMPBench
+	jobRun // vmm run: join the scheduler (runSecondary); never returns
 )
 
 // waitFor spins briefly, then sleeps in the VMM, until cond holds.
@@ -110,6 +111,8 @@ func runJob(id, cpu uint64) uint64 {
 		return smpJob(cpu)
 	case jobSMPBench:
 		return smpBenchJob(cpu)
+	case jobRun:
+		return runSecondary(cpu)
 	}
 	return exitOK
 }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"sync/atomic"
+
 	"github.com/vmm-dev/vmm/firmware"
 )
 
@@ -96,6 +98,13 @@ func handleTrap(regs *trapRegs) {
 	if rec.Depth > 1 {
 		reportFault(rec, regs, "fault inside the exception handler")
 	}
+	// An entry from the program (its code, or the return path to it after
+	// the kernel lock was released) takes the kernel lock (runsmp.go).
+	me := thisCPU().Index
+	fromUser := atomic.LoadUint64(&inUser[me]) != 0
+	if fromUser {
+		kernelEnter(me)
+	}
 	if !dispatchTrap(rec, regs) {
 		if proc.active && rec.RIP < userTop {
 			// The program's own fault: its handler runs (signal.go), or it
@@ -117,6 +126,9 @@ func handleTrap(regs *trapRegs) {
 	frame := (*[2]uint64)(vptr(uintptr(sp)))
 	frame[0], frame[1] = rec.RFLAGS, rec.RIP
 	regs.ResumeSP = sp
+	if fromUser {
+		kernelExit(me)
+	}
 	rec.Depth--
 }
 
