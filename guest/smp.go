@@ -24,6 +24,7 @@ var (
 	jobStatus uint64 // first failure status reported by a secondary
 	online    uint64 // secondaries that reached secondaryMain
 	sleepers  uint64 // bitmask of vCPUs asleep in waitFor
+	idtReady  uint64 // vCPU 0 has filled the IDT
 )
 
 // Jobs vCPU 0 can post.
@@ -72,6 +73,9 @@ func relax() {
 }
 
 func secondaryMain(cpu uint64) {
+	// Interrupts (timer ticks reach every vCPU) may come once the trap
+	// record is set: not before vCPU 0 has filled the IDT.
+	waitFor(func() bool { return atomic.LoadUint64(&idtReady) != 0 })
 	initTrapRecord()
 	atomic.AddUint64(&online, 1)
 	wakeAll()
