@@ -70,12 +70,21 @@ func main() {
 		fmt.Printf("key %d: %d\n", k, counts[k])
 	}
 
-	// Timers: the order in which they fire follows their durations.
-	fired := make(chan int, 3)
-	for _, ms := range []int{30, 10, 20} {
+	// Timers: the order in which they fire follows their durations (far
+	// enough apart that a preemption tick of lateness cannot reorder them),
+	// and a stopped timer never fires.
+	fired := make(chan int, 4)
+	for _, ms := range []int{140, 20, 80} {
 		time.AfterFunc(time.Duration(ms)*time.Millisecond, func() { fired <- ms })
 	}
+	stopped := time.AfterFunc(50*time.Millisecond, func() { fired <- 50 })
+	fmt.Println("stopped before firing:", stopped.Stop())
 	fmt.Println("timers fired:", <-fired, <-fired, <-fired)
+	select {
+	case ms := <-fired:
+		fmt.Println("a stopped timer fired:", ms)
+	default:
+	}
 	tk := time.NewTicker(5 * time.Millisecond)
 	ticks := 0
 	deadline := time.After(200 * time.Millisecond)
