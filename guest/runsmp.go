@@ -18,9 +18,10 @@ import (
 //
 // TLB shootdown. Kernel code never reaches the program's memory through
 // its virtual addresses (userPhys walks the tables and goes through the
-// physmap), with one exception handled below: the trap return's two words
-// on the program's stack. So only the program's own instructions, on vCPUs
-// that run it, can use a stale translation. inUser[c] is 1 exactly while
+// physmap; handleTrap writes its return frame that way too). So only
+// instructions that run after the lock is released, the program's own and
+// the return path's pops from the program's stack, can use a stale
+// translation, and only on vCPUs that run the program. inUser[c] is 1 exactly while
 // vCPU c may do so without the lock: it is set (under the lock) just
 // before the release on the way back to the program, and cleared as the
 // first thing at every entry, before any user address is touched. A vCPU
@@ -36,8 +37,8 @@ import (
 // Why that is enough: a vCPU seen with inUser clear is in the kernel (or
 // idle) and cannot get back to the program without the lock, which the
 // shooter holds; when it next takes the lock it sees flushGen moved and
-// flushes before it does anything else (kernelLock), so before the trap
-// path's write to the program's stack and before any program instruction.
+// flushes before it does anything else (kernelLock), so before any
+// program instruction.
 // A vCPU seen with inUser set has been waited for until it entered the
 // kernel. So when step 3 runs, no vCPU holds, or can load without a
 // flush, a translation to a frame on the deferred list, and none comes
