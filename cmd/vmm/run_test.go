@@ -299,4 +299,15 @@ func TestRunSMP(t *testing.T) {
 			}
 		})
 	}
+	// A fault with no handler, on whichever vCPU the thread ran: the
+	// program ends on both, with the symbolized report, and every frame
+	// comes back.
+	t.Run("sigdefault--cpus2", func(t *testing.T) {
+		prog := buildProgram(t, "sigdefault")
+		st, out, errs := runCLI("run", "--kernel", k, "--cpus", "2", prog)
+		if st != vmm.StatusFault || out != "before\n" || !strings.Contains(errs, "program killed by signal 11 (status 139)") ||
+			!strings.Contains(errs, "sigdefault/main.go:23)") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
+			t.Errorf("status %d, stdout %q, stderr:\n%s", st, out, errs)
+		}
+	})
 }
