@@ -145,8 +145,22 @@ func deferFree(phys uint64) {
 	}
 }
 
-// freeDeferred hands the deferred frames back to the allocator.
+// freeDeferred hands the deferred frames back to the allocator. It first
+// checks the shootdown's promise: every other vCPU is out of the program
+// (inUser clear) or has flushed since the unmapping (seenGen current). On
+// this host one vCPU's CR3 bounce happens to resync KVM's shadow tables
+// for all, so a missing wait would not show as corruption; this check
+// makes it a failure anyway.
 func freeDeferred() {
+	me := thisCPU().Index
+	for c := uint64(0); c < uint64(bootInfo().NumCPUs); c++ {
+		if c != me && ndeferred > 0 && atomic.LoadUint64(&inUser[c]) != 0 && atomic.LoadUint64(&seenGen[c]) != flushGen {
+			putString("run: kernel bug: frames would be freed while vCPU ")
+			putDec(c)
+			putString(" may still hold stale translations\n")
+			exit(exitWorkloadFail)
+		}
+	}
 	for i := 0; i < ndeferred; i++ {
 		putFrame(deferred[i])
 		proc.frames--
