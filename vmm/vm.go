@@ -127,6 +127,7 @@ func (vm *VM) build() error {
 			return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot=%d gpa=%#x size=%#x: %w", i, s.GPA, s.Size, err)
 		}
 	}
+	vm.prefaultKernel()
 	if err := k.Load(vm.mem); err != nil {
 		return err
 	}
@@ -162,6 +163,22 @@ func (vm *VM) build() error {
 	}
 	vm.prefaultMeta() // memory.go
 	return vm.startDebugger()
+}
+
+// prefaultKernel faults in the 2 MiB pages that hold the kernel image and
+// the per-CPU areas after it as transparent huge pages, before the VMM
+// writes them: one host fault for each instead of one per 4 KiB page
+// (about 480 for this kernel, 0.5 ms), and the guest's first touches of
+// its data and BSS find the pages present.
+func (vm *VM) prefaultKernel() {
+	lo, hi := vm.kernel.Start&^(hugePage-1), alignUp(vm.layout.perCPUEnd, hugePage)
+	if vm.mem.Populate(lo, hi-lo, true) == nil {
+		return
+	}
+	// The rounded range leaves RAM (a guest barely larger than its kernel).
+	if err := vm.mem.Populate(vm.kernel.Start, vm.layout.perCPUEnd-vm.kernel.Start, false); err != nil {
+		vm.logf("%v", err)
+	}
 }
 
 // doorbellExitsBeforeEventfd is how many console doorbells are taken as
