@@ -165,19 +165,16 @@ func (vm *VM) build() error {
 	return vm.startDebugger()
 }
 
-// prefaultKernel faults in the 2 MiB pages that hold the kernel image and
-// the per-CPU areas after it as transparent huge pages, before the VMM
-// writes them: one host fault for each instead of one per 4 KiB page
-// (about 480 for this kernel, 0.5 ms), and the guest's first touches of
-// its data and BSS find the pages present.
+// prefaultKernel advises transparent huge pages for the 2 MiB pages that
+// hold the kernel image and the per-CPU areas after it, before the VMM
+// writes them: the first write then faults in 2 MiB at once instead of one
+// 4 KiB page at a time (about 480 faults for this kernel: 0.9 ms against
+// 0.2-0.4 ms), and the guest's first touches of its text and data find the
+// pages present. Advice only: without THP the pages fault in as before.
 func (vm *VM) prefaultKernel() {
 	lo, hi := vm.kernel.Start&^(hugePage-1), alignUp(vm.layout.perCPUEnd, hugePage)
-	if vm.mem.Populate(lo, hi-lo, true) == nil {
-		return
-	}
-	// The rounded range leaves RAM (a guest barely larger than its kernel).
-	if err := vm.mem.Populate(vm.kernel.Start, vm.layout.perCPUEnd-vm.kernel.Start, false); err != nil {
-		vm.logf("%v", err)
+	if b, err := vm.mem.Slice(lo, hi-lo); err == nil {
+		unix.Madvise(b, unix.MADV_HUGEPAGE)
 	}
 }
 
