@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# bench-run.sh: Go programs on the host and under `vmm run`, for the
+# "vmm run" section of BENCHMARKS.md (issue 12).
+#
+#   scripts/bench-run.sh [-n REPS] [-c] [-k GUEST.ELF]
+#
+# -n REPS  runs of each timed program on each side, host and guest
+#          interleaved (default 5); medians are reported, with the range
+# -c       also measure checkpoint cost against program heap size (slow:
+#          a 1 GiB heap is faulted in page by page)
+# -k FILE  boot this guest kernel instead of the one bin/vmm embeds
+#
+# Both sides run with GOMAXPROCS=1 (vmm run has one vCPU). The time is the
+# program's own (its clock, printed on stderr as "NAME: N ms"), so the
+# VM's creation and teardown are not in it; the whole process's wall time
+# is given too. Needs bin/vmm (make), go and jq; run from the repository.
+set -euo pipefail
+
+reps=5 ckpt=0 kernel=()
+while getopts "n:ck:" o; do
+	case $o in
+	n) reps=$OPTARG ;;
+	c) ckpt=1 ;;
+	k) kernel=(--kernel "$OPTARG") ;;
+	*) echo "usage: $0 [-n REPS] [-c] [-k GUEST.ELF]" >&2; exit 2 ;;
+	esac
+done
+vmm=${VMM:-bin/vmm}
+for t in "$vmm" go jq; do
+	command -v "$t" >/dev/null || { echo "$0: $t not found (make builds bin/vmm)" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for p in testdata/bench/binarytrees testdata/bench/allocmix testdata/bench/heaphold testdata/run/getpid; do
+	(cd "$p" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go build -o "$work/$(basename "$p")" .)
+done
+
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+nowms() { echo $(($(date +%s%N) / 1000000)); }
+# median and range of the numbers on stdin
+stats() { sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%g (%g-%g)", m, v[1], v[NR]}'; }
+median() { sort -n | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
+
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(uname -r)," \
+	"kvm module: $(for m in kvm_pvm kvm_intel kvm_amd; do [ -d /sys/module/$m ] && printf '%s ' $m; done)"
+echo "go: $(go version | cut -d' ' -f3), vmm: $($vmm version 2>/dev/null | head -1 || true)"
+echo "load average at start: $(load)"
+echo
+
+# timed NAME ARGS...: REPS interleaved host/guest runs of a program that
+# prints "NAME: N ms" on stderr.
+timed() {
+	local name=$1; shift
+	local prog=$work/$name
+	: >"$work/h" ; : >"$work/g" ; : >"$work/hw" ; : >"$work/gw" ; : >"$work/pf" ; : >"$work/ld"
+	for _ in $(seq "$reps"); do
+		load >>"$work/ld"
+		local t0 t1
+		t0=$(nowms)
+		GOMAXPROCS=1 "$prog" "$@" 2>"$work/err" >/dev/null
+		t1=$(nowms)
+		echo $((t1 - t0)) >>"$work/hw"
+		sed -n "s/^$name: \([0-9]*\) ms$/\1/p" "$work/err" >>"$work/h"
+		t0=$(nowms)
+		"$vmm" run "${kernel[@]}" --env GOMAXPROCS=1 --json-out "$work/run.json" "$prog" "$@" 2>"$work/err" >/dev/null
+		t1=$(nowms)
+		echo $((t1 - t0)) >>"$work/gw"
+		sed -n "s/^$name: \([0-9]*\) ms$/\1/p" "$work/err" >>"$work/g"
+		jq '.run.page_faults' "$work/run.json" >>"$work/pf"
+		[ "$(jq '[.checkpoints[].violations] | add' "$work/run.json")" = 0 ] || { echo "$name: violations" >&2; exit 1; }
+	done
+	local hm gm
+	hm=$(median <"$work/h") gm=$(median <"$work/g")
+	printf '%s %s: host %s ms, guest %s ms, ratio %.2f; whole process: host %s ms, guest %s ms; guest page faults %s; load %s\n' \
+		"$name" "$*" "$(stats <"$work/h")" "$(stats <"$work/g")" "$(echo "$gm / $hm" | bc -l)" \
+		"$(median <"$work/hw")" "$(median <"$work/gw")" "$(median <"$work/pf")" "$(head -1 "$work/ld") .. $(tail -1 "$work/ld")"
+}
+
+timed binarytrees 16
+timed allocmix 2048 32
+
+# The system call round trip: getpid times 200,000 calls itself.
+: >"$work/h" ; : >"$work/g"
+for _ in $(seq "$reps"); do
+	"$work/getpid" | sed -n 's/.*calls, \([0-9]*\) ns each/\1/p' >>"$work/h"
+	"$vmm" run "${kernel[@]}" "$work/getpid" 2>/dev/null | sed -n 's/.*calls, \([0-9]*\) ns each/\1/p' >>"$work/g"
+done
+echo "getpid round trip: host $(stats <"$work/h") ns, guest $(stats <"$work/g") ns; load $(load)"
+
+if [ "$ckpt" = 1 ]; then
+	# Checkpoint cost by program heap size, in one guest size so that the
+	# frame-metadata part stays the same: the median of the last 8 periodic
+	# checkpoints (taken while the heap is held) against "exit" (after the
+	# program's frames are back, the floor).
+	echo
+	for mib in 64 256 1024; do
+		"$vmm" run "${kernel[@]}" --mem 2G --verify-every 100ms --json-out "$work/hh.json" "$work/heaphold" "$mib" 1 >/dev/null 2>&1
+		held=$(jq '[.checkpoints[] | select(.label == "run-periodic") | .ns] | .[-8:][]' "$work/hh.json" | median)
+		floor=$(jq '.checkpoints[] | select(.label == "exit") | .ns' "$work/hh.json")
+		printf 'checkpoint, 2 GiB guest, %4d MiB heap held: %.1f ms (floor after exit %.1f ms), %s page faults, load %s\n' \
+			"$mib" "$(echo "$held / 1000000" | bc -l)" "$(echo "$floor / 1000000" | bc -l)" "$(jq .run.page_faults "$work/hh.json")" "$(load)"
+	done
+fi
