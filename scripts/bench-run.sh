@@ -40,7 +40,7 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 nowms() { echo $(($(date +%s%N) / 1000000)); }
 # median and range of the numbers on stdin
 stats() { sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%g (%g-%g)", m, v[1], v[NR]}'; }
-median() { sort -n | awk '{v[NR]=$1} END {print (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
+median() { sort -n | awk '{v[NR]=$1} END {printf "%.0f\n", (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(uname -r)," \
 	"kvm module: $(for m in kvm_pvm kvm_intel kvm_amd; do [ -d /sys/module/$m ] && printf '%s ' $m; done)"
