@@ -32,7 +32,7 @@ done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for p in testdata/bench/binarytrees testdata/bench/allocmix testdata/bench/heaphold testdata/run/getpid; do
+for p in testdata/bench/binarytrees testdata/bench/allocmix testdata/bench/heaphold testdata/bench/pagetouch testdata/run/getpid; do
 	(cd "$p" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go build -o "$work/$(basename "$p")" .)
 done
 
@@ -87,6 +87,21 @@ for _ in $(seq "$reps"); do
 	"$vmm" run "${kernel[@]}" "$work/getpid" 2>/dev/null | sed -n 's/.*calls, \([0-9]*\) ns each/\1/p' >>"$work/g"
 done
 echo "getpid round trip: host $(stats <"$work/h") ns, guest $(stats <"$work/g") ns; load $(load)"
+
+# A page's first write: pagetouch prints three figures in ns a page.
+for side in host guest; do
+	: >"$work/a" ; : >"$work/b" ; : >"$work/c"
+	for _ in $(seq "$reps"); do
+		if [ $side = host ]; then
+			"$work/pagetouch" 2>"$work/err"
+		else
+			"$vmm" run "${kernel[@]}" "$work/pagetouch" 2>"$work/err" >/dev/null
+		fi
+		sed -n 's/^pagetouch: .*first write \([0-9]*\) ns, mapped \([0-9]*\) ns, after MADV_DONTNEED \([0-9]*\) ns.*/\1 \2 \3/p' "$work/err" |
+			while read -r a b c; do echo "$a" >>"$work/a"; echo "$b" >>"$work/b"; echo "$c" >>"$work/c"; done
+	done
+	echo "page first write ($side, 128 MiB): fresh $(stats <"$work/a") ns, mapped $(stats <"$work/b") ns, after MADV_DONTNEED $(stats <"$work/c") ns; load $(load)"
+done
 
 if [ "$ckpt" = 1 ]; then
 	# Checkpoint cost by program heap size, in one guest size so that the
