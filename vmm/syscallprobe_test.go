@@ -25,3 +25,15 @@ func TestSyscallCPL(t *testing.T) {
 		t.Errorf("SYSCALL landed at CPL%d on %s, want CPL%d", cpl, HostModule(), want)
 	}
 }
+
+// BenchmarkSyscallRoundTrip: b.N bare SYSCALL round trips in the probe VM
+// (LSTAR only jumps back), the floor under vmm run's system calls
+// (scripts/bench-run.sh runs it beside the getpid figure).
+func BenchmarkSyscallRoundTrip(b *testing.B) {
+	kvmtest.Require(b)
+	_, d, err := syscallLoop(uint32(b.N))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "ns/syscall")
+}
