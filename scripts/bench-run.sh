@@ -13,7 +13,9 @@
 # Both sides run with GOMAXPROCS=1 (vmm run has one vCPU). The time is the
 # program's own (its clock, printed on stderr as "NAME: N ms"), so the
 # VM's creation and teardown are not in it; the whole process's wall time
-# is given too. Needs bin/vmm (make), go and jq; run from the repository.
+# is given too, and its CPU time (user + system), which other load on the
+# machine disturbs less than wall time. Needs bin/vmm (make), go, jq, bc
+# and /usr/bin/time; run from the repository.
 set -euo pipefail
 
 reps=5 ckpt=0 kernel=()
@@ -26,7 +28,7 @@ while getopts "n:ck:" o; do
 	esac
 done
 vmm=${VMM:-bin/vmm}
-for t in "$vmm" go jq; do
+for t in "$vmm" go jq bc /usr/bin/time; do
 	command -v "$t" >/dev/null || { echo "$0: $t not found (make builds bin/vmm)" >&2; exit 2; }
 done
 
@@ -37,7 +39,6 @@ for p in testdata/bench/binarytrees testdata/bench/allocmix testdata/bench/heaph
 done
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-nowms() { echo $(($(date +%s%N) / 1000000)); }
 # median and range of the numbers on stdin
 stats() { sort -n | awk '{v[NR]=$1} END {m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%g (%g-%g)", m, v[1], v[NR]}'; }
 median() { sort -n | awk '{v[NR]=$1} END {printf "%.0f\n", (NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2}'; }
@@ -53,28 +54,25 @@ echo
 timed() {
 	local name=$1; shift
 	local prog=$work/$name
-	: >"$work/h" ; : >"$work/g" ; : >"$work/hw" ; : >"$work/gw" ; : >"$work/pf" ; : >"$work/ld"
+	: >"$work/h" ; : >"$work/g" ; : >"$work/hw" ; : >"$work/gw" ; : >"$work/hc" ; : >"$work/gc" ; : >"$work/pf" ; : >"$work/ld"
 	for _ in $(seq "$reps"); do
 		load >>"$work/ld"
-		local t0 t1
-		t0=$(nowms)
-		GOMAXPROCS=1 "$prog" "$@" 2>"$work/err" >/dev/null
-		t1=$(nowms)
-		echo $((t1 - t0)) >>"$work/hw"
+		# /usr/bin/time: wall and CPU (user + system) seconds of the process
+		GOMAXPROCS=1 /usr/bin/time -f '%e %U %S' -o "$work/t" "$prog" "$@" 2>"$work/err" >/dev/null
+		awk '{print $1*1000 >> "'"$work/hw"'"; print ($2+$3)*1000 >> "'"$work/hc"'"}' "$work/t"
 		sed -n "s/^$name: \([0-9]*\) ms$/\1/p" "$work/err" >>"$work/h"
-		t0=$(nowms)
-		"$vmm" run "${kernel[@]}" --env GOMAXPROCS=1 --json-out "$work/run.json" "$prog" "$@" 2>"$work/err" >/dev/null
-		t1=$(nowms)
-		echo $((t1 - t0)) >>"$work/gw"
+		/usr/bin/time -f '%e %U %S' -o "$work/t" "$vmm" run "${kernel[@]}" --env GOMAXPROCS=1 --json-out "$work/run.json" "$prog" "$@" 2>"$work/err" >/dev/null
+		awk '{print $1*1000 >> "'"$work/gw"'"; print ($2+$3)*1000 >> "'"$work/gc"'"}' "$work/t"
 		sed -n "s/^$name: \([0-9]*\) ms$/\1/p" "$work/err" >>"$work/g"
 		jq '.run.page_faults' "$work/run.json" >>"$work/pf"
 		[ "$(jq '[.checkpoints[].violations] | add' "$work/run.json")" = 0 ] || { echo "$name: violations" >&2; exit 1; }
 	done
-	local hm gm
-	hm=$(median <"$work/h") gm=$(median <"$work/g")
-	printf '%s %s: host %s ms, guest %s ms, ratio %.2f; whole process: host %s ms, guest %s ms; guest page faults %s; load %s\n' \
+	local hm gm hc gc
+	hm=$(median <"$work/h") gm=$(median <"$work/g") hc=$(median <"$work/hc") gc=$(median <"$work/gc")
+	printf '%s %s: host %s ms, guest %s ms, ratio %.2f; whole process wall: host %s ms, guest %s ms; CPU (user+sys): host %s ms, guest %s ms, ratio %.2f; guest page faults %s; load %s\n' \
 		"$name" "$*" "$(stats <"$work/h")" "$(stats <"$work/g")" "$(echo "$gm / $hm" | bc -l)" \
-		"$(median <"$work/hw")" "$(median <"$work/gw")" "$(median <"$work/pf")" "$(head -1 "$work/ld") .. $(tail -1 "$work/ld")"
+		"$(median <"$work/hw")" "$(median <"$work/gw")" "$hc" "$gc" "$(echo "$gc / $hc" | bc -l)" \
+		"$(median <"$work/pf")" "$(head -1 "$work/ld") .. $(tail -1 "$work/ld")"
 }
 
 timed binarytrees 16
