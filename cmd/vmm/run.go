@@ -229,7 +229,7 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 
 func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, []byte, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump,
-		Stdout: stdout, Stderr: stderr, Console: console}
+		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, nil, usagef("--mem: %v", err)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -284,5 +285,21 @@ func TestRunRefusesHostsWhereSyscallEntersRing0(t *testing.T) {
 	syscallCPL = func() (int, error) { return 3, nil }
 	if st, out, errs := runCLI("run", "--kernel", k, hello); st != 0 || out == "" {
 		t.Errorf("at CPL3: status %d, stdout %q, stderr %q", st, out, errs)
+	}
+}
+
+// TestRunConfigAdvisesHugePages: vmm run backs guest RAM with transparent
+// huge pages (a Go heap's first touches are host faults otherwise).
+func TestRunConfigAdvisesHugePages(t *testing.T) {
+	f, err := parseRunFlags([]string{"--kernel", guestPath(t), buildProgram(t, "hello")}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := f.config(io.Discard, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.HugePages {
+		t.Error("vmm run's config does not ask for huge pages")
 	}
 }
