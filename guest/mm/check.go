@@ -107,12 +107,25 @@ func NewLinearPass() LinearPass { return LinearPass{charged: -1} }
 //go:nosplit
 func (lp *LinearPass) Carries(at uint64) bool { return lp.blockEnd > at }
 
+// Resume is the pass as a range that starts where this one stopped sees
+// it when it is checked on its own (CheckRange with its own out): its
+// place in the block structure, no counts, and no violation to charge (a
+// bad head's run ends at a multiple of 2^MaxOrder, where ranges start).
+//
+//go:nosplit
+func (lp *LinearPass) Resume() LinearPass {
+	return LinearPass{blockEnd: lp.blockEnd, tailFlags: lp.tailFlags, inRun: lp.inRun, charged: -1}
+}
+
 // CheckRange runs Check's linear pass over records [lo, hi) (clamped to
 // the array), continuing lp, and returns the violations found so far: out
 // and total are the ones of lp's earlier ranges (the first len(out)
 // violations are stored). Over consecutive ranges from 0 to FrameCount it
-// finds exactly what Check's pass finds; a range that starts a new lp
-// must start where the pass before it does not carry (Carries).
+// finds exactly what Check's pass finds. Ranges checked apart (each with
+// its own lp and out, for several CPUs) must start at multiples of
+// 2^MaxOrder, from NewLinearPass where the pass before does not carry
+// into them (Carries) and from its Resume where it does; their counts
+// and violations, concatenated in order, are then Check's.
 //
 //go:nosplit
 func CheckRange(v *View, lo, hi uint64, lp *LinearPass, out []Violation, total int) int {
@@ -207,6 +220,16 @@ func (c *checker) linear(v *View, lo, hi uint64, lp *LinearPass) int {
 	inRun, charged := lp.inRun, lp.charged
 
 	for p := lo; p < hi; p++ {
+		if p < blockEnd && !inRun {
+			// The common case, a clean tail of the current block, which
+			// the rules below pass without a word: read only what they
+			// would.
+			m := v.at(p)
+			if atomic.LoadUint32(&m.flags) == tailFlags && atomic.LoadUint32(&m.orderWord) == uint32(OrderTail) &&
+				atomic.LoadUint32(&m.refcount) == 0 && atomic.LoadUint64(&m.next) == LinkNone && atomic.LoadUint64(&m.prev) == LinkNone {
+				continue
+			}
+		}
 		r := v.rec(p)
 		f, rc, nx, pv := r.Flags, r.Refcount, r.Next, r.Prev
 		ow := uint32(r.Order) | r.Reserved<<8

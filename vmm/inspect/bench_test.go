@@ -33,3 +33,24 @@ func BenchmarkVerifyDump4GiB(b *testing.B) {
 	b.ReportMetric(float64(frames), "frames")
 	b.ReportMetric(float64(frames)*float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 }
+
+// BenchmarkVerifyOnly boots a 16 GiB guest with a dump once, opens it
+// once, and measures Verify alone (what a checkpoint pays).
+func BenchmarkVerifyOnly16GiB(b *testing.B) {
+	path := filepath.Join(b.TempDir(), "16g.core")
+	inspecttest.BootAt(b, 16<<30, "paging", "", path)
+	in, err := inspect.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	for b.Loop() {
+		rep, err := in.Verify()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if rep.TotalViolations != 0 {
+			b.Fatalf("%d violations", rep.TotalViolations)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"encoding/binary"
 	"fmt"
 	"unsafe"
 
@@ -190,10 +191,9 @@ func (o *owners) declared(mem Memory, phys uint64) {
 	}
 }
 
-func le64(b []byte) uint64 {
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-}
+func le64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+
+func le32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
 
 // hold marks the declared block e (phys | order) as owned; it must be an
 // allocated block head of that order.
@@ -220,13 +220,13 @@ func (o *owners) hold(e, decl uint64) {
 }
 
 // block reports the allocated block [head, end) (as the host pass parsed
-// it) as a leak, at its head, if none of its frames has an owner.
-func (o *owners) block(head, end uint64, r mm.Record) {
+// it) as a leak, at its head, to res, if none of its frames has an owner.
+func (o *owners) block(head, end uint64, r mm.Record, res *ptResult) {
 	for p := head; p < end; p++ {
 		if o.owner[p] != ownNone {
 			return
 		}
 	}
-	o.res.addDetail(head, "allocated block owned by nothing (leak)", "owner", 1, 0,
+	res.addDetail(head, "allocated block owned by nothing (leak)", "owner", 1, 0,
 		fmt.Sprintf("%s order-%d block: no page table or mapping of a registered root, no declared holding, not metadata, kernel or firmware", FlagNames(r.Flags), r.Order))
 }
