@@ -181,7 +181,7 @@ func TestParallelBlocksAcrossPieces(t *testing.T) {
 						}
 						switch bug {
 						case 1: // a tail's own bug past the boundary
-							le.PutUint32(rec(b+1)[mm.OffRefcount:], 5)
+							le.PutUint32(rec(b + 1)[mm.OffRefcount:], 5)
 						case 2: // the block ends early, just past the boundary
 							setRec(b+1, mm.FlagAllocated|mm.FlagKernel, 0, 1)
 						case 3: // a head inside the block at the boundary
