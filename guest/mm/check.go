@@ -221,12 +221,14 @@ func (c *checker) linear(v *View, lo, hi uint64, lp *LinearPass) int {
 
 	for p := lo; p < hi; p++ {
 		if p < blockEnd && !inRun {
-			// The common case, a clean tail of the current block, which
-			// the rules below pass without a word: read only what they
-			// would.
-			m := v.at(p)
-			if atomic.LoadUint32(&m.flags) == tailFlags && atomic.LoadUint32(&m.orderWord) == uint32(OrderTail) &&
-				atomic.LoadUint32(&m.refcount) == 0 && atomic.LoadUint64(&m.next) == LinkNone && atomic.LoadUint64(&m.prev) == LinkNone {
+			// The common case, clean tails of the current block, which the
+			// rules below pass without a word: read only what they would.
+			p = cleanTails(v, p, min(blockEnd, hi), tailFlags)
+			if p == hi {
+				break
+			}
+			if p == blockEnd {
+				p--
 				continue
 			}
 		}
@@ -365,6 +367,22 @@ func (c *checker) linear(v *View, lo, hi uint64, lp *LinearPass) int {
 	lp.Cached = cached
 	lp.blockEnd, lp.tailFlags, lp.inRun, lp.charged = blockEnd, tailFlags, inRun, charged
 	return c.total
+}
+
+// cleanTails returns the first frame in [p, end) that is not a clean
+// tail with flags tailFlags (order OrderTail, no references, no links),
+// or end. A leaf, like cachedFrame.
+//
+//go:nosplit
+func cleanTails(v *View, p, end uint64, tailFlags uint32) uint64 {
+	for ; p < end; p++ {
+		m := v.at(p)
+		if atomic.LoadUint32(&m.flags) != tailFlags || atomic.LoadUint32(&m.orderWord) != uint32(OrderTail) ||
+			atomic.LoadUint32(&m.refcount) != 0 || atomic.LoadUint64(&m.next) != LinkNone || atomic.LoadUint64(&m.prev) != LinkNone {
+			break
+		}
+	}
+	return p
 }
 
 // badHead starts the run of tails charged to the bad head p, whose

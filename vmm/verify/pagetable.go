@@ -15,6 +15,16 @@ type ptResult struct {
 	total       int
 }
 
+// merge appends o's findings, within the cap.
+func (p *ptResult) merge(o *ptResult) {
+	p.total += o.total
+	for _, x := range o.violations {
+		if len(p.violations) < MaxListed {
+			p.violations = append(p.violations, x)
+		}
+	}
+}
+
 func (p *ptResult) add(pfn uint64, kind, field string, exp, act uint64) {
 	p.addDetail(pfn, kind, field, exp, act, "")
 }
@@ -48,7 +58,6 @@ func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) *mapCount
 	if Walk(mem, roots, shared, Visitor{Table: c.table, Leaf: c.leaf}) || c.refs > maxFrameRefs {
 		c.res.add(0, "page tables too large to walk", "pte", maxFrameRefs, c.refs)
 	}
-	c.judge()
 	return c
 }
 
@@ -82,47 +91,49 @@ func (c *mapCounter) leaf(root, va, first, n uint64, writable, user bool) {
 	}
 }
 
-// judge applies the rules that tie metadata to mappings.
-func (w *mapCounter) judge() {
-	for pfn := uint64(0); pfn < w.frames; pfn++ {
+// judge applies the rules that tie metadata to mappings to frames
+// [lo, hi), reporting to res (the walk's findings come first: see
+// checkFrames).
+func (w *mapCounter) judge(lo, hi uint64, res *ptResult) {
+	for pfn := lo; pfn < min(hi, w.frames); pfn++ {
 		rec, _ := w.view.Record(pfn)
 		flags, order, ref := rec.Flags, rec.Order, rec.Refcount
 		maps := uint64(w.mapCount[pfn])
 		if w.isTable[pfn] && flags&(mm.FlagKernel|mm.FlagAllocated) != mm.FlagKernel|mm.FlagAllocated {
-			w.res.add(pfn, "page-table frame not KERNEL|ALLOCATED", "flags", uint64(mm.FlagKernel|mm.FlagAllocated), uint64(flags))
+			res.add(pfn, "page-table frame not KERNEL|ALLOCATED", "flags", uint64(mm.FlagKernel|mm.FlagAllocated), uint64(flags))
 		}
 		if maps == 0 {
 			// USER heads that nothing maps must not hold references either.
 			if flags&mm.FlagUser != 0 && order != mm.OrderTail && ref != 0 {
-				w.res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
+				res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
 			}
 			continue
 		}
 		switch {
 		case flags == 0:
-			w.res.add(pfn, "mapped frame is not RAM", "flags", 0, maps)
+			res.add(pfn, "mapped frame is not RAM", "flags", 0, maps)
 		case flags&mm.FlagFree != 0:
-			w.res.add(pfn, "FREE frame is mapped", "mappings", 0, maps)
+			res.add(pfn, "FREE frame is mapped", "mappings", 0, maps)
 		case flags&mm.FlagPoisoned != 0:
-			w.res.add(pfn, "POISONED frame is mapped", "mappings", 0, maps)
+			res.add(pfn, "POISONED frame is mapped", "mappings", 0, maps)
 		case flags&mm.FlagUser == 0:
-			w.res.add(pfn, "frame mapped into user space is not USER", "flags", uint64(flags|mm.FlagUser), uint64(flags))
+			res.add(pfn, "frame mapped into user space is not USER", "flags", uint64(flags|mm.FlagUser), uint64(flags))
 		}
 		if flags&mm.FlagUser != 0 && w.noUser[pfn] {
-			w.res.add(pfn, "USER frame mapped without the U bit", "pte", pteUser, 0)
+			res.add(pfn, "USER frame mapped without the U bit", "pte", pteUser, 0)
 		}
 		if flags&mm.FlagCOW != 0 && w.writable[pfn] {
-			w.res.add(pfn, "COW frame mapped writable", "pte", 0, pteWritable)
+			res.add(pfn, "COW frame mapped writable", "pte", 0, pteWritable)
 		}
 		if flags&mm.FlagDLL != 0 && w.writable[pfn] {
-			w.res.add(pfn, "DLL frame mapped writable", "pte", 0, pteWritable)
+			res.add(pfn, "DLL frame mapped writable", "pte", 0, pteWritable)
 		}
 		if flags&mm.FlagUser != 0 && order != mm.OrderTail && flags&(mm.FlagAnonymous|mm.FlagDLL) == 0 {
-			w.res.addDetail(pfn, "mapped USER frame neither ANONYMOUS nor DLL", "flags", uint64(flags|mm.FlagAnonymous), uint64(flags),
+			res.addDetail(pfn, "mapped USER frame neither ANONYMOUS nor DLL", "flags", uint64(flags|mm.FlagAnonymous), uint64(flags),
 				"user memory here is anonymous or a shared library; anonymous frames must say so")
 		}
 		if flags&mm.FlagUser != 0 && order != mm.OrderTail && uint64(ref) != maps {
-			w.res.add(pfn, "refcount differs from the number of mappings", "refcount", maps, uint64(ref))
+			res.add(pfn, "refcount differs from the number of mappings", "refcount", maps, uint64(ref))
 		}
 	}
 }

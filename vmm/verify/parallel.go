@@ -23,9 +23,10 @@ const (
 	// pieceFrames is one unit of work: 4 MiB of records, 64 pieces at
 	// 16 GiB, so an idle CPU takes over the pieces a busy one leaves.
 	pieceFrames = 1 << 16
-	// chunkFrames is what both checkers read in turn: 64 KiB of records,
-	// which stay in this machine's L2 cache between the two.
-	chunkFrames = 1 << mm.MaxOrder
+	// chunkFrames is what the checkers read in turn: one page of records,
+	// in L1 for the second and third while the first streams the next
+	// (the best of 16..4096 on this machine).
+	chunkFrames = 64
 	// pieceListed is how many of guest/mm's violations a piece keeps; a
 	// piece that finds more is checked again with room for all that the
 	// report can still list.
@@ -52,13 +53,14 @@ type piece struct {
 	spec     specCheck // its findings in the piece
 	hist     histogram
 	leaks    ptResult
+	judged   ptResult // the mapping rules' findings (mapCounter.judge)
 }
 
 // run checks the piece from the passes' starting states.
-func (pc *piece) run(v *mm.View, tmpl *specCheck) {
+func (pc *piece) run(v *mm.View, tmpl *specCheck, pt *mapCounter) {
 	pc.lp, pc.mmTotal = pc.lpIn, 0
 	pc.fp = pc.fpIn
-	pc.hist, pc.leaks = histogram{}, ptResult{}
+	pc.hist, pc.leaks, pc.judged = histogram{}, ptResult{}, ptResult{}
 	pc.spec = *tmpl
 	pc.spec.out, pc.spec.tot = nil, 0
 	if pc.spec.hist != nil {
@@ -69,6 +71,7 @@ func (pc *piece) run(v *mm.View, tmpl *specCheck) {
 		e := min(c+chunkFrames, pc.hi)
 		pc.mmTotal = mm.CheckRange(v, c, e, &pc.lp, pc.mmOut[:], pc.mmTotal)
 		pc.spec.frames(&pc.fp, c, e)
+		pt.judge(c, e, &pc.judged)
 	}
 }
 
@@ -80,11 +83,12 @@ type framesResult struct {
 	fp      framePass // the host pass's counts
 }
 
-// checkFrames runs both passes over every frame: guest/mm's, whose
-// violations may fill up to mmRoom entries of the report, and the host's
-// (s, started as fp), whose violations, histogram and leak reports it adds
-// to s, s.hist and s.leaks in frame order.
-func checkFrames(v *mm.View, s *specCheck, fp framePass, mmRoom int, fo fanout) framesResult {
+// checkFrames runs the passes over every frame: guest/mm's, whose
+// violations may fill up to mmRoom entries of the report; the host's (s,
+// started as fp), whose violations, histogram and leak reports it adds to
+// s, s.hist and s.leaks in frame order; and the rules that tie frames to
+// their mappings (pt), whose findings it adds to pt.res.
+func checkFrames(v *mm.View, s *specCheck, fp framePass, pt *mapCounter, mmRoom int, fo fanout) framesResult {
 	n := v.FrameCount()
 	size := fo.frames
 	if size == 0 {
@@ -109,7 +113,7 @@ func checkFrames(v *mm.View, s *specCheck, fp framePass, mmRoom int, fo fanout) 
 			if i >= len(pieces) {
 				return
 			}
-			pieces[i].run(v, s)
+			pieces[i].run(v, s, pt)
 		}
 	}
 	waits := make([]func(), 0, workers)
@@ -127,7 +131,7 @@ func checkFrames(v *mm.View, s *specCheck, fp framePass, mmRoom int, fo fanout) 
 		prev, pc := &pieces[i-1], &pieces[i]
 		if prev.lp.Carries(pc.lo) || prev.fp.carries(pc.lo) {
 			pc.lpIn, pc.fpIn = prev.lp.Resume(), prev.fp.resume()
-			pc.run(v, s)
+			pc.run(v, s, pt)
 		}
 	}
 
@@ -162,13 +166,9 @@ func checkFrames(v *mm.View, s *specCheck, fp framePass, mmRoom int, fo fanout) 
 			s.hist.merge(&pc.hist)
 		}
 		if s.leaks != nil {
-			s.leaks.total += pc.leaks.total
-			for _, x := range pc.leaks.violations {
-				if len(s.leaks.violations) < MaxListed {
-					s.leaks.violations = append(s.leaks.violations, x)
-				}
-			}
+			s.leaks.merge(&pc.leaks)
 		}
+		pt.res.merge(&pc.judged)
 	}
 	return res
 }

@@ -261,14 +261,16 @@ func (s *specCheck) frames(fp *framePass, lo, hi uint64) {
 	tails := uint64(0) // clean tails of blocks, counted into the histogram at the end
 	for p := lo; p < hi; p++ {
 		if p < blockEnd {
-			// The common case, a clean tail of the current block (no run
-			// is open inside a block): what the loop below does for it,
+			// The common case, clean tails of the current block (no run
+			// is open inside a block): what the code below does for them,
 			// and one count for the histogram.
-			off := p * mm.FrameMetaSize
-			m := s.meta[off : off+mm.FrameMetaSize : off+mm.FrameMetaSize]
-			if le32(m[mm.OffFlags:]) == tail && le32(m[mm.OffOrder:]) == uint32(mm.OrderTail) &&
-				le32(m[mm.OffRefcount:]) == 0 && le64(m[mm.OffNext:]) == mm.LinkNone && le64(m[mm.OffPrev:]) == mm.LinkNone {
-				tails++
+			q := s.cleanTails(p, min(blockEnd, hi), tail)
+			tails += q - p
+			if p = q; p == hi {
+				break
+			}
+			if p == blockEnd {
+				p--
 				continue
 			}
 		}
@@ -375,6 +377,21 @@ func (s *specCheck) frames(fp *framePass, lo, hi uint64) {
 	if s.hist != nil && tails > 0 {
 		s.hist.addTails(tail, tails)
 	}
+}
+
+// cleanTails returns the first frame in [p, end) that is not a clean tail
+// with flags tail (order OrderTail, no reserved bytes, references or
+// links), or end.
+func (s *specCheck) cleanTails(p, end uint64, tail uint32) uint64 {
+	meta := s.meta[:end*mm.FrameMetaSize]
+	for ; p < end; p++ {
+		m := meta[p*mm.FrameMetaSize:][:mm.FrameMetaSize]
+		if le32(m[mm.OffFlags:]) != tail || le32(m[mm.OffOrder:]) != uint32(mm.OrderTail) ||
+			le32(m[mm.OffRefcount:]) != 0 || le64(m[mm.OffNext:]) != mm.LinkNone || le64(m[mm.OffPrev:]) != mm.LinkNone {
+			break
+		}
+	}
+	return p
 }
 
 // tailState checks what every tail must hold besides its flags and order:

@@ -141,7 +141,7 @@ func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 			pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
 		}
 		if in.Boot != nil {
-			own = markOwners(mem, &view, in, pt, &pt.res)
+			own = markOwners(mem, &view, in, pt, &ptResult{})
 		}
 	})
 	var hist histogram
@@ -153,15 +153,22 @@ func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 	}
 	if specOK {
 		listed := min(total, len(out))
-		fr := checkFrames(&view, s, fp, len(out)-listed, fo)
+		fr := checkFrames(&view, s, fp, pt, len(out)-listed, fo)
 		listed += copy(out[listed:], fr.mmOut)
 		total += fr.mmTotal
 		if stateOK {
 			total += mm.CheckRest(&view, &fr.lp, out[listed:])
 		}
 		s.poisonedTotal(h, fr.fp.poisoned)
+	} else {
+		pt.judge(0, view.FrameCount(), &pt.res)
 	}
 
+	if own != nil {
+		// The owner rules' findings, then the leaks, after the mapping
+		// rules' (as one pass in that order would find them).
+		pt.res.merge(own.res)
+	}
 	spec, specTotal := s.out, s.tot
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
