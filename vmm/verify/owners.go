@@ -1,8 +1,11 @@
 package verify
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"iter"
+	"slices"
 	"unsafe"
 
 	"github.com/vmm-dev/vmm/guest/mm"
@@ -39,8 +42,21 @@ var ownerNames = [...]string{ownNone: "nothing", ownMeta: "metadata array", ownS
 type owners struct {
 	view  *mm.View
 	boot  *Boot
-	owner []uint8
+	owner []uint8 // the owners marked by range (boot info, registered areas) and declared
 	res   *ptResult
+	// maps owns the frames the page tables use or map, where owner has
+	// none (looked up when needed rather than copied into owner).
+	maps *mapCounter
+	// marked are the frame spans markRange marked, [first, last].
+	marked [][2]uint64
+}
+
+// owned reports whether frame p has an owner.
+func (o *owners) owned(p uint64) bool { return o.owner[p] != ownNone || o.mapped(p) }
+
+// mapped reports whether a page table uses or maps frame p.
+func (o *owners) mapped(p uint64) bool {
+	return o.maps.isTable != nil && (o.maps.isTable[p] || o.maps.mapCount[p] > 0)
 }
 
 func (o *owners) name(k uint8) string {
@@ -60,8 +76,11 @@ func (o *owners) markRange(base, size uint64, k uint8) {
 	if end < base {
 		end = ^uint64(0)
 	}
-	last := min((end-1)/mm.PageSize, uint64(len(o.owner))-1)
-	for p := base / mm.PageSize; p <= last; p++ {
+	first, last := base/mm.PageSize, min((end-1)/mm.PageSize, uint64(len(o.owner))-1)
+	if first <= last {
+		o.marked = append(o.marked, [2]uint64{first, last})
+	}
+	for p := first; p <= last; p++ {
 		if o.owner[p] == ownNone {
 			o.owner[p] = k
 		}
@@ -72,7 +91,7 @@ func (o *owners) markRange(base, size uint64, k uint8) {
 // owned areas; the host pass then calls block for each allocated block.
 func markOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult) *owners {
 	n := v.FrameCount()
-	o := &owners{view: v, boot: in.Boot, owner: make([]uint8, n), res: res}
+	o := &owners{view: v, boot: in.Boot, owner: make([]uint8, n), res: res, maps: c}
 	for i, r := range in.Boot.InUse {
 		if i < 255-int(ownBoot) {
 			o.markRange(r.Base, r.Size, ownBoot+uint8(i))
@@ -82,17 +101,6 @@ func markOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult) 
 	o.markRange(in.StatePhys, mm.StateSize, ownState)
 	o.kernelAreas()
 	o.badFrames()
-	if c.isTable != nil {
-		for p := uint64(0); p < n; p++ {
-			switch {
-			case o.owner[p] != ownNone:
-			case c.isTable[p]:
-				o.owner[p] = ownTable
-			case c.mapCount[p] > 0:
-				o.owner[p] = ownMapped
-			}
-		}
-	}
 	o.declared(mem, in.Holdings)
 	return o
 }
@@ -109,18 +117,15 @@ func (o *owners) kernelAreas() {
 	}
 	seen := map[uint8]*area{}
 	var order []uint8
-	for p := range o.owner {
+	for p := range o.markedFrames() {
 		k := o.owner[p]
-		if k == ownNone {
-			continue
-		}
-		r, _ := o.view.Record(uint64(p))
+		r, _ := o.view.Record(p)
 		if r.Flags == 0 || r.Flags == mm.FlagAllocated|mm.FlagKernel {
 			continue
 		}
 		a := seen[k]
 		if a == nil {
-			a = &area{first: uint64(p), flags: r.Flags}
+			a = &area{first: p, flags: r.Flags}
 			seen[k] = a
 			order = append(order, k)
 		}
@@ -131,6 +136,23 @@ func (o *owners) kernelAreas() {
 		o.res.addDetail(a.first, o.name(k)+" frame not ALLOCATED|KERNEL", "flags",
 			uint64(mm.FlagAllocated|mm.FlagKernel), uint64(a.flags),
 			fmt.Sprintf("%d frame(s) of the %s are not ALLOCATED|KERNEL; this one is %s", a.wrong, o.name(k), FlagNames(a.flags)))
+	}
+}
+
+// markedFrames yields the frames markRange marked, in frame order.
+func (o *owners) markedFrames() iter.Seq[uint64] {
+	spans := slices.Clone(o.marked)
+	slices.SortFunc(spans, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	return func(yield func(uint64) bool) {
+		next := uint64(0) // frames below next are done
+		for _, s := range spans {
+			for p := max(s[0], next); p <= s[1]; p++ {
+				if !yield(p) {
+					return
+				}
+			}
+			next = max(next, s[1]+1)
+		}
 	}
 }
 
@@ -205,7 +227,7 @@ func (o *owners) hold(e, decl uint64) {
 			fmt.Sprintf("declaration %d holds %#x (order %d); the frame is %s", decl, e, order, FlagNames(r.Flags)))
 		return
 	}
-	if o.owner[pfn] == ownDeclared {
+	if o.owner[pfn] == ownDeclared { // (a mapped frame is the mapping's: see owned)
 		// Two holders of one block: the allocator handed it out twice
 		// (e.g. after accepting a double free).
 		o.res.addDetail(pfn, "declared block held twice", "owner", 1, 2,
@@ -213,7 +235,7 @@ func (o *owners) hold(e, decl uint64) {
 		return
 	}
 	for p := pfn; p < pfn+1<<order && p < uint64(len(o.owner)); p++ {
-		if o.owner[p] == ownNone {
+		if !o.owned(p) {
 			o.owner[p] = ownDeclared
 		}
 	}
@@ -223,7 +245,7 @@ func (o *owners) hold(e, decl uint64) {
 // it) as a leak, at its head, to res, if none of its frames has an owner.
 func (o *owners) block(head, end uint64, r mm.Record, res *ptResult) {
 	for p := head; p < end; p++ {
-		if o.owner[p] != ownNone {
+		if o.owned(p) {
 			return
 		}
 	}
