@@ -231,6 +231,15 @@ func (c *checker) linear(v *View, lo, hi uint64, lp *LinearPass) int {
 				p--
 				continue
 			}
+		} else if p >= blockEnd {
+			// Likewise a run of frames that are not RAM, in no block.
+			q := cleanHoles(v, p, hi)
+			if q > p {
+				inRun = false
+			}
+			if p = q; p == hi {
+				break
+			}
 		}
 		r := v.rec(p)
 		f, rc, nx, pv := r.Flags, r.Refcount, r.Next, r.Prev
@@ -378,6 +387,21 @@ func cleanTails(v *View, p, end uint64, tailFlags uint32) uint64 {
 	for ; p < end; p++ {
 		m := v.at(p)
 		if atomic.LoadUint32(&m.flags) != tailFlags || atomic.LoadUint32(&m.orderWord) != uint32(OrderTail) ||
+			atomic.LoadUint32(&m.refcount) != 0 || atomic.LoadUint64(&m.next) != LinkNone || atomic.LoadUint64(&m.prev) != LinkNone {
+			break
+		}
+	}
+	return p
+}
+
+// cleanHoles returns the first frame in [p, end) that is not a clean
+// not-RAM frame (no flags, order, references or links), or end. A leaf.
+//
+//go:nosplit
+func cleanHoles(v *View, p, end uint64) uint64 {
+	for ; p < end; p++ {
+		m := v.at(p)
+		if atomic.LoadUint32(&m.flags) != 0 || atomic.LoadUint32(&m.orderWord) != 0 ||
 			atomic.LoadUint32(&m.refcount) != 0 || atomic.LoadUint64(&m.next) != LinkNone || atomic.LoadUint64(&m.prev) != LinkNone {
 			break
 		}

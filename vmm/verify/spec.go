@@ -273,6 +273,16 @@ func (s *specCheck) frames(fp *framePass, lo, hi uint64) {
 				p--
 				continue
 			}
+		} else if q := s.cleanHoles(p, hi); q > p {
+			// Likewise a run of frames that are not RAM, in no block:
+			// each ends any run of tails and counts in the histogram.
+			s.closeRun(run)
+			if s.hist != nil {
+				s.hist.counts[0] += q - p
+			}
+			if p = q; p == hi {
+				break
+			}
 		}
 		if tails > 0 && s.hist != nil { // before tail changes
 			s.hist.addTails(tail, tails)
@@ -388,6 +398,21 @@ func (s *specCheck) cleanTails(p, end uint64, tail uint32) uint64 {
 		m := meta[p*mm.FrameMetaSize:][:mm.FrameMetaSize]
 		if le32(m[mm.OffFlags:]) != tail || le32(m[mm.OffOrder:]) != uint32(mm.OrderTail) ||
 			le32(m[mm.OffRefcount:]) != 0 || le64(m[mm.OffNext:]) != mm.LinkNone || le64(m[mm.OffPrev:]) != mm.LinkNone {
+			break
+		}
+	}
+	return p
+}
+
+// cleanHoles returns the first frame in [p, end) that is not a clean
+// not-RAM frame (no flags, order, reserved bytes, references or links),
+// or end.
+func (s *specCheck) cleanHoles(p, end uint64) uint64 {
+	meta := s.meta[:end*mm.FrameMetaSize]
+	for ; p < end; p++ {
+		m := meta[p*mm.FrameMetaSize:][:mm.FrameMetaSize]
+		if le32(m[mm.OffFlags:]) != 0 || le32(m[mm.OffOrder:]) != 0 || le32(m[mm.OffRefcount:]) != 0 ||
+			le64(m[mm.OffNext:]) != mm.LinkNone || le64(m[mm.OffPrev:]) != mm.LinkNone {
 			break
 		}
 	}
