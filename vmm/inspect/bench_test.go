@@ -2,6 +2,7 @@ package inspect_test
 
 import (
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/vmm-dev/vmm/vmm/inspect"
@@ -44,6 +45,8 @@ func BenchmarkVerifyOnly16GiB(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer in.Close()
+	var ru0, ru1 syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
 	for b.Loop() {
 		rep, err := in.Verify()
 		if err != nil {
@@ -53,4 +56,9 @@ func BenchmarkVerifyOnly16GiB(b *testing.B) {
 			b.Fatalf("%d violations", rep.TotalViolations)
 		}
 	}
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	b.ReportMetric(float64(ru1.Minflt-ru0.Minflt)/float64(b.N), "faults/op")
+	cpu := ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano()
+	b.ReportMetric(float64(cpu)/float64(b.N)/1e6, "cpu-ms/op")
+	b.ReportMetric(float64(ru1.Stime.Nano()-ru0.Stime.Nano())/float64(b.N)/1e6, "sys-ms/op")
 }

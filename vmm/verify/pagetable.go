@@ -47,14 +47,19 @@ type mapCounter struct {
 	noUser   []bool // mapped at least once without U
 	writable []bool // mapped at least once writable
 	isTable  []bool
-	refs     uint64
-	res      ptResult
+	// touched has bit p set when frame p is a table or mapped: judge
+	// looks no further at the others (most frames) than their flags.
+	touched []uint64
+	meta    []byte // the records' bytes
+	refs    uint64
+	res     ptResult
 }
 
 func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) *mapCounter {
 	frames := view.FrameCount()
 	c := &mapCounter{mem: mem, view: view, frames: frames, mapCount: make([]uint32, frames),
-		noUser: make([]bool, frames), writable: make([]bool, frames), isTable: make([]bool, frames)}
+		noUser: make([]bool, frames), writable: make([]bool, frames), isTable: make([]bool, frames),
+		touched: make([]uint64, (frames+63)/64), meta: view.MetaBytes()}
 	if Walk(mem, roots, shared, Visitor{Table: c.table, Leaf: c.leaf}) || c.refs > maxFrameRefs {
 		c.res.add(0, "page tables too large to walk", "pte", maxFrameRefs, c.refs)
 	}
@@ -73,6 +78,7 @@ func (c *mapCounter) table(root, phys uint64, level int, va uint64) {
 	}
 	if !c.isTable[pfn] {
 		c.isTable[pfn] = true
+		c.touched[pfn/64] |= 1 << (pfn % 64)
 		c.res.tableFrames++
 	}
 }
@@ -86,6 +92,7 @@ func (c *mapCounter) leaf(root, va, first, n uint64, writable, user bool) {
 		}
 		c.res.mappings++
 		c.mapCount[pfn]++
+		c.touched[pfn/64] |= 1 << (pfn % 64)
 		c.noUser[pfn] = c.noUser[pfn] || !user
 		c.writable[pfn] = c.writable[pfn] || writable
 	}
@@ -96,6 +103,19 @@ func (c *mapCounter) leaf(root, va, first, n uint64, writable, user bool) {
 // checkFrames).
 func (w *mapCounter) judge(lo, hi uint64, res *ptResult) {
 	for pfn := lo; pfn < min(hi, w.frames); pfn++ {
+		if w.touched[pfn/64]&(1<<(pfn%64)) == 0 {
+			// Not a table, not mapped: only the rule for unmapped USER
+			// heads below applies.
+			m := w.meta[pfn*mm.FrameMetaSize:][:mm.FrameMetaSize]
+			flags := le32(m[mm.OffFlags:])
+			if flags&mm.FlagUser == 0 {
+				continue
+			}
+			if ref := le32(m[mm.OffRefcount:]); m[mm.OffOrder] != mm.OrderTail && ref != 0 {
+				res.add(pfn, "refcount differs from the number of mappings", "refcount", 0, uint64(ref))
+			}
+			continue
+		}
 		rec, _ := w.view.Record(pfn)
 		flags, order, ref := rec.Flags, rec.Order, rec.Refcount
 		maps := uint64(w.mapCount[pfn])
