@@ -56,7 +56,7 @@ func (o *owners) owned(p uint64) bool { return o.owner[p] != ownNone || o.mapped
 
 // mapped reports whether a page table uses or maps frame p.
 func (o *owners) mapped(p uint64) bool {
-	return o.maps.isTable != nil && (o.maps.isTable[p] || o.maps.mapCount[p] > 0)
+	return o.maps.maps != nil && o.maps.maps[p]&(mapIsTable|mapCount) != 0
 }
 
 func (o *owners) name(k uint8) string {

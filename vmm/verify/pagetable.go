@@ -40,13 +40,12 @@ func (p *ptResult) addDetail(pfn uint64, kind, field string, exp, act uint64, de
 // mapCounter counts, per frame, the leaf mappings in the registered
 // address spaces and how they are mapped.
 type mapCounter struct {
-	mem      Memory
-	view     *mm.View
-	frames   uint64
-	mapCount []uint32
-	noUser   []bool // mapped at least once without U
-	writable []bool // mapped at least once writable
-	isTable  []bool
+	mem    Memory
+	view   *mm.View
+	frames uint64
+	// maps is per frame the number of leaf mappings (mapCount) and the
+	// bits below; nil without roots.
+	maps []uint32
 	// touched has bit p set when frame p is a table or mapped: judge
 	// looks no further at the others (most frames) than their flags.
 	touched []uint64
@@ -55,10 +54,18 @@ type mapCounter struct {
 	res     ptResult
 }
 
+// The bits of mapCounter.maps above the count (which cannot exceed
+// maxFrameRefs+1 < 2^29).
+const (
+	mapNoUser   = 1 << 29 // mapped at least once without U
+	mapWritable = 1 << 30 // mapped at least once writable
+	mapIsTable  = 1 << 31 // a page table
+	mapCount    = 1<<29 - 1
+)
+
 func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) *mapCounter {
 	frames := view.FrameCount()
-	c := &mapCounter{mem: mem, view: view, frames: frames, mapCount: make([]uint32, frames),
-		noUser: make([]bool, frames), writable: make([]bool, frames), isTable: make([]bool, frames),
+	c := &mapCounter{mem: mem, view: view, frames: frames, maps: make([]uint32, frames),
 		touched: make([]uint64, (frames+63)/64), meta: view.MetaBytes()}
 	if Walk(mem, roots, shared, Visitor{Table: c.table, Leaf: c.leaf}) || c.refs > maxFrameRefs {
 		c.res.add(0, "page tables too large to walk", "pte", maxFrameRefs, c.refs)
@@ -76,8 +83,8 @@ func (c *mapCounter) table(root, phys uint64, level int, va uint64) {
 		c.res.add(pfn, "page table unreadable", "pte", 0, phys)
 		return
 	}
-	if !c.isTable[pfn] {
-		c.isTable[pfn] = true
+	if c.maps[pfn]&mapIsTable == 0 {
+		c.maps[pfn] |= mapIsTable
 		c.touched[pfn/64] |= 1 << (pfn % 64)
 		c.res.tableFrames++
 	}
@@ -91,10 +98,14 @@ func (c *mapCounter) leaf(root, va, first, n uint64, writable, user bool) {
 			return
 		}
 		c.res.mappings++
-		c.mapCount[pfn]++
+		c.maps[pfn]++
 		c.touched[pfn/64] |= 1 << (pfn % 64)
-		c.noUser[pfn] = c.noUser[pfn] || !user
-		c.writable[pfn] = c.writable[pfn] || writable
+		if !user {
+			c.maps[pfn] |= mapNoUser
+		}
+		if writable {
+			c.maps[pfn] |= mapWritable
+		}
 	}
 }
 
@@ -118,8 +129,9 @@ func (w *mapCounter) judge(lo, hi uint64, res *ptResult) {
 		}
 		rec, _ := w.view.Record(pfn)
 		flags, order, ref := rec.Flags, rec.Order, rec.Refcount
-		maps := uint64(w.mapCount[pfn])
-		if w.isTable[pfn] && flags&(mm.FlagKernel|mm.FlagAllocated) != mm.FlagKernel|mm.FlagAllocated {
+		fm := w.maps[pfn]
+		maps := uint64(fm & mapCount)
+		if fm&mapIsTable != 0 && flags&(mm.FlagKernel|mm.FlagAllocated) != mm.FlagKernel|mm.FlagAllocated {
 			res.add(pfn, "page-table frame not KERNEL|ALLOCATED", "flags", uint64(mm.FlagKernel|mm.FlagAllocated), uint64(flags))
 		}
 		if maps == 0 {
@@ -139,13 +151,13 @@ func (w *mapCounter) judge(lo, hi uint64, res *ptResult) {
 		case flags&mm.FlagUser == 0:
 			res.add(pfn, "frame mapped into user space is not USER", "flags", uint64(flags|mm.FlagUser), uint64(flags))
 		}
-		if flags&mm.FlagUser != 0 && w.noUser[pfn] {
+		if flags&mm.FlagUser != 0 && fm&mapNoUser != 0 {
 			res.add(pfn, "USER frame mapped without the U bit", "pte", pteUser, 0)
 		}
-		if flags&mm.FlagCOW != 0 && w.writable[pfn] {
+		if flags&mm.FlagCOW != 0 && fm&mapWritable != 0 {
 			res.add(pfn, "COW frame mapped writable", "pte", 0, pteWritable)
 		}
-		if flags&mm.FlagDLL != 0 && w.writable[pfn] {
+		if flags&mm.FlagDLL != 0 && fm&mapWritable != 0 {
 			res.add(pfn, "DLL frame mapped writable", "pte", 0, pteWritable)
 		}
 		if flags&mm.FlagUser != 0 && order != mm.OrderTail && flags&(mm.FlagAnonymous|mm.FlagDLL) == 0 {

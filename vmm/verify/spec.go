@@ -113,14 +113,11 @@ func (s *specCheck) header(h mm.StateHeader) {
 }
 
 // lists walks every free list and returns, for each frame on one, the
-// order of the list it is on (-1: on none). A list node must be a FREE
+// order of the list it is on plus one (0: on none). A list node must be a FREE
 // head of the list's order whose prev is the node before it; a node seen
 // twice ends the walk (a cycle or a node on two lists).
-func (s *specCheck) lists(h mm.StateHeader) []int8 {
-	on := make([]int8, s.n)
-	for i := range on {
-		on[i] = -1
-	}
+func (s *specCheck) lists(h mm.StateHeader) []uint8 {
+	on := make([]uint8, s.n) // order+1 (0: on none), so that make clears it
 	var listed uint64
 	for k := uint8(0); k <= mm.MaxOrder; k++ {
 		prev, blocks := mm.LinkNone, uint64(0)
@@ -134,8 +131,8 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 				}
 				break
 			}
-			if on[p] >= 0 {
-				s.bad(p, "spec: frame reached twice on the free lists", "list", uint64(k), uint64(on[p]))
+			if on[p] != 0 {
+				s.bad(p, "spec: frame reached twice on the free lists", "list", uint64(k), uint64(int8(on[p]-1)))
 				break
 			}
 			if r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 {
@@ -145,11 +142,11 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 			}
 			if r.Prev != prev {
 				s.bad(p, "spec: free-list prev link broken", "prev", prev, r.Prev)
-				on[p] = int8(k)
+				on[p] = k + 1
 				s.behindBreak(on, k, p, r.Next)
 				break
 			}
-			on[p] = int8(k)
+			on[p] = k + 1
 			blocks++
 			prev, p = p, r.Next
 		}
@@ -169,14 +166,14 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 // through the break, which is reported once, not again as FREE heads off
 // their list. It stops where the rest is not well formed or meets a
 // frame already seen.
-func (s *specCheck) behindBreak(on []int8, k uint8, at, from uint64) {
+func (s *specCheck) behindBreak(on []uint8, k uint8, at, from uint64) {
 	prev := at
 	for p := from; p != mm.LinkNone; {
 		r, ok := s.v.Record(p)
-		if !ok || on[p] >= 0 || r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 || r.Prev != prev {
+		if !ok || on[p] != 0 || r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 || r.Prev != prev {
 			return
 		}
-		on[p] = int8(k)
+		on[p] = k + 1
 		prev, p = p, r.Next
 	}
 }
@@ -233,11 +230,11 @@ func (s *specCheck) caches() []bool {
 // ranges (like mm.LinearPass): what the lists and caches say, where it is
 // in the block structure, and the POISONED frames it counted.
 type framePass struct {
-	on       []int8 // lists' result
-	cached   []bool // caches' result
-	blockEnd uint64 // frames below blockEnd are tails of the current block
-	tail     uint32 // the flags those tails must carry
-	run      badRun // the tails charged to a bad head
+	on       []uint8 // lists' result
+	cached   []bool  // caches' result
+	blockEnd uint64  // frames below blockEnd are tails of the current block
+	tail     uint32  // the flags those tails must carry
+	run      badRun  // the tails charged to a bad head
 	poisoned uint64
 }
 
@@ -371,8 +368,8 @@ func (s *specCheck) frames(fp *framePass, lo, hi uint64) {
 			}
 			continue
 		}
-		if on[p] != int8(r.Order) {
-			s.bad(p, "spec: FREE head not on the free list of its order", "list", uint64(r.Order), uint64(on[p]))
+		if on[p] != r.Order+1 {
+			s.bad(p, "spec: FREE head not on the free list of its order", "list", uint64(r.Order), uint64(int8(on[p]-1)))
 		}
 		if r.Order < mm.MaxOrder {
 			if b, ok := s.v.Record(p ^ size); ok && p^size > p && b.Flags == mm.FlagFree && b.Order == r.Order && b.Reserved == 0 {
