@@ -91,7 +91,7 @@ func (o *owners) markRange(base, size uint64, k uint8) {
 // owned areas; the host pass then calls block for each allocated block.
 func markOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult) *owners {
 	n := v.FrameCount()
-	o := &owners{view: v, boot: in.Boot, owner: make([]uint8, n), res: res, maps: c}
+	o := &owners{view: v, boot: in.Boot, owner: bytePool.get(n), res: res, maps: c}
 	for i, r := range in.Boot.InUse {
 		if i < 255-int(ownBoot) {
 			o.markRange(r.Base, r.Size, ownBoot+uint8(i))

@@ -65,8 +65,8 @@ const (
 
 func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) *mapCounter {
 	frames := view.FrameCount()
-	c := &mapCounter{mem: mem, view: view, frames: frames, maps: make([]uint32, frames),
-		touched: make([]uint64, (frames+63)/64), meta: view.MetaBytes()}
+	c := &mapCounter{mem: mem, view: view, frames: frames, maps: uint32Pool.get(frames),
+		touched: uint64Pool.get((frames + 63) / 64), meta: view.MetaBytes()}
 	if Walk(mem, roots, shared, Visitor{Table: c.table, Leaf: c.leaf}) || c.refs > maxFrameRefs {
 		c.res.add(0, "page tables too large to walk", "pte", maxFrameRefs, c.refs)
 	}

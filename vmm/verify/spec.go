@@ -117,7 +117,7 @@ func (s *specCheck) header(h mm.StateHeader) {
 // head of the list's order whose prev is the node before it; a node seen
 // twice ends the walk (a cycle or a node on two lists).
 func (s *specCheck) lists(h mm.StateHeader) []uint8 {
-	on := make([]uint8, s.n) // order+1 (0: on none), so that make clears it
+	on := bytePool.get(s.n) // order+1 (0: on none), so that a cleared array has none
 	var listed uint64
 	for k := uint8(0); k <= mm.MaxOrder; k++ {
 		prev, blocks := mm.LinkNone, uint64(0)
@@ -181,7 +181,7 @@ func (s *specCheck) behindBreak(on []uint8, k uint8, at, from uint64) {
 // caches returns, for each frame, whether a live per-CPU cache entry holds
 // it (tagged with that CPU and slot), checking the headers and totals.
 func (s *specCheck) caches() []bool {
-	in := make([]bool, s.n)
+	in := boolPool.get(s.n)
 	ncpu := uint64(s.v.NumCPUs())
 	if ncpu > mm.MaxCPUs {
 		s.badScope("per-CPU caches", "spec: more CPUs than caches", "pcp", mm.MaxCPUs, ncpu)

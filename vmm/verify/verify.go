@@ -193,6 +193,13 @@ func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 			r.Violations = append(r.Violations, v)
 		}
 	}
+	bytePool.put(fp.on)
+	boolPool.put(fp.cached)
+	uint32Pool.put(pt.maps)
+	uint64Pool.put(pt.touched)
+	if own != nil {
+		bytePool.put(own.owner)
+	}
 	r.Nanos = time.Since(start).Nanoseconds()
 	return r, nil
 }
