@@ -116,13 +116,25 @@ func checkFrames(v *mm.View, s *specCheck, fp framePass, pt *mapCounter, mmRoom 
 			pieces[i].run(v, s, pt)
 		}
 	}
-	waits := make([]func(), 0, workers)
-	for range workers - 1 {
-		waits = append(waits, goLikeCaller(work))
+	// All on other goroutines, so that a fault in one (a dump's mapping,
+	// see goLikeCaller) reaches the caller after all have stopped.
+	waits := make([]func(), workers)
+	for i := range waits {
+		waits[i] = goLikeCaller(work)
 	}
-	work()
+	var caught any
 	for _, wait := range waits {
-		wait()
+		func() {
+			defer func() {
+				if p := recover(); p != nil && caught == nil {
+					caught = p
+				}
+			}()
+			wait()
+		}()
+	}
+	if caught != nil {
+		panic(caught)
 	}
 
 	// The pieces a misaligned block reaches into, again from where the
