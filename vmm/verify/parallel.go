@@ -116,12 +116,14 @@ func checkFrames(v *mm.View, s *specCheck, fp framePass, pt *mapCounter, mmRoom 
 			pieces[i].run(v, s, pt)
 		}
 	}
-	// All on other goroutines, so that a fault in one (a dump's mapping,
-	// see goLikeCaller) reaches the caller after all have stopped.
+	// The caller works too; a panic in any worker (a fault reading a
+	// dump's mapping, see goLikeCaller) reaches the caller once all have
+	// stopped.
 	waits := make([]func(), workers)
-	for i := range waits {
-		waits[i] = goLikeCaller(work)
+	for i := range waits[1:] {
+		waits[i+1] = goLikeCaller(work)
 	}
+	waits[0] = work
 	var caught any
 	for _, wait := range waits {
 		func() {
