@@ -217,6 +217,11 @@ const (
 	PTEPresent  = 1 << 0
 	PTEWritable = 1 << 1
 	PTEUser     = 1 << 2
+	// Accessed and Dirty, set by the guest when it creates an entry: a
+	// shadow MMU (kvm_pvm's) then need not write them back on first use,
+	// and prefetches neighbouring entries only when Accessed is set.
+	PTEAccessed = 1 << 5
+	PTEDirty    = 1 << 6
 	PTEHuge     = 1 << 7
 	PTENX       = 1 << 63
 	PTEAddrMask = 0x000ffffffffff000

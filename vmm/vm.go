@@ -120,6 +120,9 @@ func (vm *VM) build() error {
 	if vm.mem, err = NewGuestMemory(m); err != nil {
 		return err
 	}
+	if vm.cfg.HugePages {
+		vm.mem.AdviseHuge()
+	}
 	for i, s := range m.Slots() {
 		region := kvm.UserspaceMemoryRegion{Slot: uint32(i), GuestPhysAddr: s.GPA, MemorySize: s.Size,
 			UserspaceAddr: uint64(uintptrOf(vm.mem.Host()[s.HostOffset:]))}
