@@ -218,6 +218,9 @@ func kickAll(mask uint64) {
 // deadline (0: none), a wake, or idleMaxNanos. It returns with the lock.
 func idleWait(now, earliest uint64) {
 	me := thisCPU().Index
+	if proc.needFlush {
+		shootdown() // no deferred frame outlives the lock (a checkpoint may come next)
+	}
 	d := uint64(idleMaxNanos)
 	if earliest > now {
 		d = min(d, earliest-now)
