@@ -150,7 +150,7 @@ func PredictMeta(g *GuestMemory) (metaPhys, frames, statePhys uint64, err error)
 	var boot mm.BootAllocator
 	boot.Init(ram, inUse, bad)
 	frames = mm.FrameCountFor(top)
-	if metaPhys, e := boot.Alloc(frames*mm.FrameMetaSize, mm.PageSize); e == mm.ErrNone {
+	if metaPhys, e := boot.AllocMeta(frames * mm.FrameMetaSize); e == mm.ErrNone {
 		if statePhys, e := boot.Alloc(mm.StateSize, mm.PageSize); e == mm.ErrNone {
 			return metaPhys, frames, statePhys, nil
 		}
