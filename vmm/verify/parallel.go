@@ -105,7 +105,7 @@ func checkFrames(v *mm.View, s *specCheck, fp framePass, pt *mapCounter, mmRoom 
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	workers = min(workers, len(pieces))
+	workers = max(1, min(workers, len(pieces)))
 	var next atomic.Int64
 	work := func() {
 		for {
