@@ -160,9 +160,17 @@ func TestRunGoPrograms(t *testing.T) {
 		{"readfile", nil, nil, "tree", ""},
 		{name: "readfile", args: []string{"../.."}, dir: "tree", cwd: "sub/deeper"},
 		{"churn", []string{"--verify-every", "20ms"}, nil, "", ""}, // vmm flags, not the program's
+		{"clock", nil, nil, "", ""},                                // time.Now through the vDSO
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := runCompared(t, k, tc)
+			for _, c := range res.Run.Syscalls {
+				// clock reads the clock 200,000 times: through the vDSO,
+				// only its 1,000 explicit system calls reach the kernel.
+				if tc.name == "clock" && c.Name == "clock_gettime" && c.Count > 1100 {
+					t.Errorf("%d clock_gettime system calls: the vDSO was not used", c.Count)
+				}
+			}
 			if wantSignals := map[string]uint64{"recover": 6}[tc.name]; res.Run.Signals != wantSignals {
 				t.Errorf("%d signals delivered, want %d", res.Run.Signals, wantSignals)
 			}
@@ -193,7 +201,10 @@ type runResult struct {
 		PeakFrames uint64 `json:"peak_frames"`
 		Leaked     uint64 `json:"frames_leaked"`
 		Signals    uint64 `json:"signals_delivered"`
-		Syscalls   []struct{ Name string }
+		Syscalls   []struct {
+			Name  string
+			Count uint64
+		}
 	}
 }
 
