@@ -1,0 +1,737 @@
+package verify
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// Incremental checkpoints. A full check (Verify) reads every record; most
+// checkpoints follow a small change. Incremental keeps, from the last
+// checkpoint that found nothing wrong (the baseline), what the rules derive
+// from the whole array, and at the next checkpoint re-checks only the
+// records on metadata pages written since (the Dirty set) plus everything
+// the rules tie to them:
+//
+//   - the top-order blocks (2^MaxOrder frames, which no block crosses)
+//     holding a written record: every frame's legal state, block heads and
+//     tails, free buddies, the ownership and mapping rules per frame, and
+//     the leak rule per allocated block;
+//   - the global counts (FREE heads per order, POISONED and PERCPU frames,
+//     the flags histogram), updated by each re-checked block's delta;
+//   - the allocator state (header, counts, per-CPU caches) in full: it is
+//     small, and checking every live cache entry against its frame plus the
+//     PERCPU count proves every PERCPU frame sits in its slot;
+//   - the free lists, walked in O(changes): a run of list nodes whose
+//     records are unchanged since the baseline is still the run of the
+//     baseline list (same links), so the walk jumps over it by rank and
+//     reads only the records that changed, with every link and count rule
+//     of the full walk.
+//
+// It proves the absence of violations: as soon as any rule would fail, or
+// something is outside what it can attribute (the registration or the
+// roots changed, a page table or the holdings were written, the changes
+// since the baseline outgrew maxChanged), the checkpoint is a full check,
+// whose report is the verdict. So an incremental checkpoint reports
+// exactly what a full one would: nothing, with the same summary.
+
+// Dirty is the set of guest-physical pages written since the previous
+// checkpoint.
+type Dirty interface {
+	// Pages calls fn with the address of every written page overlapping
+	// [gpa, gpa+n), in increasing order.
+	Pages(gpa, n uint64, fn func(page uint64))
+}
+
+// Checkpoint kinds (Outcome.Kind).
+const (
+	KindFull        = "full"
+	KindIncremental = "incremental"
+)
+
+// Outcome says how a checkpoint was checked.
+type Outcome struct {
+	Kind string // KindFull or KindIncremental
+	// Reason is why a checkpoint in incremental mode was a full check
+	// ("first checkpoint", "page tables written", "a rule failed: ...").
+	Reason string
+	// Rechecked is the number of frame records the check read: all of them
+	// for a full check.
+	Rechecked uint64
+}
+
+// chunkFrames is the re-check unit: a top-order block.
+const chunkFrames = 1 << mm.MaxOrder
+
+// maxChangedShift bounds the records changed since the baseline to
+// 1/2^maxChangedShift of the array before a full check starts a new
+// baseline (the list walk reads every changed node).
+const maxChangedShift = 2
+
+// legalFlags are the flag combinations of a record in a legal state; the
+// per-block histogram counts them by index.
+var legalFlags = [...]uint32{0, mm.FlagPoisoned, mm.FlagPerCPU, mm.FlagFree, mm.FlagAllocated | mm.FlagKernel,
+	mm.FlagAllocated | mm.FlagUser, mm.FlagAllocated | mm.FlagUser | mm.FlagAnonymous,
+	mm.FlagAllocated | mm.FlagUser | mm.FlagCOW, mm.FlagAllocated | mm.FlagUser | mm.FlagDLL,
+	mm.FlagAllocated | mm.FlagUser | mm.FlagCOW | mm.FlagAnonymous}
+
+func legalIndex(f uint32) (int, bool) {
+	for i, l := range legalFlags {
+		if l == f {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// chunkSum is what one top-order block adds to the global counts.
+type chunkSum struct {
+	heads            [mm.NumOrders]uint16 // FREE heads per order
+	poisoned, percpu uint16
+	freeFrames       uint16 // FREE records, heads and tails
+	flags            [len(legalFlags)]uint16
+}
+
+// totals are the sums of every chunkSum.
+type totals struct {
+	heads            [mm.NumOrders]uint64
+	poisoned, percpu uint64
+	freeFrames       uint64
+	flags            [len(legalFlags)]uint64
+}
+
+func (t *totals) add(c *chunkSum, sign int64) {
+	for k := range c.heads {
+		t.heads[k] += uint64(sign * int64(c.heads[k]))
+	}
+	t.poisoned += uint64(sign * int64(c.poisoned))
+	t.percpu += uint64(sign * int64(c.percpu))
+	t.freeFrames += uint64(sign * int64(c.freeFrames))
+	for i := range c.flags {
+		t.flags[i] += uint64(sign * int64(c.flags[i]))
+	}
+}
+
+// Incremental is the verifier state kept between checkpoints. The zero
+// value has no baseline (its first Check is a full one). Not safe for
+// concurrent use: checkpoints run one at a time, with the world stopped.
+type Incremental struct {
+	ok     bool  // the baseline is valid
+	in     Input // a deep copy of the baseline's input
+	n      uint64
+	chunks []chunkSum
+	tot    totals
+
+	// The baseline's free lists: nodes[k] in list order, rank[p] the
+	// position of FREE head p on its list (noRank: none).
+	nodes [mm.NumOrders][]uint64
+	rank  []uint32
+	// changed marks the records on pages written since the baseline (one
+	// bit a frame); nChanged counts them; broken[k] is the sorted ranks of
+	// baseline list-k nodes among them.
+	changed  []uint64
+	nChanged uint64
+	broken   [mm.NumOrders][]uint32
+
+	pt   *mapCounter // the baseline's page-table walk (nil: no roots)
+	own  *owners     // the baseline's owners (nil: no boot info)
+	decl []heldBlock // the declared blocks by frame, checked against their records
+	held []uint64    // the declared blocks (phys | order) in declaration order
+	// holdSpans is the holdings table and the tables it names: written,
+	// the declared owners are recomputed (redeclare).
+	holdSpans []span
+	bad       []uint64 // the boot info's bad frames, sorted
+	watched   []span   // page tables: written, the checkpoint is a full one
+	summary   Report   // the baseline's page-table figures
+}
+
+const noRank = ^uint32(0)
+
+type span struct{ base, size uint64 }
+
+type heldBlock struct {
+	pfn   uint64
+	order uint8
+}
+
+// Check verifies mem as Verify does, incrementally when it can (see the
+// package comment on Incremental): dirty is what was written since the
+// previous Check with this Incremental, or nil for "unknown" (a full check).
+func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome, error) {
+	if reason := x.canIncrement(in, dirty); reason != "" {
+		return x.full(mem, in, reason)
+	}
+	start := time.Now()
+	rep, rechecked, fail := x.increment(mem, in, dirty)
+	if fail != "" {
+		return x.full(mem, in, fail)
+	}
+	rep.Nanos = time.Since(start).Nanoseconds()
+	return rep, Outcome{Kind: KindIncremental, Rechecked: rechecked}, nil
+}
+
+// Full runs a full check and, when it is clean, makes it the baseline.
+func (x *Incremental) Full(mem Memory, in Input) (*Report, Outcome, error) {
+	return x.full(mem, in, "requested")
+}
+
+// Invalidate drops the baseline: the next Check is a full one (guest
+// memory changed in a way the dirty log does not show).
+func (x *Incremental) Invalidate() { x.ok = false }
+
+func (x *Incremental) canIncrement(in Input, dirty Dirty) string {
+	switch {
+	case !x.ok:
+		return "no clean baseline"
+	case dirty == nil:
+		return "no dirty log"
+	case !reflect.DeepEqual(in, x.in):
+		return "registration, roots, holdings or boot info changed"
+	}
+	if written(dirty, x.watched) {
+		return "page tables written"
+	}
+	return ""
+}
+
+// written reports whether dirty has a page in any of spans.
+func written(dirty Dirty, spans []span) bool {
+	w := false
+	for _, s := range spans {
+		dirty.Pages(s.base, s.size, func(uint64) { w = true })
+		if w {
+			return true
+		}
+	}
+	return false
+}
+
+func (x *Incremental) full(mem Memory, in Input, reason string) (*Report, Outcome, error) {
+	x.ok = false
+	rep, err := Verify(mem, in)
+	out := Outcome{Kind: KindFull, Reason: reason, Rechecked: in.FrameCount}
+	if err != nil || rep.TotalViolations != 0 {
+		return rep, out, err
+	}
+	x.rebase(mem, in, rep)
+	return rep, out, nil
+}
+
+// rebase makes the clean state in mem the baseline.
+func (x *Incremental) rebase(mem Memory, in Input, rep *Report) {
+	view, err := NewView(mem, in)
+	if err != nil {
+		return
+	}
+	n := view.FrameCount()
+	*x = Incremental{in: deepCopy(in), n: n, chunks: make([]chunkSum, (n+chunkFrames-1)/chunkFrames),
+		rank: make([]uint32, n), changed: make([]uint64, (n+63)/64), summary: *rep}
+	if len(in.Roots) > 0 {
+		x.pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
+		x.watchTables(mem, in)
+	}
+	if in.Boot != nil {
+		pt := x.pt
+		if pt == nil {
+			pt = &mapCounter{}
+		}
+		x.own = markOwners(mem, &view, in, pt, &pt.res)
+		x.bad = slices.Clone(in.Boot.Bad)
+		slices.Sort(x.bad)
+		if in.Holdings != 0 {
+			blocks, spans, ok := readHoldings(mem, in.Holdings)
+			if !ok {
+				return // the full check read it: memory changed under us
+			}
+			x.setHoldings(blocks, spans)
+		}
+	}
+	for i := range x.rank {
+		x.rank[i] = noRank
+	}
+	for k := uint8(0); k <= mm.MaxOrder; k++ {
+		for p := view.ListHead(k); p != mm.LinkNone && p < n; {
+			x.rank[p] = uint32(len(x.nodes[k]))
+			x.nodes[k] = append(x.nodes[k], p)
+			r, _ := view.Record(p)
+			p = r.Next
+		}
+	}
+	for c := range x.chunks {
+		sum, _, fail := x.checkChunk(&view, uint64(c))
+		if fail != "" {
+			return // a rule the full check does not have: stay without a baseline
+		}
+		x.chunks[c] = sum
+		x.tot.add(&sum, 1)
+	}
+	x.ok = true
+}
+
+func deepCopy(in Input) Input {
+	out := in
+	out.Roots = slices.Clone(in.Roots)
+	out.SharedTables = slices.Clone(in.SharedTables)
+	if in.Boot != nil {
+		b := &Boot{InUse: slices.Clone(in.Boot.InUse), Bad: slices.Clone(in.Boot.Bad)}
+		out.Boot = b
+	}
+	return out
+}
+
+// watchTables records every page-table page the walk read.
+func (x *Incremental) watchTables(mem Memory, in Input) {
+	Walk(mem, in.Roots, in.SharedTables, Visitor{Table: func(_, phys uint64, _ int, _ uint64) {
+		x.watched = append(x.watched, span{phys &^ (mm.PageSize - 1), mm.PageSize})
+	}})
+}
+
+// readHoldings reads the holdings table at phys under the rules of the
+// owners pass, returning the blocks it declares in declaration order and
+// the memory it was read from; ok is false where that pass would report a
+// violation.
+func readHoldings(mem Memory, phys uint64) (blocks []uint64, spans []span, ok bool) {
+	raw, err := mem.Slice(phys, mm.HoldingsSize)
+	if err != nil || le64(raw) != mm.HoldingsMagic || le64(raw[8:]) > mm.MaxHoldings {
+		return nil, nil, false
+	}
+	spans = append(spans, span{phys, mm.HoldingsSize})
+	for i := range le64(raw[8:]) {
+		d := raw[mm.HoldingsOffDecl+i*mm.HoldingSize:]
+		block, table, words, stride := le64(d[0:]), le64(d[8:]), le64(d[16:]), le64(d[24:])
+		if block != 0 {
+			blocks = append(blocks, block)
+		}
+		if table == 0 {
+			continue
+		}
+		if stride == 0 || stride > mm.MaxHoldStride || words > mm.MaxHoldWords || table%8 != 0 {
+			return nil, nil, false
+		}
+		w, err := mem.Slice(table, words*8)
+		if err != nil {
+			return nil, nil, false
+		}
+		spans = append(spans, span{table, words * 8})
+		for j := stride - 1; j < words; j += stride {
+			if e := le64(w[j*8:]); e != 0 {
+				blocks = append(blocks, e)
+			}
+		}
+	}
+	return blocks, spans, true
+}
+
+// setHoldings records the declared blocks (sorted, for frameRules).
+func (x *Incremental) setHoldings(blocks []uint64, spans []span) {
+	x.held, x.holdSpans = blocks, spans
+	x.decl = x.decl[:0]
+	for _, e := range blocks {
+		x.decl = append(x.decl, heldBlock{e / mm.PageSize, uint8(e % mm.PageSize)})
+	}
+	sort.Slice(x.decl, func(i, j int) bool { return x.decl[i].pfn < x.decl[j].pfn })
+}
+
+// redeclare applies rewritten holdings: the declared owners are taken
+// back and given again as the owners pass gives them (hold), and the
+// frames whose owner changed are returned for the leak rule.
+func (x *Incremental) redeclare(mem Memory, v *mm.View) (changed []uint64, fail string) {
+	blocks, spans, ok := readHoldings(mem, x.in.Holdings)
+	if !ok {
+		return nil, "holdings unreadable or out of range"
+	}
+	o := x.own
+	before := map[uint64]uint8{}
+	visit := func(e uint64, fn func(p uint64)) {
+		pfn, order := e/mm.PageSize, e%mm.PageSize
+		if order > mm.MaxOrder {
+			return
+		}
+		for p := pfn; p < pfn+1<<order && p < x.n; p++ {
+			if _, seen := before[p]; !seen {
+				before[p] = o.owner[p]
+			}
+			fn(p)
+		}
+	}
+	for _, e := range x.held {
+		visit(e, func(p uint64) {
+			if o.owner[p] == ownDeclared {
+				o.owner[p] = ownNone
+			}
+		})
+	}
+	for _, e := range blocks {
+		pfn, order := e/mm.PageSize, e%mm.PageSize
+		r, ok := v.Record(pfn)
+		if !ok || order > mm.MaxOrder || r.Flags&(mm.FlagAllocated|mm.FlagFree|mm.FlagPoisoned|mm.FlagPerCPU) != mm.FlagAllocated || uint64(r.Order) != order {
+			return nil, fmt.Sprintf("declared block %#x is not an allocated block of its order", e)
+		}
+		if o.owner[pfn] == ownDeclared {
+			return nil, fmt.Sprintf("declared block %#x held twice", e)
+		}
+		visit(e, func(p uint64) {
+			if o.owner[p] == ownNone {
+				o.owner[p] = ownDeclared
+			}
+		})
+	}
+	for p, was := range before {
+		if o.owner[p] != was {
+			changed = append(changed, p)
+		}
+	}
+	x.setHoldings(blocks, spans)
+	return changed, ""
+}
+
+// increment is one incremental checkpoint; fail says why it cannot
+// conclude (then the caller runs a full check).
+func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report, rechecked uint64, fail string) {
+	view, err := NewView(mem, in)
+	if err != nil {
+		return nil, 0, "registration: " + err.Error()
+	}
+	// The chunks holding a written record, and the records changed since
+	// the baseline.
+	var chunks []uint64
+	fresh := map[uint8][]uint32{}
+	dirty.Pages(in.MetaPhys, in.FrameCount*mm.FrameMetaSize, func(page uint64) {
+		lo := max(page, in.MetaPhys) - in.MetaPhys
+		hi := min(page+mm.PageSize-in.MetaPhys, in.FrameCount*mm.FrameMetaSize)
+		for p := lo / mm.FrameMetaSize; p < (hi+mm.FrameMetaSize-1)/mm.FrameMetaSize; p++ {
+			if x.changed[p/64]&(1<<(p%64)) == 0 {
+				x.changed[p/64] |= 1 << (p % 64)
+				x.nChanged++
+				if r := x.rank[p]; r != noRank {
+					k := x.baseOrder(p)
+					fresh[k] = append(fresh[k], r)
+				}
+			}
+			if c := p / chunkFrames; len(chunks) == 0 || chunks[len(chunks)-1] != c {
+				chunks = append(chunks, c)
+			}
+		}
+	})
+	for k, rs := range fresh {
+		x.broken[k] = append(x.broken[k], rs...)
+		slices.Sort(x.broken[k])
+	}
+	if x.own != nil && written(dirty, x.holdSpans) {
+		owned, f := x.redeclare(mem, &view)
+		if f != "" {
+			return nil, 0, f
+		}
+		for _, p := range owned {
+			chunks = append(chunks, p/chunkFrames)
+		}
+		slices.Sort(chunks)
+		chunks = slices.Compact(chunks)
+	}
+	if x.nChanged > x.n>>maxChangedShift {
+		return nil, 0, fmt.Sprintf("%d records changed since the last full check", x.nChanged)
+	}
+	h, ok := view.Header()
+	if !ok {
+		return nil, 0, "no allocator state"
+	}
+	if f := x.header(&view, h); f != "" {
+		return nil, 0, f
+	}
+	tot := x.tot
+	newSums := make([]chunkSum, len(chunks))
+	for i, c := range chunks {
+		sum, n, f := x.checkChunk(&view, c)
+		if f != "" {
+			return nil, 0, f
+		}
+		rechecked += n
+		tot.add(&x.chunks[c], -1)
+		tot.add(&sum, 1)
+		newSums[i] = sum
+	}
+	if f := x.caches(&view, h, tot.percpu); f != "" {
+		return nil, 0, f
+	}
+	if tot.poisoned != h.PoisonedFrames {
+		return nil, 0, "poisoned total"
+	}
+	var listed uint64
+	for k := uint8(0); k <= mm.MaxOrder; k++ {
+		cnt, f := x.walk(&view, k)
+		if f != "" {
+			return nil, 0, f
+		}
+		if cnt != h.Counts[k] || cnt != tot.heads[k] {
+			return nil, 0, fmt.Sprintf("free list of order %d: %d blocks, count %d, %d FREE heads", k, cnt, h.Counts[k], tot.heads[k])
+		}
+		listed += cnt << k
+	}
+	if listed != h.FreeFrames {
+		return nil, 0, "free frame total"
+	}
+	// Clean: the re-checked chunks become part of the baseline.
+	for i, c := range chunks {
+		x.chunks[c] = newSums[i]
+	}
+	x.tot = tot
+	return x.report(&view, tot), rechecked, ""
+}
+
+// baseOrder is the order of the baseline list holding p.
+func (x *Incremental) baseOrder(p uint64) uint8 {
+	r := x.rank[p]
+	for k := range x.nodes {
+		if uint64(r) < uint64(len(x.nodes[k])) && x.nodes[k][r] == p {
+			return uint8(k)
+		}
+	}
+	return 0
+}
+
+func (x *Incremental) header(v *mm.View, h mm.StateHeader) string {
+	meta, state := v.Registered()
+	if h.Magic != mm.Magic || h.Version != mm.LayoutVersion || h.MaxOrder != mm.MaxOrder ||
+		h.MetaPhys != meta || h.FrameCount != v.FrameCount() || h.StatePhys != state {
+		return "state header"
+	}
+	return ""
+}
+
+// caches checks the per-CPU caches whole: headers, totals, every live
+// entry names a distinct PERCPU frame tagged with its CPU and slot. With
+// their count equal to the PERCPU frames (percpu), every PERCPU frame is
+// named by the slot its tags give.
+func (x *Incremental) caches(v *mm.View, h mm.StateHeader, percpu uint64) string {
+	ncpu := uint64(h.NumCPUs)
+	if ncpu > mm.MaxCPUs {
+		return "per-CPU caches: NumCPUs"
+	}
+	var count, synced uint64
+	for cpu := uint64(0); cpu < mm.MaxCPUs; cpu++ {
+		c, _ := v.Cache(cpu)
+		if c.Count > mm.PCPCapacity || c.Synced > mm.PCPCapacity || c.Head >= mm.PCPCapacity || cpu >= ncpu && c.Count != 0 {
+			return fmt.Sprintf("per-CPU cache %d header", cpu)
+		}
+		count += uint64(c.Count)
+		synced += uint64(c.Synced)
+		for i := uint64(0); i < uint64(c.Count); i++ {
+			pfn, _ := v.CacheEntry(cpu, i)
+			slot := (uint64(c.Head) + i) % mm.PCPCapacity
+			r, ok := v.Record(pfn)
+			if !ok || r.Flags != mm.FlagPerCPU || r.Next != cpu || r.Prev != slot {
+				return fmt.Sprintf("per-CPU cache %d slot %d", cpu, slot)
+			}
+		}
+	}
+	if count != percpu || synced != h.PCPFrames {
+		return "per-CPU totals"
+	}
+	return ""
+}
+
+// checkChunk checks top-order block c against the legal states (strictly:
+// anything either full checker could report fails it) and the per-frame
+// ownership and mapping rules, and returns its sums.
+func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint64, fail string) {
+	lo, hi := c*chunkFrames, min((c+1)*chunkFrames, x.n)
+	bad := func(p uint64, what string) (chunkSum, uint64, string) {
+		return chunkSum{}, 0, fmt.Sprintf("frame %#x: %s", p, what)
+	}
+	for p := lo; p < hi; {
+		r, _ := v.Record(p)
+		fi, legal := legalIndex(r.Flags)
+		noLinks := r.Next == mm.LinkNone && r.Prev == mm.LinkNone
+		switch {
+		case !legal || r.Reserved != 0:
+			return bad(p, "flags or reserved bytes")
+		case r.Flags == 0 || r.Flags == mm.FlagPoisoned || r.Flags == mm.FlagPerCPU:
+			if r.Order != 0 || r.Refcount != 0 || (r.Flags != mm.FlagPerCPU && !noLinks) {
+				return bad(p, "single frame state")
+			}
+			if r.Flags == mm.FlagPoisoned {
+				sum.poisoned++
+			} else if r.Flags == mm.FlagPerCPU {
+				sum.percpu++
+			}
+			if f := x.frameRules(p, r); f != "" {
+				return bad(p, f)
+			}
+			sum.flags[fi]++
+			p++
+			continue
+		}
+		if r.Order > mm.MaxOrder {
+			return bad(p, "block order")
+		}
+		size := uint64(1) << r.Order
+		if p%size != 0 || p+size > x.n {
+			return bad(p, "block placement")
+		}
+		free := r.Flags == mm.FlagFree
+		if free {
+			if r.Refcount != 0 {
+				return bad(p, "FREE refcount")
+			}
+			if r.Order < mm.MaxOrder {
+				if b, ok := v.Record(p ^ size); ok && p^size > p && b.Flags == mm.FlagFree && b.Order == r.Order && b.Reserved == 0 {
+					return bad(p, "unmerged buddy")
+				}
+			}
+			sum.heads[r.Order]++
+		} else if r.Refcount == 0 || !noLinks {
+			return bad(p, "allocated head state")
+		}
+		tail := mm.FlagFree
+		if !free {
+			tail = mm.FlagAllocated | r.Flags&(mm.FlagKernel|mm.FlagUser)
+		}
+		owned := x.own == nil
+		for q := p; q < p+size; q++ {
+			t := r
+			if q > p {
+				t, _ = v.Record(q)
+				if t.Flags != tail || t.Order != mm.OrderTail || t.Reserved != 0 || t.Refcount != 0 ||
+					t.Next != mm.LinkNone || t.Prev != mm.LinkNone {
+					return bad(q, "block tail")
+				}
+			}
+			if f := x.frameRules(q, t); f != "" {
+				return bad(q, f)
+			}
+			if x.own != nil && x.own.owner[q] != ownNone {
+				owned = true
+			}
+			ti, _ := legalIndex(t.Flags)
+			sum.flags[ti]++
+			if free {
+				sum.freeFrames++
+			}
+		}
+		if !free && !owned {
+			return bad(p, "leak")
+		}
+		p += size
+	}
+	return sum, hi - lo, ""
+}
+
+// frameRules are the rules of the owners and page-table passes about one
+// frame, as the baseline's owner map and mapping counts state them.
+func (x *Incremental) frameRules(p uint64, r mm.Record) string {
+	if o := x.own; o != nil {
+		// kernelAreas: the frames the VMM placed and the registered areas.
+		if k := o.owner[p]; (k == ownMeta || k == ownState || k >= ownBoot) && r.Flags != 0 && r.Flags != mm.FlagAllocated|mm.FlagKernel {
+			return "owned area not ALLOCATED|KERNEL"
+		}
+		if _, isBad := slices.BinarySearch(x.bad, p); isBad && r.Flags != 0 && r.Flags != mm.FlagPoisoned {
+			return "bad frame not POISONED"
+		}
+		i, _ := sort.Find(len(x.decl), func(i int) int { return cmpU64(p, x.decl[i].pfn) })
+		for ; i < len(x.decl) && x.decl[i].pfn == p; i++ {
+			if r.Flags&(mm.FlagAllocated|mm.FlagFree|mm.FlagPoisoned|mm.FlagPerCPU) != mm.FlagAllocated || r.Order != x.decl[i].order {
+				return "declared block changed"
+			}
+		}
+	}
+	if c := x.pt; c != nil && c.isTable != nil {
+		maps := uint64(c.mapCount[p])
+		f := r.Flags
+		if c.isTable[p] && f&(mm.FlagKernel|mm.FlagAllocated) != mm.FlagKernel|mm.FlagAllocated {
+			return "page-table frame flags"
+		}
+		head := r.Order != mm.OrderTail
+		switch {
+		case maps == 0:
+			if f&mm.FlagUser != 0 && head && r.Refcount != 0 {
+				return "unmapped USER frame holds references"
+			}
+		case f == 0 || f&(mm.FlagFree|mm.FlagPoisoned) != 0 || f&mm.FlagUser == 0:
+			return "mapped frame state"
+		case c.noUser[p] || f&(mm.FlagCOW|mm.FlagDLL) != 0 && c.writable[p]:
+			return "mapping permissions"
+		case head && (f&(mm.FlagAnonymous|mm.FlagDLL) == 0 || uint64(r.Refcount) != maps):
+			return "mapped USER head"
+		}
+	}
+	return ""
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// walk follows free list k as the full walk does, reading only the nodes
+// changed since the baseline: a node p whose record did not change is at
+// rank[p] on the baseline list with the same links, and so are the nodes
+// after it up to the next changed one (broken[k]), which the walk jumps
+// to. It returns the number of blocks on the list, or why it cannot
+// conclude.
+func (x *Incremental) walk(v *mm.View, k uint8) (uint64, string) {
+	nodes, broken := x.nodes[k], x.broken[k]
+	prev, cur, cnt := mm.LinkNone, v.ListHead(k), uint64(0)
+	// Each step reads a changed node or jumps a run that ends at one, and
+	// no node is visited twice (the prev check): bounded by the changes.
+	for steps := uint64(0); cur != mm.LinkNone; steps++ {
+		if cur >= x.n || steps > 2*x.nChanged+2 {
+			return 0, fmt.Sprintf("free list of order %d: link %#x", k, cur)
+		}
+		r, _ := v.Record(cur)
+		if r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 || r.Prev != prev {
+			return 0, fmt.Sprintf("free list of order %d: node %#x", k, cur)
+		}
+		if x.changed[cur/64]&(1<<(cur%64)) != 0 {
+			cnt++
+			prev, cur = cur, r.Next
+			continue
+		}
+		// Unchanged: a baseline node of this list (its record is the
+		// baseline's, a FREE head of order k, and the baseline was clean).
+		rk := x.rank[cur]
+		if rk == noRank || uint64(rk) >= uint64(len(nodes)) || nodes[rk] != cur {
+			return 0, fmt.Sprintf("free list of order %d: node %#x not in the baseline", k, cur)
+		}
+		i, _ := slices.BinarySearch(broken, rk+1)
+		end := uint32(len(nodes))
+		if i < len(broken) {
+			end = broken[i]
+		}
+		cnt += uint64(end - rk)
+		prev = nodes[end-1]
+		if end < uint32(len(nodes)) {
+			cur = nodes[end]
+		} else {
+			cur = mm.LinkNone
+		}
+	}
+	return cnt, ""
+}
+
+// report is what Verify would return for the clean state.
+func (x *Incremental) report(v *mm.View, t totals) *Report {
+	r := &Report{Frames: x.in.FrameCount, Roots: len(x.in.Roots), FreeFrames: t.freeFrames,
+		TableFrames: x.summary.TableFrames, Mappings: x.summary.Mappings, PerCPU: decodeCaches(v)}
+	for k := range r.FreeBlocks {
+		r.FreeBlocks[k] = t.heads[k]
+	}
+	var h histogram
+	for i, n := range t.flags {
+		if n != 0 {
+			hi, _ := histIndex(legalFlags[i])
+			h.counts[hi] = n
+		}
+	}
+	h.freeFrames, h.freeBlocks = r.FreeFrames, r.FreeBlocks
+	r.summarise(&h)
+	return r
+}

@@ -1,0 +1,270 @@
+package verify
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand"
+	"reflect"
+	"testing"
+
+	"github.com/vmm-dev/vmm/guest/mm"
+)
+
+// pageDiff is a simulated dirty log: the pages whose bytes differ from a
+// snapshot taken at the previous checkpoint (what a guest wrote, less the
+// writes that stored what was there, which cannot change a verdict), plus
+// some pages reported though unchanged (KVM logs every write).
+type pageDiff struct {
+	pages map[uint64]bool
+}
+
+func (d pageDiff) Pages(gpa, n uint64, fn func(uint64)) {
+	for p := gpa &^ (mm.PageSize - 1); p < gpa+n; p += mm.PageSize {
+		if d.pages[p] {
+			fn(p)
+		}
+	}
+}
+
+// takeDirty diffs mem against snap, then makes snap a copy of mem; both
+// are the part of guest memory a check reads (holdings, metadata, state),
+// not the frames' contents.
+func takeDirty(r *rand.Rand, mem, snap []byte) pageDiff {
+	d := pageDiff{pages: map[uint64]bool{}}
+	for p := 0; p < len(mem); p += mm.PageSize {
+		if !bytes.Equal(mem[p:p+mm.PageSize], snap[p:p+mm.PageSize]) || r.Intn(64) == 0 {
+			d.pages[uint64(p)] = true
+		}
+	}
+	copy(snap, mem)
+	return d
+}
+
+// heldGuest is an allocator whose workload declares every block it holds
+// in a Holdings table, with the boot info known, so the ownership rules
+// (leaks, declared blocks, bad frames, owned areas) apply.
+type heldGuest struct {
+	mem   flatMemory
+	b     *mm.Buddy
+	in    Input
+	table []byte // the declared blocks, one word per slot (phys | order)
+	refs  []uint32
+}
+
+const (
+	heldHoldings = 0x1000 // the Holdings, in a frame the allocator does not manage
+	heldTable    = 0x2000 // its one table: 1024 words over two frames
+	heldSlots    = 1024
+)
+
+func newHeldGuest(t *testing.T, frames uint64) *heldGuest {
+	t.Helper()
+	mem := make(flatMemory, frames*mm.PageSize)
+	var b mm.Buddy
+	var boot mm.BootAllocator
+	bad := []uint64{frames/2 + 3, frames/2 + 77}
+	ram := []mm.Range{{Base: 0x10000, Size: uint64(len(mem)) - 0x10000}} // above the boot info page
+	if err := b.Setup(uintptrOf(mem), &boot, ram, nil, []uint64{bad[0] * mm.PageSize, bad[1] * mm.PageSize}); err != mm.ErrNone {
+		t.Fatal(err)
+	}
+	if err := b.SetCPUs(2); err != mm.ErrNone {
+		t.Fatal(err)
+	}
+	meta, n, st := b.Registration()
+	g := &heldGuest{mem: mem, b: &b, table: mem[heldTable : heldTable+8*heldSlots], refs: make([]uint32, heldSlots)}
+	g.in = Input{Registration: Registration{MetaPhys: meta, FrameCount: n, Version: uint64(mm.LayoutVersion), StatePhys: st},
+		Boot: &Boot{InUse: []Region{{Name: "test holdings", Base: heldHoldings, Size: 0x3000}}, Bad: bad}, Holdings: heldHoldings}
+	h := mem[heldHoldings:]
+	binary.LittleEndian.PutUint64(h[0:], mm.HoldingsMagic)
+	binary.LittleEndian.PutUint64(h[8:], 1)
+	d := h[mm.HoldingsOffDecl:]
+	binary.LittleEndian.PutUint64(d[8:], heldTable)
+	binary.LittleEndian.PutUint64(d[16:], heldSlots)
+	binary.LittleEndian.PutUint64(d[24:], 1)
+	return g
+}
+
+func (g *heldGuest) slot(i int) uint64   { return binary.LittleEndian.Uint64(g.table[8*i:]) }
+func (g *heldGuest) set(i int, e uint64) { binary.LittleEndian.PutUint64(g.table[8*i:], e) }
+
+// step runs one random allocator operation, declaring what it holds.
+func (g *heldGuest) step(t *testing.T, r *rand.Rand) {
+	t.Helper()
+	i := r.Intn(heldSlots)
+	e := g.slot(i)
+	f, order := mm.FrameFromPFN(e/mm.PageSize), uint8(e%mm.PageSize)
+	flags := []uint32{mm.FlagKernel, mm.FlagUser | mm.FlagAnonymous, mm.FlagUser | mm.FlagDLL}[r.Intn(3)]
+	cpu := r.Intn(2)
+	switch {
+	case e == 0 && r.Intn(3) == 0:
+		nf, err := g.b.AllocLocal(cpu, flags)
+		if err == mm.ErrNone {
+			g.set(i, mm.HeldBlock(nf, 0))
+			g.refs[i] = 1
+		}
+	case e == 0:
+		o := uint8(r.Intn(5))
+		tok := g.b.Lock()
+		nf, err := g.b.AllocFlags(o, &tok, flags)
+		g.b.Unlock(&tok)
+		if err == mm.ErrNone {
+			g.set(i, mm.HeldBlock(nf, o))
+			g.refs[i] = 1
+		}
+	case r.Intn(4) == 0:
+		if g.b.Get(f) == mm.ErrNone {
+			g.refs[i]++
+		}
+	case order == 0 && g.refs[i] == 1 && r.Intn(2) == 0:
+		if err := g.b.FreeLocal(cpu, f); err != mm.ErrNone {
+			t.Fatalf("FreeLocal %#x: %v", e, err)
+		}
+		g.set(i, 0)
+	default:
+		tok := g.b.Lock()
+		freed, err := g.b.Put(f, order, &tok)
+		g.b.Unlock(&tok)
+		if err != mm.ErrNone {
+			t.Fatalf("Put %#x: %v", e, err)
+		}
+		if g.refs[i]--; freed {
+			g.set(i, 0)
+		}
+	}
+	if r.Intn(200) == 0 {
+		g.b.Drain(cpu)
+	}
+}
+
+// corrupt damages one record or one field of the allocator state as the
+// spec check's generator does (corruptOnce), or makes one of the damages
+// that span records: a free block taken off its list with its neighbours
+// relinked and the counts fixed, or two blocks cut into a cycle of their
+// own. It returns what it did and how to undo it.
+func (g *heldGuest) corrupt(r *rand.Rand) (string, func()) {
+	if r.Intn(3) != 0 {
+		return corruptOnce(r, g.mem, g.in)
+	}
+	save := append([]byte(nil), g.mem[:g.in.StatePhys+mm.StateSize]...)
+	undo := func() { copy(g.mem, save) }
+	v, _ := NewView(g.mem, g.in)
+	le := binary.LittleEndian
+	rec := func(p uint64) []byte { return g.mem[g.in.MetaPhys+p*mm.FrameMetaSize:][:mm.FrameMetaSize] }
+	st := g.mem[g.in.StatePhys:][:mm.StateSize]
+	for k := uint8(0); k <= mm.MaxOrder; k++ {
+		var nodes []uint64
+		for p := v.ListHead(k); p != mm.LinkNone && len(nodes) < 64; {
+			nodes = append(nodes, p)
+			rr, _ := v.Record(p)
+			p = rr.Next
+		}
+		if len(nodes) < 4 || r.Intn(2) == 0 {
+			continue
+		}
+		i := 1 + r.Intn(len(nodes)-3)
+		a, b, c, d := nodes[i-1], nodes[i], nodes[i+1], nodes[i+2]
+		if r.Intn(2) == 0 { // one link of a node inside the list
+			field := []int{mm.OffNext, mm.OffPrev}[r.Intn(2)]
+			le.PutUint64(rec(nodes[r.Intn(len(nodes))])[field:], []uint64{a, b, c, d, mm.LinkNone}[r.Intn(5)])
+			return "free-list link", undo
+		}
+		taken := uint64(1)
+		if r.Intn(2) == 0 { // off the list: a -> c
+			le.PutUint64(rec(a)[mm.OffNext:], c)
+			le.PutUint64(rec(c)[mm.OffPrev:], a)
+			le.PutUint64(rec(b)[mm.OffNext:], mm.LinkNone)
+			le.PutUint64(rec(b)[mm.OffPrev:], mm.LinkNone)
+		} else { // a -> d, and b <-> c on their own
+			le.PutUint64(rec(a)[mm.OffNext:], d)
+			le.PutUint64(rec(d)[mm.OffPrev:], a)
+			le.PutUint64(rec(b)[mm.OffPrev:], c)
+			le.PutUint64(rec(c)[mm.OffNext:], b)
+			taken = 2
+		}
+		off := mm.StateOffCounts + 8*int(k)
+		le.PutUint64(st[off:], le.Uint64(st[off:])-taken)
+		le.PutUint64(st[mm.StateOffFreeFrames:], le.Uint64(st[mm.StateOffFreeFrames:])-taken<<k)
+		return "list surgery", undo
+	}
+	return corruptOnce(r, g.mem, g.in)
+}
+
+// sameReport compares two reports but for their timing.
+func sameReport(a, b *Report) bool {
+	x, y := *a, *b
+	x.Nanos, y.Nanos = 0, 0
+	return reflect.DeepEqual(x, y)
+}
+
+// TestIncrementalEqualsFull runs random workloads and, between them,
+// injected corruptions: at every checkpoint the incremental verdict (with
+// its whole report) must equal a full check's, a corruption must never get
+// through an incremental checkpoint, and most clean checkpoints must be
+// incremental (or the test proves nothing about the incremental path).
+func TestIncrementalEqualsFull(t *testing.T) {
+	seeds := 6
+	if testing.Short() {
+		seeds = 2
+	}
+	var incremental, clean, corrupt, caught int
+	reasons := map[string]int{}
+	for seed := range seeds {
+		r := rand.New(rand.NewSource(int64(seed)))
+		g := newHeldGuest(t, 16384)
+		meta := g.mem[:max(g.in.MetaPhys+g.in.FrameCount*mm.FrameMetaSize, g.in.StatePhys+mm.StateSize)]
+		snap := append([]byte(nil), meta...)
+		var x Incremental
+		check := func(label string) *Report {
+			t.Helper()
+			full, err := Verify(g.mem, g.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, out, err := x.Check(g.mem, g.in, takeDirty(r, meta, snap))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sameReport(full, got) {
+				t.Fatalf("seed %d, %s: %s check (%s) differs from the full one:\nfull %+v\ngot  %+v", seed, label, out.Kind, out.Reason, full, got)
+			}
+			if full.TotalViolations != 0 && out.Kind == KindIncremental {
+				t.Fatalf("seed %d, %s: incremental checkpoint over %d violations", seed, label, full.TotalViolations)
+			}
+			if full.TotalViolations == 0 && out.Reason != "no clean baseline" { // after a corruption
+				reasons[out.Reason]++
+				clean++
+				if out.Kind == KindIncremental {
+					incremental++
+				}
+			}
+			return full
+		}
+		check("boot")
+		for round := 0; round < 150; round++ {
+			for range 1 + r.Intn(8) {
+				g.step(t, r)
+			}
+			rep := check("workload")
+			if rep.TotalViolations != 0 {
+				t.Fatalf("seed %d round %d: the workload itself broke a rule: %v", seed, round, rep.Violations)
+			}
+			if r.Intn(4) == 0 {
+				what, undo := g.corrupt(r)
+				if rep := check(what); rep.TotalViolations != 0 {
+					caught++
+				}
+				corrupt++
+				undo()
+				check("repaired")
+			}
+		}
+	}
+	t.Logf("full checks at clean checkpoints: %v", reasons)
+	t.Logf("%d clean checkpoints, %d of them incremental; %d corruptions, %d visible to the full check", clean, incremental, corrupt, caught)
+	if incremental < clean*3/4 {
+		t.Errorf("only %d of %d clean checkpoints were incremental", incremental, clean)
+	}
+	if caught < corrupt/2 {
+		t.Errorf("only %d of %d corruptions were visible: the generator is too tame", caught, corrupt)
+	}
+}
