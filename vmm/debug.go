@@ -597,6 +597,7 @@ func (d *debugger) access(cpu int, addr uint64, p []byte, write bool) error {
 		}
 		if write {
 			copy(host, p[:n])
+			d.vm.mem.NoteWrite(phys, n)
 		} else {
 			copy(p[:n], host)
 		}

@@ -3,9 +3,12 @@ package vmm
 import (
 	"fmt"
 	"math/bits"
+	"sync"
 	"unsafe"
 
 	"github.com/bobuhiro11/gokvm/kvm"
+	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
 // Dirty logging: KVM records every guest write to a slot created with
@@ -43,13 +46,131 @@ func bitmapWords(size uint64) int { return int((size/pageSize + 63) / 64) }
 
 const pageSize = 4096
 
-// forEachBit calls fn with the index of every set bit.
-func forEachBit(bitmap []uint64, fn func(i uint64)) {
-	for w, word := range bitmap {
-		for word != 0 {
-			b := bits.TrailingZeros64(word)
-			fn(uint64(w)*64 + uint64(b))
-			word &= word - 1
+
+// dirtyTracker is the dirty log of every slot of guest RAM, plus the pages
+// the VMM wrote itself since the last fetch.
+type dirtyTracker struct {
+	vmFd  uintptr
+	slots []dirtySlot
+
+	mu   sync.Mutex
+	host []span // written by the VMM since the last fetch
+}
+
+type dirtySlot struct {
+	slot      uint32
+	gpa, size uint64
+	bits      []uint64
+}
+
+type span struct{ gpa, n uint64 }
+
+// maxHostSpans bounds the VMM's own writes remembered between checkpoints;
+// beyond it the whole of guest RAM counts as written.
+const maxHostSpans = 4096
+
+func newDirtyTracker(vmFd uintptr, slots []memmap.Slot) *dirtyTracker {
+	t := &dirtyTracker{vmFd: vmFd}
+	for i, s := range slots {
+		t.slots = append(t.slots, dirtySlot{slot: uint32(i), gpa: s.GPA, size: s.Size, bits: make([]uint64, bitmapWords(s.Size))})
+	}
+	return t
+}
+
+// noteWrite records a write by the VMM to guest physical [gpa, gpa+n):
+// KVM logs only the guest's writes.
+func (t *dirtyTracker) noteWrite(gpa, n uint64) {
+	if t == nil || n == 0 {
+		return
+	}
+	t.mu.Lock()
+	if len(t.host) <= maxHostSpans {
+		t.host = append(t.host, span{gpa, n})
+	}
+	t.mu.Unlock()
+}
+
+// fetch takes (and clears) the dirty log of every slot and adds the VMM's
+// own writes and the firmware area, where the VMM writes in place (the
+// mailboxes, the console ring): the pages written since the last fetch.
+// Call it with the world stopped.
+func (t *dirtyTracker) fetch() (*dirtyPages, error) {
+	for i := range t.slots {
+		s := &t.slots[i]
+		if err := getDirtyLog(t.vmFd, s.slot, s.bits); err != nil {
+			return nil, err
 		}
 	}
+	t.mu.Lock()
+	host := t.host
+	t.host = nil
+	t.mu.Unlock()
+	if len(host) > maxHostSpans {
+		host = []span{{0, ^uint64(0)}}
+	}
+	host = append(host, span{0, firmware.PageTableBase})
+	for _, h := range host {
+		t.mark(h.gpa, h.n)
+	}
+	return &dirtyPages{slots: t.slots}, nil
+}
+
+// mark sets the bits of every page of [gpa, gpa+n) that is in a slot.
+func (t *dirtyTracker) mark(gpa, n uint64) {
+	end := gpa + n
+	if end < gpa {
+		end = ^uint64(0)
+	}
+	for i := range t.slots {
+		s := &t.slots[i]
+		lo, hi := max(gpa, s.gpa), min(end, s.gpa+s.size)
+		for p := (lo - s.gpa) / pageSize; lo < hi && p < (hi-s.gpa+pageSize-1)/pageSize; p++ {
+			s.bits[p/64] |= 1 << (p % 64)
+		}
+	}
+}
+
+// dirtyPages is one fetch's pages (verify.Dirty); valid until the next
+// fetch.
+type dirtyPages struct{ slots []dirtySlot }
+
+// Pages calls fn for every written page overlapping [gpa, gpa+n), in
+// increasing order (slots are in address order and disjoint).
+func (d *dirtyPages) Pages(gpa, n uint64, fn func(page uint64)) {
+	end := gpa + n
+	if end < gpa {
+		end = ^uint64(0)
+	}
+	for i := range d.slots {
+		s := &d.slots[i]
+		lo, hi := max(gpa, s.gpa), min(end, s.gpa+s.size)
+		if lo >= hi {
+			continue
+		}
+		first, last := (lo-s.gpa)/pageSize, (hi-s.gpa-1)/pageSize
+		for w := first / 64; w <= last/64; w++ {
+			word := s.bits[w]
+			if w == first/64 {
+				word &= ^uint64(0) << (first % 64)
+			}
+			if w == last/64 && last%64 != 63 {
+				word &= 1<<(last%64+1) - 1
+			}
+			for word != 0 {
+				b := uint64(bits.TrailingZeros64(word))
+				fn(s.gpa + (w*64+b)*pageSize)
+				word &= word - 1
+			}
+		}
+	}
+}
+
+// pageCount is the number of written pages (for logs).
+func (d *dirtyPages) pageCount() (n int) {
+	for _, s := range d.slots {
+		for _, w := range s.bits {
+			n += bits.OnesCount64(w)
+		}
+	}
+	return n
 }

@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"math/bits"
 	"runtime"
 	"testing"
 	"unsafe"
@@ -108,5 +109,16 @@ func TestDirtyLogProbe(t *testing.T) {
 	}
 	if err := getDirtyLog(vmFd, 1, bitmap); err == nil {
 		t.Errorf("KVM_GET_DIRTY_LOG on a slot without dirty logging succeeded")
+	}
+}
+
+// forEachBit calls fn with the index of every set bit.
+func forEachBit(bitmap []uint64, fn func(i uint64)) {
+	for w, word := range bitmap {
+		for word != 0 {
+			b := bits.TrailingZeros64(word)
+			fn(uint64(w)*64 + uint64(b))
+			word &= word - 1
+		}
 	}
 }

@@ -44,6 +44,12 @@ type VM struct {
 	done     chan struct{}
 	dbg      *debugger // --gdb (nil without)
 
+	// Incremental checkpoints (Config.Verify): KVM's dirty log of guest
+	// RAM and the verifier's state from the last checkpoint; nil dirty
+	// in full mode. Used with the world stopped.
+	dirty *dirtyTracker
+	incr  verify.Incremental
+
 	// Stop-the-world for checkpoints: the initiator sets pausing, kicks the
 	// others and waits until parked == len(vcpus)-1.
 	pausing  atomic.Bool
@@ -114,8 +120,14 @@ func (vm *VM) build() error {
 	if vm.mem, err = NewGuestMemory(m); err != nil {
 		return err
 	}
+	var slotFlags uint32
+	if vm.cfg.incremental() {
+		slotFlags = memLogDirtyPages
+		vm.dirty = newDirtyTracker(vm.vmFd, m.Slots())
+		vm.mem.dirty = vm.dirty
+	}
 	for i, s := range m.Slots() {
-		region := kvm.UserspaceMemoryRegion{Slot: uint32(i), GuestPhysAddr: s.GPA, MemorySize: s.Size,
+		region := kvm.UserspaceMemoryRegion{Slot: uint32(i), Flags: slotFlags, GuestPhysAddr: s.GPA, MemorySize: s.Size,
 			UserspaceAddr: uint64(uintptrOf(vm.mem.Host()[s.HostOffset:]))}
 		if err := kvm.SetUserMemoryRegion(vm.vmFd, &region); err != nil {
 			return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot=%d gpa=%#x size=%#x: %w", i, s.GPA, s.Size, err)

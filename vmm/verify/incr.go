@@ -79,13 +79,22 @@ var legalFlags = [...]uint32{0, mm.FlagPoisoned, mm.FlagPerCPU, mm.FlagFree, mm.
 	mm.FlagAllocated | mm.FlagUser | mm.FlagCOW, mm.FlagAllocated | mm.FlagUser | mm.FlagDLL,
 	mm.FlagAllocated | mm.FlagUser | mm.FlagCOW | mm.FlagAnonymous}
 
-func legalIndex(f uint32) (int, bool) {
-	for i, l := range legalFlags {
-		if l == f {
-			return i, true
-		}
+// legalByHist maps a histogram index (histIndex) to 1 + the index in
+// legalFlags (0: not a legal combination).
+var legalByHist = func() (t [histSize]uint8) {
+	for i, f := range legalFlags {
+		h, _ := histIndex(f)
+		t[h] = uint8(i + 1)
 	}
-	return 0, false
+	return t
+}()
+
+func legalIndex(f uint32) (int, bool) {
+	h, ok := histIndex(f)
+	if !ok || legalByHist[h] == 0 {
+		return 0, false
+	}
+	return int(legalByHist[h]) - 1, true
 }
 
 // chunkSum is what one top-order block adds to the global counts.
@@ -261,10 +270,13 @@ func (x *Incremental) rebase(mem Memory, in Input, rep *Report) {
 			p = r.Next
 		}
 	}
+	// The full check found every rule kept: only the sums are needed (a
+	// rule of checkChunk stricter than the full check's would fail the
+	// block's next re-check, which then falls back to a full check).
 	for c := range x.chunks {
-		sum, _, fail := x.checkChunk(&view, uint64(c))
-		if fail != "" {
-			return // a rule the full check does not have: stay without a baseline
+		sum, ok := x.sumChunk(&view, uint64(c))
+		if !ok {
+			return
 		}
 		x.chunks[c] = sum
 		x.tot.add(&sum, 1)
@@ -532,6 +544,31 @@ func (x *Incremental) caches(v *mm.View, h mm.StateHeader, percpu uint64) string
 		return "per-CPU totals"
 	}
 	return ""
+}
+
+// sumChunk is what top-order block c adds to the counts; false if it
+// holds a record in no legal state.
+func (x *Incremental) sumChunk(v *mm.View, c uint64) (sum chunkSum, ok bool) {
+	for p := c * chunkFrames; p < min((c+1)*chunkFrames, x.n); p++ {
+		r, _ := v.Record(p)
+		fi, legal := legalIndex(r.Flags)
+		if !legal {
+			return sum, false
+		}
+		sum.flags[fi]++
+		switch r.Flags {
+		case mm.FlagFree:
+			sum.freeFrames++
+			if r.Order <= mm.MaxOrder {
+				sum.heads[r.Order]++
+			}
+		case mm.FlagPoisoned:
+			sum.poisoned++
+		case mm.FlagPerCPU:
+			sum.percpu++
+		}
+	}
+	return sum, true
 }
 
 // checkChunk checks top-order block c against the legal states (strictly:

@@ -15,13 +15,23 @@ import (
 // writes that stored what was there, which cannot change a verdict), plus
 // some pages reported though unchanged (KVM logs every write).
 type pageDiff struct {
-	pages map[uint64]bool
+	bits []uint64 // one bit a page from address 0
+}
+
+func (d *pageDiff) set(page uint64) {
+	i := page / mm.PageSize
+	for uint64(len(d.bits)) <= i/64 {
+		d.bits = append(d.bits, 0)
+	}
+	d.bits[i/64] |= 1 << (i % 64)
 }
 
 func (d pageDiff) Pages(gpa, n uint64, fn func(uint64)) {
-	for p := gpa &^ (mm.PageSize - 1); p < gpa+n; p += mm.PageSize {
-		if d.pages[p] {
-			fn(p)
+	for i := gpa / mm.PageSize; i < (gpa+n+mm.PageSize-1)/mm.PageSize && i/64 < uint64(len(d.bits)); i++ {
+		if w := d.bits[i/64]; w == 0 {
+			i |= 63 // skip the empty word
+		} else if w&(1<<(i%64)) != 0 {
+			fn(i * mm.PageSize)
 		}
 	}
 }
@@ -30,10 +40,10 @@ func (d pageDiff) Pages(gpa, n uint64, fn func(uint64)) {
 // are the part of guest memory a check reads (holdings, metadata, state),
 // not the frames' contents.
 func takeDirty(r *rand.Rand, mem, snap []byte) pageDiff {
-	d := pageDiff{pages: map[uint64]bool{}}
+	var d pageDiff
 	for p := 0; p < len(mem); p += mm.PageSize {
 		if !bytes.Equal(mem[p:p+mm.PageSize], snap[p:p+mm.PageSize]) || r.Intn(64) == 0 {
-			d.pages[uint64(p)] = true
+			d.set(uint64(p))
 		}
 	}
 	copy(snap, mem)

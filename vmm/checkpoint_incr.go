@@ -1,0 +1,37 @@
+package vmm
+
+import (
+	"github.com/vmm-dev/vmm/vmm/verify"
+)
+
+// verifyAt checks guest memory for one checkpoint, with the world
+// stopped. In incremental mode every checkpoint takes the dirty log (so
+// the next one sees only what was written after this one) and the
+// verifier re-checks what changed, falling back to a full check when it
+// cannot conclude; the final check is always full.
+func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outcome, error) {
+	if vm.dirty == nil || final {
+		rep, err := verify.Verify(vm.mem, in)
+		out := verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount}
+		if vm.dirty != nil {
+			out.Reason = "final check"
+		}
+		return rep, out, err
+	}
+	pages, err := vm.dirty.fetch()
+	if err != nil {
+		vm.logf("dirty log: %v; full check", err)
+		vm.incr.Invalidate()
+		return vm.incr.Check(vm.mem, in, nil)
+	}
+	rep, out, err := vm.incr.Check(vm.mem, in, pages)
+	vm.logf("checkpoint: %s check of %d frames (%d pages written since the last one)%s", out.Kind, out.Rechecked, pages.pageCount(), reasonSuffix(out.Reason))
+	return rep, out, err
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return ": " + r
+}
