@@ -54,9 +54,13 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	}
 	if reg != nil {
 		cp.Verified = true
-		rep, out, err := vm.verifyAt(verify.Input{Registration: *reg, Boot: boot, Holdings: held,
-			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}}, final)
+		in := verify.Input{Registration: *reg, Boot: boot, Holdings: held,
+			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}}
+		rep, out, err := vm.verifyAt(in, final)
 		cp.Kind, cp.RecheckedFrames, cp.FullReason = out.Kind, out.Rechecked, out.Reason
+		if vm.afterVerify != nil {
+			vm.afterVerify(label, in, rep, out)
+		}
 		if err != nil {
 			cp.Error = err.Error()
 			cp.Violations = 1 // an unreadable registration is itself a violation

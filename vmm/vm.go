@@ -49,6 +49,9 @@ type VM struct {
 	// in full mode. Used with the world stopped.
 	dirty *dirtyTracker
 	incr  verify.Incremental
+	// afterVerify, when set (tests), runs after each checkpoint's check,
+	// still with the world stopped.
+	afterVerify func(label string, in verify.Input, rep *verify.Report, out verify.Outcome)
 
 	// Stop-the-world for checkpoints: the initiator sets pausing, kicks the
 	// others and waits until parked == len(vcpus)-1.
