@@ -46,7 +46,6 @@ func bitmapWords(size uint64) int { return int((size/pageSize + 63) / 64) }
 
 const pageSize = 4096
 
-
 // dirtyTracker is the dirty log of every slot of guest RAM, plus the pages
 // the VMM wrote itself since the last fetch.
 type dirtyTracker struct {
