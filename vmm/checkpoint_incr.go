@@ -1,6 +1,8 @@
 package vmm
 
 import (
+	"time"
+
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
@@ -18,14 +20,17 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 		}
 		return rep, out, err
 	}
+	start := time.Now()
 	pages, err := vm.dirty.fetch()
+	fetched := time.Since(start)
 	if err != nil {
 		vm.logf("dirty log: %v; full check", err)
 		vm.incr.Invalidate()
 		return vm.incr.Check(vm.mem, in, nil)
 	}
 	rep, out, err := vm.incr.Check(vm.mem, in, pages)
-	vm.logf("checkpoint: %s check of %d frames (%d pages written since the last one)%s", out.Kind, out.Rechecked, pages.pageCount(), reasonSuffix(out.Reason))
+	vm.logf("checkpoint: %s check of %d frames (%d pages written since the last one, dirty log fetched in %v, checked in %v)%s",
+		out.Kind, out.Rechecked, pages.pageCount(), fetched, time.Since(start)-fetched, reasonSuffix(out.Reason))
 	return rep, out, err
 }
 

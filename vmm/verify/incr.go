@@ -103,6 +103,7 @@ type chunkSum struct {
 	poisoned, percpu uint16
 	freeFrames       uint16 // FREE records, heads and tails
 	flags            [len(legalFlags)]uint16
+	ptBad            uint16 // frames that would break a mapping rule (see ptRule)
 }
 
 // totals are the sums of every chunkSum.
@@ -111,6 +112,7 @@ type totals struct {
 	poisoned, percpu uint64
 	freeFrames       uint64
 	flags            [len(legalFlags)]uint64
+	ptBad            uint64
 }
 
 func (t *totals) add(c *chunkSum, sign int64) {
@@ -120,6 +122,7 @@ func (t *totals) add(c *chunkSum, sign int64) {
 	t.poisoned += uint64(sign * int64(c.poisoned))
 	t.percpu += uint64(sign * int64(c.percpu))
 	t.freeFrames += uint64(sign * int64(c.freeFrames))
+	t.ptBad += uint64(sign * int64(c.ptBad))
 	for i := range c.flags {
 		t.flags[i] += uint64(sign * int64(c.flags[i]))
 	}
@@ -146,16 +149,15 @@ type Incremental struct {
 	nChanged uint64
 	broken   [mm.NumOrders][]uint32
 
-	pt   *mapCounter // the baseline's page-table walk (nil: no roots)
-	own  *owners     // the baseline's owners (nil: no boot info)
-	decl []heldBlock // the declared blocks by frame, checked against their records
-	held []uint64    // the declared blocks (phys | order) in declaration order
+	pts      *ptState    // the mapping counts
+	hasRoots bool        // the state being checked has a root: the mapping rules apply
+	own      *owners     // the baseline's owners (nil: no boot info)
+	decl     []heldBlock // the declared blocks by frame, checked against their records
+	held     []uint64    // the declared blocks (phys | order) in declaration order
 	// holdSpans is the holdings table and the tables it names: written,
 	// the declared owners are recomputed (redeclare).
 	holdSpans []span
 	bad       []uint64 // the boot info's bad frames, sorted
-	watched   []span   // page tables: written, the checkpoint is a full one
-	summary   Report   // the baseline's page-table figures
 }
 
 const noRank = ^uint32(0)
@@ -198,11 +200,11 @@ func (x *Incremental) canIncrement(in Input, dirty Dirty) string {
 		return "no clean baseline"
 	case dirty == nil:
 		return "no dirty log"
-	case !reflect.DeepEqual(in, x.in):
-		return "registration, roots, holdings or boot info changed"
 	}
-	if written(dirty, x.watched) {
-		return "page tables written"
+	a, b := in, x.in
+	a.Roots, b.Roots = nil, nil
+	if !reflect.DeepEqual(a, b) {
+		return "registration, holdings or boot info changed"
 	}
 	return ""
 }
@@ -238,17 +240,14 @@ func (x *Incremental) rebase(mem Memory, in Input, rep *Report) {
 	}
 	n := view.FrameCount()
 	*x = Incremental{in: deepCopy(in), n: n, chunks: make([]chunkSum, (n+chunkFrames-1)/chunkFrames),
-		rank: make([]uint32, n), changed: make([]uint64, (n+63)/64), summary: *rep}
-	if len(in.Roots) > 0 {
-		x.pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
-		x.watchTables(mem, in)
+		rank: make([]uint32, n), changed: make([]uint64, (n+63)/64)}
+	x.pts, x.hasRoots = newPTState(n, in.SharedTables), len(in.Roots) > 0
+	if x.pts.build(mem, in.Roots) != "" || x.pts.mappings != rep.Mappings || x.pts.tableFrames != rep.TableFrames {
+		return // counted otherwise than the full check: stay without a baseline
 	}
+	pt := x.pts.counter()
 	if in.Boot != nil {
-		pt := x.pt
-		if pt == nil {
-			pt = &mapCounter{}
-		}
-		x.own = markOwners(mem, &view, in, pt, &pt.res)
+		x.own = markOwners(mem, &view, in, pt, &ptResult{})
 		x.bad = slices.Clone(in.Boot.Bad)
 		slices.Sort(x.bad)
 		if in.Holdings != 0 {
@@ -295,11 +294,30 @@ func deepCopy(in Input) Input {
 	return out
 }
 
-// watchTables records every page-table page the walk read.
-func (x *Incremental) watchTables(mem Memory, in Input) {
-	Walk(mem, in.Roots, in.SharedTables, Visitor{Table: func(_, phys uint64, _ int, _ uint64) {
-		x.watched = append(x.watched, span{phys &^ (mm.PageSize - 1), mm.PageSize})
-	}})
+// rebaseOwners gives the frames of r the owner the owners pass gives from
+// the page tables (table, mapped or none; declared owners are given again
+// by redeclare) and reports whether any changed.
+func (x *Incremental) rebaseOwners(r frameRange) bool {
+	o, moved := x.own, false
+	for p := r.lo; p <= r.hi && p < x.n; p++ {
+		k := o.owner[p]
+		if k == ownMeta || k == ownState || k >= ownBoot {
+			continue
+		}
+		nk := ownNone
+		switch {
+		case x.pts.visits != nil && x.pts.visits[p] > 0:
+			nk = ownTable
+		case x.pts.mapCount != nil && x.pts.mapCount[p] > 0:
+			nk = ownMapped
+		case k == ownDeclared:
+			nk = ownDeclared // redeclare decides
+		}
+		if nk != k {
+			o.owner[p], moved = nk, true
+		}
+	}
+	return moved
 }
 
 // readHoldings reads the holdings table at phys under the rules of the
@@ -433,7 +451,24 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 		x.broken[k] = append(x.broken[k], rs...)
 		slices.Sort(x.broken[k])
 	}
-	if x.own != nil && written(dirty, x.holdSpans) {
+	redeclare := x.own != nil && written(dirty, x.holdSpans)
+	x.hasRoots = len(in.Roots) > 0
+	{
+		if f := x.pts.delta(mem, in.Roots, dirty); f != "" {
+			return nil, 0, f
+		}
+		for _, r := range x.pts.changed {
+			for c := r.lo / chunkFrames; c <= r.hi/chunkFrames; c++ {
+				chunks = append(chunks, c)
+			}
+			if x.own != nil {
+				redeclare = x.rebaseOwners(r) || redeclare
+			}
+		}
+		slices.Sort(chunks)
+		chunks = slices.Compact(chunks)
+	}
+	if redeclare {
 		owned, f := x.redeclare(mem, &view)
 		if f != "" {
 			return nil, 0, f
@@ -469,6 +504,9 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 	if f := x.caches(&view, h, tot.percpu); f != "" {
 		return nil, 0, f
 	}
+	if x.hasRoots && tot.ptBad != 0 {
+		return nil, 0, fmt.Sprintf("%d frames break a mapping rule", tot.ptBad)
+	}
 	if tot.poisoned != h.PoisonedFrames {
 		return nil, 0, "poisoned total"
 	}
@@ -491,6 +529,7 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 		x.chunks[c] = newSums[i]
 	}
 	x.tot = tot
+	x.in.Roots = slices.Clone(in.Roots)
 	return x.report(&view, tot), rechecked, ""
 }
 
@@ -556,6 +595,9 @@ func (x *Incremental) sumChunk(v *mm.View, c uint64) (sum chunkSum, ok bool) {
 			return sum, false
 		}
 		sum.flags[fi]++
+		if !x.hasRoots && x.ptRule(p, r) != "" {
+			sum.ptBad++
+		}
 		switch r.Flags {
 		case mm.FlagFree:
 			sum.freeFrames++
@@ -597,6 +639,12 @@ func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint6
 			}
 			if f := x.frameRules(p, r); f != "" {
 				return bad(p, f)
+			}
+			if f := x.ptRule(p, r); f != "" {
+				if x.hasRoots {
+					return bad(p, f)
+				}
+				sum.ptBad++
 			}
 			sum.flags[fi]++
 			p++
@@ -640,6 +688,12 @@ func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint6
 			if f := x.frameRules(q, t); f != "" {
 				return bad(q, f)
 			}
+			if f := x.ptRule(q, t); f != "" {
+				if x.hasRoots {
+					return bad(q, f)
+				}
+				sum.ptBad++
+			}
 			if x.own != nil && x.own.owner[q] != ownNone {
 				owned = true
 			}
@@ -657,8 +711,8 @@ func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint6
 	return sum, hi - lo, ""
 }
 
-// frameRules are the rules of the owners and page-table passes about one
-// frame, as the baseline's owner map and mapping counts state them.
+// frameRules are the rules of the owners pass about one frame, as the
+// owner map states them.
 func (x *Incremental) frameRules(p uint64, r mm.Record) string {
 	if o := x.own; o != nil {
 		// kernelAreas: the frames the VMM placed and the registered areas.
@@ -675,10 +729,23 @@ func (x *Incremental) frameRules(p uint64, r mm.Record) string {
 			}
 		}
 	}
-	if c := x.pt; c != nil && c.isTable != nil {
-		maps := uint64(c.mapCount[p])
+	return ""
+}
+
+// ptRule is mapCounter.judge for one frame: why the frame breaks a
+// mapping rule, or "". The rules apply only while some root is
+// registered; without one, checkChunk counts the frames that would break
+// them (chunkSum.ptBad), so that the first root needs no full check.
+func (x *Incremental) ptRule(p uint64, r mm.Record) string {
+	c := x.pts
+	var maps uint64
+	var table, noUser, writable bool
+	if c != nil && c.mapCount != nil {
+		maps, table, noUser, writable = uint64(c.mapCount[p]), c.visits[p] > 0, c.noUser[p] > 0, c.writable[p] > 0
+	}
+	{
 		f := r.Flags
-		if c.isTable[p] && f&(mm.FlagKernel|mm.FlagAllocated) != mm.FlagKernel|mm.FlagAllocated {
+		if table && f&(mm.FlagKernel|mm.FlagAllocated) != mm.FlagKernel|mm.FlagAllocated {
 			return "page-table frame flags"
 		}
 		head := r.Order != mm.OrderTail
@@ -689,7 +756,7 @@ func (x *Incremental) frameRules(p uint64, r mm.Record) string {
 			}
 		case f == 0 || f&(mm.FlagFree|mm.FlagPoisoned) != 0 || f&mm.FlagUser == 0:
 			return "mapped frame state"
-		case c.noUser[p] || f&(mm.FlagCOW|mm.FlagDLL) != 0 && c.writable[p]:
+		case noUser || f&(mm.FlagCOW|mm.FlagDLL) != 0 && writable:
 			return "mapping permissions"
 		case head && (f&(mm.FlagAnonymous|mm.FlagDLL) == 0 || uint64(r.Refcount) != maps):
 			return "mapped USER head"
@@ -756,8 +823,8 @@ func (x *Incremental) walk(v *mm.View, k uint8) (uint64, string) {
 
 // report is what Verify would return for the clean state.
 func (x *Incremental) report(v *mm.View, t totals) *Report {
-	r := &Report{Frames: x.in.FrameCount, Roots: len(x.in.Roots), FreeFrames: t.freeFrames,
-		TableFrames: x.summary.TableFrames, Mappings: x.summary.Mappings, PerCPU: decodeCaches(v)}
+	r := &Report{Frames: x.in.FrameCount, Roots: len(x.in.Roots), FreeFrames: t.freeFrames, PerCPU: decodeCaches(v)}
+	r.TableFrames, r.Mappings = x.pts.tableFrames, x.pts.mappings
 	for k := range r.FreeBlocks {
 		r.FreeBlocks[k] = t.heads[k]
 	}

@@ -37,10 +37,12 @@ func (d pageDiff) Pages(gpa, n uint64, fn func(uint64)) {
 }
 
 // takeDirty diffs mem against snap, then makes snap a copy of mem; both
-// are the part of guest memory a check reads (holdings, metadata, state),
-// not the frames' contents.
-func takeDirty(r *rand.Rand, mem, snap []byte) pageDiff {
-	var d pageDiff
+// are the part of guest memory the allocator and the holdings live in, so
+// the other pages the test wrote (page tables) come in as wrote, which it
+// empties.
+func takeDirty(r *rand.Rand, mem, snap []byte, wrote *pageDiff) pageDiff {
+	d := pageDiff{bits: wrote.bits}
+	wrote.bits = nil
 	for p := 0; p < len(mem); p += mm.PageSize {
 		if !bytes.Equal(mem[p:p+mm.PageSize], snap[p:p+mm.PageSize]) || r.Intn(64) == 0 {
 			d.set(uint64(p))
@@ -59,6 +61,7 @@ type heldGuest struct {
 	in    Input
 	table []byte // the declared blocks, one word per slot (phys | order)
 	refs  []uint32
+	sp    *spaces // address spaces (nil: none)
 }
 
 const (
@@ -97,13 +100,21 @@ func newHeldGuest(t *testing.T, frames uint64) *heldGuest {
 func (g *heldGuest) slot(i int) uint64   { return binary.LittleEndian.Uint64(g.table[8*i:]) }
 func (g *heldGuest) set(i int, e uint64) { binary.LittleEndian.PutUint64(g.table[8*i:], e) }
 
-// step runs one random allocator operation, declaring what it holds.
+// step runs one random allocator operation, declaring what it holds, or
+// changes the address spaces.
 func (g *heldGuest) step(t *testing.T, r *rand.Rand) {
 	t.Helper()
+	if g.sp != nil && r.Intn(3) == 0 {
+		g.sp.step(r)
+		return
+	}
 	i := r.Intn(heldSlots)
 	e := g.slot(i)
 	f, order := mm.FrameFromPFN(e/mm.PageSize), uint8(e%mm.PageSize)
 	flags := []uint32{mm.FlagKernel, mm.FlagUser | mm.FlagAnonymous, mm.FlagUser | mm.FlagDLL}[r.Intn(3)]
+	if g.sp != nil {
+		flags = mm.FlagKernel // with address spaces, an unmapped USER block must hold no references
+	}
 	cpu := r.Intn(2)
 	switch {
 	case e == 0 && r.Intn(3) == 0:
@@ -152,6 +163,30 @@ func (g *heldGuest) step(t *testing.T, r *rand.Rand) {
 // relinked and the counts fixed, or two blocks cut into a cycle of their
 // own. It returns what it did and how to undo it.
 func (g *heldGuest) corrupt(r *rand.Rand) (string, func()) {
+	if g.sp != nil && len(g.sp.maps) > 0 && r.Intn(4) == 0 {
+		return g.sp.corrupt(r)
+	}
+	if g.sp == nil && r.Intn(6) == 0 {
+		// A first address space, over USER blocks that nothing maps but
+		// that hold references: every one breaks a mapping rule now. Its
+		// root heads a top-order block of its own, so only the count of
+		// such frames in the blocks not re-checked can tell.
+		tok := g.b.Lock()
+		f, err := g.b.AllocFlags(mm.MaxOrder, &tok, mm.FlagKernel)
+		g.b.Unlock(&tok)
+		if err != mm.ErrNone {
+			return corruptOnce(r, g.mem, g.in)
+		}
+		root := f.StartAddress()
+		clear(g.mem[root : root+mm.PageSize])
+		g.in.Roots = []uint64{root}
+		return "a first address space", func() {
+			g.in.Roots = nil
+			tok := g.b.Lock()
+			g.b.Free(f, mm.MaxOrder, &tok)
+			g.b.Unlock(&tok)
+		}
+	}
 	if r.Intn(3) != 0 {
 		return corruptOnce(r, g.mem, g.in)
 	}
@@ -218,9 +253,16 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	}
 	var incremental, clean, corrupt, caught int
 	reasons := map[string]int{}
+	var maxMappings uint64
+	var maxRoots, rootless int
 	for seed := range seeds {
 		r := rand.New(rand.NewSource(int64(seed)))
 		g := newHeldGuest(t, 16384)
+		var wrote pageDiff
+		if seed%2 == 1 {
+			g.sp = &spaces{g: g}
+			g.sp.step(r) // the first address space, before any USER block
+		}
 		meta := g.mem[:max(g.in.MetaPhys+g.in.FrameCount*mm.FrameMetaSize, g.in.StatePhys+mm.StateSize)]
 		snap := append([]byte(nil), meta...)
 		var x Incremental
@@ -230,7 +272,11 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, out, err := x.Check(g.mem, g.in, takeDirty(r, meta, snap))
+			w := &wrote
+			if g.sp != nil {
+				w = &g.sp.wrote
+			}
+			got, out, err := x.Check(g.mem, g.in, takeDirty(r, meta, snap, w))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -239,6 +285,10 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			}
 			if full.TotalViolations != 0 && out.Kind == KindIncremental {
 				t.Fatalf("seed %d, %s: incremental checkpoint over %d violations", seed, label, full.TotalViolations)
+			}
+			maxMappings, maxRoots = max(maxMappings, full.Mappings), max(maxRoots, full.Roots)
+			if g.sp != nil && full.Roots == 0 {
+				rootless++
 			}
 			if full.TotalViolations == 0 && out.Reason != "no clean baseline" { // after a corruption
 				reasons[out.Reason]++
@@ -270,6 +320,10 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		}
 	}
 	t.Logf("full checks at clean checkpoints: %v", reasons)
+	t.Logf("up to %d address spaces, %d frames mapped; %d checkpoints with none", maxRoots, maxMappings, rootless)
+	if maxMappings < 100 || maxRoots < 2 || rootless == 0 {
+		t.Errorf("the address spaces stayed too small to test the page-table deltas")
+	}
 	t.Logf("%d clean checkpoints, %d of them incremental; %d corruptions, %d visible to the full check", clean, incremental, corrupt, caught)
 	if incremental < clean*3/4 {
 		t.Errorf("only %d of %d clean checkpoints were incremental", incremental, clean)
