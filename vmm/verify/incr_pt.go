@@ -292,12 +292,3 @@ func (s *ptState) counter() *mapCounter {
 	}
 	return c
 }
-
-// spans lists the table pages (for the dirty check).
-func (s *ptState) spans() []span {
-	var out []span
-	for phys := range s.shadow {
-		out = append(out, span{phys, mm.PageSize})
-	}
-	return out
-}
