@@ -30,14 +30,22 @@ import (
 //     records are unchanged since the baseline is still the run of the
 //     baseline list (same links), so the walk jumps over it by rank and
 //     reads only the records that changed, with every link and count rule
-//     of the full walk.
+//     of the full walk;
+//   - the page tables of the registered roots (incr_pt.go): the mapping
+//     counts move by the delta of the written table pages and of the roots
+//     that came or went, and the frames whose counts moved are re-checked
+//     with their blocks (mapping rules, owner, leak);
+//   - the holdings, when a page of them was written: the declared owners
+//     are given again and the frames whose owner changed are re-checked.
 //
 // It proves the absence of violations: as soon as any rule would fail, or
-// something is outside what it can attribute (the registration or the
-// roots changed, a page table or the holdings were written, the changes
-// since the baseline outgrew maxChanged), the checkpoint is a full check,
-// whose report is the verdict. So an incremental checkpoint reports
-// exactly what a full one would: nothing, with the same summary.
+// something is outside what it can attribute (the registration, the
+// holdings address or the boot info changed, a written page table is
+// reached twice, the records changed since the baseline outgrew
+// 1/2^maxChangedShift of the array), the checkpoint is a full check, whose
+// report is the verdict, and a clean full check is the new baseline. So
+// an incremental checkpoint reports exactly what a full one would:
+// nothing, with the same summary.
 
 // Dirty is the set of guest-physical pages written since the previous
 // checkpoint.
@@ -57,7 +65,7 @@ const (
 type Outcome struct {
 	Kind string // KindFull or KindIncremental
 	// Reason is why a checkpoint in incremental mode was a full check
-	// ("first checkpoint", "page tables written", "a rule failed: ...").
+	// ("no clean baseline", "frame 0x1234: block tail", "final check").
 	Reason string
 	// Rechecked is the number of frame records the check read: all of them
 	// for a full check.
