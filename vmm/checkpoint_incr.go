@@ -20,6 +20,18 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 		}
 		return rep, out, err
 	}
+	if !vm.dirty.started {
+		start := time.Now()
+		rep, out, err := vm.incr.Check(vm.mem, in, nil)
+		out.Reason = "first checkpoint: dirty logging starts here"
+		checked := time.Since(start)
+		if err := vm.dirty.start(); err != nil {
+			vm.logf("%v; every checkpoint is a full check", err)
+			vm.dirty = nil
+		}
+		vm.logf("checkpoint: full check and baseline in %v, dirty logging started in %v", checked, time.Since(start)-checked)
+		return rep, out, err
+	}
 	start := time.Now()
 	pages, err := vm.dirty.fetch()
 	fetched := time.Since(start)

@@ -123,14 +123,12 @@ func (vm *VM) build() error {
 	if vm.mem, err = NewGuestMemory(m); err != nil {
 		return err
 	}
-	var slotFlags uint32
-	if vm.cfg.incremental() {
-		slotFlags = memLogDirtyPages
-		vm.dirty = newDirtyTracker(vm.vmFd, m.Slots())
+	if vm.cfg.incremental() { // dirty logging starts at the first checkpoint (dirtyTracker.start)
+		vm.dirty = newDirtyTracker(vm.vmFd, m.Slots(), vm.mem.Host())
 		vm.mem.dirty = vm.dirty
 	}
 	for i, s := range m.Slots() {
-		region := kvm.UserspaceMemoryRegion{Slot: uint32(i), Flags: slotFlags, GuestPhysAddr: s.GPA, MemorySize: s.Size,
+		region := kvm.UserspaceMemoryRegion{Slot: uint32(i), GuestPhysAddr: s.GPA, MemorySize: s.Size,
 			UserspaceAddr: uint64(uintptrOf(vm.mem.Host()[s.HostOffset:]))}
 		if err := kvm.SetUserMemoryRegion(vm.vmFd, &region); err != nil {
 			return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot=%d gpa=%#x size=%#x: %w", i, s.GPA, s.Size, err)
