@@ -438,6 +438,13 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 	if err != nil {
 		return nil, 0, "registration: " + err.Error()
 	}
+	// Too many changes for the list walk: say so before marking them.
+	var pages uint64
+	dirty.Pages(in.MetaPhys, in.FrameCount*mm.FrameMetaSize, func(uint64) { pages++ })
+	if x.nChanged+pages*(mm.PageSize/mm.FrameMetaSize) > x.n>>maxChangedShift {
+		return nil, 0, fmt.Sprintf("%d metadata pages written, %d records changed before: more than 1/%d of the array since the last full check",
+			pages, x.nChanged, 1<<maxChangedShift)
+	}
 	// The chunks holding a written record, and the records changed since
 	// the baseline.
 	var chunks []uint64
