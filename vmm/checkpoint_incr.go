@@ -25,7 +25,7 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 		rep, out, err := vm.incr.Check(vm.mem, in, nil)
 		out.Reason = "first checkpoint: dirty logging starts here"
 		checked := time.Since(start)
-		if err := vm.dirty.start(); err != nil {
+		if err := vm.dirty.start(vm.incr.Watched); err != nil {
 			vm.logf("%v; every checkpoint is a full check", err)
 			vm.dirty = nil
 		}
@@ -41,9 +41,14 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 		return vm.incr.Check(vm.mem, in, nil)
 	}
 	rep, out, err := vm.incr.Check(vm.mem, in, pages)
+	if perr := vm.dirty.protect(vm.incr.Watched); perr != nil {
+		// The watched pages stay set in the log: read as written, sound.
+		vm.logf("dirty log: %v", perr)
+	}
+	checked := time.Since(start) - fetched
 	if vm.cfg.Log != nil { // counting the pages reads the whole bitmap
 		vm.logf("checkpoint: %s check of %d frames (%d pages written since the last one, dirty log fetched in %v, checked in %v)%s",
-			out.Kind, out.Rechecked, pages.pageCount(), fetched, time.Since(start)-fetched, reasonSuffix(out.Reason))
+			out.Kind, out.Rechecked, pages.pageCount(), fetched, checked, reasonSuffix(out.Reason))
 	}
 	return rep, out, err
 }

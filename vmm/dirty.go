@@ -59,6 +59,9 @@ type dirtyTracker struct {
 	slots   []dirtySlot
 	host    []byte // the host mapping of guest RAM (slots index into it)
 	started bool
+	// manual: KVM_CLEAR_DIRTY_LOG protects what the verifier watches
+	// (protect); without it KVM_GET_DIRTY_LOG clears and protects all.
+	manual bool
 
 	mu    sync.Mutex
 	wrote []span // written by the VMM since the last fetch
@@ -68,6 +71,7 @@ type dirtySlot struct {
 	slot                  uint32
 	gpa, size, hostOffset uint64
 	bits                  []uint64
+	clear                 []uint64 // scratch for protect
 }
 
 type span struct{ gpa, n uint64 }
@@ -80,15 +84,17 @@ func newDirtyTracker(vmFd uintptr, slots []memmap.Slot, host []byte) *dirtyTrack
 	t := &dirtyTracker{vmFd: vmFd, host: host}
 	for i, s := range slots {
 		t.slots = append(t.slots, dirtySlot{slot: uint32(i), gpa: s.GPA, size: s.Size, hostOffset: s.HostOffset,
-			bits: make([]uint64, bitmapWords(s.Size))})
+			bits: make([]uint64, bitmapWords(s.Size)), clear: make([]uint64, bitmapWords(s.Size))})
 	}
 	return t
 }
 
-// start turns dirty logging on for every slot (with the world stopped).
-// On an error the slots already switched keep logging, which costs only
-// time; the caller stays with full checks.
-func (t *dirtyTracker) start() error {
+// start turns dirty logging on for every slot (with the world stopped),
+// with manual protection where KVM has it, and protects what watched
+// names. On an error the slots already switched keep logging, which costs
+// only time; the caller stays with full checks.
+func (t *dirtyTracker) start(watched func(fn func(gpa, n uint64))) error {
+	t.manual = enableManualDirtyLog(t.vmFd) == nil
 	for _, s := range t.slots {
 		region := kvm.UserspaceMemoryRegion{Slot: s.slot, Flags: memLogDirtyPages, GuestPhysAddr: s.gpa, MemorySize: s.size,
 			UserspaceAddr: uint64(uintptrOf(t.host[s.hostOffset:]))}
@@ -100,6 +106,37 @@ func (t *dirtyTracker) start() error {
 	t.wrote = nil
 	t.mu.Unlock()
 	t.started = true
+	return t.protect(watched)
+}
+
+// protect clears the log of the pages watched names (with manual
+// protection; without it every fetch has cleared the whole log): KVM
+// write-protects them again, so the next fetch shows which of them the
+// guest wrote. The pages never cleared stay set in the log: they read as
+// written at every fetch, which costs only re-checks. Call it with the
+// world stopped, after the check.
+func (t *dirtyTracker) protect(watched func(fn func(gpa, n uint64))) error {
+	if !t.manual {
+		return nil
+	}
+	for i := range t.slots {
+		clear(t.slots[i].clear)
+	}
+	watched(func(gpa, n uint64) {
+		end := gpa + n
+		for i := range t.slots {
+			s := &t.slots[i]
+			lo, hi := max(gpa, s.gpa), min(end, s.gpa+s.size)
+			for p := (lo - s.gpa) / pageSize; lo < hi && p < (hi-s.gpa+pageSize-1)/pageSize; p++ {
+				s.clear[p/64] |= 1 << (p % 64)
+			}
+		}
+	})
+	for _, s := range t.slots {
+		if err := clearDirtyLog(t.vmFd, s.slot, s.size/pageSize, s.clear); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -116,7 +153,8 @@ func (t *dirtyTracker) noteWrite(gpa, n uint64) {
 	t.mu.Unlock()
 }
 
-// fetch takes (and clears) the dirty log of every slot and adds the VMM's
+// fetch takes the dirty log of every slot (clearing it, without manual
+// protection) and adds the VMM's
 // own writes and the firmware area, where the VMM writes in place (the
 // mailboxes, the console ring): the pages written since the last fetch.
 // Call it with the world stopped.
@@ -199,4 +237,53 @@ func (d *dirtyPages) pageCount() (n int) {
 		}
 	}
 	return n
+}
+
+// Manual dirty-log protection (KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2): with it
+// KVM_GET_DIRTY_LOG only reads the log, and KVM_CLEAR_DIRTY_LOG clears the
+// pages named and write-protects just those again. With INITIALLY_SET the
+// log starts all set and nothing is write-protected when logging starts.
+// The VMM then protects only what the verifier reads (the metadata, the
+// page tables, the holdings): the guest's other pages keep their mappings
+// and never fault for the log.
+const (
+	kvmEnableCapNr        = 0xa3 // _IOW(KVMIO, 0xa3, struct kvm_enable_cap)
+	kvmClearDirtyLogNr    = 0xc0 // _IOWR(KVMIO, 0xc0, struct kvm_clear_dirty_log)
+	capManualDirtyLog2    = 168  // KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2
+	dirtyLogManualProtect = 1 << 0
+	dirtyLogInitiallySet  = 1 << 1
+)
+
+// kvmEnableCap is struct kvm_enable_cap.
+type kvmEnableCap struct {
+	Cap, Flags uint32
+	Args       [4]uint64
+	Pad        [64]byte
+}
+
+// kvmClearDirtyLog is struct kvm_clear_dirty_log.
+type kvmClearDirtyLog struct {
+	Slot, NumPages uint32
+	FirstPage      uint64
+	Bitmap         uint64
+}
+
+// enableManualDirtyLog turns on manual protection with an initially set
+// log; call it before any slot logs.
+func enableManualDirtyLog(vmFd uintptr) error {
+	c := kvmEnableCap{Cap: capManualDirtyLog2, Args: [4]uint64{dirtyLogManualProtect | dirtyLogInitiallySet}}
+	if _, err := kvm.Ioctl(vmFd, kvm.IIOW(kvmEnableCapNr, unsafe.Sizeof(c)), uintptr(unsafe.Pointer(&c))); err != nil {
+		return fmt.Errorf("KVM_ENABLE_CAP KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 flags=%#x: %w", c.Args[0], err)
+	}
+	return nil
+}
+
+// clearDirtyLog clears (and write-protects again) the pages of slot whose
+// bits are set in bitmap, which covers the whole slot of pages pages.
+func clearDirtyLog(vmFd uintptr, slot uint32, pages uint64, bitmap []uint64) error {
+	c := kvmClearDirtyLog{Slot: slot, NumPages: uint32(pages), Bitmap: uint64(uintptr(unsafe.Pointer(&bitmap[0])))}
+	if _, err := kvm.Ioctl(vmFd, kvm.IIOWR(kvmClearDirtyLogNr, unsafe.Sizeof(c)), uintptr(unsafe.Pointer(&c))); err != nil {
+		return fmt.Errorf("KVM_CLEAR_DIRTY_LOG slot=%d pages=%d: %w", slot, pages, err)
+	}
+	return nil
 }

@@ -202,6 +202,24 @@ func (x *Incremental) Full(mem Memory, in Input) (*Report, Outcome, error) {
 	return x.full(mem, in, "requested")
 }
 
+// Watched calls fn for every range of guest memory the baseline reads:
+// the metadata array, the allocator state, the holdings and the page
+// tables. Writes elsewhere never change an incremental verdict, so a dirty
+// log needs to keep watching only these (see vmm's manual protection).
+func (x *Incremental) Watched(fn func(gpa, n uint64)) {
+	if !x.ok {
+		return
+	}
+	fn(x.in.MetaPhys, x.in.FrameCount*mm.FrameMetaSize)
+	fn(x.in.StatePhys, mm.StateSize)
+	for _, s := range x.holdSpans {
+		fn(s.base, s.size)
+	}
+	for phys := range x.pts.shadow {
+		fn(phys, mm.PageSize)
+	}
+}
+
 // Invalidate drops the baseline: the next Check is a full one (guest
 // memory changed in a way the dirty log does not show).
 func (x *Incremental) Invalidate() { x.ok = false }
