@@ -41,14 +41,15 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 		return vm.incr.Check(vm.mem, in, nil)
 	}
 	rep, out, err := vm.incr.Check(vm.mem, in, pages)
+	checked := time.Since(start) - fetched
 	if perr := vm.dirty.protect(vm.incr.Watched); perr != nil {
 		// The watched pages stay set in the log: read as written, sound.
 		vm.logf("dirty log: %v", perr)
 	}
-	checked := time.Since(start) - fetched
+	protected := time.Since(start) - fetched - checked
 	if vm.cfg.Log != nil { // counting the pages reads the whole bitmap
-		vm.logf("checkpoint: %s check of %d frames (%d pages written since the last one, dirty log fetched in %v, checked in %v)%s",
-			out.Kind, out.Rechecked, pages.pageCount(), fetched, checked, reasonSuffix(out.Reason))
+		vm.logf("checkpoint: %s check of %d frames (%d pages marked written since the last one; dirty log fetched in %v, checked in %v, watched pages protected in %v)%s",
+			out.Kind, out.Rechecked, pages.pageCount(), fetched, checked, protected, reasonSuffix(out.Reason))
 	}
 	return rep, out, err
 }

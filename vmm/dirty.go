@@ -71,7 +71,7 @@ type dirtySlot struct {
 	slot                  uint32
 	gpa, size, hostOffset uint64
 	bits                  []uint64
-	clear                 []uint64 // scratch for protect
+	clear                 []uint64 // scratch for protect, all zero between calls
 }
 
 type span struct{ gpa, n uint64 }
@@ -119,22 +119,35 @@ func (t *dirtyTracker) protect(watched func(fn func(gpa, n uint64))) error {
 	if !t.manual {
 		return nil
 	}
-	for i := range t.slots {
-		clear(t.slots[i].clear)
-	}
 	watched(func(gpa, n uint64) {
 		end := gpa + n
 		for i := range t.slots {
 			s := &t.slots[i]
-			lo, hi := max(gpa, s.gpa), min(end, s.gpa+s.size)
-			for p := (lo - s.gpa) / pageSize; lo < hi && p < (hi-s.gpa+pageSize-1)/pageSize; p++ {
-				s.clear[p/64] |= 1 << (p % 64)
+			if lo, hi := max(gpa, s.gpa), min(end, s.gpa+s.size); lo < hi {
+				setBits(s.clear, (lo-s.gpa)/pageSize, (hi-s.gpa+pageSize-1)/pageSize)
 			}
 		}
 	})
+	// One KVM_CLEAR_DIRTY_LOG per run of non-zero words (first_page must
+	// be a multiple of 64), which it then zeroes for the next protect.
 	for _, s := range t.slots {
-		if err := clearDirtyLog(t.vmFd, s.slot, s.size/pageSize, s.clear); err != nil {
-			return err
+		pages := s.size / pageSize
+		for w := 0; w < len(s.clear); {
+			if s.clear[w] == 0 {
+				w++
+				continue
+			}
+			e := w
+			for e < len(s.clear) && s.clear[e] != 0 {
+				e++
+			}
+			n := min(uint64(e-w)*64, pages-uint64(w)*64)
+			err := clearDirtyLogRange(t.vmFd, s.slot, uint64(w)*64, n, s.clear[w:e])
+			clear(s.clear[w:e])
+			if err != nil {
+				return err
+			}
+			w = e
 		}
 	}
 	return nil
@@ -281,9 +294,29 @@ func enableManualDirtyLog(vmFd uintptr) error {
 // clearDirtyLog clears (and write-protects again) the pages of slot whose
 // bits are set in bitmap, which covers the whole slot of pages pages.
 func clearDirtyLog(vmFd uintptr, slot uint32, pages uint64, bitmap []uint64) error {
-	c := kvmClearDirtyLog{Slot: slot, NumPages: uint32(pages), Bitmap: uint64(uintptr(unsafe.Pointer(&bitmap[0])))}
+	return clearDirtyLogRange(vmFd, slot, 0, pages, bitmap)
+}
+
+// clearDirtyLogRange is clearDirtyLog for the n pages from first (a
+// multiple of 64; n too, unless the range ends the slot), bitmap's bit 0
+// being page first.
+func clearDirtyLogRange(vmFd uintptr, slot uint32, first, n uint64, bitmap []uint64) error {
+	c := kvmClearDirtyLog{Slot: slot, NumPages: uint32(n), FirstPage: first, Bitmap: uint64(uintptr(unsafe.Pointer(&bitmap[0])))}
 	if _, err := kvm.Ioctl(vmFd, kvm.IIOWR(kvmClearDirtyLogNr, unsafe.Sizeof(c)), uintptr(unsafe.Pointer(&c))); err != nil {
-		return fmt.Errorf("KVM_CLEAR_DIRTY_LOG slot=%d pages=%d: %w", slot, pages, err)
+		return fmt.Errorf("KVM_CLEAR_DIRTY_LOG slot=%d pages [%d, +%d): %w", slot, first, n, err)
 	}
 	return nil
+}
+
+// setBits sets bits [lo, hi) of b.
+func setBits(b []uint64, lo, hi uint64) {
+	for p := lo; p < hi; {
+		if p%64 == 0 && hi-p >= 64 {
+			b[p/64] = ^uint64(0)
+			p += 64
+			continue
+		}
+		b[p/64] |= 1 << (p % 64)
+		p++
+	}
 }
