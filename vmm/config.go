@@ -33,6 +33,10 @@ type Config struct {
 	// since the last one, found with KVM's dirty log; VerifyFull checks
 	// everything every time. The final check is always full.
 	Verify string
+	// HugePages backs guest RAM with transparent huge pages (see
+	// GuestMemory.AdviseHuge): `vmm run` sets it, since a Go heap touches
+	// fresh frames fast and each host fault is an exit.
+	HugePages bool
 
 	Console io.Writer // guest console output (nil: discarded)
 	Stdout  io.Writer // a user program's fd 1 (vmm run; nil: discarded)

@@ -75,8 +75,9 @@ type Outcome struct {
 	Rechecked uint64
 }
 
-// chunkFrames is the re-check unit: a top-order block.
-const chunkFrames = 1 << mm.MaxOrder
+// blockFrames is the re-check unit: a top-order block (parallel.go's
+// chunkFrames is the full check's read unit).
+const blockFrames = 1 << mm.MaxOrder
 
 // maxChangedShift bounds the records changed since the baseline to
 // 1/2^maxChangedShift of the array before a full check starts a new
@@ -269,13 +270,13 @@ func (x *Incremental) rebase(mem Memory, in Input, rep *Report) {
 		return
 	}
 	n := view.FrameCount()
-	*x = Incremental{in: deepCopy(in), n: n, chunks: make([]chunkSum, (n+chunkFrames-1)/chunkFrames),
+	*x = Incremental{in: deepCopy(in), n: n, chunks: make([]chunkSum, (n+blockFrames-1)/blockFrames),
 		rank: make([]uint32, n), changed: make([]uint64, (n+63)/64)}
 	x.pts, x.hasRoots = newPTState(n, in.SharedTables), len(in.Roots) > 0
 	if x.pts.build(mem, in.Roots) != "" || x.pts.mappings != rep.Mappings || x.pts.tableFrames != rep.TableFrames {
 		return // counted otherwise than the full check: stay without a baseline
 	}
-	pt := x.pts.counter()
+	pt := x.pts.mc
 	if in.Boot != nil {
 		x.own = markOwners(mem, &view, in, pt, &ptResult{})
 		x.bad = slices.Clone(in.Boot.Bad)
@@ -322,32 +323,6 @@ func deepCopy(in Input) Input {
 		out.Boot = b
 	}
 	return out
-}
-
-// rebaseOwners gives the frames of r the owner the owners pass gives from
-// the page tables (table, mapped or none; declared owners are given again
-// by redeclare) and reports whether any changed.
-func (x *Incremental) rebaseOwners(r frameRange) bool {
-	o, moved := x.own, false
-	for p := r.lo; p <= r.hi && p < x.n; p++ {
-		k := o.owner[p]
-		if k == ownMeta || k == ownState || k >= ownBoot {
-			continue
-		}
-		nk := ownNone
-		switch {
-		case x.pts.visits != nil && x.pts.visits[p] > 0:
-			nk = ownTable
-		case x.pts.mapCount != nil && x.pts.mapCount[p] > 0:
-			nk = ownMapped
-		case k == ownDeclared:
-			nk = ownDeclared // redeclare decides
-		}
-		if nk != k {
-			o.owner[p], moved = nk, true
-		}
-	}
-	return moved
 }
 
 // readHoldings reads the holdings table at phys under the rules of the
@@ -435,7 +410,7 @@ func (x *Incremental) redeclare(mem Memory, v *mm.View) (changed []uint64, fail 
 			return nil, fmt.Sprintf("declared block %#x held twice", e)
 		}
 		visit(e, func(p uint64) {
-			if o.owner[p] == ownNone {
+			if !o.owned(p) {
 				o.owner[p] = ownDeclared
 			}
 		})
@@ -479,7 +454,7 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 					fresh[k] = append(fresh[k], r)
 				}
 			}
-			if c := p / chunkFrames; len(chunks) == 0 || chunks[len(chunks)-1] != c {
+			if c := p / blockFrames; len(chunks) == 0 || chunks[len(chunks)-1] != c {
 				chunks = append(chunks, c)
 			}
 		}
@@ -495,13 +470,13 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 			return nil, 0, f
 		}
 		for _, r := range x.pts.changed {
-			for c := r.lo / chunkFrames; c <= r.hi/chunkFrames; c++ {
+			for c := r.lo / blockFrames; c <= r.hi/blockFrames; c++ {
 				chunks = append(chunks, c)
 			}
-			if x.own != nil {
-				redeclare = x.rebaseOwners(r) || redeclare
-			}
 		}
+		// A frame the tables took or let go of may change which frames
+		// a holding gives its owner (hold marks only unowned frames).
+		redeclare = redeclare || x.own != nil && x.in.Holdings != 0 && len(x.pts.changed) > 0
 		slices.Sort(chunks)
 		chunks = slices.Compact(chunks)
 	}
@@ -511,7 +486,7 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 			return nil, 0, f
 		}
 		for _, p := range owned {
-			chunks = append(chunks, p/chunkFrames)
+			chunks = append(chunks, p/blockFrames)
 		}
 		slices.Sort(chunks)
 		chunks = slices.Compact(chunks)
@@ -628,7 +603,7 @@ func (x *Incremental) caches(v *mm.View, h mm.StateHeader, percpu uint64) string
 // atomic loads cost 5x the scan.
 func (x *Incremental) sumChunk(meta []byte, c uint64) (sum chunkSum, ok bool) {
 	le := binary.LittleEndian
-	for p := c * chunkFrames; p < min((c+1)*chunkFrames, x.n); p++ {
+	for p := c * blockFrames; p < min((c+1)*blockFrames, x.n); p++ {
 		b := meta[p*mm.FrameMetaSize : p*mm.FrameMetaSize+mm.FrameMetaSize]
 		f := le.Uint32(b[mm.OffFlags:])
 		fi, legal := legalIndex(f)
@@ -688,7 +663,7 @@ func (x *Incremental) sumAll(meta []byte) bool {
 // anything either full checker could report fails it) and the per-frame
 // ownership and mapping rules, and returns its sums.
 func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint64, fail string) {
-	lo, hi := c*chunkFrames, min((c+1)*chunkFrames, x.n)
+	lo, hi := c*blockFrames, min((c+1)*blockFrames, x.n)
 	bad := func(p uint64, what string) (chunkSum, uint64, string) {
 		return chunkSum{}, 0, fmt.Sprintf("frame %#x: %s", p, what)
 	}
@@ -765,7 +740,7 @@ func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint6
 				}
 				sum.ptBad++
 			}
-			if x.own != nil && x.own.owner[q] != ownNone {
+			if x.own != nil && x.own.owned(q) {
 				owned = true
 			}
 			ti, _ := legalIndex(t.Flags)

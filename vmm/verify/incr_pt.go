@@ -28,14 +28,17 @@ type ptState struct {
 	n                          uint64
 	mapCount, noUser, writable []uint32
 	visits                     []uint32 // per frame: visits of it as a page table
-	tableFrames, mappings      uint64
-	tables, leafs, refs        uint64 // the walk's totals, against its limits
-	skip                       []uint64
-	roots                      []uint64
-	shadow                     map[uint64]*ptCopy // by table phys
-	shared                     bool               // a table was reached twice
-	changed                    []frameRange       // frames whose counts moved (this delta)
-	fail                       string
+	// mc holds the counts packed as a walk's mapCounter.maps (count and
+	// mapNoUser, mapWritable, mapIsTable), for the owners pass's lookups.
+	mc                    *mapCounter
+	tableFrames, mappings uint64
+	tables, leafs, refs   uint64 // the walk's totals, against its limits
+	skip                  []uint64
+	roots                 []uint64
+	shadow                map[uint64]*ptCopy // by table phys
+	shared                bool               // a table was reached twice
+	changed               []frameRange       // frames whose counts moved (this delta)
+	fail                  string
 }
 
 // ptCopy is one table page as last seen, with how the walk reached it.
@@ -55,7 +58,7 @@ type frameRange struct{ lo, hi uint64 }
 // newPTState makes the state of no tables; the per-frame counts are
 // allocated with the first table.
 func newPTState(n uint64, skip []uint64) *ptState {
-	return &ptState{n: n, skip: slices.Clone(skip), shadow: map[uint64]*ptCopy{}}
+	return &ptState{n: n, skip: slices.Clone(skip), shadow: map[uint64]*ptCopy{}, mc: &mapCounter{frames: n}}
 }
 
 // build walks every root into the empty state.
@@ -83,6 +86,7 @@ func (s *ptState) visit(mem Memory, phys uint64, level int, user, writable bool,
 	}
 	if s.mapCount == nil {
 		s.mapCount, s.noUser, s.writable, s.visits = make([]uint32, s.n), make([]uint32, s.n), make([]uint32, s.n), make([]uint32, s.n)
+		s.mc.maps = make([]uint32, s.n)
 	}
 	s.tables += uint64(sign)
 	if s.tables >= maxTableVisits {
@@ -119,6 +123,7 @@ func (s *ptState) visit(mem Memory, phys uint64, level int, user, writable bool,
 		entries = &c.e
 	}
 	s.visits[pfn] = uint32(int64(s.visits[pfn]) + sign)
+	s.pack(pfn)
 	if v := s.visits[pfn]; sign > 0 && v == 1 || sign < 0 && v == 0 {
 		s.tableFrames += uint64(sign)
 		s.changed = append(s.changed, frameRange{pfn, pfn})
@@ -162,6 +167,7 @@ func (s *ptState) entry(mem Memory, e uint64, level int, user, writable bool, si
 		if wr {
 			s.writable[p] = uint32(int64(s.writable[p]) + sign)
 		}
+		s.pack(p)
 	}
 	s.changed = append(s.changed, frameRange{first, first + n - 1})
 }
@@ -281,14 +287,18 @@ func multisetDiff(a, b []uint64) (gone, came []uint64) {
 	return gone, came
 }
 
-// counter is the state as the owners pass reads a walk's result.
-func (s *ptState) counter() *mapCounter {
-	if len(s.roots) == 0 {
-		return &mapCounter{} // as Verify without roots
+// pack sets frame p's word of mc.maps from the counts (the walk's bounds
+// keep the count below mapCount).
+func (s *ptState) pack(p uint64) {
+	w := s.mapCount[p] & mapCount
+	if s.noUser[p] > 0 {
+		w |= mapNoUser
 	}
-	c := &mapCounter{frames: s.n, mapCount: s.mapCount, isTable: make([]bool, s.n)}
-	for p, v := range s.visits {
-		c.isTable[p] = v > 0
+	if s.writable[p] > 0 {
+		w |= mapWritable
 	}
-	return c
+	if s.visits[p] > 0 {
+		w |= mapIsTable
+	}
+	s.mc.maps[p] = w
 }

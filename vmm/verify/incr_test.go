@@ -3,6 +3,7 @@ package verify
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math/rand"
 	"reflect"
 	"strings"
@@ -176,7 +177,7 @@ func (g *heldGuest) corrupt(r *rand.Rand) (string, func()) {
 		f, err := g.b.AllocFlags(mm.MaxOrder, &tok, mm.FlagKernel)
 		g.b.Unlock(&tok)
 		if err != mm.ErrNone {
-			return corruptOnce(r, g.mem, g.in)
+			return corruptRecord(r, g)
 		}
 		root := f.StartAddress()
 		clear(g.mem[root : root+mm.PageSize])
@@ -189,7 +190,7 @@ func (g *heldGuest) corrupt(r *rand.Rand) (string, func()) {
 		}
 	}
 	if r.Intn(3) != 0 {
-		return corruptOnce(r, g.mem, g.in)
+		return corruptRecord(r, g)
 	}
 	save := append([]byte(nil), g.mem[:g.in.StatePhys+mm.StateSize]...)
 	undo := func() { copy(g.mem, save) }
@@ -232,7 +233,13 @@ func (g *heldGuest) corrupt(r *rand.Rand) (string, func()) {
 		le.PutUint64(st[mm.StateOffFreeFrames:], le.Uint64(st[mm.StateOffFreeFrames:])-taken<<k)
 		return "list surgery", undo
 	}
-	return corruptOnce(r, g.mem, g.in)
+	return corruptRecord(r, g)
+}
+
+// corruptRecord is corruptOnce over g, saying which frame it damaged.
+func corruptRecord(r *rand.Rand, g *heldGuest) (string, func()) {
+	what, pfn, undo := corruptOnce(r, g.mem, g.in)
+	return fmt.Sprintf("%s of frame %#x", what, pfn), undo
 }
 
 // sameReport compares two reports but for their timing.

@@ -2,7 +2,6 @@ package verify
 
 import (
 	"encoding/binary"
-	"fmt"
 	"math/rand"
 	"strings"
 	"testing"
@@ -15,7 +14,13 @@ import (
 // holding frames.
 func busyGuest(t *testing.T) (flatMemory, Input) {
 	t.Helper()
-	mem, b, in := newGuest(t, 4096)
+	return busyGuestFrom(t, mm.PageSize)
+}
+
+// busyGuestFrom is busyGuest with RAM from base.
+func busyGuestFrom(t *testing.T, base uint64) (flatMemory, Input) {
+	t.Helper()
+	mem, b, in := newGuestFrom(t, 4096, base)
 	if err := b.SetCPUs(2); err != mm.ErrNone {
 		t.Fatal(err)
 	}
@@ -78,11 +83,11 @@ func TestSpecAgreesWithCheck(t *testing.T) {
 	const rounds = 4000
 	detected := 0
 	for i := 0; i < rounds; i++ {
-		what, undo := corruptOnce(r, mem, in)
+		what, pfn, undo := corruptOnce(r, mem, in)
 		a, b, out := counts(t, mem, in)
 		undo()
 		if (a == 0) != (b == 0) {
-			t.Fatalf("round %d, %s: shared checker %d, spec check %d violations: %v", i, what, a, b, out)
+			t.Fatalf("round %d, %s of frame %#x: shared checker %d, spec check %d violations: %v", i, what, pfn, a, b, out)
 		}
 		if a != 0 {
 			detected++
@@ -151,10 +156,15 @@ func TestSpecBadHeadOnce(t *testing.T) {
 	}
 }
 
-// corruptOnce damages one random record field or allocator-state field of
-// the allocator in mem (in: its registration) and returns what it did and
-// the undo.
-func corruptOnce(r *rand.Rand, mem []byte, in Input) (string, func()) {
+// corruptOnce damages one random field of a random frame's record or of
+// the allocator state in mem; undo restores it.
+func corruptOnce(r *rand.Rand, mem flatMemory, in Input) (what string, pfn uint64, undo func()) {
+	pfn = uint64(r.Intn(int(in.FrameCount)))
+	return corruptAt(r, mem, in, pfn)
+}
+
+// corruptAt is corruptOnce with the record of frame pfn.
+func corruptAt(r *rand.Rand, mem flatMemory, in Input, pfn uint64) (what string, _ uint64, undo func()) {
 	le := binary.LittleEndian
 	flagChoices := []uint32{0, mm.FlagFree, mm.FlagPoisoned, mm.FlagPerCPU, mm.FlagAllocated | mm.FlagKernel,
 		mm.FlagAllocated | mm.FlagUser, mm.FlagAllocated | mm.FlagUser | mm.FlagAnonymous, mm.FlagAllocated | mm.FlagUser | mm.FlagDLL,
@@ -168,11 +178,10 @@ func corruptOnce(r *rand.Rand, mem []byte, in Input) (string, func()) {
 		}
 		return uint64(r.Intn(int(in.FrameCount)))
 	}
-	pfn := uint64(r.Intn(int(in.FrameCount)))
 	rec := mem[in.MetaPhys+pfn*mm.FrameMetaSize:][:mm.FrameMetaSize]
 	st := mem[in.StatePhys:][:mm.StateSize]
 	saveRec, saveSt := append([]byte(nil), rec...), append([]byte(nil), st...)
-	var what string
+	undo = func() { copy(rec, saveRec); copy(st, saveSt) }
 	switch r.Intn(10) {
 	case 0, 1:
 		what = "flags"
@@ -213,8 +222,5 @@ func corruptOnce(r *rand.Rand, mem []byte, in Input) (string, func()) {
 			le.PutUint32(st[mm.StateOffNumCPUs:], uint32(r.Intn(4)))
 		}
 	}
-	return fmt.Sprintf("%s of frame %#x", what, pfn), func() {
-		copy(rec, saveRec)
-		copy(st, saveSt)
-	}
+	return what, pfn, undo
 }
