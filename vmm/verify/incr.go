@@ -151,7 +151,8 @@ type Incremental struct {
 	tot    totals
 
 	// The baseline's free lists: nodes[k] in list order, rank[p] the
-	// position of FREE head p on its list (noRank: none).
+	// position of FREE head p on its list plus one (0: none, so a fresh
+	// array needs no filling).
 	nodes [mm.NumOrders][]uint64
 	rank  []uint32
 	// changed marks the records on pages written since the baseline (one
@@ -173,7 +174,6 @@ type Incremental struct {
 	bad       []uint64 // the boot info's bad frames, sorted
 }
 
-const noRank = ^uint32(0)
 
 type span struct{ base, size uint64 }
 
@@ -289,12 +289,9 @@ func (x *Incremental) rebase(mem Memory, in Input, rep *Report) {
 			x.setHoldings(blocks, spans)
 		}
 	}
-	for i := range x.rank {
-		x.rank[i] = noRank
-	}
 	for k := uint8(0); k <= mm.MaxOrder; k++ {
 		for p := view.ListHead(k); p != mm.LinkNone && p < n; {
-			x.rank[p] = uint32(len(x.nodes[k]))
+			x.rank[p] = uint32(len(x.nodes[k])) + 1
 			x.nodes[k] = append(x.nodes[k], p)
 			r, _ := view.Record(p)
 			p = r.Next
@@ -449,9 +446,9 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 			if x.changed[p/64]&(1<<(p%64)) == 0 {
 				x.changed[p/64] |= 1 << (p % 64)
 				x.nChanged++
-				if r := x.rank[p]; r != noRank {
+				if r := x.rank[p]; r != 0 {
 					k := x.baseOrder(p)
-					fresh[k] = append(fresh[k], r)
+					fresh[k] = append(fresh[k], r-1)
 				}
 			}
 			if c := p / blockFrames; len(chunks) == 0 || chunks[len(chunks)-1] != c {
@@ -547,7 +544,7 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 
 // baseOrder is the order of the baseline list holding p.
 func (x *Incremental) baseOrder(p uint64) uint8 {
-	r := x.rank[p]
+	r := x.rank[p] - 1
 	for k := range x.nodes {
 		if uint64(r) < uint64(len(x.nodes[k])) && x.nodes[k][r] == p {
 			return uint8(k)
@@ -853,8 +850,8 @@ func (x *Incremental) walk(v *mm.View, k uint8) (uint64, string) {
 		}
 		// Unchanged: a baseline node of this list (its record is the
 		// baseline's, a FREE head of order k, and the baseline was clean).
-		rk := x.rank[cur]
-		if rk == noRank || uint64(rk) >= uint64(len(nodes)) || nodes[rk] != cur {
+		rk := x.rank[cur] - 1 // (0 - 1 wraps: caught below)
+		if uint64(rk) >= uint64(len(nodes)) || nodes[rk] != cur {
 			return 0, fmt.Sprintf("free list of order %d: node %#x not in the baseline", k, cur)
 		}
 		i, _ := slices.BinarySearch(broken, rk+1)
