@@ -75,6 +75,13 @@ type Outcome struct {
 	Rechecked uint64
 }
 
+// errBusy is increment's failure when more than 1/2^maxChangedShift of the
+// records changed since the baseline; busyReason is what the outcome says.
+const (
+	errBusy    = "busy"
+	busyReason = "more than a quarter of the records changed since the last full check; the next checkpoint takes a new baseline"
+)
+
 // blockFrames is the re-check unit: a top-order block (parallel.go's
 // chunkFrames is the full check's read unit).
 const blockFrames = 1 << mm.MaxOrder
@@ -191,6 +198,15 @@ func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome
 	}
 	start := time.Now()
 	rep, rechecked, fail := x.increment(mem, in, dirty)
+	if fail == errBusy {
+		// The guest rewrote much of the array: the next interval will
+		// likely do the same, and watching it would cost a write fault a
+		// page. Check in full with no baseline, so nothing is watched
+		// until the next checkpoint (a full one) takes a new baseline.
+		rep, err := Verify(mem, in)
+		x.ok = false
+		return rep, Outcome{Kind: KindFull, Reason: busyReason, Rechecked: in.FrameCount}, err
+	}
 	if fail != "" {
 		return x.full(mem, in, fail)
 	}
@@ -432,8 +448,7 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 	var pages uint64
 	dirty.Pages(in.MetaPhys, in.FrameCount*mm.FrameMetaSize, func(uint64) { pages++ })
 	if x.nChanged+pages*(mm.PageSize/mm.FrameMetaSize) > x.n>>maxChangedShift {
-		return nil, 0, fmt.Sprintf("%d metadata pages written, %d records changed before: more than 1/%d of the array since the last full check",
-			pages, x.nChanged, 1<<maxChangedShift)
+		return nil, 0, errBusy
 	}
 	// The chunks holding a written record, and the records changed since
 	// the baseline.
@@ -489,7 +504,7 @@ func (x *Incremental) increment(mem Memory, in Input, dirty Dirty) (rep *Report,
 		chunks = slices.Compact(chunks)
 	}
 	if x.nChanged > x.n>>maxChangedShift {
-		return nil, 0, fmt.Sprintf("%d records changed since the last full check", x.nChanged)
+		return nil, 0, errBusy
 	}
 	h, ok := view.Header()
 	if !ok {
