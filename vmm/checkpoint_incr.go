@@ -29,6 +29,7 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 			vm.logf("%v; every checkpoint is a full check", err)
 			vm.dirty = nil
 		}
+		vm.incr.ExpectCoarse()
 		vm.logf("checkpoint: full check and baseline in %v, dirty logging started in %v", checked, time.Since(start)-checked)
 		return rep, out, err
 	}

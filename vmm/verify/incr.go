@@ -172,6 +172,7 @@ type Incremental struct {
 	pts      *ptState    // the mapping counts
 	hasRoots bool        // the state being checked has a root: the mapping rules apply
 	view     *mm.View    // the records, while a rebase sums them
+	coarse   bool        // see ExpectCoarse
 	own      *owners     // the baseline's owners (nil: no boot info)
 	decl     []heldBlock // the declared blocks by frame, checked against their records
 	held     []uint64    // the declared blocks (phys | order) in declaration order
@@ -180,7 +181,6 @@ type Incremental struct {
 	holdSpans []span
 	bad       []uint64 // the boot info's bad frames, sorted
 }
-
 
 type span struct{ base, size uint64 }
 
@@ -198,7 +198,9 @@ func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome
 	}
 	start := time.Now()
 	rep, rechecked, fail := x.increment(mem, in, dirty)
-	if fail == errBusy {
+	coarse := x.coarse
+	x.coarse = false
+	if fail == errBusy && !coarse {
 		// The guest rewrote much of the array: the next interval will
 		// likely do the same, and watching it would cost a write fault a
 		// page. Check in full with no baseline, so nothing is watched
@@ -236,6 +238,12 @@ func (x *Incremental) Watched(fn func(gpa, n uint64)) {
 		fn(phys, mm.PageSize)
 	}
 }
+
+// ExpectCoarse says that the next dirty set may mark whole runs of pages
+// the guest did not write (KVM logs the first write to a huge mapping
+// after logging starts as the whole 2 MiB): then a checkpoint with too
+// many changes still takes a new baseline.
+func (x *Incremental) ExpectCoarse() { x.coarse = true }
 
 // Invalidate drops the baseline: the next Check is a full one (guest
 // memory changed in a way the dirty log does not show).
