@@ -209,6 +209,9 @@ func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome
 		x.ok = false
 		return rep, Outcome{Kind: KindFull, Reason: busyReason, Rechecked: in.FrameCount}, err
 	}
+	if fail == errBusy {
+		return x.full(mem, in, "more than a quarter of the records changed since the last full check (the first dirty log after logging starts may over-report)")
+	}
 	if fail != "" {
 		return x.full(mem, in, fail)
 	}
