@@ -138,7 +138,7 @@ func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 	var own *owners
 	wait := goLikeCaller(func() {
 		if len(in.Roots) > 0 {
-			pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
+			pt = walkTables(mem, &view, in.Roots, in.SharedTables)
 		}
 		if in.Boot != nil {
 			own = markOwners(mem, &view, in, pt, &ptResult{})
