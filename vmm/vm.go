@@ -48,6 +48,7 @@ type VM struct {
 	// in full mode. Used with the world stopped.
 	dirty *dirtyTracker
 	incr  verify.Incremental
+	watch watchPolicy
 	// afterVerify, when set (tests), runs after each checkpoint's check,
 	// still with the world stopped.
 	afterVerify func(label string, in verify.Input, rep *verify.Report, out verify.Outcome)
