@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"errors"
 	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
@@ -42,7 +43,7 @@ type Checkpoint struct {
 func (vm *VM) checkpoint(label string, final bool) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
-	reg, boot, held := vm.hc.reg, vm.hc.boot, vm.hc.held
+	reg, boot, held, refused := vm.hc.reg, vm.hc.boot, vm.hc.held, vm.hc.regErr
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	vm.mu.Lock()
@@ -68,6 +69,13 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 			cp.Report = rep
 			cp.Violations = rep.TotalViolations
 		}
+	}
+	var re *verify.RegistrationError
+	if reg == nil && errors.As(refused, &re) {
+		// Nothing can be verified, and that is the guest's fault: its
+		// allocator placed its metadata where no check can trust it.
+		cp.Report = &verify.Report{Violations: []verify.Violation{re.Violation()}, TotalViolations: 1}
+		cp.Violations = 1
 	}
 	cp.Nanos = time.Since(start).Nanoseconds()
 	if vm.cfg.DumpPath != "" && vm.cfg.DumpAt == label && !final {

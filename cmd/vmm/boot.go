@@ -275,10 +275,7 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		fmt.Fprintf(w, "vmm: %d guest reports dropped (more than the distinct keys a run keeps)\n", r.ReportsDropped)
 	}
 	for _, c := range r.Checkpoints {
-		state := "not verified (no metadata registered)"
-		if c.Verified {
-			state = fmt.Sprintf("%d violations", c.Violations)
-		}
+		state := c.State()
 		if !c.SafePoint && c.Violations > 0 {
 			state += " (not at a safe point: the guest was stopped wherever it was, so an operation may be caught half done)"
 		}

@@ -59,6 +59,9 @@ func (v Violation) String() string {
 		where = v.Scope
 	}
 	s := fmt.Sprintf("%s: %s: %s: expected %#x, actual %#x", where, v.Kind, v.Field, v.Expected, v.Actual)
+	if v.Field == "" && v.Expected == 0 && v.Actual == 0 {
+		s = where + ": " + v.Kind // nothing was compared: the detail says it all
+	}
 	if v.Detail != "" {
 		s += " (" + v.Detail + ")"
 	}
