@@ -29,9 +29,9 @@ type Config struct {
 	DumpAt   string // write it at the checkpoint with this label instead (world stopped)
 	GDB      string // serve gdb's remote protocol on this address; the guest waits for it ("" = none)
 	// Verify is how checkpoints the guest asks for are checked:
-	// VerifyIncremental (the default, "") re-checks what the guest wrote
-	// since the last one, found with KVM's dirty log; VerifyFull checks
-	// everything every time. The final check is always full.
+	// VerifyFull (the default, "") checks everything every time;
+	// VerifyIncremental re-checks what the guest wrote since the last one,
+	// found with KVM's dirty log. The final check is always full.
 	Verify string
 	// HugePages backs guest RAM with transparent huge pages (see
 	// GuestMemory.AdviseHuge): `vmm run` sets it, since a Go heap touches
@@ -55,7 +55,7 @@ const (
 )
 
 // incremental reports whether checkpoints are checked incrementally.
-func (c *Config) incremental() bool { return c.Verify == "" || c.Verify == VerifyIncremental }
+func (c *Config) incremental() bool { return c.Verify == VerifyIncremental }
 
 // ErrConfig wraps every configuration error; the CLI maps it to StatusUsage.
 var ErrConfig = errors.New("invalid configuration")

@@ -18,7 +18,7 @@ import (
 )
 
 // verifyUsage documents --verify (vmm boot and vmm run).
-const verifyUsage = "how checkpoints are verified: `MODE` incremental (re-check what the guest wrote since the last one, from KVM's dirty log) or full; the check at exit is always full"
+const verifyUsage = "how checkpoints are verified: `MODE` full (every frame, the default) or incremental (re-check what the guest wrote since the last one, from KVM's dirty log); the check at exit is always full"
 
 // bootFlags are `vmm boot`'s flags; keep the names stable (scripts use them).
 type bootFlags struct {
@@ -56,7 +56,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
 	fs.StringVar(&f.gdb, "gdb", "", "wait for gdb on `ADDR` (PORT or HOST:PORT; loopback unless a host is named) before the first instruction")
-	fs.StringVar(&f.verify, "verify", vmm.VerifyIncremental, verifyUsage)
+	fs.StringVar(&f.verify, "verify", vmm.VerifyFull, verifyUsage)
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
 	fs.Var(&f.progress, "progress", progressUsage)

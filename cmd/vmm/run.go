@@ -69,7 +69,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "stop the program after `DURATION`")
 	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "timer `PERIOD` that preempts the program's threads")
 	fs.DurationVar(&f.verify, "verify-every", 0, "verify guest memory from the host every `INTERVAL` of guest time, at a timer tick that interrupted the program (0: at exec and exit only)")
-	fs.StringVar(&f.verifyMode, "verify", vmm.VerifyIncremental, verifyUsage)
+	fs.StringVar(&f.verifyMode, "verify", vmm.VerifyFull, verifyUsage)
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
 	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
