@@ -191,6 +191,7 @@ func programEnd(status, sig uint64) {
 	report("run.peak_frames", proc.peakFrames)
 	report("run.thread_switches", switches)
 	report("run.tlb_shootdowns", shootdowns)
+	report("run.tlb_kicks", kicks)
 	report("run.signals_delivered", sigFaults)
 	report("run.threads", nextTID-1)
 	leaked := proc.framesBefore - kernelMM.FreeFrames()
