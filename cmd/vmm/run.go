@@ -213,6 +213,7 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 		return nil, fmt.Errorf("AT_RANDOM bytes: %w", err)
 	}
 	var b bytes.Buffer
+	b.Grow(int(off + pad + h.FSSize)) // one allocation: the ELF alone is megabytes
 	if err := binary.Write(&b, binary.LittleEndian, &h); err != nil {
 		return nil, err
 	}
@@ -295,11 +296,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if f.verbose {
 		cons = stderr
 	}
+	// The probe VM runs while the program is read and checked (a few ms
+	// each, and this machine has more than one CPU).
+	type cplAnswer struct {
+		cpl int
+		err error
+	}
+	probed, probeCPL := make(chan cplAnswer, 1), syscallCPL
+	go func() {
+		cpl, err := probeCPL()
+		probed <- cplAnswer{cpl, err}
+	}()
 	cfg, image, err := f.config(stdout, stderr, cons)
 	if err != nil {
 		return vmm.StatusUsage, err
 	}
-	if err := checkSyscallPath(syscallCPL, vmm.HostModule()); err != nil {
+	probe := func() (int, error) { a := <-probed; return a.cpl, a.err }
+	if err := checkSyscallPath(probe, vmm.HostModule()); err != nil {
 		return vmm.StatusVMMError, err
 	}
 	vm, res, st, err := runVM(cfg)
