@@ -177,8 +177,9 @@ func checkSyscallPath(probe func() (int, error), module string) error {
 }
 
 // runBundle lays out firmware's run bundle: header, ELF, argv, envp,
-// AT_RANDOM bytes.
-func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage []byte, fsCwd uint64) ([]byte, error) {
+// AT_RANDOM bytes, then the file-system image, as pieces to be laid end to
+// end in guest RAM (the ELF is not copied here).
+func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage []byte, fsCwd uint64) ([][]byte, error) {
 	strs := func(ss []string) []byte {
 		var b []byte
 		for _, s := range ss {
@@ -214,20 +215,19 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 	if _, err := rand.Read(random[:]); err != nil {
 		return nil, fmt.Errorf("AT_RANDOM bytes: %w", err)
 	}
-	var b bytes.Buffer
-	b.Grow(int(off + pad + h.FSSize)) // one allocation: the ELF alone is megabytes
-	if err := binary.Write(&b, binary.LittleEndian, &h); err != nil {
+	var hb bytes.Buffer
+	if err := binary.Write(&hb, binary.LittleEndian, &h); err != nil {
 		return nil, err
 	}
-	b.Write(image)
-	b.Write(av)
-	b.Write(ev)
-	b.Write(random[:])
+	// The strings and random bytes in one piece after the ELF.
+	tail := append(append(append(av, ev...), random[:]...), make([]byte, pad)...)
+	parts := [][]byte{hb.Bytes(), image, tail}
 	if len(fsImage) > 0 {
-		b.Write(make([]byte, pad))
-		b.Write(fsImage)
+		parts = append(parts, fsImage)
+	} else {
+		parts[2] = tail[:len(tail)-int(pad)]
 	}
-	return b.Bytes(), nil
+	return parts, nil
 }
 
 func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, []byte, error) {
