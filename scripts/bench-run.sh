@@ -88,7 +88,7 @@ fixed() {
 			if [ $side = h ]; then
 				GOMAXPROCS=1 /usr/bin/time -f '%e %U %S' -o "$work/t" sh -c 'for i in $(seq '$batch'); do "$1" || exit 1; done' sh "$work/hello" >/dev/null
 			else
-				/usr/bin/time -f '%e %U %S' -o "$work/t" sh -c 'v=$1; shift; for i in $(seq '$batch'); do "$v" run "$@" || exit 1; done' sh "$vmm" "${kernel[@]}" --env GOMAXPROCS=1 "$work/hello" >/dev/null 2>&1
+				/usr/bin/time -f '%e %U %S' -o "$work/t" sh -c 'e=$1 v=$2; shift 2; for i in $(seq '$batch'); do "$v" run "$@" 2>"$e" || { cat "$e" >&2; exit 1; }; done' sh "$work/err" "$vmm" "${kernel[@]}" --env GOMAXPROCS=1 "$work/hello" >/dev/null
 			fi
 			awk -v n=$batch '{print $1*1000/n >> "'"$work/${side}w"'"; print ($2+$3)*1000/n >> "'"$work/${side}c"'"}' "$work/t"
 		done
