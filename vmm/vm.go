@@ -154,6 +154,9 @@ func (vm *VM) build() error {
 	}
 	at := l.traceBase
 	for _, b := range blob {
+		if len(b) == 0 {
+			continue
+		}
 		if err := vm.mem.Write(at, b); err != nil {
 			return fmt.Errorf("copy trace or program into guest RAM: %w", err)
 		}
