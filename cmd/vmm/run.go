@@ -216,13 +216,9 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 	if err := binary.Write(&hb, binary.LittleEndian, &h); err != nil {
 		return nil, err
 	}
-	// The strings and random bytes in one piece after the ELF.
-	tail := append(append(append(av, ev...), random[:]...), make([]byte, pad)...)
-	parts := [][]byte{hb.Bytes(), image, tail}
+	parts := [][]byte{hb.Bytes(), image, append(append(av, ev...), random[:]...)}
 	if len(fsImage) > 0 {
-		parts = append(parts, fsImage)
-	} else {
-		parts[2] = tail[:len(tail)-int(pad)]
+		parts = append(parts, make([]byte, pad), fsImage)
 	}
 	return parts, nil
 }
@@ -296,7 +292,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 		cons = stderr
 	}
 	// The probe VM runs while the program is read and checked (a few ms
-	// each, and this machine has more than one CPU).
+	// each): with a second host CPU it takes no wall time.
 	type cplAnswer struct {
 		cpl int
 		err error
