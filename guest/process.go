@@ -178,6 +178,7 @@ func programEnd(status, sig uint64) {
 	for fd := uint64(3); fd < maxFDs; fd++ {
 		closeFD(fd) // pipe buffers go back too
 	}
+	tmpfsTeardown() // and every /tmp page
 	reportSyscalls()
 	report("run.page_faults", proc.faults)
 	report("run.tlb_flushes", proc.flushes)
