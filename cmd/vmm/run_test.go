@@ -165,6 +165,10 @@ func TestRunGoPrograms(t *testing.T) {
 		{"readfile", nil, nil, "tree", ""},
 		{name: "readfile", args: []string{"../.."}, dir: "tree", cwd: "sub/deeper"},
 		{"churn", []string{"--verify-every", "20ms"}, nil, "", ""}, // vmm flags, not the program's
+		// os.TempDir: the guest's /tmp, a fresh TMPDIR on the host.
+		{"tmpfs", nil, nil, "", ""},
+		{"tmpfs", []string{"keep"}, nil, "", ""},                  // files left in /tmp go back at exit
+		{"tmpfs", []string{"--verify-every", "2ms"}, nil, "", ""}, // checked while /tmp holds pages
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prog := buildProgram(t, tc.name)
@@ -174,6 +178,9 @@ func TestRunGoPrograms(t *testing.T) {
 			}
 			host := exec.Command(prog, tc.args...)
 			host.Env = tc.env
+			if tc.name == "tmpfs" {
+				host.Env = append(host.Env, "TMPDIR="+t.TempDir())
+			}
 			if tc.dir != "" {
 				tc.dir = filepath.Join("..", "..", "testdata", "run", tc.name, tc.dir)
 				host.Dir = filepath.Join(tc.dir, tc.cwd)
@@ -211,6 +218,7 @@ func TestRunGoPrograms(t *testing.T) {
 					PeakFrames uint64 `json:"peak_frames"`
 					Leaked     uint64 `json:"frames_leaked"`
 					Signals    uint64 `json:"signals_delivered"`
+					TmpfsPeak  uint64 `json:"tmpfs_peak_pages"`
 					Syscalls   []struct{ Name string }
 				}
 			}
@@ -243,6 +251,10 @@ func TestRunGoPrograms(t *testing.T) {
 			}
 			if wantSignals := map[string]uint64{"recover": 6}[tc.name]; res.Run.Signals != wantSignals {
 				t.Errorf("%d signals delivered, want %d", res.Run.Signals, wantSignals)
+			}
+			// The tmpfs program holds a file of over 5 MiB at once.
+			if (tc.name == "tmpfs") != (res.Run.TmpfsPeak > 5<<20/4096) {
+				t.Errorf("/tmp held at most %d pages", res.Run.TmpfsPeak)
 			}
 		})
 	}
