@@ -259,3 +259,47 @@ func TestRunGoPrograms(t *testing.T) {
 		})
 	}
 }
+
+// TestRunTmpfsFull: /tmp fills up with ENOSPC, for data (half the RAM free
+// at start) and for nodes, never a kernel fault; space comes back after a
+// truncate or a removal, and what is left at exit goes back to the
+// allocator (a host run would fill the host's disk: the output is fixed).
+func TestRunTmpfsFull(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "tmpfs")
+	jsonOut := filepath.Join(t.TempDir(), "run.json")
+	st, out, errs := runCLI("run", "--kernel", guestPath(t), "--mem", "64M", "--json-out", jsonOut, prog, "fill")
+	want := `fill: errno 28 (no space left on device)
+filled: true true
+write after truncate: <nil>
+files: errno 28 (no space left on device)
+made some files: true
+a file after one went: <nil>
+`
+	if st != 0 || out != want {
+		t.Fatalf("status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", st, out, want, errs)
+	}
+	b, err := os.ReadFile(jsonOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Checkpoints []struct{ Violations int }
+		Run         struct {
+			Leaked    uint64 `json:"frames_leaked"`
+			TmpfsPeak uint64 `json:"tmpfs_peak_pages"`
+		}
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	// 64 MiB of RAM: /tmp may take about 30 MiB of it.
+	if len(res.Checkpoints) != 3 || res.Run.Leaked != 0 || res.Run.TmpfsPeak < 4<<10 || res.Run.TmpfsPeak > 8<<10 {
+		t.Errorf("summary %+v", res)
+	}
+	for _, c := range res.Checkpoints {
+		if c.Violations != 0 {
+			t.Errorf("checkpoint with %d violations", c.Violations)
+		}
+	}
+}

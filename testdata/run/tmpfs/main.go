@@ -70,6 +70,10 @@ func main() {
 	var err error
 	dir, err = os.MkdirTemp("", "tmpfs-test")
 	check(err)
+	if len(os.Args) > 1 && os.Args[1] == "fill" {
+		fill()
+		return
+	}
 	st, err := os.Stat(dir)
 	check(err)
 	fmt.Println("MkdirTemp:", st.IsDir(), st.Mode().Perm())
@@ -253,4 +257,41 @@ func main() {
 	check(os.RemoveAll(dir))
 	_, err = os.Stat(dir)
 	try("after RemoveAll", err)
+}
+
+// fill (guest only: on the host it would fill the disk) writes until /tmp
+// is full, then makes files until no node is left, checks both kinds of
+// space come back after removal, and leaves everything for exit to free.
+func fill() {
+	f, err := os.Create(p("fill"))
+	check(err)
+	chunk := make([]byte, 1<<20)
+	total := 0
+	for {
+		n, err := f.Write(chunk)
+		total += n
+		if err != nil {
+			try("fill", err)
+			break
+		}
+	}
+	fi, _ := f.Stat()
+	fmt.Println("filled:", total > 0, fi.Size() == int64(total))
+	check(f.Truncate(0))
+	_, err = f.Write(chunk)
+	fmt.Println("write after truncate:", err)
+	f.Close()
+	check(os.Remove(p("fill")))
+	made := 0
+	for ; ; made++ {
+		g, err := os.Create(p(fmt.Sprint("n", made)))
+		if err != nil {
+			try("files", err)
+			break
+		}
+		g.Close()
+	}
+	fmt.Println("made some files:", made > 100)
+	check(os.Remove(p("n0")))
+	try("a file after one went", os.WriteFile(p("again"), chunk, 0o644))
 }
