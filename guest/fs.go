@@ -301,6 +301,9 @@ func sysOpenat(dirfd, path, flags, mode uint64) uint64 {
 	if flags&oAccMode == oAccMode {
 		return errno(eINVAL)
 	}
+	if fdsFree() == 0 {
+		return errno(eMFILE) // Linux takes the descriptor before it looks the path up
+	}
 	if flags&oCreat == 0 {
 		node, e := fsLookup(dirfd, path, false)
 		if e != 0 {
@@ -337,9 +340,6 @@ func sysOpenat(dirfd, path, flags, mode uint64) uint64 {
 	}
 	if !isTmp(lc.dir) {
 		return errno(eROFS)
-	}
-	if fdsFree() == 0 {
-		return errno(eMFILE)
 	}
 	if node, e = tmpCreate(lc.dir, name, false, mode); e != 0 {
 		return e

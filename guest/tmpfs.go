@@ -193,7 +193,13 @@ func tmpGrow() bool {
 	}
 	decl := mm.Holding{Block: mm.HeldBlock(f, order), Table: phys, Words: 2 << bits, Stride: 2}
 	if tmpfs.held < 0 {
-		tmpfs.held = hold(decl)
+		if tmpfs.held = hold(decl); tmpfs.held < 0 { // no declaration left: pages the host could not see
+			tmpfs.tab = 0
+			tok := kernelMM.Lock()
+			kernelMM.Free(f, order, &tok)
+			kernelMM.Unlock(&tok)
+			return false
+		}
 	} else {
 		rehold(tmpfs.held, decl)
 	}
@@ -271,7 +277,11 @@ func tmpDropPages(node, from uint64) {
 				n.pages--
 			}
 		}
-		return
+		if n.pages == 0 || from > 0 {
+			return
+		}
+		// Freeing a node: no page of it may outlive it, even one past
+		// its size (none should be), so the pass over the table follows.
 	}
 	// Removing slot i can move a later entry into i, so i advances only
 	// past entries that stay.
@@ -318,7 +328,11 @@ func tmpCreate(dir uint64, name []byte, isDir bool, mode uint64) (uint64, uint64
 			continue
 		}
 		now := wallNow()
-		*n = tmpNode{used: true, dir: isDir, linked: true, parent: dir - tmpBit, mode: mode & 0o7777 &^ tmpfs.umask,
+		perm := mode & 0o7777 // as Linux: a directory keeps only the sticky bit of the special ones
+		if isDir {
+			perm &= 0o1777
+		}
+		*n = tmpNode{used: true, dir: isDir, linked: true, parent: dir - tmpBit, mode: perm &^ tmpfs.umask,
 			ino: tmpfs.nextIno, mtime: now, ctime: now, nameLen: uint64(len(name))}
 		copy(n.name[:], name)
 		tmpfs.nextIno++
