@@ -6,7 +6,7 @@ import "github.com/vmm-dev/vmm/firmware"
 // image sits in the run bundle; fsInit checks it once, as untrusted input,
 // and the system calls below serve it. The tree's root is /; the working
 // directory is the directory the VMM named (vmm run --cwd) and never
-// changes (chdir is not served). There are no symlinks, and lookups scan a
+// changes only by chdir and fchdir. There are no symlinks, and lookups scan a
 // directory's children (they are few in test trees). /tmp is the one
 // writable place: a tmpfs (tmpfs.go) mounted over the tree's /tmp, which
 // the lookups below cross into. A vnode (fileDesc.node) is a tree entry's
@@ -45,7 +45,7 @@ var fsys struct {
 	n                  uint64 // entries
 	namesOff, namesLen uint64
 	dataOff, dataLen   uint64
-	cwd                uint64 // the working directory's entry
+	cwd                uint64 // the working directory's vnode
 }
 
 var fsPath [fsMaxPath]byte // the path being resolved (one syscall at a time)
@@ -598,8 +598,20 @@ func sysGetcwd(buf, size uint64) uint64 {
 	end := uint64(len(fsPath))
 	at := end - 1
 	fsPath[at] = 0
-	for d := fsys.cwd; d != 0; d = fsParent(d) {
-		name := fsName(d)
+	d := fsMount(fsys.cwd)
+	if isTmp(d) && !tmpOf(d).linked {
+		return errno(eNOENT) // as Linux for a removed working directory
+	}
+	for ; d != 0; d = vnParent(d) {
+		var name []byte
+		switch {
+		case d == tmpBit:
+			name = tmpName[:]
+		case isTmp(d):
+			name = tmpOf(d).name[:tmpOf(d).nameLen]
+		default:
+			name = fsName(d)
+		}
 		if uint64(len(name))+1 > at {
 			return errno(eNAMETOOLONG)
 		}
@@ -620,6 +632,73 @@ func sysGetcwd(buf, size uint64) uint64 {
 		return errno(eFAULT)
 	}
 	return n
+}
+
+var tmpName = [3]byte{'t', 'm', 'p'}
+
+// sysChdir and sysFchdir move the working directory; a tmpfs one is held
+// open (a removed one stays usable, and getcwd answers ENOENT).
+func sysChdir(path uint64) uint64 {
+	node, e := fsLookup(atFDCWD, path, false)
+	if e != 0 {
+		return e
+	}
+	return fsSetCwd(node)
+}
+
+func sysFchdir(fd uint64) uint64 {
+	f := fdOf(fd, fdFile)
+	if f == nil {
+		if fd < 3 && !fdClosed[fd] || fd >= 3 && fd < maxFDs && fds[fd].kind != fdNone {
+			return errno(eNOTDIR)
+		}
+		return errno(eBADF)
+	}
+	return fsSetCwd(f.node)
+}
+
+func fsSetCwd(v uint64) uint64 {
+	if !vnIsDir(v) {
+		return errno(eNOTDIR)
+	}
+	v = fsMount(v)
+	if isTmp(v) {
+		tmpOf(v).opens++
+	}
+	if old := fsys.cwd; isTmp(old) {
+		tmpRelease(old)
+	}
+	fsys.cwd = v
+	return 0
+}
+
+// sysFchmodat sets a tmpfs node's permission bits (the tree: EROFS).
+func sysFchmodat(dirfd, path, mode uint64) uint64 {
+	node, e := fsLookup(dirfd, path, false)
+	if e != 0 {
+		return e
+	}
+	return fsChmod(node, mode)
+}
+
+func sysFchmod(fd, mode uint64) uint64 {
+	f := fdOf(fd, fdFile)
+	if f == nil {
+		if fd < 3 && !fdClosed[fd] || fd >= 3 && fd < maxFDs && fds[fd].kind != fdNone {
+			return errno(eNOSYS) // pipes, eventfds and the standard streams: not served
+		}
+		return errno(eBADF)
+	}
+	return fsChmod(f.node, mode)
+}
+
+func fsChmod(v, mode uint64) uint64 {
+	if !isTmp(v) {
+		return errno(eROFS)
+	}
+	n := tmpOf(v)
+	n.mode, n.ctime = mode&0o7777, wallNow()
+	return 0
 }
 
 // lastComp is a path split as Linux's parent lookup splits it: the

@@ -64,12 +64,16 @@ var syscallTable = [maxSyscall]sysEntry{
 	75:  {"fdatasync", sysSupported, "as fsync"},
 	76:  {"truncate", sysSupported, "/tmp files; the --dir tree: EROFS"},
 	77:  {"ftruncate", sysSupported, "/tmp files open for writing; other fds: EINVAL"},
-	79:  {"getcwd", sysPartial, "always / (the --dir tree's root, or an empty file system)"},
+	79:  {"getcwd", sysPartial, "the working directory's path (a removed /tmp directory: ENOENT)"},
+	80:  {"chdir", sysSupported, "into the --dir tree or /tmp"},
+	81:  {"fchdir", sysSupported, "a directory descriptor; others: ENOTDIR"},
 	82:  {"rename", sysPartial, "as renameat2"},
 	83:  {"mkdir", sysPartial, "as mkdirat"},
 	84:  {"rmdir", sysPartial, "as unlinkat with AT_REMOVEDIR"},
 	87:  {"unlink", sysPartial, "as unlinkat"},
 	89:  {"readlink", sysPartial, "as readlinkat"},
+	90:  {"chmod", sysPartial, "as fchmodat"},
+	91:  {"fchmod", sysPartial, "/tmp files and directories; the --dir tree: EROFS; pipes, eventfds, fds 0..2: ENOSYS"},
 	95:  {"umask", sysSupported, "applies to /tmp files and directories made afterwards (initially 022)"},
 	96:  {"gettimeofday", sysRefused, ""},
 	102: {"getuid", sysPartial, "always 0"},
@@ -98,6 +102,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	263: {"unlinkat", sysPartial, "in /tmp (a removed file's pages go back when no descriptor has it open); the --dir tree is read-only: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
 	264: {"renameat", sysPartial, "as renameat2 without flags"},
 	267: {"readlinkat", sysPartial, "the --dir tree has no symlinks: the lookup's error, else EINVAL"},
+	268: {"fchmodat", sysPartial, "/tmp paths (the caller is root: the bits are kept, never enforced); the --dir tree: EROFS"},
 	270: {"pselect6", sysRefused, ""},
 	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
 	290: {"eventfd2", sysPartial, "non-semaphore counters; a read of zero is EAGAIN even without EFD_NONBLOCK"},
@@ -299,6 +304,16 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysUnlinkat(atFDCWD, a0, 0), false
 	case 95:
 		return sysUmask(a0), false
+	case 80:
+		return sysChdir(a0), false
+	case 81:
+		return sysFchdir(a0), false
+	case 90: // chmod
+		return sysFchmodat(atFDCWD, a0, a1), false
+	case 91:
+		return sysFchmod(a0, a1), false
+	case 268:
+		return sysFchmodat(a0, a1, a2), false
 	case 264: // renameat
 		return sysRenameat2(a0, a1, a2, a3, 0), false
 	case 316:
