@@ -1,11 +1,13 @@
 #!/bin/sh
 # Builds the Go standard library's own tests with `go test -c` and runs each
 # binary under `bin/vmm run --dir ... -test.short`, printing one line a package:
-# PASS, or FAIL with vmm's exit status and the last line of its output.
+# PASS, or FAIL with vmm's exit status, how many tests failed and why the
+# first did (its panic, or the first message logged under its --- FAIL line).
 # usage: scripts/run-stdlib-tests.sh [PKG...]   (needs bin/vmm and /dev/kvm)
 set -u
 cd "$(dirname "$0")/.."
-pkgs=${*:-"sort strconv strings bytes bufio unicode/utf8 container/heap math math/big encoding/json encoding/binary regexp compress/flate hash/crc32 crypto/sha256 text/template"}
+pkgs=${*:-"sort strconv strings bytes bufio unicode/utf8 container/heap math math/big encoding/json encoding/binary regexp compress/flate hash/crc32 crypto/sha256 text/template
+	io io/fs errors slices unicode fmt path path/filepath encoding/base64 encoding/hex encoding/csv archive/zip hash/fnv crypto/sha1 container/list html math/bits"}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 fail=0
@@ -27,7 +29,11 @@ for p in $pkgs; do
 	if [ $st -eq 0 ]; then
 		echo "PASS $p"
 	else
-		echo "FAIL $p (status $st): $(echo "$out" | grep -v '^vmm run:' | tail -1)"
+		n=$(echo "$out" | grep -c '^--- FAIL')
+		why=$(echo "$out" | grep -m1 '^panic:')
+		[ -n "$why" ] || why=$(echo "$out" | grep -m1 -A1 '^--- FAIL' | tail -1 | sed 's/^[[:space:]]*//')
+		[ -n "$why" ] || why=$(echo "$out" | grep -v '^vmm run:' | tail -1)
+		echo "FAIL $p (status $st, $n failed): $why"
 		fail=1
 	fi
 done
