@@ -22,7 +22,7 @@
 //	0x0000_0010_0000 ├───────────────────────────┤  LowHoleEnd = KernelMinAddr: RAM
 //	0x0000_0040_0000 ├───────────────────────────┤  guest kernel ELF (PT_LOAD segments,
 //	                 │                           │  linked at PhysMapBase + this)
-//	     ...         ├───────────────────────────┤  per-CPU areas (PerCPUAlign, after the kernel)
+//	     ...         ├───────────────────────────┤  per-CPU areas (next 2 MiB boundary after the kernel)
 //	     ...         ├───────────────────────────┤  trace region (optional), then free RAM
 //	     lowEnd      ├───────────────────────────┤  lowEnd = min(ram, LowMemLimit)
 //	                 │ (unmapped)                │
@@ -155,10 +155,11 @@ const (
 	// load at (its link address is PhysMapBase higher).
 	KernelMinAddr = LowHoleEnd
 
-	// PerCPUAlign aligns the per-CPU area that follows the kernel image (a
-	// page: the VMM maps the 2 MiB regions it touches with 4 KiB pages, so
-	// it need not start a region of its own and waste up to 2 MiB of a
-	// small guest).
+	// PerCPUAlign aligns the trace region after the per-CPU areas. The
+	// per-CPU areas themselves start on the first 2 MiB boundary after the
+	// kernel image (vmm.PerCPUArea): the VMM maps the 2 MiB regions they
+	// touch with 4 KiB pages for their guard pages, and the kernel keeps
+	// its 2 MiB pages; the frames in between stay free RAM.
 	PerCPUAlign = PageSize
 )
 
@@ -216,6 +217,11 @@ const (
 	PTEPresent  = 1 << 0
 	PTEWritable = 1 << 1
 	PTEUser     = 1 << 2
+	// Accessed and Dirty, set by the guest when it creates an entry: a
+	// shadow MMU (kvm_pvm's) then need not write them back on first use,
+	// and prefetches neighbouring entries only when Accessed is set.
+	PTEAccessed = 1 << 5
+	PTEDirty    = 1 << 6
 	PTEHuge     = 1 << 7
 	PTENX       = 1 << 63
 	PTEAddrMask = 0x000ffffffffff000

@@ -18,8 +18,10 @@ const (
 	pteW    = firmware.PTEWritable
 	pteU    = firmware.PTEUser
 	pteAddr = firmware.PTEAddrMask
+	pteA    = firmware.PTEAccessed
+	pteD    = firmware.PTEDirty
 	// Intermediate entries allow everything; the leaf decides.
-	pteTable = pteP | pteW | pteU
+	pteTable = pteP | pteW | pteU | pteA
 )
 
 // allocZeroed allocates one zeroed frame with the given flags.
@@ -84,12 +86,18 @@ func (as *addressSpace) mapPage(va, phys uint64, writable bool) bool {
 	if e == nil || *e&pteP != 0 {
 		return false
 	}
-	v := phys | pteP | pteU
-	if writable {
-		v |= pteW
-	}
-	*e = v
+	*e = leafPTE(phys, writable)
 	return true
+}
+
+// leafPTE is the entry mapping phys for the program, made Accessed (and
+// Dirty when writable) up front: the frame is about to be used, and a
+// shadow MMU that finds the bits clear takes an extra exit to set them.
+func leafPTE(phys uint64, writable bool) uint64 {
+	if writable {
+		return phys | pteP | pteU | pteA | pteW | pteD
+	}
+	return phys | pteP | pteU | pteA
 }
 
 // lookup returns the leaf entry for va (nil when unmapped).

@@ -466,7 +466,9 @@ func putUserU64(va, v uint64) bool {
 	return true
 }
 
-// demandPage maps a zeroed frame at page if an area allows the access.
+// demandPage maps a zeroed frame at page if an area allows the access,
+// and zeroed frames at the unmapped pages around it (fault-around, see
+// vmaSet.faultAround).
 func demandPage(page uint64, write bool) bool {
 	i := proc.vmas.find(page)
 	if i < 0 {
@@ -486,6 +488,21 @@ func demandPage(page uint64, write bool) bool {
 		return false
 	}
 	proc.faults++
+	if kernelMM.FreeFrames() < kernelMM.State().RAMFrames/faultAroundFreeShare {
+		return true
+	}
+	lo, hi := proc.vmas.faultAround(i, page)
+	for va := lo; va < hi; va += mm.PageSize {
+		e := proc.as.pte(va, false) // the faulting page's table: never nil
+		if e == nil || *e&pteP != 0 {
+			continue
+		}
+		f, ok := userFrame()
+		if !ok {
+			break
+		}
+		*e = leafPTE(f, prot&protWrite != 0)
+	}
 	return true
 }
 

@@ -96,3 +96,36 @@ func TestVMAFindCoveredGap(t *testing.T) {
 		t.Errorf("gap with a floor = %#x, want 0", got)
 	}
 }
+
+// TestFaultAround: the block is the aligned faultAroundPages around the
+// page, clipped to the area, and never leaves the page's 2 MiB (one page
+// table).
+func TestFaultAround(t *testing.T) {
+	const p = 4096
+	const block = faultAroundPages * p
+	var s vmaSet
+	base := uint64(0x4000_0000)
+	if !s.insert(base+3*p, base+3*p+2*block, protRead|protWrite) {
+		t.Fatal("insert")
+	}
+	cases := []struct{ page, lo, hi uint64 }{
+		{base + 3*p, base + 3*p, base + block},                       // clipped below
+		{base + block + 5*p, base + block, base + 2*block},           // a whole block
+		{base + 2*block + p, base + 2*block, base + 3*p + 2*block},   // clipped above
+		{base + 2*block + 2*p, base + 2*block, base + 3*p + 2*block}, // same block
+		{base + block - p, base + 3*p, base + block},                 // last page of the first block
+	}
+	for _, c := range cases {
+		i := s.find(c.page)
+		lo, hi := s.faultAround(i, c.page)
+		if lo != c.lo || hi != c.hi || lo > c.page || c.page >= hi {
+			t.Errorf("page %#x: [%#x, %#x), want [%#x, %#x)", c.page, lo, hi, c.lo, c.hi)
+		}
+		if lo>>21 != (hi-1)>>21 {
+			t.Errorf("page %#x: [%#x, %#x) crosses a 2 MiB boundary", c.page, lo, hi)
+		}
+	}
+	if (1<<21)%block != 0 {
+		t.Errorf("faultAroundPages %d does not divide 2 MiB", faultAroundPages)
+	}
+}

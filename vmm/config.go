@@ -28,6 +28,10 @@ type Config struct {
 	DumpPath string // write an ELF core of guest memory at exit ("" = none)
 	DumpAt   string // write it at the checkpoint with this label instead (world stopped)
 	GDB      string // serve gdb's remote protocol on this address; the guest waits for it ("" = none)
+	// HugePages backs guest RAM with transparent huge pages (see
+	// GuestMemory.AdviseHuge): `vmm run` sets it, since a Go heap touches
+	// fresh frames fast and each host fault is an exit.
+	HugePages bool
 
 	Console io.Writer // guest console output (nil: discarded)
 	Stdout  io.Writer // a user program's fd 1 (vmm run; nil: discarded)

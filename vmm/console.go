@@ -26,6 +26,10 @@ type ConsoleStats struct {
 	Written     uint64 `json:"written"`
 	Lost        uint64 `json:"lost"`
 	Corruptions uint64 `json:"corruptions"`
+	// DoorbellExits counts the doorbells that stopped a vCPU (MMIO exits);
+	// DoorbellEventfd says whether later ones went through an ioeventfd.
+	DoorbellExits   uint64 `json:"doorbell_exits"`
+	DoorbellEventfd bool   `json:"doorbell_eventfd"`
 }
 
 func (c *console) stats() ConsoleStats {

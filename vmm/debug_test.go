@@ -87,11 +87,11 @@ func wantIn(t *testing.T, out string, subs ...string) {
 	}
 }
 
-// metaPhys is where the guest puts its FrameMeta array (1 MiB) in a 128 MiB
-// guest: the tests write to records at fixed addresses. gdb sees memory as
-// the kernel does, through the physmap: metaVA.
+// metaPhys is where the guest puts its FrameMeta array (2 MiB, aligned to
+// mm.MetaAlign) in a 128 MiB guest: the tests write to records at fixed
+// addresses. gdb sees memory as the kernel does, through the physmap: metaVA.
 const (
-	metaPhys = 0x100000
+	metaPhys = 0x200000
 	metaVA   = firmware.PhysMapBase + metaPhys
 )
 

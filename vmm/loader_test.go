@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"bytes"
 	"debug/elf"
 	"encoding/binary"
 	"errors"
@@ -101,6 +102,50 @@ func TestLoadCopiesSegmentsAndZeroesBSS(t *testing.T) {
 			if b != 0 {
 				t.Fatalf("BSS byte %#x of segment %#x is %#x", i, p.Vaddr, b)
 			}
+		}
+	}
+}
+
+// findSymbol reads .symtab in place; it must agree with debug/elf's
+// Symbols (the last symbol of a name wins) and find no name that is only
+// a prefix of a symbol's.
+func TestFindSymbolAgreesWithSymbols(t *testing.T) {
+	img := guestImage(t)
+	f, err := elf.NewFile(bytes.NewReader(img))
+	if err != nil {
+		t.Fatal(err)
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]uint64{}
+	for _, s := range syms {
+		want[s.Name] = s.Value
+	}
+	checked := 0
+	for i := 0; i < len(syms); i += 13 {
+		name := syms[i].Name
+		if name == "" {
+			continue
+		}
+		if v, ok := findSymbol(f, img, name); !ok || v != want[name] {
+			t.Errorf("findSymbol(%q) = %#x, %v; want %#x", name, v, ok, want[name])
+		}
+		checked++
+	}
+	if checked < 50 {
+		t.Fatalf("only %d symbols checked", checked)
+	}
+	if v, ok := findSymbol(f, img, syscallEntrySym); !ok || v != want[syscallEntrySym] {
+		t.Errorf("findSymbol(%q) = %#x, %v; want %#x", syscallEntrySym, v, ok, want[syscallEntrySym])
+	}
+	for _, name := range []string{"main.syscallEntr", "no.such.symbol"} {
+		if _, ok := want[name]; ok {
+			continue
+		}
+		if v, ok := findSymbol(f, img, name); ok {
+			t.Errorf("findSymbol(%q) = %#x, want not found", name, v)
 		}
 	}
 }

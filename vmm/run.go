@@ -49,6 +49,9 @@ func (vm *VM) Run() *Result {
 	r.Reports = vm.hc.reports
 	r.ReportsDropped = vm.hc.dropped
 	r.Console = vm.console.stats()
+	vm.doorbellMu.Lock()
+	r.Console.DoorbellExits, r.Console.DoorbellEventfd = vm.doorbellExits, vm.doorbel != nil
+	vm.doorbellMu.Unlock()
 	r.Registration = vm.hc.reg
 	if vm.hc.regErr != nil {
 		r.RegistrationError = vm.hc.regErr.Error()

@@ -183,7 +183,7 @@ func (vm *VM) loop(v *vcpu) {
 		switch act {
 		case actResume:
 		case actConsole:
-			vm.drainConsole()
+			vm.consoleDoorbell()
 		case actHypercall:
 			vm.hypercall(v)
 		case actFault:

@@ -36,6 +36,7 @@ type floorFlags struct {
 	kvmOnce  bool
 	noBoot   bool
 	noGuests bool
+	also     string
 }
 
 // floorBoot is one "whole process" row: median wall time over the runs.
@@ -88,6 +89,7 @@ func parseFloorFlags(args []string, stderr io.Writer) (*floorFlags, error) {
 	fs.BoolVar(&f.kvmOnce, "kvm-once", false, "run the KVM floor once and exit (the boot rows' floor process)")
 	fs.BoolVar(&f.noBoot, "no-boot", false, "skip the whole-process boot rows")
 	fs.BoolVar(&f.noGuests, "no-guests", false, "skip the per-size rows")
+	fs.StringVar(&f.also, "also", "", "add the boot rows of another vmm `BINARY` to the same farm (a before/after comparison)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fs.SetOutput(stderr)
@@ -113,6 +115,11 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 	}
 	if err != nil {
 		return vmm.StatusUsage, err
+	}
+	if f.also != "" {
+		if st, err := os.Stat(f.also); err != nil || st.IsDir() {
+			return vmm.StatusUsage, usagef("--also %q: not a vmm binary (%v)", f.also, err)
+		}
 	}
 	if f.kvmOnce {
 		if _, err := vmm.KVMFloor(); err != nil {
@@ -150,7 +157,7 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 	out.KVMFloorNS = median(inProc)
 
 	if !f.noBoot {
-		if out.Boot, err = floorBoots(f.runs); err != nil {
+		if out.Boot, err = floorBoots(f.runs, f.also); err != nil {
 			return vmm.StatusVMMError, err
 		}
 	}
@@ -175,24 +182,31 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 }
 
 // floorBoots runs the floor process, the hello boot and the default boot in
-// turn, runs times, so all three see the same machine.
-func floorBoots(runs int) ([]floorBoot, error) {
+// turn (and those of the binary also, if given), runs times, so all of
+// them see the same machine.
+func floorBoots(runs int, also string) ([]floorBoot, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	rows := []struct {
+	type row struct {
 		name string
+		bin  string
 		args []string
-	}{
-		{"KVM floor process (bench --floors --kvm-once)", []string{"bench", "--floors", "--kvm-once"}},
-		{"vmm boot --workload hello", []string{"boot", "--workload", "hello"}},
-		{"vmm boot (default workloads)", []string{"boot"}},
+	}
+	rows := []row{
+		{"KVM floor process (bench --floors --kvm-once)", self, []string{"bench", "--floors", "--kvm-once"}},
+		{"vmm boot --workload hello", self, []string{"boot", "--workload", "hello"}},
+		{"vmm boot (default workloads)", self, []string{"boot"}},
+	}
+	if also != "" {
+		rows = append(rows, row{also + " boot --workload hello", also, []string{"boot", "--workload", "hello"}},
+			row{also + " boot", also, []string{"boot"}})
 	}
 	out := make([]floorBoot, len(rows))
 	for range runs {
 		for i, r := range rows {
-			cmd := exec.Command(self, r.args...)
+			cmd := exec.Command(r.bin, r.args...)
 			t0 := time.Now()
 			b, err := cmd.CombinedOutput()
 			d := time.Since(t0)

@@ -144,6 +144,36 @@ func checkProgram(image []byte) error {
 	return nil
 }
 
+// syscallCPL says where SYSCALL lands on this host (tests replace it).
+var syscallCPL = vmm.SyscallCPL
+
+// ErrSyscallAtRing0 means this KVM runs SYSCALL at CPL0, which vmm run's
+// guest kernel does not support.
+var ErrSyscallAtRing0 = errors.New("vmm run is not supported on this KVM")
+
+// checkSyscallPath refuses to run a program where SYSCALL does not stay at
+// CPL3: the guest kernel's system-call entry is ring-3 code (it is Go), so
+// on VMX/SVM, where SYSCALL enters LSTAR at CPL0, the program's first
+// system call would run it with the kernel's privileges on the program's
+// stack. Without usable KVM it lets the VM's creation say why.
+func checkSyscallPath(probe func() (int, error), module string) error {
+	cpl, err := probe()
+	if errors.Is(err, vmm.ErrNoKVM) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%w: cannot tell where SYSCALL lands: %w", ErrSyscallAtRing0, err)
+	}
+	if cpl != 3 {
+		if module == "" {
+			module = "no kvm_pvm module"
+		}
+		return fmt.Errorf("%w (%s): SYSCALL enters the guest at CPL%d here, and the guest kernel's system-call entry runs at CPL3; "+
+			"vmm run needs a kvm_pvm host, where SYSCALL stays at CPL3 (docs/kvm-hosts.md). vmm boot and vmm bench work here", ErrSyscallAtRing0, module, cpl)
+	}
+	return nil
+}
+
 // runBundle lays out firmware's run bundle: header, ELF, argv, envp,
 // AT_RANDOM bytes.
 func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage []byte, fsCwd uint64) ([]byte, error) {
@@ -199,7 +229,7 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 
 func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, []byte, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump,
-		Stdout: stdout, Stderr: stderr, Console: console}
+		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, nil, usagef("--mem: %v", err)
@@ -270,6 +300,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	cfg, image, err := f.config(stdout, stderr, cons)
 	if err != nil {
 		return vmm.StatusUsage, err
+	}
+	if err := checkSyscallPath(syscallCPL, vmm.HostModule()); err != nil {
+		return vmm.StatusVMMError, err
 	}
 	vm, res, st, err := runVM(cfg)
 	if err != nil {

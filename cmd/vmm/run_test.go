@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,5 +302,60 @@ a file after one went: <nil>
 		if c.Violations != 0 {
 			t.Errorf("checkpoint with %d violations", c.Violations)
 		}
+	}
+}
+
+// TestRunRefusesHostsWhereSyscallEntersRing0: with the probe saying CPL0
+// (a VMX/SVM host) or failing, vmm run refuses before the program's VM
+// exists, with StatusVMMError and a message that names the cause; without
+// KVM the probe steps aside; at CPL3 the program runs.
+func TestRunRefusesHostsWhereSyscallEntersRing0(t *testing.T) {
+	k := guestPath(t)
+	hello := buildProgram(t, "hello")
+	saved := syscallCPL
+	t.Cleanup(func() { syscallCPL = saved })
+	cases := []struct {
+		name  string
+		probe func() (int, error)
+		want  string
+	}{
+		{"vmx", func() (int, error) { return 0, nil }, "SYSCALL enters the guest at CPL0"},
+		{"probe-fails", func() (int, error) { return 0, errors.New("unexpected exit") }, "cannot tell where SYSCALL lands: unexpected exit"},
+	}
+	for _, c := range cases {
+		syscallCPL = c.probe
+		st, out, errs := runCLI("run", "--kernel", k, hello)
+		if st != vmm.StatusVMMError || out != "" || !strings.Contains(errs, c.want) || !strings.Contains(errs, "not supported on this KVM") {
+			t.Errorf("%s: status %d, stdout %q, stderr %q; want %d and %q", c.name, st, out, errs, vmm.StatusVMMError, c.want)
+		}
+	}
+	if err := checkSyscallPath(func() (int, error) { return 0, vmm.ErrNoKVM }, ""); err != nil {
+		t.Errorf("without KVM: %v, want nil (the VM's creation reports it)", err)
+	}
+	if err := checkSyscallPath(func() (int, error) { return 0, nil }, "kvm_intel"); err == nil || !strings.Contains(err.Error(), "(kvm_intel)") {
+		t.Errorf("on kvm_intel: %v, want the module named", err)
+	}
+	if !kvmtest.Available() {
+		return
+	}
+	syscallCPL = func() (int, error) { return 3, nil }
+	if st, out, errs := runCLI("run", "--kernel", k, hello); st != 0 || out == "" {
+		t.Errorf("at CPL3: status %d, stdout %q, stderr %q", st, out, errs)
+	}
+}
+
+// TestRunConfigAdvisesHugePages: vmm run backs guest RAM with transparent
+// huge pages (a Go heap's first touches are host faults otherwise).
+func TestRunConfigAdvisesHugePages(t *testing.T) {
+	f, err := parseRunFlags([]string{"--kernel", guestPath(t), buildProgram(t, "hello")}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := f.config(io.Discard, io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.HugePages {
+		t.Error("vmm run's config does not ask for huge pages")
 	}
 }

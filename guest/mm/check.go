@@ -71,16 +71,114 @@ func Check(v *View, out []Violation) int {
 		c.add(LinkNone, VStateHeader, 1, 0)
 		return c.total
 	}
-	st := v.st
 	c.checkHeader(v)
+	lp := LinearPass{charged: -1}
+	c.linear(v, 0, v.n, &lp)
+	c.rest(v, &lp)
+	return c.total
+}
 
-	var heads [NumOrders]uint64 // FREE heads per order found by the linear pass
-	var poisoned uint64
-	cached := c.linear(v, &heads, &poisoned)
-	if sp := atomic.LoadUint64(&st.PoisonedFrames); sp != poisoned {
-		c.add(LinkNone, VPoisonedFrames, poisoned, sp)
+// LinearPass is Check's pass over the records, resumable over consecutive
+// ranges: the counts it gathers for the checks after it, and where it is
+// in the block structure. Check runs it over the whole array; the host
+// runs it over ranges on several CPUs (CheckRange) and sums the counts.
+// The zero value is not ready: start with NewLinearPass.
+type LinearPass struct {
+	Heads    [NumOrders]uint64 // FREE heads per order
+	Poisoned uint64            // POISONED frames
+	Cached   uint64            // FlagPerCPU frames
+
+	blockEnd  uint64 // frames below blockEnd are tails of the current block or run
+	tailFlags uint32 // the flags those tails carry
+	inRun     bool   // the tails are a bad head's run
+	charged   int    // index in out of the bad head's violation (-1: none)
+}
+
+// NewLinearPass returns a pass that starts outside any block.
+//
+//go:nosplit
+func NewLinearPass() LinearPass { return LinearPass{charged: -1} }
+
+// Carries reports whether the pass, stopped at frame at, is inside a block
+// that goes on past at: only then does the next range depend on it. A bad
+// head's run never crosses a multiple of 2^MaxOrder (see runEnd); a block
+// whose head is misaligned or overruns may.
+//
+//go:nosplit
+func (lp *LinearPass) Carries(at uint64) bool { return lp.blockEnd > at }
+
+// Resume is the pass as a range that starts where this one stopped sees
+// it when it is checked on its own (CheckRange with its own out): its
+// place in the block structure, no counts, and no violation to charge (a
+// bad head's run ends at a multiple of 2^MaxOrder, where ranges start).
+//
+//go:nosplit
+func (lp *LinearPass) Resume() LinearPass {
+	return LinearPass{blockEnd: lp.blockEnd, tailFlags: lp.tailFlags, inRun: lp.inRun, charged: -1}
+}
+
+// CheckRange runs Check's linear pass over records [lo, hi) (clamped to
+// the array), continuing lp, and returns the violations found so far: out
+// and total are the ones of lp's earlier ranges (the first len(out)
+// violations are stored). Over consecutive ranges from 0 to FrameCount it
+// finds exactly what Check's pass finds. Ranges checked apart (each with
+// its own lp and out, for several CPUs) must start at multiples of
+// 2^MaxOrder, from NewLinearPass where the pass before does not carry
+// into them (Carries) and from its Resume where it does; their counts
+// and violations, concatenated in order, are then Check's.
+//
+//go:nosplit
+func CheckRange(v *View, lo, hi uint64, lp *LinearPass, out []Violation, total int) int {
+	c := checker{out: out, total: total}
+	if v.st == nil {
+		return c.total
 	}
-	c.caches(v, cached)
+	if hi > v.n {
+		hi = v.n
+	}
+	return c.linear(v, lo, hi, lp)
+}
+
+// CheckHeader is the first of Check's steps: the state header. It returns
+// the violations found, and ok=false (with the missing state reported)
+// when the view has no state, where Check stops.
+//
+//go:nosplit
+func CheckHeader(v *View, out []Violation) (total int, ok bool) {
+	c := checker{out: out}
+	if v.st == nil || v.n == 0 {
+		c.add(LinkNone, VStateHeader, 1, 0)
+		return c.total, false
+	}
+	c.checkHeader(v)
+	return c.total, true
+}
+
+// CheckRest is Check's steps after the linear pass, given the pass's
+// counts: the poisoned total, the per-CPU caches, the free lists and
+// their counts. It returns the violations found (the first len(out)
+// stored in out).
+//
+//go:nosplit
+func CheckRest(v *View, lp *LinearPass, out []Violation) int {
+	c := checker{out: out}
+	if v.st == nil {
+		return 0
+	}
+	c.rest(v, lp)
+	return c.total
+}
+
+// rest is Check after the linear pass.
+//
+//go:nosplit
+//go:noinline
+func (c *checker) rest(v *View, lp *LinearPass) {
+	st := v.st
+	if sp := atomic.LoadUint64(&st.PoisonedFrames); sp != lp.Poisoned {
+		c.add(LinkNone, VPoisonedFrames, lp.Poisoned, sp)
+	}
+	c.caches(v, lp.Cached)
 
 	var listFrames uint64
 	pinpoint := false
@@ -90,8 +188,8 @@ func Check(v *View, out []Violation) int {
 		if sc := atomic.LoadUint64(&st.Counts[k]); sc != cnt {
 			c.add(uint64(k), VBlockCount, cnt, sc)
 		}
-		if heads[k] != cnt {
-			c.add(uint64(k), VListHeads, cnt, heads[k])
+		if lp.Heads[k] != cnt {
+			c.add(uint64(k), VListHeads, cnt, lp.Heads[k])
 			pinpoint = true
 		}
 	}
@@ -101,28 +199,48 @@ func Check(v *View, out []Violation) int {
 	if pinpoint {
 		c.pinpoint(v)
 	}
-	return c.total
 }
 
-// linear is the pass over every record; it counts the FREE heads per order
-// and the POISONED frames, and returns the number of FlagPerCPU frames.
+// linear is the pass over records [lo, hi) (hi <= v.n), continuing lp: it
+// counts the FREE heads per order, the POISONED and the FlagPerCPU frames
+// into lp and returns c.total.
 //
 //go:nosplit
 //go:noinline
-func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) uint64 {
+func (c *checker) linear(v *View, lo, hi uint64, lp *LinearPass) int {
 	n := v.n
-	cached := uint64(0)
-	blockEnd := uint64(0)
-	tailFlags := uint32(0)
+	heads, poisoned := &lp.Heads, &lp.Poisoned
+	cached := lp.Cached
+	blockEnd, tailFlags := lp.blockEnd, lp.tailFlags
 	// A bad head (a frame outside any block that cannot start one, see
 	// badHead) makes the tail-shaped frames after it a run charged to it:
 	// they are checked as tails but not reported as tails outside a block,
 	// and the head's violation counts them in Covers. charged is that
 	// violation's index in out (-1: not stored or no run).
-	inRun := false
-	charged := -1
+	inRun, charged := lp.inRun, lp.charged
 
-	for p := uint64(0); p < n; p++ {
+	for p := lo; p < hi; p++ {
+		if p < blockEnd && !inRun {
+			// The common case, clean tails of the current block, which the
+			// rules below pass without a word: read only what they would.
+			p = cleanTails(v, p, min(blockEnd, hi), tailFlags)
+			if p == hi {
+				break
+			}
+			if p == blockEnd {
+				p--
+				continue
+			}
+		} else if p >= blockEnd {
+			// Likewise a run of frames that are not RAM, in no block.
+			q := cleanHoles(v, p, hi)
+			if q > p {
+				inRun = false
+			}
+			if p = q; p == hi {
+				break
+			}
+		}
 		r := v.rec(p)
 		f, rc, nx, pv := r.Flags, r.Refcount, r.Next, r.Prev
 		ow := uint32(r.Order) | r.Reserved<<8
@@ -255,7 +373,40 @@ func (c *checker) linear(v *View, heads *[NumOrders]uint64, poisoned *uint64) ui
 			}
 		}
 	}
-	return cached
+	lp.Cached = cached
+	lp.blockEnd, lp.tailFlags, lp.inRun, lp.charged = blockEnd, tailFlags, inRun, charged
+	return c.total
+}
+
+// cleanTails returns the first frame in [p, end) that is not a clean
+// tail with flags tailFlags (order OrderTail, no references, no links),
+// or end. A leaf, like cachedFrame.
+//
+//go:nosplit
+func cleanTails(v *View, p, end uint64, tailFlags uint32) uint64 {
+	for ; p < end; p++ {
+		m := v.at(p)
+		if atomic.LoadUint32(&m.flags) != tailFlags || atomic.LoadUint32(&m.orderWord) != uint32(OrderTail) ||
+			atomic.LoadUint32(&m.refcount) != 0 || atomic.LoadUint64(&m.next) != LinkNone || atomic.LoadUint64(&m.prev) != LinkNone {
+			break
+		}
+	}
+	return p
+}
+
+// cleanHoles returns the first frame in [p, end) that is not a clean
+// not-RAM frame (no flags, order, references or links), or end. A leaf.
+//
+//go:nosplit
+func cleanHoles(v *View, p, end uint64) uint64 {
+	for ; p < end; p++ {
+		m := v.at(p)
+		if atomic.LoadUint32(&m.flags) != 0 || atomic.LoadUint32(&m.orderWord) != 0 ||
+			atomic.LoadUint32(&m.refcount) != 0 || atomic.LoadUint64(&m.next) != LinkNone || atomic.LoadUint64(&m.prev) != LinkNone {
+			break
+		}
+	}
+	return p
 }
 
 // badHead starts the run of tails charged to the bad head p, whose

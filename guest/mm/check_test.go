@@ -364,3 +364,19 @@ func TestCheckBadHeadOnce(t *testing.T) {
 		t.Errorf("Check allocates %v times", a)
 	}
 }
+
+// TestCheckStaleOrderInHole: a not-RAM frame with an order is one bad
+// head; the not-RAM frames after it end its run at once and are clean
+// (the pass skips runs of clean not-RAM frames, but not into a run), and
+// a not-RAM frame's own bug further on is still found.
+func TestCheckStaleOrderInHole(t *testing.T) {
+	e, _ := corruptEnv(t) // frames 2000..2099 are not RAM; RAM from 2100 on
+	b := e.b
+	b.meta.at(2095).orderWord = 3 // its run could reach 3072
+	b.meta.at(2097).refcount = 1
+	var out [16]Violation
+	n := b.Check(out[:])
+	if n != 2 || out[0].PFN != 2095 || out[0].Kind != VStaleOrder || out[1].PFN != 2097 || out[1].Kind != VTailRefcount {
+		t.Fatalf("%d violations, want a stale order at 2095 and a refcount at 2097: %v", n, out[:min(n, len(out))])
+	}
+}

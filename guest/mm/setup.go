@@ -31,7 +31,7 @@ func (b *Buddy) Init(virtOffset uintptr, boot *BootAllocator) AllocError {
 	if frames > maxFrames {
 		return ErrInvalidAddress
 	}
-	metaPhys, err := boot.Alloc(frames*FrameMetaSize, PageSize)
+	metaPhys, err := boot.AllocMeta(frames * FrameMetaSize)
 	if err != ErrNone {
 		return err
 	}

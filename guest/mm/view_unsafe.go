@@ -101,3 +101,15 @@ func (v *View) RecordBytes(pfn uint64) []byte {
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(v.at(pfn))), FrameMetaSize)
 }
+
+// MetaBytes returns the records' bytes, FrameCount*FrameMetaSize of them
+// (aliasing the viewed memory), for readers that decode many records in a
+// row; nil for an empty view.
+//
+//go:nosplit
+func (v *View) MetaBytes() []byte {
+	if v.n == 0 || v.meta == nil {
+		return nil
+	}
+	return unsafe.Slice((*byte)(v.meta), v.n*FrameMetaSize)
+}

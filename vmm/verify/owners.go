@@ -1,7 +1,11 @@
 package verify
 
 import (
+	"cmp"
+	"encoding/binary"
 	"fmt"
+	"iter"
+	"slices"
 	"unsafe"
 
 	"github.com/vmm-dev/vmm/guest/mm"
@@ -38,8 +42,21 @@ var ownerNames = [...]string{ownNone: "nothing", ownMeta: "metadata array", ownS
 type owners struct {
 	view  *mm.View
 	boot  *Boot
-	owner []uint8
+	owner []uint8 // the owners marked by range (boot info, registered areas) and declared
 	res   *ptResult
+	// maps owns the frames the page tables use or map, where owner has
+	// none (looked up when needed rather than copied into owner).
+	maps *mapCounter
+	// marked are the frame spans markRange marked, [first, last].
+	marked [][2]uint64
+}
+
+// owned reports whether frame p has an owner.
+func (o *owners) owned(p uint64) bool { return o.owner[p] != ownNone || o.mapped(p) }
+
+// mapped reports whether a page table uses or maps frame p.
+func (o *owners) mapped(p uint64) bool {
+	return o.maps.maps != nil && o.maps.maps[p]&(mapIsTable|mapCount) != 0
 }
 
 func (o *owners) name(k uint8) string {
@@ -59,8 +76,11 @@ func (o *owners) markRange(base, size uint64, k uint8) {
 	if end < base {
 		end = ^uint64(0)
 	}
-	last := min((end-1)/mm.PageSize, uint64(len(o.owner))-1)
-	for p := base / mm.PageSize; p <= last; p++ {
+	first, last := base/mm.PageSize, min((end-1)/mm.PageSize, uint64(len(o.owner))-1)
+	if first <= last {
+		o.marked = append(o.marked, [2]uint64{first, last})
+	}
+	for p := first; p <= last; p++ {
 		if o.owner[p] == ownNone {
 			o.owner[p] = k
 		}
@@ -71,7 +91,7 @@ func (o *owners) markRange(base, size uint64, k uint8) {
 // owned areas; the host pass then calls block for each allocated block.
 func markOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult) *owners {
 	n := v.FrameCount()
-	o := &owners{view: v, boot: in.Boot, owner: make([]uint8, n), res: res}
+	o := &owners{view: v, boot: in.Boot, owner: bytePool.get(n), res: res, maps: c}
 	for i, r := range in.Boot.InUse {
 		if i < 255-int(ownBoot) {
 			o.markRange(r.Base, r.Size, ownBoot+uint8(i))
@@ -81,17 +101,6 @@ func markOwners(mem Memory, v *mm.View, in Input, c *mapCounter, res *ptResult) 
 	o.markRange(in.StatePhys, mm.StateSize, ownState)
 	o.kernelAreas()
 	o.badFrames()
-	if c.isTable != nil {
-		for p := uint64(0); p < n; p++ {
-			switch {
-			case o.owner[p] != ownNone:
-			case c.isTable[p]:
-				o.owner[p] = ownTable
-			case c.mapCount[p] > 0:
-				o.owner[p] = ownMapped
-			}
-		}
-	}
 	o.declared(mem, in.Holdings)
 	return o
 }
@@ -108,18 +117,15 @@ func (o *owners) kernelAreas() {
 	}
 	seen := map[uint8]*area{}
 	var order []uint8
-	for p := range o.owner {
+	for p := range o.markedFrames() {
 		k := o.owner[p]
-		if k == ownNone {
-			continue
-		}
-		r, _ := o.view.Record(uint64(p))
+		r, _ := o.view.Record(p)
 		if r.Flags == 0 || r.Flags == mm.FlagAllocated|mm.FlagKernel {
 			continue
 		}
 		a := seen[k]
 		if a == nil {
-			a = &area{first: uint64(p), flags: r.Flags}
+			a = &area{first: p, flags: r.Flags}
 			seen[k] = a
 			order = append(order, k)
 		}
@@ -130,6 +136,23 @@ func (o *owners) kernelAreas() {
 		o.res.addDetail(a.first, o.name(k)+" frame not ALLOCATED|KERNEL", "flags",
 			uint64(mm.FlagAllocated|mm.FlagKernel), uint64(a.flags),
 			fmt.Sprintf("%d frame(s) of the %s are not ALLOCATED|KERNEL; this one is %s", a.wrong, o.name(k), FlagNames(a.flags)))
+	}
+}
+
+// markedFrames yields the frames markRange marked, in frame order.
+func (o *owners) markedFrames() iter.Seq[uint64] {
+	spans := slices.Clone(o.marked)
+	slices.SortFunc(spans, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
+	return func(yield func(uint64) bool) {
+		next := uint64(0) // frames below next are done
+		for _, s := range spans {
+			for p := max(s[0], next); p <= s[1]; p++ {
+				if !yield(p) {
+					return
+				}
+			}
+			next = max(next, s[1]+1)
+		}
 	}
 }
 
@@ -190,10 +213,9 @@ func (o *owners) declared(mem Memory, phys uint64) {
 	}
 }
 
-func le64(b []byte) uint64 {
-	return uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
-		uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
-}
+func le64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }
+
+func le32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
 
 // hold marks the declared block e (phys | order) as owned; it must be an
 // allocated block head of that order.
@@ -205,7 +227,7 @@ func (o *owners) hold(e, decl uint64) {
 			fmt.Sprintf("declaration %d holds %#x (order %d); the frame is %s", decl, e, order, FlagNames(r.Flags)))
 		return
 	}
-	if o.owner[pfn] == ownDeclared {
+	if o.owner[pfn] == ownDeclared { // (a mapped frame is the mapping's: see owned)
 		// Two holders of one block: the allocator handed it out twice
 		// (e.g. after accepting a double free).
 		o.res.addDetail(pfn, "declared block held twice", "owner", 1, 2,
@@ -213,20 +235,20 @@ func (o *owners) hold(e, decl uint64) {
 		return
 	}
 	for p := pfn; p < pfn+1<<order && p < uint64(len(o.owner)); p++ {
-		if o.owner[p] == ownNone {
+		if !o.owned(p) {
 			o.owner[p] = ownDeclared
 		}
 	}
 }
 
 // block reports the allocated block [head, end) (as the host pass parsed
-// it) as a leak, at its head, if none of its frames has an owner.
-func (o *owners) block(head, end uint64, r mm.Record) {
+// it) as a leak, at its head, to res, if none of its frames has an owner.
+func (o *owners) block(head, end uint64, r mm.Record, res *ptResult) {
 	for p := head; p < end; p++ {
-		if o.owner[p] != ownNone {
+		if o.owned(p) {
 			return
 		}
 	}
-	o.res.addDetail(head, "allocated block owned by nothing (leak)", "owner", 1, 0,
+	res.addDetail(head, "allocated block owned by nothing (leak)", "owner", 1, 0,
 		fmt.Sprintf("%s order-%d block: no page table or mapping of a registered root, no declared holding, not metadata, kernel or firmware", FlagNames(r.Flags), r.Order))
 }

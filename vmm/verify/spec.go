@@ -16,11 +16,14 @@ import (
 
 type specCheck struct {
 	v    *mm.View
+	meta []byte // the records' bytes (v.MetaBytes)
 	n    uint64
 	out  []Violation
 	tot  int
 	hist *histogram // fed every record (nil: none)
 	own  *owners    // told of every allocated block (nil: no ownership rules)
+	// leaks receives own's reports (own.res, or a piece's own list)
+	leaks *ptResult
 }
 
 func (s *specCheck) bad(pfn uint64, kind, field string, exp, act uint64) {
@@ -51,22 +54,47 @@ func legalAllocated(f uint32) bool {
 	return false
 }
 
+func newSpecCheck(v *mm.View, hist *histogram, own *owners) *specCheck {
+	s := &specCheck{v: v, meta: v.MetaBytes(), n: v.FrameCount(), hist: hist, own: own}
+	if own != nil {
+		s.leaks = own.res
+	}
+	return s
+}
+
 // checkSpec runs the independent check and returns its violations and
 // their total.
 func checkSpec(v *mm.View, hist *histogram, own *owners) ([]Violation, int) {
-	s := &specCheck{v: v, n: v.FrameCount(), hist: hist, own: own}
-	h, ok := v.Header()
+	s := newSpecCheck(v, hist, own)
+	fp, h, ok := s.beforeFrames()
+	if ok {
+		s.frames(&fp, 0, s.n)
+		s.poisonedTotal(h, fp.poisoned)
+	}
+	return s.out, s.tot
+}
+
+// beforeFrames runs the checks before the pass over the frames (header,
+// lists, caches) and returns the pass to run and the header; ok is false
+// without an allocator state (reported), when there is nothing more to
+// check.
+func (s *specCheck) beforeFrames() (fp framePass, h mm.StateHeader, ok bool) {
+	h, ok = s.v.Header()
 	if !ok {
 		s.badScope("allocator state", "spec: no allocator state", "state", 1, 0)
-		return s.out, s.tot
+		return framePass{}, h, false
 	}
 	s.header(h)
 	onList := s.lists(h)
 	inCache := s.caches()
-	if poisoned := s.frames(onList, inCache); poisoned != h.PoisonedFrames {
+	return framePass{on: onList, cached: inCache}, h, true
+}
+
+// poisonedTotal is the rule after the pass over the frames.
+func (s *specCheck) poisonedTotal(h mm.StateHeader, poisoned uint64) {
+	if poisoned != h.PoisonedFrames {
 		s.badScope("allocator totals", "spec: poisoned total differs from the POISONED frames", "count", poisoned, h.PoisonedFrames)
 	}
-	return s.out, s.tot
 }
 
 func (s *specCheck) header(h mm.StateHeader) {
@@ -85,14 +113,11 @@ func (s *specCheck) header(h mm.StateHeader) {
 }
 
 // lists walks every free list and returns, for each frame on one, the
-// order of the list it is on (-1: on none). A list node must be a FREE
+// order of the list it is on plus one (0: on none). A list node must be a FREE
 // head of the list's order whose prev is the node before it; a node seen
 // twice ends the walk (a cycle or a node on two lists).
-func (s *specCheck) lists(h mm.StateHeader) []int8 {
-	on := make([]int8, s.n)
-	for i := range on {
-		on[i] = -1
-	}
+func (s *specCheck) lists(h mm.StateHeader) []uint8 {
+	on := bytePool.get(s.n) // order+1 (0: on none), so that a cleared array has none
 	var listed uint64
 	for k := uint8(0); k <= mm.MaxOrder; k++ {
 		prev, blocks := mm.LinkNone, uint64(0)
@@ -106,8 +131,8 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 				}
 				break
 			}
-			if on[p] >= 0 {
-				s.bad(p, "spec: frame reached twice on the free lists", "list", uint64(k), uint64(on[p]))
+			if on[p] != 0 {
+				s.bad(p, "spec: frame reached twice on the free lists", "list", uint64(k), uint64(int8(on[p]-1)))
 				break
 			}
 			if r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 {
@@ -117,11 +142,11 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 			}
 			if r.Prev != prev {
 				s.bad(p, "spec: free-list prev link broken", "prev", prev, r.Prev)
-				on[p] = int8(k)
+				on[p] = k + 1
 				s.behindBreak(on, k, p, r.Next)
 				break
 			}
-			on[p] = int8(k)
+			on[p] = k + 1
 			blocks++
 			prev, p = p, r.Next
 		}
@@ -141,14 +166,14 @@ func (s *specCheck) lists(h mm.StateHeader) []int8 {
 // through the break, which is reported once, not again as FREE heads off
 // their list. It stops where the rest is not well formed or meets a
 // frame already seen.
-func (s *specCheck) behindBreak(on []int8, k uint8, at, from uint64) {
+func (s *specCheck) behindBreak(on []uint8, k uint8, at, from uint64) {
 	prev := at
 	for p := from; p != mm.LinkNone; {
 		r, ok := s.v.Record(p)
-		if !ok || on[p] >= 0 || r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 || r.Prev != prev {
+		if !ok || on[p] != 0 || r.Flags != mm.FlagFree || r.Order != k || r.Reserved != 0 || r.Prev != prev {
 			return
 		}
-		on[p] = int8(k)
+		on[p] = k + 1
 		prev, p = p, r.Next
 	}
 }
@@ -156,7 +181,7 @@ func (s *specCheck) behindBreak(on []int8, k uint8, at, from uint64) {
 // caches returns, for each frame, whether a live per-CPU cache entry holds
 // it (tagged with that CPU and slot), checking the headers and totals.
 func (s *specCheck) caches() []bool {
-	in := make([]bool, s.n)
+	in := boolPool.get(s.n)
 	ncpu := uint64(s.v.NumCPUs())
 	if ncpu > mm.MaxCPUs {
 		s.badScope("per-CPU caches", "spec: more CPUs than caches", "pcp", mm.MaxCPUs, ncpu)
@@ -201,14 +226,65 @@ func (s *specCheck) caches() []bool {
 	return in
 }
 
-// frames checks every record against the legal states and the block
-// structure, and against what the lists and caches say; it returns the
-// number of POISONED frames.
-func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
-	var blockEnd uint64 // frames below blockEnd are tails of the current block
-	var tail uint32     // the flags those tails must carry
-	var run badRun      // the tails charged to a bad head
-	for p := uint64(0); p < s.n; p++ {
+// framePass is the pass over the frames, resumable over consecutive
+// ranges (like mm.LinearPass): what the lists and caches say, where it is
+// in the block structure, and the POISONED frames it counted.
+type framePass struct {
+	on       []uint8 // lists' result
+	cached   []bool  // caches' result
+	blockEnd uint64  // frames below blockEnd are tails of the current block
+	tail     uint32  // the flags those tails must carry
+	run      badRun  // the tails charged to a bad head
+	poisoned uint64
+}
+
+// carries reports whether the pass, stopped at frame at, is inside a
+// block that goes on past it (a bad head's run ends at a multiple of
+// 2^MaxOrder; a misaligned or overrunning block may not).
+func (fp *framePass) carries(at uint64) bool { return fp.blockEnd > at }
+
+// resume is the pass as a range that starts where this one stopped sees
+// it when run on its own: its position in the block structure, no counts.
+func (fp *framePass) resume() framePass {
+	return framePass{on: fp.on, cached: fp.cached, blockEnd: fp.blockEnd, tail: fp.tail}
+}
+
+// frames checks records [lo, hi) against the legal states and the block
+// structure, and against what the lists and caches say, continuing fp.
+func (s *specCheck) frames(fp *framePass, lo, hi uint64) {
+	on, cached := fp.on, fp.cached
+	blockEnd, tail := fp.blockEnd, fp.tail
+	run := &fp.run
+	tails := uint64(0) // clean tails of blocks, counted into the histogram at the end
+	for p := lo; p < hi; p++ {
+		if p < blockEnd {
+			// The common case, clean tails of the current block (no run
+			// is open inside a block): what the code below does for them,
+			// and one count for the histogram.
+			q := s.cleanTails(p, min(blockEnd, hi), tail)
+			tails += q - p
+			if p = q; p == hi {
+				break
+			}
+			if p == blockEnd {
+				p--
+				continue
+			}
+		} else if q := s.cleanHoles(p, hi); q > p {
+			// Likewise a run of frames that are not RAM, in no block:
+			// each ends any run of tails and counts in the histogram.
+			s.closeRun(run)
+			if s.hist != nil {
+				s.hist.counts[0] += q - p
+			}
+			if p = q; p == hi {
+				break
+			}
+		}
+		if tails > 0 && s.hist != nil { // before tail changes
+			s.hist.addTails(tail, tails)
+		}
+		tails = 0
 		r, _ := s.v.Record(p)
 		if s.hist != nil {
 			s.hist.add(r)
@@ -217,7 +293,7 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 			s.tailState(p, r)
 			continue
 		}
-		s.closeRun(&run)
+		s.closeRun(run)
 		if r.Reserved != 0 {
 			s.bad(p, "spec: reserved order bytes set", "order", 0, uint64(r.Reserved))
 		}
@@ -233,13 +309,13 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 		switch {
 		case r.Flags == 0 || r.Flags == mm.FlagPoisoned:
 			if r.Flags == mm.FlagPoisoned {
-				poisoned++
+				fp.poisoned++
 			}
 			if r.Order != 0 || r.Refcount != 0 || !noLinks {
 				s.bad(p, "spec: not-RAM or poisoned frame carries state", "order", 0, uint64(r.Order)|uint64(r.Refcount)<<8)
 			}
 			if r.Order != 0 {
-				s.startRun(&run, p)
+				s.startRun(run, p)
 			}
 			continue
 		case r.Flags == mm.FlagPerCPU:
@@ -247,7 +323,7 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 				s.bad(p, "spec: PERCPU frame not an order-0 frame in its cache slot", "pcp", 1, uint64(r.Order)|uint64(r.Refcount)<<8)
 			}
 			if r.Order != 0 {
-				s.startRun(&run, p)
+				s.startRun(run, p)
 			}
 			continue
 		case r.Flags == mm.FlagFree:
@@ -263,17 +339,17 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 			}
 		default:
 			s.bad(p, "spec: illegal flag combination", "flags", 0, uint64(r.Flags))
-			s.startRun(&run, p)
+			s.startRun(run, p)
 			continue
 		}
 		if r.Order == mm.OrderTail {
 			s.bad(p, "spec: tail outside any block", "order", 0, uint64(r.Order))
-			s.startRun(&run, p)
+			s.startRun(run, p)
 			continue
 		}
 		if r.Order > mm.MaxOrder {
 			s.bad(p, "spec: block order above the maximum", "order", mm.MaxOrder, uint64(r.Order))
-			s.startRun(&run, p)
+			s.startRun(run, p)
 			continue
 		}
 		size := uint64(1) << r.Order
@@ -288,12 +364,12 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 		if r.Flags != mm.FlagFree {
 			tail = mm.FlagAllocated | r.Flags&(mm.FlagKernel|mm.FlagUser)
 			if s.own != nil {
-				s.own.block(p, blockEnd, r)
+				s.own.block(p, blockEnd, r, s.leaks)
 			}
 			continue
 		}
-		if on[p] != int8(r.Order) {
-			s.bad(p, "spec: FREE head not on the free list of its order", "list", uint64(r.Order), uint64(on[p]))
+		if on[p] != r.Order+1 {
+			s.bad(p, "spec: FREE head not on the free list of its order", "list", uint64(r.Order), uint64(int8(on[p]-1)))
 		}
 		if r.Order < mm.MaxOrder {
 			if b, ok := s.v.Record(p ^ size); ok && p^size > p && b.Flags == mm.FlagFree && b.Order == r.Order && b.Reserved == 0 {
@@ -301,8 +377,43 @@ func (s *specCheck) frames(on []int8, cached []bool) (poisoned uint64) {
 			}
 		}
 	}
-	s.closeRun(&run)
-	return poisoned
+	fp.blockEnd, fp.tail = blockEnd, tail
+	if run.end <= hi {
+		s.closeRun(run)
+	}
+	if s.hist != nil && tails > 0 {
+		s.hist.addTails(tail, tails)
+	}
+}
+
+// cleanTails returns the first frame in [p, end) that is not a clean tail
+// with flags tail (order OrderTail, no reserved bytes, references or
+// links), or end.
+func (s *specCheck) cleanTails(p, end uint64, tail uint32) uint64 {
+	meta := s.meta[:end*mm.FrameMetaSize]
+	for ; p < end; p++ {
+		m := meta[p*mm.FrameMetaSize:][:mm.FrameMetaSize]
+		if le32(m[mm.OffFlags:]) != tail || le32(m[mm.OffOrder:]) != uint32(mm.OrderTail) ||
+			le32(m[mm.OffRefcount:]) != 0 || le64(m[mm.OffNext:]) != mm.LinkNone || le64(m[mm.OffPrev:]) != mm.LinkNone {
+			break
+		}
+	}
+	return p
+}
+
+// cleanHoles returns the first frame in [p, end) that is not a clean
+// not-RAM frame (no flags, order, reserved bytes, references or links),
+// or end.
+func (s *specCheck) cleanHoles(p, end uint64) uint64 {
+	meta := s.meta[:end*mm.FrameMetaSize]
+	for ; p < end; p++ {
+		m := meta[p*mm.FrameMetaSize:][:mm.FrameMetaSize]
+		if le32(m[mm.OffFlags:]) != 0 || le32(m[mm.OffOrder:]) != 0 || le32(m[mm.OffRefcount:]) != 0 ||
+			le64(m[mm.OffNext:]) != mm.LinkNone || le64(m[mm.OffPrev:]) != mm.LinkNone {
+			break
+		}
+	}
+	return p
 }
 
 // tailState checks what every tail must hold besides its flags and order:

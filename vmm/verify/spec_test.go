@@ -14,7 +14,13 @@ import (
 // holding frames.
 func busyGuest(t *testing.T) (flatMemory, Input) {
 	t.Helper()
-	mem, b, in := newGuest(t, 4096)
+	return busyGuestFrom(t, mm.PageSize)
+}
+
+// busyGuestFrom is busyGuest with RAM from base.
+func busyGuestFrom(t *testing.T, base uint64) (flatMemory, Input) {
+	t.Helper()
+	mem, b, in := newGuestFrom(t, 4096, base)
 	if err := b.SetCPUs(2); err != mm.ErrNone {
 		t.Fatal(err)
 	}
@@ -73,71 +79,13 @@ func TestSpecAgreesWithCheck(t *testing.T) {
 	if a, b, out := counts(t, mem, in); a != 0 || b != 0 {
 		t.Fatalf("clean state: shared checker %d, spec check %d violations: %v", a, b, out)
 	}
-	le := binary.LittleEndian
 	r := rand.New(rand.NewSource(7))
-	flagChoices := []uint32{0, mm.FlagFree, mm.FlagPoisoned, mm.FlagPerCPU, mm.FlagAllocated | mm.FlagKernel,
-		mm.FlagAllocated | mm.FlagUser, mm.FlagAllocated | mm.FlagUser | mm.FlagAnonymous, mm.FlagAllocated | mm.FlagUser | mm.FlagDLL,
-		mm.FlagAllocated | mm.FlagUser | mm.FlagCOW | mm.FlagDLL, mm.FlagAllocated | mm.FlagKernel | mm.FlagCOW, 1 << 20}
-	pfnChoice := func() uint64 {
-		switch r.Intn(4) {
-		case 0:
-			return mm.LinkNone
-		case 1:
-			return uint64(r.Intn(1 << 20))
-		}
-		return uint64(r.Intn(int(in.FrameCount)))
-	}
 	const rounds = 4000
 	detected := 0
 	for i := 0; i < rounds; i++ {
-		pfn := uint64(r.Intn(int(in.FrameCount)))
-		rec := mem[in.MetaPhys+pfn*mm.FrameMetaSize:][:mm.FrameMetaSize]
-		st := mem[in.StatePhys:][:mm.StateSize]
-		saveRec, saveSt := append([]byte(nil), rec...), append([]byte(nil), st...)
-		var what string
-		switch r.Intn(10) {
-		case 0, 1:
-			what = "flags"
-			le.PutUint32(rec[mm.OffFlags:], flagChoices[r.Intn(len(flagChoices))])
-		case 2:
-			what = "order"
-			rec[mm.OffOrder] = []uint8{0, 1, 2, 3, 5, 10, 11, mm.OrderTail}[r.Intn(8)]
-		case 3:
-			what = "reserved"
-			rec[mm.OffOrder+1+r.Intn(3)] = 1
-		case 4:
-			what = "refcount"
-			le.PutUint32(rec[mm.OffRefcount:], uint32(r.Intn(3)))
-		case 5:
-			what = "next"
-			le.PutUint64(rec[mm.OffNext:], pfnChoice())
-		case 6:
-			what = "prev"
-			le.PutUint64(rec[mm.OffPrev:], pfnChoice())
-		case 7:
-			what = "list head"
-			le.PutUint64(st[mm.StateOffHeads+8*r.Intn(mm.NumOrders):], pfnChoice())
-		case 8:
-			what = "counts"
-			off := []int{mm.StateOffCounts + 8*r.Intn(mm.NumOrders), mm.StateOffFreeFrames, mm.StateOffPCPFrames, mm.StateOffPoisonedFrames}[r.Intn(4)]
-			le.PutUint64(st[off:], le.Uint64(st[off:])+uint64(1-2*r.Intn(2)))
-		case 9:
-			what = "per-CPU cache"
-			c := st[mm.StateOffPCP+mm.CacheSize*r.Intn(3):]
-			switch r.Intn(4) {
-			case 0:
-				le.PutUint32(c[mm.CacheOffCount:], uint32(r.Intn(mm.PCPCapacity+2)))
-			case 1:
-				le.PutUint32(c[mm.CacheOffHead:], uint32(r.Intn(mm.PCPCapacity+2)))
-			case 2:
-				le.PutUint64(c[mm.CacheOffPFN+8*r.Intn(mm.PCPCapacity):], pfnChoice())
-			case 3:
-				le.PutUint32(st[mm.StateOffNumCPUs:], uint32(r.Intn(4)))
-			}
-		}
+		what, pfn, undo := corruptOnce(r, mem, in)
 		a, b, out := counts(t, mem, in)
-		copy(rec, saveRec)
-		copy(st, saveSt)
+		undo()
 		if (a == 0) != (b == 0) {
 			t.Fatalf("round %d, %s of frame %#x: shared checker %d, spec check %d violations: %v", i, what, pfn, a, b, out)
 		}
@@ -206,4 +154,73 @@ func TestSpecBadHeadOnce(t *testing.T) {
 	if r.TotalViolations > 12 {
 		t.Errorf("report: %d violations: %v", r.TotalViolations, r.Violations)
 	}
+}
+
+// corruptOnce damages one random field of a random frame's record or of
+// the allocator state in mem; undo restores it.
+func corruptOnce(r *rand.Rand, mem flatMemory, in Input) (what string, pfn uint64, undo func()) {
+	pfn = uint64(r.Intn(int(in.FrameCount)))
+	return corruptAt(r, mem, in, pfn)
+}
+
+// corruptAt is corruptOnce with the record of frame pfn.
+func corruptAt(r *rand.Rand, mem flatMemory, in Input, pfn uint64) (what string, _ uint64, undo func()) {
+	le := binary.LittleEndian
+	flagChoices := []uint32{0, mm.FlagFree, mm.FlagPoisoned, mm.FlagPerCPU, mm.FlagAllocated | mm.FlagKernel,
+		mm.FlagAllocated | mm.FlagUser, mm.FlagAllocated | mm.FlagUser | mm.FlagAnonymous, mm.FlagAllocated | mm.FlagUser | mm.FlagDLL,
+		mm.FlagAllocated | mm.FlagUser | mm.FlagCOW | mm.FlagDLL, mm.FlagAllocated | mm.FlagKernel | mm.FlagCOW, 1 << 20}
+	pfnChoice := func() uint64 {
+		switch r.Intn(4) {
+		case 0:
+			return mm.LinkNone
+		case 1:
+			return uint64(r.Intn(1 << 20))
+		}
+		return uint64(r.Intn(int(in.FrameCount)))
+	}
+	rec := mem[in.MetaPhys+pfn*mm.FrameMetaSize:][:mm.FrameMetaSize]
+	st := mem[in.StatePhys:][:mm.StateSize]
+	saveRec, saveSt := append([]byte(nil), rec...), append([]byte(nil), st...)
+	undo = func() { copy(rec, saveRec); copy(st, saveSt) }
+	switch r.Intn(10) {
+	case 0, 1:
+		what = "flags"
+		le.PutUint32(rec[mm.OffFlags:], flagChoices[r.Intn(len(flagChoices))])
+	case 2:
+		what = "order"
+		rec[mm.OffOrder] = []uint8{0, 1, 2, 3, 5, 10, 11, mm.OrderTail}[r.Intn(8)]
+	case 3:
+		what = "reserved"
+		rec[mm.OffOrder+1+r.Intn(3)] = 1
+	case 4:
+		what = "refcount"
+		le.PutUint32(rec[mm.OffRefcount:], uint32(r.Intn(3)))
+	case 5:
+		what = "next"
+		le.PutUint64(rec[mm.OffNext:], pfnChoice())
+	case 6:
+		what = "prev"
+		le.PutUint64(rec[mm.OffPrev:], pfnChoice())
+	case 7:
+		what = "list head"
+		le.PutUint64(st[mm.StateOffHeads+8*r.Intn(mm.NumOrders):], pfnChoice())
+	case 8:
+		what = "counts"
+		off := []int{mm.StateOffCounts + 8*r.Intn(mm.NumOrders), mm.StateOffFreeFrames, mm.StateOffPCPFrames, mm.StateOffPoisonedFrames}[r.Intn(4)]
+		le.PutUint64(st[off:], le.Uint64(st[off:])+uint64(1-2*r.Intn(2)))
+	case 9:
+		what = "per-CPU cache"
+		c := st[mm.StateOffPCP+mm.CacheSize*r.Intn(3):]
+		switch r.Intn(4) {
+		case 0:
+			le.PutUint32(c[mm.CacheOffCount:], uint32(r.Intn(mm.PCPCapacity+2)))
+		case 1:
+			le.PutUint32(c[mm.CacheOffHead:], uint32(r.Intn(mm.PCPCapacity+2)))
+		case 2:
+			le.PutUint64(c[mm.CacheOffPFN+8*r.Intn(mm.PCPCapacity):], pfnChoice())
+		case 3:
+			le.PutUint32(st[mm.StateOffNumCPUs:], uint32(r.Intn(4)))
+		}
+	}
+	return what, pfn, undo
 }

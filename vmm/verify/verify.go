@@ -117,31 +117,59 @@ func NewView(mem Memory, in Input) (mm.View, error) {
 	return view, nil
 }
 
-// Verify checks everything the registration covers.
-func Verify(mem Memory, in Input) (*Report, error) {
+// Verify checks everything the registration covers, using every host CPU
+// for the passes over the frame records.
+func Verify(mem Memory, in Input) (*Report, error) { return verifyWith(mem, in, fanout{}) }
+
+func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 	start := time.Now()
 	view, err := NewView(mem, in)
 	if err != nil {
 		return nil, err
 	}
 	r := &Report{Frames: in.FrameCount, Roots: len(in.Roots)}
-	// The shared checker reads the records on its own: run it beside the
-	// host's page-table walk and its single pass over the records (the
-	// independent rules, the owner check and the summary counts).
+	// guest/mm's checker, in its steps: header, the pass over the records
+	// (beside the host's own, on every CPU), the rest.
 	out := make([]mm.Violation, MaxListed)
-	var total int
-	wait := goLikeCaller(func() { total = mm.Check(&view, out) })
+	total, stateOK := mm.CheckHeader(&view, out)
+	// The page-table walk and the owners beside the host check's lists
+	// and caches: the pass over the records needs both.
 	pt := &mapCounter{}
-	if len(in.Roots) > 0 {
-		pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
-	}
 	var own *owners
-	if in.Boot != nil {
-		own = markOwners(mem, &view, in, pt, &pt.res)
-	}
+	wait := goLikeCaller(func() {
+		if len(in.Roots) > 0 {
+			pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
+		}
+		if in.Boot != nil {
+			own = markOwners(mem, &view, in, pt, &ptResult{})
+		}
+	})
 	var hist histogram
-	spec, specTotal := checkSpec(&view, &hist, own)
+	s := newSpecCheck(&view, &hist, nil)
+	fp, h, specOK := s.beforeFrames()
 	wait()
+	if own != nil {
+		s.own, s.leaks = own, own.res
+	}
+	if specOK {
+		listed := min(total, len(out))
+		fr := checkFrames(&view, s, fp, pt, len(out)-listed, fo)
+		listed += copy(out[listed:], fr.mmOut)
+		total += fr.mmTotal
+		if stateOK {
+			total += mm.CheckRest(&view, &fr.lp, out[listed:])
+		}
+		s.poisonedTotal(h, fr.fp.poisoned)
+	} else {
+		pt.judge(0, view.FrameCount(), &pt.res)
+	}
+
+	if own != nil {
+		// The owner rules' findings, then the leaks, after the mapping
+		// rules' (as one pass in that order would find them).
+		pt.res.merge(own.res)
+	}
+	spec, specTotal := s.out, s.tot
 	r.TotalViolations = total
 	for _, v := range out[:min(total, len(out))] {
 		cv := fromChecker(v, view.FrameCount())
@@ -164,6 +192,13 @@ func Verify(mem Memory, in Input) (*Report, error) {
 		if len(r.Violations) < MaxListed {
 			r.Violations = append(r.Violations, v)
 		}
+	}
+	bytePool.put(fp.on)
+	boolPool.put(fp.cached)
+	uint32Pool.put(pt.maps)
+	uint64Pool.put(pt.touched)
+	if own != nil {
+		bytePool.put(own.owner)
 	}
 	r.Nanos = time.Since(start).Nanoseconds()
 	return r, nil
@@ -301,6 +336,36 @@ func (h *histogram) add(r mm.Record) {
 		if r.Order <= mm.MaxOrder {
 			h.freeBlocks[r.Order]++
 		}
+	}
+}
+
+// addTails counts n tails of a block with the given tail flags (always
+// defined flags, never a FREE head), as add would one by one.
+func (h *histogram) addTails(tail uint32, n uint64) {
+	if n == 0 {
+		return
+	}
+	i, _ := histIndex(tail)
+	h.counts[i] += n
+	if tail == mm.FlagFree {
+		h.freeFrames += n
+	}
+}
+
+// merge adds o's counts to h.
+func (h *histogram) merge(o *histogram) {
+	for i, n := range o.counts {
+		h.counts[i] += n
+	}
+	for f, n := range o.odd {
+		if h.odd == nil {
+			h.odd = map[uint32]uint64{}
+		}
+		h.odd[f] += n
+	}
+	h.freeFrames += o.freeFrames
+	for k, n := range o.freeBlocks {
+		h.freeBlocks[k] += n
 	}
 }
 

@@ -20,12 +20,18 @@ func (m flatMemory) Slice(gpa, n uint64) ([]byte, error) {
 }
 
 // newGuest sets up a real allocator in a flat arena of frames frames.
-func newGuest(t *testing.T, frames uint64) (flatMemory, *mm.Buddy, Input) {
+func newGuest(t testing.TB, frames uint64) (flatMemory, *mm.Buddy, Input) {
+	t.Helper()
+	return newGuestFrom(t, frames, mm.PageSize)
+}
+
+// newGuestFrom is newGuest with RAM from base (below it: not RAM).
+func newGuestFrom(t testing.TB, frames, base uint64) (flatMemory, *mm.Buddy, Input) {
 	t.Helper()
 	mem := make(flatMemory, frames*mm.PageSize)
 	var b mm.Buddy
 	var boot mm.BootAllocator
-	ram := []mm.Range{{Base: mm.PageSize, Size: (frames - 1) * mm.PageSize}}
+	ram := []mm.Range{{Base: base, Size: frames*mm.PageSize - base}}
 	off := uintptrOf(mem)
 	if err := b.Setup(off, &boot, ram, nil, nil); err != mm.ErrNone {
 		t.Fatal(err)

@@ -1,0 +1,33 @@
+package vmm
+
+import "testing"
+
+// A short run keeps the console doorbell on MMIO exits (no ioeventfd, so
+// no SRCU grace period for the VM fd's close to wait for); after
+// doorbellExitsBeforeEventfd exits the doorbell becomes an ioeventfd, and
+// the console carries the same bytes either way.
+func TestConsoleDoorbellBecomesEventfdAfterExits(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "hello"
+	res, exitsOnly := boot(t, cfg)
+	if res.Outcome != OutcomeExit || res.ExitStatus != 0 {
+		t.Fatalf("outcome %s status %d (%s)", res.Outcome, res.ExitStatus, res.Reason)
+	}
+	c := res.Console
+	if c.DoorbellEventfd || c.DoorbellExits < 3 || c.DoorbellExits >= doorbellExitsBeforeEventfd {
+		t.Fatalf("hello boot: console %+v, want at least 3 doorbell exits and no ioeventfd", c)
+	}
+
+	defer func(n uint64) { doorbellExitsBeforeEventfd = n }(doorbellExitsBeforeEventfd)
+	doorbellExitsBeforeEventfd = 2
+	res, switched := boot(t, cfg)
+	if res.Outcome != OutcomeExit || res.ExitStatus != 0 {
+		t.Fatalf("outcome %s status %d (%s)", res.Outcome, res.ExitStatus, res.Reason)
+	}
+	if c := res.Console; !c.DoorbellEventfd || c.DoorbellExits != 2 || c.Written != uint64(len(switched)) || c.Lost != 0 {
+		t.Errorf("after 2 exits: console %+v with %d bytes printed, want 2 exits, then the ioeventfd, nothing lost", c, len(switched))
+	}
+	if switched != exitsOnly {
+		t.Errorf("console differs once the doorbell is an ioeventfd:\n%s\nwant:\n%s", switched, exitsOnly)
+	}
+}

@@ -1,0 +1,32 @@
+package verify
+
+import (
+	"fmt"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// BenchmarkVerify4GiB: Verify of a freshly set-up 4 GiB allocator (no
+// page tables, no boot info) with 1 and all host CPUs, per frame record: wall time and CPU
+// time (the process's, less disturbed by other load).
+func BenchmarkVerify4GiB(b *testing.B) {
+	const frames = 1 << 20
+	mem, _, in := newGuest(b, frames)
+	for _, w := range []int{1, 0} {
+		b.Run(fmt.Sprintf("workers=%d", w), func(b *testing.B) {
+			var ru0, ru1 syscall.Rusage
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+			for b.Loop() {
+				r, err := verifyWith(mem, in, fanout{workers: w})
+				if err != nil || r.TotalViolations != 0 {
+					b.Fatal(err, r.TotalViolations)
+				}
+			}
+			syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+			cpu := time.Duration(ru1.Utime.Nano() + ru1.Stime.Nano() - ru0.Utime.Nano() - ru0.Stime.Nano())
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/frames, "ns/frame")
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N)/frames, "cpu-ns/frame")
+		})
+	}
+}
