@@ -108,6 +108,11 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 		programAbort()
 		return exitWorkloadFail
 	}
+	if !tmpfsMount() {
+		putString("run: no memory for /tmp\n")
+		programAbort()
+		return exitWorkloadFail
+	}
 	if !loadELF(physBytes(base+h.ELFOff, int(h.ELFSize))) {
 		programAbort()
 		return exitWorkloadFail
@@ -160,6 +165,7 @@ func programAbort() {
 	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
 	thisCPU().Space = 0
 	proc.as.destroy()
+	tmpfsTeardown()
 	proc.active = false
 }
 

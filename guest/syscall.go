@@ -96,7 +96,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	232: {"epoll_wait", sysPartial, "as epoll_pwait"},
 	233: {"epoll_ctl", sysPartial, "only eventfds can be watched (others: EPERM), for EPOLLIN"},
 	234: {"tgkill", sysPartial, "SIGURG (goroutine preemption) is dropped; other signals: ENOSYS"},
-	257: {"openat", sysPartial, "the read-only --dir tree (no symlinks; writing, O_CREAT, O_TRUNC: EROFS as Linux) and the writable /tmp (O_CREAT, O_EXCL, O_TRUNC, O_APPEND, at most 255 nodes: then ENOSPC; O_TMPFILE: EOPNOTSUPP); at most 61 descriptors beyond 0..2"},
+	257: {"openat", sysPartial, "the read-only --dir tree (no symlinks; writing, O_CREAT, O_TRUNC: EROFS as Linux) and the writable /tmp (O_CREAT, O_EXCL, O_TRUNC, O_APPEND, at most 379 nodes: then ENOSPC; O_TMPFILE: EOPNOTSUPP); at most 61 descriptors beyond 0..2"},
 	258: {"mkdirat", sysPartial, "in /tmp; the --dir tree is read-only: EEXIST, the parent's lookup error, else EROFS"},
 	262: {"newfstatat", sysPartial, "--dir paths (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW accepted); mode, size, inode, mtime; uid and gid 0"},
 	263: {"unlinkat", sysPartial, "in /tmp (a removed file's pages go back when no descriptor has it open); the --dir tree is read-only: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},

@@ -4,7 +4,9 @@ import "github.com/vmm-dev/vmm/guest/mm"
 
 // The program's /tmp: a writable in-memory file system mounted over the
 // read-only --dir tree at /tmp (the rest of the tree stays read-only).
-// Nodes are a fixed table; a file's data are order-0 KERNEL blocks from
+// Nodes are a fixed table in a buddy block of their own, made when the
+// program starts (tmpfsMount) and declared as a holding; a file's data are
+// order-0 KERNEL blocks from
 // the buddy allocator, found through one open-addressing hash table of
 // {node and page index, block} pairs that itself sits in a buddy block.
 // That table is declared to the host as a holding (its block, and a table
@@ -18,7 +20,8 @@ import "github.com/vmm-dev/vmm/guest/mm"
 
 const (
 	tmpBit      = 1 << 32 // a vnode (fileDesc.node) at or above this is tmpfs node vnode-tmpBit
-	tmpMaxNodes = 256     // files and directories, the root included (more: ENOSPC, as nr_inodes)
+	tmpMaxNodes = 380     // files and directories, the root included (more: ENOSPC, as nr_inodes)
+	tmpNodesOrd = 5       // the node table's block: 128 KiB
 	tmpDevice   = 0x1e    // st_dev of every tmpfs node
 	tmpDirent   = 20      // a tmpfs directory's size grows by this per entry (BOGO_DIRENT_SIZE)
 	tmpMaxSize  = 1 << 52 // largest file (page indexes fit the hash key's 40 bits); beyond: EFBIG
@@ -55,29 +58,28 @@ type tmpNode struct {
 	name              [255]byte
 }
 
-var tmpNodes [tmpMaxNodes]tmpNode
-
 var tmpfs struct {
-	mounted    bool
-	nextIno    uint64
-	umask      uint64
-	limit      uint64 // data pages allowed
-	pages      uint64 // data pages held
-	peak       uint64
-	tab        uint64 // the hash table's block (phys), 0 before the first page
-	tabOrder   uint8
-	tabBits    uint64 // log2 of its slots
-	tabUsed    uint64
-	held       int
-	mountMTime uint64
+	mounted   bool
+	nodes     uint64 // the node table's block (phys)
+	nodesHeld int
+	nextIno   uint64
+	umask     uint64 // xor 022, the umask at start (so the zero value is right)
+	limit     uint64 // data pages allowed
+	pages     uint64 // data pages held
+	peak      uint64
+	tab       uint64 // the hash table's block (phys), 0 before the first page
+	tabOrder  uint8
+	tabBits   uint64 // log2 of its slots
+	tabUsed   uint64
+	held      int
 }
 
-// tmpZero is what a read of a hole copies out.
-var tmpZero [mm.PageSize]byte
+// tmpZero is what a read of a hole copies out, a piece at a time.
+var tmpZero [512]byte
 
 func isTmp(v uint64) bool { return v >= tmpBit }
 
-func tmpOf(v uint64) *tmpNode { return &tmpNodes[(v-tmpBit)%tmpMaxNodes] }
+func tmpOf(v uint64) *tmpNode { return &tmpNodes()[(v-tmpBit)%tmpMaxNodes] }
 
 // vnIsDir says whether the vnode v (a --dir entry or a tmpfs node) is a directory.
 func vnIsDir(v uint64) bool {
@@ -89,16 +91,31 @@ func vnIsDir(v uint64) bool {
 
 func wallNow() uint64 { return nowNanos() + proc.wallNanos }
 
-// tmpRoot returns the root's vnode, making the file system at first use.
-func tmpRoot() uint64 {
-	if !tmpfs.mounted {
-		now := wallNow()
-		tmpfs.mounted, tmpfs.nextIno, tmpfs.umask, tmpfs.held = true, 2, 0o022, -1
-		tmpfs.limit = proc.framesBefore / 2
-		tmpfs.mountMTime = now
-		tmpNodes[0] = tmpNode{used: true, dir: true, linked: true, mode: 0o1777, ino: 1, mtime: now, ctime: now}
+// tmpRoot returns the root's vnode.
+func tmpRoot() uint64 { return tmpBit }
+
+// tmpfsMount makes the file system as the program starts (its node
+// table's block, declared to the host); false if there is no room.
+func tmpfsMount() bool {
+	tok := kernelMM.Lock()
+	f, err := kernelMM.AllocFlags(tmpNodesOrd, &tok, mm.FlagKernel)
+	kernelMM.Unlock(&tok)
+	if err != mm.ErrNone {
+		return false
 	}
-	return tmpBit
+	held := hold(mm.Holding{Block: mm.HeldBlock(f, tmpNodesOrd)})
+	if held < 0 {
+		tok := kernelMM.Lock()
+		kernelMM.Free(f, tmpNodesOrd, &tok)
+		kernelMM.Unlock(&tok)
+		return false
+	}
+	clear(physBytes(f.StartAddress(), mm.PageSize<<tmpNodesOrd))
+	now := wallNow()
+	tmpfs.mounted, tmpfs.nodes, tmpfs.nodesHeld, tmpfs.nextIno, tmpfs.held = true, f.StartAddress(), held, 2, -1
+	tmpfs.limit = proc.framesBefore / 2
+	tmpNodes()[0] = tmpNode{used: true, dir: true, linked: true, mode: 0o1777, ino: 1, mtime: now, ctime: now}
+	return true
 }
 
 // ---- the page table ----
@@ -257,14 +274,14 @@ func tmpGetPage(node, idx uint64) (phys uint64, fresh bool, e uint64) {
 	}
 	tmpfs.pages++
 	tmpfs.peak = max(tmpfs.peak, tmpfs.pages)
-	tmpNodes[node].pages++
+	tmpNodes()[node].pages++
 	return p, true, 0
 }
 
 // tmpDropPages frees node's pages from index from on: by lookups when the
 // range is short, else by one pass over the table.
 func tmpDropPages(node, from uint64) {
-	n := &tmpNodes[node]
+	n := &tmpNodes()[node]
 	end := (n.size + mm.PageSize - 1) / mm.PageSize
 	if n.pages == 0 || from >= end {
 		return
@@ -301,11 +318,11 @@ func tmpDropPages(node, from uint64) {
 
 // tmpLookup finds name in directory dir (node indexes).
 func tmpLookup(dir uint64, name []byte) (uint64, uint64) {
-	if len(name) > len(tmpNodes[0].name) {
+	if len(name) > len(tmpNodes()[0].name) {
 		return 0, errno(eNAMETOOLONG)
 	}
 	for i := uint64(1); i < tmpMaxNodes; i++ {
-		n := &tmpNodes[i]
+		n := &tmpNodes()[i]
 		if n.used && n.linked && n.parent == dir && string(n.name[:n.nameLen]) == string(name) {
 			return i, 0
 		}
@@ -323,7 +340,7 @@ func tmpCreate(dir uint64, name []byte, isDir bool, mode uint64) (uint64, uint64
 		return 0, errno(eNAMETOOLONG)
 	}
 	for i := uint64(1); i < tmpMaxNodes; i++ {
-		n := &tmpNodes[i]
+		n := &tmpNodes()[i]
 		if n.used {
 			continue
 		}
@@ -332,7 +349,7 @@ func tmpCreate(dir uint64, name []byte, isDir bool, mode uint64) (uint64, uint64
 		if isDir {
 			perm &= 0o1777
 		}
-		*n = tmpNode{used: true, dir: isDir, linked: true, parent: dir - tmpBit, mode: perm &^ tmpfs.umask,
+		*n = tmpNode{used: true, dir: isDir, linked: true, parent: dir - tmpBit, mode: perm &^ (tmpfs.umask ^ 0o022),
 			ino: tmpfs.nextIno, mtime: now, ctime: now, nameLen: uint64(len(name))}
 		copy(n.name[:], name)
 		tmpfs.nextIno++
@@ -349,8 +366,8 @@ func tmpCreate(dir uint64, name []byte, isDir bool, mode uint64) (uint64, uint64
 // tmpUnlink takes node i out of its directory; it is freed once nothing
 // has it open.
 func tmpUnlink(i uint64) {
-	n := &tmpNodes[i]
-	d := &tmpNodes[n.parent]
+	n := &tmpNodes()[i]
+	d := &tmpNodes()[n.parent]
 	d.size--
 	if n.dir {
 		d.subdirs--
@@ -362,7 +379,7 @@ func tmpUnlink(i uint64) {
 }
 
 func tmpMaybeFree(i uint64) {
-	n := &tmpNodes[i]
+	n := &tmpNodes()[i]
 	if i == 0 || n.linked || n.opens > 0 {
 		return
 	}
@@ -395,14 +412,19 @@ func tmpfsTeardown() {
 		kernelMM.Free(mm.ContainingAddress(tmpfs.tab), tmpfs.tabOrder, &tok)
 		kernelMM.Unlock(&tok)
 	}
+	if tmpfs.mounted {
+		unhold(tmpfs.nodesHeld)
+		tok := kernelMM.Lock()
+		kernelMM.Free(mm.ContainingAddress(tmpfs.nodes), tmpNodesOrd, &tok)
+		kernelMM.Unlock(&tok)
+	}
 	report("run.tmpfs_peak_pages", tmpfs.peak)
-	clear(tmpNodes[:])
 	tmpfs.mounted, tmpfs.tab, tmpfs.tabUsed, tmpfs.held = false, 0, 0, -1
 }
 
 // tmpTruncate sets node i's size (ftruncate, O_TRUNC, truncate).
 func tmpTruncate(i, length uint64) uint64 {
-	n := &tmpNodes[i]
+	n := &tmpNodes()[i]
 	if length > tmpMaxSize {
 		return errno(eFBIG)
 	}
@@ -427,7 +449,7 @@ func tmpTruncate(i, length uint64) uint64 {
 
 // tmpRead copies up to count bytes of node i from off to the user.
 func tmpRead(i, buf, count, off uint64) uint64 {
-	n := &tmpNodes[i]
+	n := &tmpNodes()[i]
 	if off >= n.size {
 		return 0
 	}
@@ -437,9 +459,12 @@ func tmpRead(i, buf, count, off uint64) uint64 {
 		pos := off + done
 		po := pos % mm.PageSize
 		chunk := min(count-done, mm.PageSize-po, pageSizeLeft(buf+done))
-		src := tmpZero[:chunk]
+		var src []byte
 		if p := tmpPage(i, pos/mm.PageSize); p != 0 {
 			src = physBytes(p+po, int(chunk))
+		} else {
+			chunk = min(chunk, uint64(len(tmpZero)))
+			src = tmpZero[:chunk]
 		}
 		if !copyToUser(buf+done, src) {
 			break
@@ -455,7 +480,7 @@ func tmpRead(i, buf, count, off uint64) uint64 {
 // tmpWrite copies count user bytes into node i at off; a short count if
 // space or the user buffer runs out part way.
 func tmpWrite(i, buf, count, off uint64) uint64 {
-	n := &tmpNodes[i]
+	n := &tmpNodes()[i]
 	if count == 0 {
 		return 0
 	}
@@ -577,16 +602,15 @@ func sysFsync(fd uint64) uint64 {
 }
 
 func sysUmask(mask uint64) uint64 {
-	tmpRoot()
-	old := tmpfs.umask
-	tmpfs.umask = mask & 0o777
+	old := tmpfs.umask ^ 0o022
+	tmpfs.umask = mask&0o777 ^ 0o022
 	return old
 }
 
 // tmpSeekData answers SEEK_DATA and SEEK_HOLE on node i (page granularity,
 // as tmpfs): ENXIO at or past the end.
 func tmpSeekData(i, off, whence uint64) uint64 {
-	n := &tmpNodes[i]
+	n := &tmpNodes()[i]
 	if int64(off) < 0 || off >= n.size {
 		return errno(eNXIO)
 	}
@@ -620,7 +644,7 @@ func tmpSeekData(i, off, whence uint64) uint64 {
 
 // tmpStat fills st (struct stat) for node i.
 func tmpStat(i uint64, st *[144]byte) {
-	n := &tmpNodes[i]
+	n := &tmpNodes()[i]
 	mode, size, nlink := n.mode|sIFReg, n.size, uint64(0)
 	if n.dir {
 		mode, size = n.mode|sIFDir, (2+n.size)*tmpDirent
@@ -651,7 +675,7 @@ func tmpStat(i uint64, st *[144]byte) {
 // order; f.pos is 0, 1, or 1 + the node index to look at next.
 func tmpGetdents(f *fileDesc, buf, count uint64) uint64 {
 	i := f.node - tmpBit
-	d := &tmpNodes[i]
+	d := &tmpNodes()[i]
 	if !d.linked {
 		return errno(eNOENT) // as Linux for a removed directory
 	}
@@ -668,12 +692,12 @@ func tmpGetdents(f *fileDesc, buf, count uint64) uint64 {
 			if i == 0 {
 				ino = 1 // the tree's root
 			} else {
-				ino = tmpNodes[d.parent].ino
+				ino = tmpNodes()[d.parent].ino
 			}
 		default:
 			c := f.pos - 1
 			for ; c < tmpMaxNodes; c++ {
-				n := &tmpNodes[c]
+				n := &tmpNodes()[c]
 				if n.used && n.linked && n.parent == i {
 					break
 				}
@@ -681,7 +705,7 @@ func tmpGetdents(f *fileDesc, buf, count uint64) uint64 {
 			if c >= tmpMaxNodes {
 				return done
 			}
-			n := &tmpNodes[c]
+			n := &tmpNodes()[c]
 			name, ino, next = n.name[:n.nameLen], n.ino, c+2
 			if !n.dir {
 				typ = dtReg
@@ -736,7 +760,7 @@ func tmpRemove(dir uint64, name []byte, rmdir, slash bool) uint64 {
 	if e != 0 {
 		return e
 	}
-	n := &tmpNodes[i]
+	n := &tmpNodes()[i]
 	switch {
 	case !rmdir && n.dir:
 		return errno(eISDIR)
@@ -806,11 +830,11 @@ func sysRenameat2(olddir, oldpath, newdir, newpath, flags uint64) uint64 {
 		if !exists {
 			return errno(eNOENT)
 		}
-		if !tmpNodes[dst].dir && nc.end < nc.n {
+		if !tmpNodes()[dst].dir && nc.end < nc.n {
 			return errno(eNOTDIR)
 		}
 	}
-	if !tmpNodes[src].dir && (oldSlash || flags&renExch == 0 && nc.end < nc.n) {
+	if !tmpNodes()[src].dir && (oldSlash || flags&renExch == 0 && nc.end < nc.n) {
 		return errno(eNOTDIR)
 	}
 	// Neither may be an ancestor of the other's new parent.
@@ -827,7 +851,7 @@ func sysRenameat2(olddir, oldpath, newdir, newpath, flags uint64) uint64 {
 		return 0
 	}
 	if exists && flags&renExch == 0 {
-		s, d := &tmpNodes[src], &tmpNodes[dst]
+		s, d := &tmpNodes()[src], &tmpNodes()[dst]
 		switch {
 		case s.dir && !d.dir:
 			return errno(eNOTDIR)
@@ -848,7 +872,7 @@ func sysRenameat2(olddir, oldpath, newdir, newpath, flags uint64) uint64 {
 
 // tmpAncestor says whether node a is dir or one of its ancestors.
 func tmpAncestor(a, dir uint64) bool {
-	for d := dir; ; d = tmpNodes[d].parent {
+	for d := dir; ; d = tmpNodes()[d].parent {
 		if d == a {
 			return true
 		}
@@ -860,8 +884,8 @@ func tmpAncestor(a, dir uint64) bool {
 
 // tmpMove gives node i the name name in directory dir.
 func tmpMove(i, dir uint64, name []byte, now uint64) {
-	n := &tmpNodes[i]
-	from, to := &tmpNodes[n.parent], &tmpNodes[dir]
+	n := &tmpNodes()[i]
+	from, to := &tmpNodes()[n.parent], &tmpNodes()[dir]
 	from.size--
 	to.size++
 	if n.dir {
