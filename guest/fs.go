@@ -6,8 +6,9 @@ import "github.com/vmm-dev/vmm/firmware"
 // image sits in the run bundle; fsInit checks it once, as untrusted input,
 // and the system calls below serve it. The tree's root is /; the working
 // directory is the directory the VMM named (vmm run --cwd) and never
-// changes only by chdir and fchdir. There are no symlinks, and lookups scan a
-// directory's children (they are few in test trees). /tmp is the one
+// changes only by chdir and fchdir. The tree has no symlinks (a /tmp one
+// is followed by fsWalk), and lookups scan a directory's children (they
+// are few in test trees). /tmp is the one
 // writable place: a tmpfs (tmpfs.go) mounted over the tree's /tmp, which
 // the lookups below cross into. A vnode (fileDesc.node) is a tree entry's
 // index, or tmpBit + a tmpfs node's.
@@ -224,26 +225,34 @@ func fsChild(dir uint64, name []byte) (uint64, uint64) {
 	return 0, errno(eNOENT)
 }
 
-// fsResolve looks up fsPath[:n] from directory start.
-func fsResolve(start uint64, n int) (uint64, uint64) {
-	p := fsPath[:n]
+// fsResolve looks up fsPath[:n] from directory start, following symlinks
+// (tmpfs ones: the tree has none) everywhere.
+func fsResolve(start uint64, n int) (uint64, uint64) { return fsWalk(start, n, true) }
+
+// fsMaxLinks is Linux's bound on the symlinks one lookup follows (ELOOP).
+const fsMaxLinks = 40
+
+// fsWalk looks up fsPath[:n] from directory start; a symlink in the last
+// component is followed only if follow is set or a slash comes after it.
+func fsWalk(start uint64, n int, follow bool) (uint64, uint64) {
 	if n == 0 {
 		return 0, errno(eNOENT)
 	}
 	cur := start
-	if p[0] == '/' {
+	if fsPath[0] == '/' {
 		cur = 0
 	}
+	links := 0
 	for i := 0; i < n; {
-		if p[i] == '/' {
+		if fsPath[i] == '/' {
 			i++
 			continue
 		}
 		j := i
-		for j < n && p[j] != '/' {
+		for j < n && fsPath[j] != '/' {
 			j++
 		}
-		comp := p[i:j]
+		comp := fsPath[i:j]
 		i = j
 		if !vnIsDir(cur) {
 			return 0, errno(eNOTDIR)
@@ -262,9 +271,28 @@ func fsResolve(start uint64, n int) (uint64, uint64) {
 		if e != 0 {
 			return 0, e
 		}
-		cur = next
+		if !isTmp(next) || !tmpOf(next).link || (i == n && !follow) {
+			cur = next
+			continue
+		}
+		// Follow: the target, then what is left of the path, resolved
+		// from the link's directory (or the root, for an absolute target).
+		if links++; links > fsMaxLinks {
+			return 0, errno(eLOOP)
+		}
+		tl := tmpOf(next).size
+		if tl+uint64(n-i) > fsMaxPath {
+			return 0, errno(eNAMETOOLONG)
+		}
+		rest := n - i
+		copy(fsPath[tl:], fsPath[i:n]) // the rest moves up (copy is memmove), the target goes before it
+		tmpGetBytes(next-tmpBit, fsPath[:tl])
+		n, i = int(tl)+rest, 0
+		if fsPath[0] == '/' {
+			cur = 0
+		}
 	}
-	if p[n-1] == '/' && !vnIsDir(cur) {
+	if fsPath[n-1] == '/' && !vnIsDir(cur) {
 		return 0, errno(eNOTDIR)
 	}
 	return cur, 0
@@ -272,6 +300,11 @@ func fsResolve(start uint64, n int) (uint64, uint64) {
 
 // fsLookup resolves the user path at va relative to dirfd.
 func fsLookup(dirfd, va uint64, emptyOK bool) (uint64, uint64) {
+	return fsLookupAt(dirfd, va, emptyOK, true)
+}
+
+// fsLookupAt is fsLookup that can leave a final symlink unfollowed.
+func fsLookupAt(dirfd, va uint64, emptyOK, follow bool) (uint64, uint64) {
 	n, e := copyPath(va)
 	if e != 0 {
 		return 0, e
@@ -292,7 +325,7 @@ func fsLookup(dirfd, va uint64, emptyOK bool) (uint64, uint64) {
 	if e != 0 {
 		return 0, e
 	}
-	return fsResolve(start, n)
+	return fsWalk(start, n, follow)
 }
 
 // sysOpenat opens a tree or tmpfs path; O_CREAT makes a file in the tmpfs
@@ -305,9 +338,12 @@ func sysOpenat(dirfd, path, flags, mode uint64) uint64 {
 		return errno(eMFILE) // Linux takes the descriptor before it looks the path up
 	}
 	if flags&oCreat == 0 {
-		node, e := fsLookup(dirfd, path, false)
+		node, e := fsLookupAt(dirfd, path, false, flags&oNofollow == 0)
 		if e != 0 {
 			return e
+		}
+		if isTmp(node) && tmpOf(node).link {
+			return errno(eLOOP) // O_NOFOLLOW on a symlink
 		}
 		return fsOpenNode(node, flags)
 	}
@@ -326,6 +362,21 @@ func sysOpenat(dirfd, path, flags, mode uint64) uint64 {
 	}
 	name := fsPath[lc.at:lc.end]
 	node, e := fsChild(lc.dir, name)
+	if e == 0 && isTmp(node) && tmpOf(node).link {
+		switch {
+		case flags&oExcl != 0:
+			return errno(eEXIST)
+		case flags&oNofollow != 0:
+			return errno(eLOOP)
+		}
+		// Through the link: its target if that exists; making a missing
+		// target is not served.
+		if node, e = fsWalk(lc.dir, lc.end, true); e == errno(eNOENT) {
+			return errno(eNOTSUP)
+		} else if e != 0 {
+			return e
+		}
+	}
 	if e == 0 {
 		if flags&oExcl != 0 {
 			return errno(eEXIST)
@@ -534,7 +585,7 @@ func sysNewfstatat(dirfd, path, va, flags uint64) uint64 {
 	if fsys.n == 0 {
 		return errno(eNOENT)
 	}
-	node, e := fsLookup(dirfd, path, flags&atEmptyPath != 0)
+	node, e := fsLookupAt(dirfd, path, flags&atEmptyPath != 0, flags&atSymlinkNofollow == 0)
 	if e != 0 {
 		return e
 	}
@@ -747,11 +798,21 @@ func fsParentName(dirfd, path uint64) (lastComp, uint64) {
 	if at == 0 {
 		return lc, 0
 	}
+	// Following a symlink in the parent rewrites fsPath: the last
+	// component (at most one byte too long to keep ENAMETOOLONG) goes to
+	// the front of it afterwards.
+	var last [firmware.FSMaxName + 1]byte
+	k := copy(last[:], fsPath[at:end])
 	dir, e := fsResolve(start, at)
 	if e == 0 && !vnIsDir(dir) {
 		e = errno(eNOTDIR)
 	}
-	lc.dir = dir
+	copy(fsPath[:], last[:k])
+	lc.dir, lc.at, lc.end = dir, 0, k
+	lc.n = k
+	if end < n {
+		lc.n = k + 1 // trailing slashes
+	}
 	return lc, e
 }
 
@@ -805,10 +866,23 @@ func sysUnlinkat(dirfd, path, flags uint64) uint64 {
 	return errno(eROFS)
 }
 
-// sysReadlinkat: nothing in the image is a symlink.
-func sysReadlinkat(dirfd, path uint64) uint64 {
-	if _, e := fsLookup(dirfd, path, false); e != 0 {
+// sysReadlinkat copies a tmpfs symlink's target (not NUL-terminated, cut
+// to bufsiz); anything else: EINVAL.
+func sysReadlinkat(dirfd, path, buf, bufsiz uint64) uint64 {
+	if int64(bufsiz) <= 0 || bufsiz > 1<<31-1 {
+		return errno(eINVAL)
+	}
+	node, e := fsLookupAt(dirfd, path, false, false)
+	if e != 0 {
 		return e
 	}
-	return errno(eINVAL)
+	if !isTmp(node) || !tmpOf(node).link {
+		return errno(eINVAL)
+	}
+	n := min(tmpOf(node).size, bufsiz)
+	tmpGetBytes(node-tmpBit, fsPath[:n]) // the lookup is done with fsPath
+	if !copyToUser(buf, fsPath[:n]) {
+		return errno(eFAULT)
+	}
+	return n
 }

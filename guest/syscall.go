@@ -71,6 +71,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	83:  {"mkdir", sysPartial, "as mkdirat"},
 	84:  {"rmdir", sysPartial, "as unlinkat with AT_REMOVEDIR"},
 	87:  {"unlink", sysPartial, "as unlinkat"},
+	88:  {"symlink", sysPartial, "as symlinkat"},
 	89:  {"readlink", sysPartial, "as readlinkat"},
 	90:  {"chmod", sysPartial, "as fchmodat"},
 	91:  {"fchmod", sysPartial, "/tmp files and directories; the --dir tree: EROFS; pipes, eventfds, fds 0..2: ENOSYS"},
@@ -101,7 +102,8 @@ var syscallTable = [maxSyscall]sysEntry{
 	262: {"newfstatat", sysPartial, "--dir paths (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW accepted); mode, size, inode, mtime; uid and gid 0"},
 	263: {"unlinkat", sysPartial, "in /tmp (a removed file's pages go back when no descriptor has it open); the --dir tree is read-only: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
 	264: {"renameat", sysPartial, "as renameat2 without flags"},
-	267: {"readlinkat", sysPartial, "the --dir tree has no symlinks: the lookup's error, else EINVAL"},
+	266: {"symlinkat", sysPartial, "in /tmp (lookups follow them, at most 40 deep: ELOOP; O_CREAT through one to a missing target: EOPNOTSUPP); the --dir tree: EROFS"},
+	267: {"readlinkat", sysPartial, "/tmp symlinks; the --dir tree has none: the lookup's error, else EINVAL"},
 	268: {"fchmodat", sysPartial, "/tmp paths (the caller is root: the bits are kept, never enforced); the --dir tree: EROFS"},
 	270: {"pselect6", sysRefused, ""},
 	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
@@ -219,9 +221,13 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 	case 258:
 		return sysMkdirat(a0, a1, a2), false
 	case 89: // readlink
-		return sysReadlinkat(atFDCWD, a0), false
+		return sysReadlinkat(atFDCWD, a0, a1, a2), false
 	case 267:
-		return sysReadlinkat(a0, a1), false
+		return sysReadlinkat(a0, a1, a2, a3), false
+	case 88: // symlink
+		return sysSymlinkat(a0, atFDCWD, a1), false
+	case 266:
+		return sysSymlinkat(a0, a1, a2), false
 	case 263:
 		return sysUnlinkat(a0, a1, a2), false
 	case 24: // sched_yield

@@ -42,10 +42,15 @@ const (
 	seekHole  = 4
 	renNorepl = 1
 	renExch   = 2
+	eLOOP     = 40
+	oNofollow = 0x20000
+	dtLnk     = 10
+	sIFLnk    = 0o120000
 )
 
 type tmpNode struct {
 	used, dir, linked bool
+	link              bool // a symlink: its target is its data
 	parent            uint64 // node index; the root's is itself (its ".." is the tree's /)
 	opens             uint64 // descriptors open on it
 	mode              uint64 // permission bits (and sticky, for the root)
@@ -646,6 +651,9 @@ func tmpSeekData(i, off, whence uint64) uint64 {
 func tmpStat(i uint64, st *[144]byte) {
 	n := &tmpNodes()[i]
 	mode, size, nlink := n.mode|sIFReg, n.size, uint64(0)
+	if n.link {
+		mode = sIFLnk | 0o777
+	}
 	if n.dir {
 		mode, size = n.mode|sIFDir, (2+n.size)*tmpDirent
 		if n.linked {
@@ -707,7 +715,10 @@ func tmpGetdents(f *fileDesc, buf, count uint64) uint64 {
 			}
 			n := &tmpNodes()[c]
 			name, ino, next = n.name[:n.nameLen], n.ino, c+2
-			if !n.dir {
+			switch {
+			case n.link:
+				typ = dtLnk
+			case !n.dir:
 				typ = dtReg
 			}
 		}
@@ -894,4 +905,83 @@ func tmpMove(i, dir uint64, name []byte, now uint64) {
 	}
 	n.parent, n.nameLen, n.ctime = dir, uint64(copy(n.name[:], name)), now
 	from.mtime, from.ctime, to.mtime, to.ctime = now, now, now, now
+}
+
+// ---- symlinks ----
+
+// tmpGetBytes copies the start of node i's data (a symlink's target) to b.
+func tmpGetBytes(i uint64, b []byte) {
+	for off := uint64(0); off < uint64(len(b)); {
+		chunk := min(uint64(len(b))-off, mm.PageSize-off%mm.PageSize)
+		if p := tmpPage(i, off/mm.PageSize); p != 0 {
+			copy(b[off:off+chunk], physBytes(p+off%mm.PageSize, int(chunk)))
+		} else {
+			clear(b[off : off+chunk])
+		}
+		off += chunk
+	}
+}
+
+// sysSymlinkat makes a symlink in /tmp (the tree: EROFS), with Linux's
+// checks in Linux's order: the target, the parent, then the name.
+func sysSymlinkat(target, dirfd, path uint64) uint64 {
+	tl, e := copyPath(target)
+	if e != 0 {
+		return e
+	}
+	if tl == 0 {
+		return errno(eNOENT)
+	}
+	// The target waits in a page of its own while the link's path
+	// resolves (no checkpoint can fall inside a system call).
+	tp, ok := allocZeroed(mm.FlagKernel)
+	if !ok {
+		return errno(eNOMEM)
+	}
+	copy(physBytes(tp, tl), fsPath[:tl])
+	e = tmpSymlink(physBytes(tp, tl), dirfd, path)
+	putFrame(tp)
+	return e
+}
+
+func tmpSymlink(target []byte, dirfd, path uint64) uint64 {
+	tl := len(target)
+	lc, e := fsParentName(dirfd, path)
+	if e != 0 {
+		return e
+	}
+	if lc.kind != 0 {
+		return errno(eEXIST)
+	}
+	name := fsPath[lc.at:lc.end]
+	if _, e := fsChild(lc.dir, name); e == 0 {
+		return errno(eEXIST)
+	} else if e != errno(eNOENT) {
+		return e
+	}
+	if lc.end < lc.n {
+		return errno(eNOENT) // a trailing slash on a name that does not exist
+	}
+	if !isTmp(lc.dir) {
+		return errno(eROFS)
+	}
+	v, e := tmpCreate(lc.dir, name, false, 0o777)
+	if e != 0 {
+		return e
+	}
+	i := v - tmpBit
+	n := &tmpNodes()[i]
+	n.link, n.mode = true, 0o777
+	for off := uint64(0); off < uint64(tl); {
+		p, _, err := tmpGetPage(i, off/mm.PageSize)
+		if err != 0 {
+			tmpUnlink(i)
+			return err
+		}
+		chunk := min(uint64(tl)-off, mm.PageSize-off%mm.PageSize)
+		copy(physBytes(p+off%mm.PageSize, int(chunk)), target[off:off+chunk])
+		off += chunk
+	}
+	n.size = uint64(tl)
+	return 0
 }

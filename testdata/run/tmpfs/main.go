@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"unsafe"
@@ -212,6 +213,55 @@ func main() {
 	check(os.Mkdir(p("d/e/g2"), 0o755))
 	try("rename a dir onto an empty dir", syscall.Rename(p("g"), p("d/e/g2")))
 	try("rename onto itself", syscall.Rename(p("d/x"), p("d/x")))
+
+	// Symlinks: relative and absolute, to a directory, a file and nothing.
+	check(os.Symlink("d/e", p("ln")))
+	check(os.Symlink(p("d/e/b.txt"), p("abs")))
+	check(os.Symlink("nowhere", p("dangling")))
+	target, err := os.Readlink(p("ln"))
+	fmt.Println("readlink:", target, err)
+	b, err = os.ReadFile(p("ln/b.txt"))
+	fmt.Printf("through a link to a directory: %q %v\n", b, err)
+	b, err = os.ReadFile(p("abs"))
+	fmt.Printf("through an absolute link: %q %v\n", b, err)
+	lst, err := os.Lstat(p("ln"))
+	check(err)
+	st, err = os.Stat(p("ln"))
+	check(err)
+	fmt.Println("lstat a link:", lst.Mode().Type() == os.ModeSymlink, lst.Size(), "stat it:", st.IsDir())
+	_, err = os.Stat(p("dangling"))
+	try("stat a dangling link", err)
+	_, err = os.Lstat(p("dangling"))
+	try("lstat it", err)
+	_, err = syscall.Open(p("abs"), syscall.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	try("O_NOFOLLOW on a link", err)
+	_, err = os.OpenFile(p("dangling"), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	try("O_CREAT|O_EXCL on a dangling link", err)
+	f, err = os.OpenFile(p("abs"), os.O_RDWR|os.O_CREATE, 0o644)
+	try("O_CREAT through a link to a file", err)
+	f.Close()
+	try("symlink over a name", os.Symlink("x", p("ln")))
+	try("symlink with an empty target", os.Symlink("", p("empty")))
+	check(os.Symlink("loop", p("loop")))
+	_, err = os.Stat(p("loop"))
+	try("stat a link to itself", err)
+	_, err = os.Readlink(p("d/x"))
+	try("readlink a file", err)
+	_, err = os.Readlink(p("missing"))
+	try("readlink missing", err)
+	try("rmdir a link to a directory", syscall.Rmdir(p("ln")))
+	try("mkdir over a link", os.Mkdir(p("dangling"), 0o755))
+	real, err := filepath.EvalSymlinks(p("ln/../e/b.txt"))
+	fmt.Println("EvalSymlinks:", strings.TrimPrefix(real, dir), err)
+	listing("readdir with links", dir)
+	check(os.Rename(p("abs"), p("d/abs")))
+	b, err = os.ReadFile(p("d/abs"))
+	fmt.Printf("a moved absolute link: %q %v\n", b, err)
+	for _, l := range []string{"ln", "dangling", "loop", "d/abs"} {
+		check(os.Remove(p(l)))
+	}
+	_, err = os.Stat(p("d/e/b.txt"))
+	fmt.Println("its target stays:", err)
 
 	// The working directory can be in /tmp, and move back by descriptor.
 	home, err := os.Open(".")
