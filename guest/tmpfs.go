@@ -50,7 +50,7 @@ const (
 
 type tmpNode struct {
 	used, dir, linked bool
-	link              bool // a symlink: its target is its data
+	link              bool   // a symlink: its target is its data
 	parent            uint64 // node index; the root's is itself (its ".." is the tree's /)
 	opens             uint64 // descriptors open on it
 	mode              uint64 // permission bits (and sticky, for the root)
