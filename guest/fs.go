@@ -548,6 +548,9 @@ func fsStat(node, va uint64) uint64 {
 				nlink++
 			}
 		}
+		if node == 0 && !fsHasTmp() {
+			nlink++ // the mount point's ".."
+		}
 	}
 	putLE(st[0:8], fsDevice)
 	putLE(st[8:16], node+1)
@@ -594,8 +597,9 @@ func sysNewfstatat(dirfd, path, va, flags uint64) uint64 {
 
 // sysGetdents64 writes linux_dirent64 records: ".", "..", then the
 // children in name order; f.pos counts the records already returned. A
-// tree without a tmp directory lists none at its root: /tmp is reached by
-// path only, so a program walking its --dir tree sees just that tree.
+// tree without a tmp directory still lists one at its root, after the rest:
+// the tmpfs mount point (Go's os.Getwd, for one, finds its way up by
+// reading each parent's entries).
 func sysGetdents64(fd, buf, count uint64) uint64 {
 	f := fdOf(fd, fdFile)
 	if f == nil {
@@ -612,6 +616,9 @@ func sysGetdents64(fd, buf, count uint64) uint64 {
 	}
 	var rec [24 + firmware.FSMaxName + 8]byte
 	end := 2 + fsSize(f.node)
+	if f.node == 0 && !fsHasTmp() {
+		end++
+	}
 	done := uint64(0)
 	for f.pos < end {
 		name := dotdot[:1]
@@ -620,6 +627,8 @@ func sysGetdents64(fd, buf, count uint64) uint64 {
 		case f.pos == 1:
 			name = dotdot[:]
 			ino = fsParent(f.node) + 1
+		case f.pos == 2+fsSize(f.node): // the mount point
+			name, ino = tmpName[:], fsys.n+1
 		case f.pos >= 2:
 			c := fsOff(f.node) + f.pos - 2
 			name, ino = fsName(c), c+1
@@ -686,6 +695,16 @@ func sysGetcwd(buf, size uint64) uint64 {
 }
 
 var tmpName = [3]byte{'t', 'm', 'p'}
+
+// fsHasTmp says whether the tree's root has an entry named tmp.
+func fsHasTmp() bool {
+	for c := fsOff(0); c < fsOff(0)+fsSize(0); c++ {
+		if string(fsName(c)) == "tmp" {
+			return true
+		}
+	}
+	return false
+}
 
 // sysChdir and sysFchdir move the working directory; a tmpfs one is held
 // open (a removed one stays usable, and getcwd answers ENOENT).

@@ -2,10 +2,8 @@
 // --dir ../readfile/tree), which a host run on a writable tree cannot show.
 // want.txt is its output on Linux, run as root under chroot in a read-only
 // bind mount of that tree (mount --bind; mount -o remount,ro,bind), which
-// vmm run must reproduce. The last line needs the writable /tmp vmm run
-// mounts: it was checked in the same chroot with a tmp directory added and
-// a tmpfs mounted on it (mount -t tmpfs), where the only other line that
-// changes is the root's nlink (4, for that extra directory).
+// vmm run must reproduce, with a tmp directory added to that tree and a
+// tmpfs mounted on it (mount -t tmpfs), as vmm run mounts one at /tmp.
 package main
 
 import (
