@@ -117,7 +117,7 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 		programAbort()
 		return exitWorkloadFail
 	}
-	if !proc.vmas.insert(userStackTop-userStackMax, userStackTop, protRead|protWrite) {
+	if !proc.vmas.insert(userStackTop-userStackMax, userStackTop, protRead|protWrite) || !mapVDSO() {
 		programAbort()
 		return exitWorkloadFail
 	}
@@ -141,6 +141,7 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 	// reference also keeps the linker from dropping it.
 	report("run.syscall_entry", syscallEntryAddr())
 	proc.tsc0 = rdtsc()
+	vdsoStart()
 	t := &threads[0]
 	*t = thread{state: threadRunning, tid: 1}
 	t.ctx = userCtx{RSP: sp, RIP: proc.entry, RFLAGS: runRFlags}
@@ -385,7 +386,7 @@ func buildStack(argv []byte, argc uint64, envp []byte, envc uint64, random []byt
 	for _, kv := range [...][2]uint64{
 		{atPhdr, proc.phdr}, {atPhent, 56}, {atPhnum, proc.phnum}, {atPagesz, mm.PageSize},
 		{atEntry, proc.entry}, {atUID, 0}, {atEUID, 0}, {atGID, 0}, {atEGID, 0}, {atSecure, 0},
-		{atRandom, sp + strBase}, {atExecfn, execfn}, {atNull, 0},
+		{atRandom, sp + strBase}, {atExecfn, execfn}, {atSysinfoEhdr, vdsoBase}, {atNull, 0},
 	} {
 		put(kv[0])
 		put(kv[1])

@@ -35,7 +35,7 @@ done
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-for p in testdata/bench/binarytrees testdata/bench/allocmix testdata/bench/heaphold testdata/bench/pagetouch testdata/run/getpid; do
+for p in testdata/bench/binarytrees testdata/bench/allocmix testdata/bench/heaphold testdata/bench/pagetouch testdata/run/getpid testdata/run/clock; do
 	(cd "$p" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go build -o "$work/$(basename "$p")" .)
 done
 
@@ -92,6 +92,21 @@ for _ in $(seq "$reps"); do
 		sed -n 's|.* \([0-9.]*\) ns/syscall.*|\1|p' >>"$work/f"
 done
 echo "getpid round trip: host $(stats <"$work/h") ns, guest $(stats <"$work/g") ns; bare SYSCALL floor $(stats <"$work/f") ns; load $(load)"
+
+# time.Now: clock reads the clock 200,000 times (and makes 1,000 real
+# clock_gettime calls); whole-process wall and CPU time.
+for side in host guest; do
+	: >"$work/a" ; : >"$work/b"
+	for _ in $(seq "$reps"); do
+		if [ $side = host ]; then
+			/usr/bin/time -f '%e %U %S' -o "$work/t" "$work/clock" >/dev/null
+		else
+			/usr/bin/time -f '%e %U %S' -o "$work/t" "$vmm" run "${kernel[@]}" "$work/clock" >/dev/null 2>&1
+		fi
+		awk '{print $1*1000 >> "'"$work/a"'"; print ($2+$3)*1000 >> "'"$work/b"'"}' "$work/t"
+	done
+	echo "clock, 200,000 time.Now ($side): wall $(stats <"$work/a") ms, CPU $(stats <"$work/b") ms; load $(load)"
+done
 
 # A page's first write: pagetouch prints three figures in ns a page.
 for side in host guest; do

@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"errors"
 	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
@@ -23,6 +24,13 @@ type Checkpoint struct {
 	Violations int    `json:"violations"`
 	Error      string `json:"error,omitempty"` // the registration could not be read
 	Nanos      int64  `json:"ns"`
+	// Kind is how the check ran (verify.KindFull or KindIncremental; empty
+	// when nothing was verified), RecheckedFrames how many frame records
+	// it re-checked (all of them for a full check), FullReason why a
+	// checkpoint in incremental mode was a full one.
+	Kind            string `json:"kind,omitempty"`
+	RecheckedFrames uint64 `json:"rechecked_frames"`
+	FullReason      string `json:"full_reason,omitempty"`
 	// AtNanos is when the checkpoint began, counted from vCPU 0's first
 	// entry: the first one dates the end of the guest's boot.
 	AtNanos int64 `json:"at_ns"`
@@ -35,7 +43,7 @@ type Checkpoint struct {
 func (vm *VM) checkpoint(label string, final bool) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
-	reg, boot, held := vm.hc.reg, vm.hc.boot, vm.hc.held
+	reg, boot, held, refused := vm.hc.reg, vm.hc.boot, vm.hc.held, vm.hc.regErr
 	roots := append([]uint64(nil), vm.hc.roots...)
 	vm.mu.Unlock()
 	vm.mu.Lock()
@@ -47,8 +55,13 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	}
 	if reg != nil {
 		cp.Verified = true
-		rep, err := verify.Verify(vm.mem, verify.Input{Registration: *reg, Boot: boot, Holdings: held,
-			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}})
+		in := verify.Input{Registration: *reg, Boot: boot, Holdings: held,
+			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}}
+		rep, out, err := vm.verifyAt(in, final)
+		cp.Kind, cp.RecheckedFrames, cp.FullReason = out.Kind, out.Rechecked, out.Reason
+		if vm.afterVerify != nil {
+			vm.afterVerify(label, in, rep, out)
+		}
 		if err != nil {
 			cp.Error = err.Error()
 			cp.Violations = 1 // an unreadable registration is itself a violation
@@ -56,6 +69,13 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 			cp.Report = rep
 			cp.Violations = rep.TotalViolations
 		}
+	}
+	var re *verify.RegistrationError
+	if reg == nil && errors.As(refused, &re) {
+		// Nothing can be verified, and that is the guest's fault: its
+		// allocator placed its metadata where no check can trust it.
+		cp.Report = &verify.Report{Violations: []verify.Violation{re.Violation()}, TotalViolations: 1}
+		cp.Violations = 1
 	}
 	cp.Nanos = time.Since(start).Nanoseconds()
 	if vm.cfg.DumpPath != "" && vm.cfg.DumpAt == label && !final {

@@ -28,6 +28,11 @@ type Config struct {
 	DumpPath string // write an ELF core of guest memory at exit ("" = none)
 	DumpAt   string // write it at the checkpoint with this label instead (world stopped)
 	GDB      string // serve gdb's remote protocol on this address; the guest waits for it ("" = none)
+	// Verify is how checkpoints the guest asks for are checked:
+	// VerifyFull (the default, "") checks everything every time;
+	// VerifyIncremental re-checks what the guest wrote since the last one,
+	// found with KVM's dirty log. The final check is always full.
+	Verify string
 	// HugePages backs guest RAM with transparent huge pages (see
 	// GuestMemory.AdviseHuge): `vmm run` sets it, since a Go heap touches
 	// fresh frames fast and each host fault is an exit.
@@ -42,6 +47,15 @@ type Config struct {
 	// checkpoint, a dump's start and end); nil: none.
 	Progress io.Writer
 }
+
+// Verification modes (Config.Verify).
+const (
+	VerifyIncremental = verify.KindIncremental
+	VerifyFull        = verify.KindFull
+)
+
+// incremental reports whether checkpoints are checked incrementally.
+func (c *Config) incremental() bool { return c.Verify == VerifyIncremental }
 
 // ErrConfig wraps every configuration error; the CLI maps it to StatusUsage.
 var ErrConfig = errors.New("invalid configuration")
@@ -79,6 +93,9 @@ func (c *Config) Validate(maxCPUs int) error {
 	}
 	if len(c.Trace) > 0 && len(c.Program) > 0 {
 		return fmt.Errorf("%w: a trace and a program cannot share one boot", ErrConfig)
+	}
+	if c.Verify != "" && c.Verify != VerifyIncremental && c.Verify != VerifyFull {
+		return fmt.Errorf("%w: --verify %q: want %s or %s", ErrConfig, c.Verify, VerifyIncremental, VerifyFull)
 	}
 	if c.DumpAt != "" && c.DumpPath == "" {
 		return fmt.Errorf("%w: --dump-at needs --dump FILE", ErrConfig)

@@ -296,6 +296,7 @@ func (d *debugger) trap(v *vcpu, ff *firmware.FaultFrame, regs uint64) bool {
 	view, err := guestView[firmware.TrapRecord](vm.mem, rec)
 	if err == nil {
 		depth = view.Depth
+		vm.mem.NoteWrite(rec, firmware.TrapRecordSize) // the stub may store through view
 	}
 	_, rerr := vm.mem.Slice(regs, uint64(unsafe.Sizeof(trapRegs{})))
 	ctx := &trapCtx{rec: rec, regs: regs, resumable: err == nil && depth == 1 && regs != 0 && rerr == nil}
@@ -479,6 +480,7 @@ func (d *debugger) loadTrap(c *trapCtx) (regs trapRegs, rec *firmware.TrapRecord
 		return regs, nil, err
 	}
 	rec, err = guestView[firmware.TrapRecord](d.vm.mem, c.rec)
+	d.vm.mem.NoteWrite(c.rec, firmware.TrapRecordSize) // callers may store through rec
 	return regs, rec, err
 }
 
@@ -597,6 +599,7 @@ func (d *debugger) access(cpu int, addr uint64, p []byte, write bool) error {
 		}
 		if write {
 			copy(host, p[:n])
+			d.vm.mem.NoteWrite(phys, n)
 		} else {
 			copy(p[:n], host)
 		}

@@ -11,8 +11,8 @@ import (
 )
 
 // TestDumpAfterFaultUnwindsInGDB: the dump of a guest that faulted shows,
-// in the real gdb, the faulting code as thread 1 and the handler that
-// reported it as thread 2.
+// in the real gdb, the signal that ended it (as for a Linux core), the
+// faulting code as thread 1 and the handler that reported it as thread 2.
 func TestDumpAfterFaultUnwindsInGDB(t *testing.T) {
 	gdb, err := exec.LookPath("gdb")
 	if err != nil {
@@ -34,6 +34,9 @@ func TestDumpAfterFaultUnwindsInGDB(t *testing.T) {
 		t.Fatalf("gdb: %v\n%s", err, out)
 	}
 	text := string(out)
+	if !strings.Contains(text, "Program terminated with signal SIGSEGV") {
+		t.Errorf("gdb does not say which signal ended the guest:\n%s", text)
+	}
 	fault, handler, ok := strings.Cut(text, "[Switching to thread 2")
 	if !ok {
 		t.Fatalf("gdb shows no second thread:\n%s", text)

@@ -166,6 +166,7 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			r.ret = firmware.HCErrState
 			return r
 		}
+		mem.NoteWrite(a[0], a[1])
 		r.ret = a[1]
 	case firmware.HCExitProgram:
 		if a[0] > 255 {

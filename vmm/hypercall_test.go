@@ -195,3 +195,26 @@ func TestRegisterHeld(t *testing.T) {
 		t.Errorf("held = %#x", st.held)
 	}
 }
+
+// TestRefusedRegistrationIsAViolation: while no registration stands, a
+// refused one is what every checkpoint reports (1 violation naming the
+// frame), so the run ends with StatusViolation rather than the guest's own
+// status; a guest that never registered is only "not verified".
+func TestRefusedRegistrationIsAViolation(t *testing.T) {
+	vm := &VM{mem: testMemory(t, 128<<20)}
+	vm.hc.boot = &verify.Boot{InUse: []verify.Region{{Name: "kernel image", Base: 0x400000, Size: 0x100000}}}
+	if n := vm.checkpoint("before", false); n != 0 || vm.result.Checkpoints[0].State() != "not verified (no metadata registered)" {
+		t.Fatalf("no registration yet: %d violations, %q", n, vm.result.Checkpoints[0].State())
+	}
+	ver := uint64(mm.LayoutVersion)
+	handleHypercall(vm.mem, &vm.hc, 0, &firmware.Mailbox{Nr: firmware.HCRegisterMeta, Args: [5]uint64{0x1000000, 16, ver, 0x480000}})
+	vm.result.Outcome, vm.result.ExitStatus = OutcomeExit, firmware.GuestExitMMInitFailed
+	vm.finish()
+	cp := vm.result.Checkpoints[1]
+	if cp.Verified || cp.Violations != 1 || cp.Report == nil || len(cp.Report.Violations) != 1 || cp.Report.Violations[0].PFN != 0x480 {
+		t.Fatalf("refused registration: %+v", cp)
+	}
+	if vm.result.ExitStatus != StatusViolation || *vm.result.GuestExitStatus != firmware.GuestExitMMInitFailed {
+		t.Errorf("exit status %d (guest %v), want %d over the guest's %d", vm.result.ExitStatus, vm.result.GuestExitStatus, StatusViolation, firmware.GuestExitMMInitFailed)
+	}
+}

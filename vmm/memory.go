@@ -18,8 +18,9 @@ import (
 // memory map's slots. Every guest physical address is checked against the
 // slots before use; a bad address is an error, never a wild access.
 type GuestMemory struct {
-	Map  memmap.Map
-	host []byte
+	Map   memmap.Map
+	host  []byte
+	dirty *dirtyTracker // told of the VMM's own writes (nil: not tracked)
 }
 
 // NewGuestMemory maps ramBytes of host memory with MAP_NORESERVE, so a large
@@ -81,8 +82,15 @@ func (g *GuestMemory) Write(gpa uint64, buf []byte) error {
 		return err
 	}
 	copy(s, buf)
+	g.NoteWrite(gpa, uint64(len(buf)))
 	return nil
 }
+
+// NoteWrite tells the dirty tracking that the VMM wrote [gpa, gpa+n)
+// through a Slice: KVM's dirty log sees only the guest's writes. Write and
+// WriteU64 call it; so must every other VMM write to guest RAM outside the
+// firmware area (which counts as always written).
+func (g *GuestMemory) NoteWrite(gpa, n uint64) { g.dirty.noteWrite(gpa, n) }
 
 // ReadU64 reads a little-endian uint64 at gpa.
 func (g *GuestMemory) ReadU64(gpa uint64) (uint64, error) {
@@ -100,6 +108,7 @@ func (g *GuestMemory) WriteU64(gpa, v uint64) error {
 		return err
 	}
 	binary.LittleEndian.PutUint64(s, v)
+	g.NoteWrite(gpa, 8)
 	return nil
 }
 

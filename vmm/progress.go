@@ -14,11 +14,18 @@ func (vm *VM) progressf(format string, args ...any) {
 }
 
 func (vm *VM) progressCheckpoint(cp Checkpoint) {
-	state := "not verified (no metadata registered)"
-	if cp.Verified {
-		state = fmt.Sprintf("%d violations", cp.Violations)
+	vm.progressf("checkpoint %q: %s in %v", cp.Label, cp.State(), time.Duration(cp.Nanos).Round(time.Microsecond))
+}
+
+// State says in a few words what the checkpoint found.
+func (cp Checkpoint) State() string {
+	switch {
+	case cp.Verified:
+		return fmt.Sprintf("%d violations", cp.Violations)
+	case cp.Violations > 0:
+		return "not verified: the registration was refused (1 violation)"
 	}
-	vm.progressf("checkpoint %q: %s in %v", cp.Label, state, time.Duration(cp.Nanos).Round(time.Microsecond))
+	return "not verified (no metadata registered)"
 }
 
 func (vm *VM) progressDump(d *DumpResult) {

@@ -43,6 +43,16 @@ type VM struct {
 	done     chan struct{}
 	dbg      *debugger // --gdb (nil without)
 
+	// Incremental checkpoints (Config.Verify): KVM's dirty log of guest
+	// RAM and the verifier's state from the last checkpoint; nil dirty
+	// in full mode. Used with the world stopped.
+	dirty *dirtyTracker
+	incr  verify.Incremental
+	watch watchPolicy
+	// afterVerify, when set (tests), runs after each checkpoint's check,
+	// still with the world stopped.
+	afterVerify func(label string, in verify.Input, rep *verify.Report, out verify.Outcome)
+
 	// The console doorbell: MMIO exits first, an ioeventfd after
 	// doorbellExitsBeforeEventfd of them (see consoleDoorbell).
 	doorbellMu    sync.Mutex
@@ -119,6 +129,10 @@ func (vm *VM) build() error {
 	vm.runSize = int(size)
 	if vm.mem, err = NewGuestMemory(m); err != nil {
 		return err
+	}
+	if vm.cfg.incremental() { // dirty logging starts at the first checkpoint (dirtyTracker.start)
+		vm.dirty = newDirtyTracker(vm.vmFd, m.Slots(), vm.mem.Host())
+		vm.mem.dirty = vm.dirty
 	}
 	if vm.cfg.HugePages {
 		vm.mem.AdviseHuge()

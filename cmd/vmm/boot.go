@@ -17,6 +17,9 @@ import (
 	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
+// verifyUsage documents --verify (vmm boot and vmm run).
+const verifyUsage = "how checkpoints are verified: `MODE` full (every frame, the default) or incremental (re-check what the guest wrote since the last one, from KVM's dirty log); the check at exit is always full"
+
 // bootFlags are `vmm boot`'s flags; keep the names stable (scripts use them).
 type bootFlags struct {
 	mem       string
@@ -31,6 +34,7 @@ type bootFlags struct {
 	dump      string
 	dumpAt    string
 	gdb       string
+	verify    string
 	json      bool
 	verbose   bool
 	progress  progressFlag
@@ -52,6 +56,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
 	fs.StringVar(&f.gdb, "gdb", "", "wait for gdb on `ADDR` (PORT or HOST:PORT; loopback unless a host is named) before the first instruction")
+	fs.StringVar(&f.verify, "verify", vmm.VerifyFull, verifyUsage)
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
 	fs.Var(&f.progress, "progress", progressUsage)
@@ -74,7 +79,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 // config turns flags into a vmm.Config, reading files; it creates no VM.
 func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
-		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, GDB: f.gdb}
+		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, GDB: f.gdb, Verify: f.verify}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)
@@ -270,10 +275,7 @@ func printSummary(w io.Writer, r *vmm.Result, startToEntry time.Duration) {
 		fmt.Fprintf(w, "vmm: %d guest reports dropped (more than the distinct keys a run keeps)\n", r.ReportsDropped)
 	}
 	for _, c := range r.Checkpoints {
-		state := "not verified (no metadata registered)"
-		if c.Verified {
-			state = fmt.Sprintf("%d violations", c.Violations)
-		}
+		state := c.State()
 		if !c.SafePoint && c.Violations > 0 {
 			state += " (not at a safe point: the guest was stopped wherever it was, so an operation may be caught half done)"
 		}

@@ -31,20 +31,21 @@ const schemaRun = "vmm.run/1"
 const maxProgram = 256 << 20
 
 type runFlags struct {
-	mem     string
-	cpus    int
-	env     []string
-	timeout time.Duration
-	tick    time.Duration
-	verify  time.Duration
-	kernel  string
-	dump    string
-	jsonOut string
-	verbose bool
-	dir     string
-	cwd     string
-	prog    string
-	args    []string
+	mem        string
+	cpus       int
+	env        []string
+	timeout    time.Duration
+	tick       time.Duration
+	verify     time.Duration
+	verifyMode string // --verify: incremental or full
+	kernel     string
+	dump       string
+	jsonOut    string
+	verbose    bool
+	dir        string
+	cwd        string
+	prog       string
+	args       []string
 }
 
 type envFlag struct{ vals *[]string }
@@ -68,6 +69,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "stop the program after `DURATION`")
 	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "timer `PERIOD` that preempts the program's threads")
 	fs.DurationVar(&f.verify, "verify-every", 0, "verify guest memory from the host every `INTERVAL` of guest time, at a timer tick that interrupted the program (0: at exec and exit only)")
+	fs.StringVar(&f.verifyMode, "verify", vmm.VerifyFull, verifyUsage)
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
 	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
@@ -229,7 +231,7 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 
 func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, []byte, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump,
-		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true}
+		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true, Verify: f.verifyMode}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, nil, usagef("--mem: %v", err)

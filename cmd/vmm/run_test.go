@@ -166,6 +166,7 @@ func TestRunGoPrograms(t *testing.T) {
 		{"readfile", nil, nil, "tree", ""},
 		{name: "readfile", args: []string{"../.."}, dir: "tree", cwd: "sub/deeper"},
 		{"churn", []string{"--verify-every", "20ms"}, nil, "", ""}, // vmm flags, not the program's
+		{"clock", nil, nil, "", ""},                                // time.Now through the vDSO
 		// os.TempDir: the guest's /tmp, a fresh TMPDIR on the host.
 		{"tmpfs", nil, nil, "", ""},
 		{"tmpfs", []string{"keep"}, nil, "", ""},                  // files left in /tmp go back at exit
@@ -220,7 +221,10 @@ func TestRunGoPrograms(t *testing.T) {
 					Leaked     uint64 `json:"frames_leaked"`
 					Signals    uint64 `json:"signals_delivered"`
 					TmpfsPeak  uint64 `json:"tmpfs_peak_pages"`
-					Syscalls   []struct{ Name string }
+					Syscalls   []struct {
+						Name  string
+						Count uint64
+					}
 				}
 			}
 			b, err := os.ReadFile(jsonOut)
@@ -249,6 +253,13 @@ func TestRunGoPrograms(t *testing.T) {
 			if labels != wantLabels || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
 				*res.ProgramExitStatus != wantStatus || res.Run.PeakFrames == 0 || res.Run.Leaked != 0 || len(res.Run.Syscalls) == 0 {
 				t.Errorf("summary: checkpoints %q, %+v", labels, res)
+			}
+			for _, c := range res.Run.Syscalls {
+				// clock reads the clock 200,000 times: through the vDSO,
+				// only its 1,000 explicit system calls reach the kernel.
+				if tc.name == "clock" && c.Name == "clock_gettime" && c.Count > 1100 {
+					t.Errorf("%d clock_gettime system calls: the vDSO was not used", c.Count)
+				}
 			}
 			if wantSignals := map[string]uint64{"recover": 6}[tc.name]; res.Run.Signals != wantSignals {
 				t.Errorf("%d signals delivered, want %d", res.Run.Signals, wantSignals)

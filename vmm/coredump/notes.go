@@ -189,7 +189,7 @@ func vcpuOf(pr *elfPrstatus, q *qemuCPUState, at uint64) (VCPU, error) {
 		}
 	}
 	return VCPU{
-		Index: int(pr.Pid - 1), Signal: int(pr.Cursig),
+		Index: int(pr.Pid - 1), Signal: int(pr.Info[0]), // pr_cursig is the process's
 		RAX: r.RAX, RBX: r.RBX, RCX: r.RCX, RDX: r.RDX, RSI: r.RSI, RDI: r.RDI, RSP: r.RSP, RBP: r.RBP,
 		R8: r.R8, R9: r.R9, R10: r.R10, R11: r.R11, R12: r.R12, R13: r.R13, R14: r.R14, R15: r.R15,
 		RIP: r.RIP, RFLAGS: r.EFLAGS,

@@ -20,8 +20,9 @@ type VCPU struct {
 	CS, SS, DS, ES, FS, GS uint16
 	// Segment bases and control registers (CRs travel in the QEMU note).
 	FSBase, GSBase, CR0, CR2, CR3, CR4 uint64
-	// Signal is the pr_cursig gdb reports for this thread (e.g. SIGSEGV
-	// for a page fault); 0 when the vCPU did not fault.
+	// Signal is the thread's own signal, its si_signo (e.g. SIGSEGV for a
+	// page fault); 0 when the vCPU did not fault. Every thread's pr_cursig
+	// is the dump's first such signal, as in a Linux core.
 	Signal int
 	// Handler is set when the registers above are the context an
 	// exception interrupted: it holds the vCPU's real registers at dump

@@ -87,16 +87,25 @@ func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
 	if len(info.Roots) > MaxRoots {
 		return nil, fmt.Errorf("coredump: %d page-table roots, more than %d", len(info.Roots), MaxRoots)
 	}
+	// Linux writes the signal that killed the process as every thread's
+	// pr_cursig, and gdb (bfd) takes the last note's as the core's "Program
+	// terminated with signal": the thread's own signal is in si_signo.
+	fatal := 0
+	for _, v := range vcpus {
+		if fatal == 0 {
+			fatal = v.Signal
+		}
+	}
 	var b []byte
 	for _, v := range vcpus {
 		if v.Index < 0 || v.Index >= 1<<31-1 {
 			return nil, fmt.Errorf("coredump: vCPU index %d out of range", v.Index)
 		}
-		b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(v, int32(v.Index+1))))
+		b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(v, int32(v.Index+1), fatal)))
 	}
 	for _, v := range vcpus {
 		if h := v.Handler; h != nil {
-			b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(*h, int32(HandlerPIDBase+v.Index+1))))
+			b = appendNote(b, noteNameCore, ntPRStatus, encode(prstatusOf(*h, int32(HandlerPIDBase+v.Index+1), fatal)))
 		}
 	}
 	for _, v := range vcpus {
@@ -105,9 +114,9 @@ func buildNotes(vcpus []VCPU, info Info) ([]byte, error) {
 	return appendNote(b, NoteName, NoteTypeInfo, encodeInfo(info, len(vcpus))), nil
 }
 
-func prstatusOf(v VCPU, pid int32) *elfPrstatus {
+func prstatusOf(v VCPU, pid int32, fatal int) *elfPrstatus {
 	return &elfPrstatus{
-		Info: [3]int32{int32(v.Signal)}, Cursig: uint16(v.Signal),
+		Info: [3]int32{int32(v.Signal)}, Cursig: uint16(fatal),
 		Pid: pid,
 		Reg: userRegs{
 			R15: v.R15, R14: v.R14, R13: v.R13, R12: v.R12,

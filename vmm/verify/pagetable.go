@@ -63,7 +63,10 @@ const (
 	mapCount    = 1<<29 - 1
 )
 
-func walkPageTables(mem Memory, view *mm.View, roots, shared []uint64) *mapCounter {
+// walkTables walks the registered roots and counts the mappings; the
+// rules that tie them to the metadata (judge) run in the passes over the
+// frames (checkFrames).
+func walkTables(mem Memory, view *mm.View, roots, shared []uint64) *mapCounter {
 	frames := view.FrameCount()
 	c := &mapCounter{mem: mem, view: view, frames: frames, maps: uint32Pool.get(frames),
 		touched: uint64Pool.get((frames + 63) / 64), meta: view.MetaBytes()}

@@ -8,10 +8,12 @@ import (
 )
 
 // The passes over every frame record, on every host CPU. guest/mm's linear
-// pass (mm.CheckRange) and the host's own pass (specCheck.frames) run over
-// pieces of the array; within a piece both read one chunk in turn, so the
-// second finds the chunk in cache and the records cross the memory bus
-// once. Pieces start at multiples of 2^MaxOrder, so every block whose head
+// pass (mm.CheckRange), the host's own pass (specCheck.frames) and the
+// mapping rules (mapCounter.judge) run over pieces of the array; within a
+// piece all three read one chunk in turn, so the second and third find it
+// in cache and the records cross the memory bus once. The two checkers
+// stay apart (independent implementations of the rules); they only share
+// the chunk. Pieces start at multiples of 2^MaxOrder, so every block whose head
 // is aligned has its head and tails in one piece, and no bad head's run of
 // tails crosses into the next piece; a piece that the one before it
 // carries into (a misaligned or overrunning head whose block goes on past
@@ -105,7 +107,7 @@ func checkFrames(v *mm.View, s *specCheck, fp framePass, pt *mapCounter, mmRoom 
 	if workers <= 0 {
 		workers = runtime.NumCPU()
 	}
-	workers = min(workers, len(pieces))
+	workers = max(1, min(workers, len(pieces)))
 	var next atomic.Int64
 	work := func() {
 		for {

@@ -43,6 +43,10 @@ const StateAlign = 64
 type RegistrationError struct {
 	Rule string
 	Msg  string
+	// Frame is the first frame an overlap claims twice (an area laid over
+	// the kernel image names a kernel frame); mm.LinkNone for the rules
+	// that are not about a place.
+	Frame uint64
 }
 
 func (e *RegistrationError) Error() string {
@@ -50,7 +54,24 @@ func (e *RegistrationError) Error() string {
 }
 
 func regErr(rule, format string, args ...any) error {
-	return &RegistrationError{Rule: rule, Msg: fmt.Sprintf(format, args...)}
+	return &RegistrationError{Rule: rule, Msg: fmt.Sprintf(format, args...), Frame: mm.LinkNone}
+}
+
+// overlapErr is a no-overlap refusal naming the first frame both areas
+// claim, [lo1, hi1) and [lo2, hi2) being known to intersect.
+func overlapErr(lo1, lo2 uint64, format string, args ...any) error {
+	return &RegistrationError{Rule: RuleOverlap, Msg: fmt.Sprintf(format, args...), Frame: max(lo1, lo2) / mm.PageSize}
+}
+
+// Violation is the refusal as a verdict: until a registration stands, the
+// one refused is what every checkpoint reports, since the guest's
+// allocator put its own state where it can never be checked.
+func (e *RegistrationError) Violation() Violation {
+	v := Violation{Source: "registration", Kind: e.Rule, Detail: e.Msg, PFN: e.Frame, Phys: e.Frame * mm.PageSize}
+	if e.Frame == mm.LinkNone {
+		v.PFN, v.Phys, v.Scope = 0, 0, "registration"
+	}
+	return v
 }
 
 // RuleOf returns the rule a registration error names ("" if err is not one).
@@ -105,15 +126,15 @@ func (r Registration) Validate(mem Memory, boot *Boot, maxFrames uint64) error {
 		return regErr(RuleStateRAM, "allocator state [%#x, +%d) is not in guest RAM", r.StatePhys, mm.StateSize)
 	}
 	if r.MetaPhys < sEnd && r.StatePhys < mEnd {
-		return regErr(RuleOverlap, "metadata array [%#x, %#x) and allocator state [%#x, %#x) overlap", r.MetaPhys, mEnd, r.StatePhys, sEnd)
+		return overlapErr(r.MetaPhys, r.StatePhys, "metadata array [%#x, %#x) and allocator state [%#x, %#x) overlap", r.MetaPhys, mEnd, r.StatePhys, sEnd)
 	}
 	for _, reg := range boot.reserved() {
 		end := reg.Base + reg.Size
 		if r.MetaPhys < end && reg.Base < mEnd {
-			return regErr(RuleOverlap, "metadata array [%#x, %#x) overlaps the %s [%#x, %#x)", r.MetaPhys, mEnd, reg.Name, reg.Base, end)
+			return overlapErr(r.MetaPhys, reg.Base, "metadata array [%#x, %#x) overlaps the %s [%#x, %#x)", r.MetaPhys, mEnd, reg.Name, reg.Base, end)
 		}
 		if r.StatePhys < end && reg.Base < sEnd {
-			return regErr(RuleOverlap, "allocator state [%#x, %#x) overlaps the %s [%#x, %#x)", r.StatePhys, sEnd, reg.Name, reg.Base, end)
+			return overlapErr(r.StatePhys, reg.Base, "allocator state [%#x, %#x) overlaps the %s [%#x, %#x)", r.StatePhys, sEnd, reg.Name, reg.Base, end)
 		}
 	}
 	lo, hi := min(r.MetaPhys, r.StatePhys), max(mEnd, sEnd)

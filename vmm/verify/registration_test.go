@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -62,6 +63,34 @@ func TestRegistrationRules(t *testing.T) {
 		err := tc.r.Validate(mem, boot, 4096)
 		if RuleOf(err) != tc.rule || !strings.Contains(err.Error(), tc.says) {
 			t.Errorf("%s: got %v, want rule %s saying %q", tc.name, err, tc.rule, tc.says)
+		}
+	}
+}
+
+// TestRefusalNamesTheFrame: an overlap refusal, as a violation, names the
+// first frame claimed twice (the mutation test's kernel-image frames); the
+// rules that are not about a place get a scope instead.
+func TestRefusalNamesTheFrame(t *testing.T) {
+	mem := flatMem{b: make([]byte, 16<<20), hole: firmware.LowHoleBase, hEnd: 0x100000}
+	boot := &Boot{InUse: []Region{{Name: "kernel image", Base: 0x400000, Size: 0x200000}}}
+	ver := uint64(mm.LayoutVersion)
+	for _, tc := range []struct {
+		r     Registration
+		pfn   uint64
+		scope string
+	}{
+		{Registration{0x800000, 16, ver, 0x500000}, 0x500, ""},  // state inside the kernel
+		{Registration{0x3ff000, 128, ver, 0x900000}, 0x400, ""}, // array running into it
+		{Registration{0x800000, 16, ver, 0x800000}, 0x800, ""},  // array over state
+		{Registration{0x800000, 16, ver + 1, 0x900000}, 0, "registration"},
+	} {
+		var re *RegistrationError
+		if err := tc.r.Validate(mem, boot, 4096); !errors.As(err, &re) {
+			t.Fatalf("%+v: not refused as a registration error: %v", tc.r, err)
+		}
+		v := re.Violation()
+		if v.PFN != tc.pfn || v.Scope != tc.scope || v.Kind != re.Rule || v.Detail != re.Msg {
+			t.Errorf("%+v: violation %+v, want frame %#x scope %q", tc.r, v, tc.pfn, tc.scope)
 		}
 	}
 }

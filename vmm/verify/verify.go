@@ -59,6 +59,9 @@ func (v Violation) String() string {
 		where = v.Scope
 	}
 	s := fmt.Sprintf("%s: %s: %s: expected %#x, actual %#x", where, v.Kind, v.Field, v.Expected, v.Actual)
+	if v.Field == "" && v.Expected == 0 && v.Actual == 0 {
+		s = where + ": " + v.Kind // nothing was compared: the detail says it all
+	}
 	if v.Detail != "" {
 		s += " (" + v.Detail + ")"
 	}
@@ -138,7 +141,7 @@ func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 	var own *owners
 	wait := goLikeCaller(func() {
 		if len(in.Roots) > 0 {
-			pt = walkPageTables(mem, &view, in.Roots, in.SharedTables)
+			pt = walkTables(mem, &view, in.Roots, in.SharedTables)
 		}
 		if in.Boot != nil {
 			own = markOwners(mem, &view, in, pt, &ptResult{})
