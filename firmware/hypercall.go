@@ -20,7 +20,8 @@ const (
 	HCWrite        = 12 // Args: fd (1 stdout, 2 stderr), phys, length (<= MaxWriteLen): a user program's output
 	HCExitProgram  = 13 // Args: the user program's exit status (0..255), the signal that killed it (0: it exited), its RIP and fault address then; ends the run (vmm run)
 	HCRandom       = 14 // Args: phys, length (<= MaxWriteLen): fill with the host's cryptographic random bytes (getrandom)
-	HCCount        = 15
+	HCKick         = 15 // Args[0]: vCPU index: bring it out of the guest (or out of HCSleep) with a timer interrupt (TLB shootdowns, vmm run's exit)
+	HCCount        = 16
 )
 
 // Hypercall results in Mailbox.Ret. Successful calls return 0 or a count.

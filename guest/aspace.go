@@ -109,15 +109,23 @@ func (as *addressSpace) lookup(va uint64) *uint64 {
 	return e
 }
 
-// unmapPage removes the mapping at va and drops its reference.
-func (as *addressSpace) unmapPage(va uint64) bool {
+// clearPage removes the mapping at va and returns its frame, whose
+// reference the caller now owns (to drop once no TLB can reach it).
+func (as *addressSpace) clearPage(va uint64) (uint64, bool) {
 	e := as.lookup(va)
 	if e == nil {
-		return false
+		return 0, false
 	}
 	phys := *e & pteAddr
 	*e = 0
-	return putFrame(phys)
+	return phys, true
+}
+
+// unmapPage removes the mapping at va and drops its reference at once
+// (for address spaces no other vCPU runs).
+func (as *addressSpace) unmapPage(va uint64) bool {
+	phys, ok := as.clearPage(va)
+	return ok && putFrame(phys)
 }
 
 // destroy drops every mapping's reference, frees the tables and

@@ -4,6 +4,8 @@
 package main
 
 import (
+	"sync/atomic"
+
 	"github.com/vmm-dev/vmm/firmware"
 )
 
@@ -46,6 +48,8 @@ func bootMain(bi *firmware.BootInfo) {
 	putString(" kHz\n")
 	printMemoryMap(bi)
 	installIDT()
+	atomic.StoreUint64(&idtReady, 1)
+	wakeAll()
 	initTrapRecord()
 	cmdline := bi.Cmdline[:min(int(bi.CmdlineLen), len(bi.Cmdline))]
 	putString("command line: ")

@@ -8,13 +8,18 @@ import (
 // A user process: one unmodified static x86-64 Linux ELF (vmm run), its
 // address space (PML4 entries below firmware.PhysMapSlot, frames from the
 // buddy allocator, registered with the host as a root), its VMAs and its
-// threads. One process per boot; it runs on vCPU 0.
+// threads. One process per boot; its threads run on every vCPU.
 
 // Implemented in user_amd64.s.
 func syscallEntry()
 func syscallEntryAddr() uint64
 func resumeCtx()
 func enterUser(ctx *userCtx)
+
+// enterThread is enterUser that also loads the thread's FXSAVE image.
+//
+//go:noescape
+func enterThread(ctx *userCtx, fx *[512]byte)
 
 var _, _, _ = syscallEntry, resumeCtx, handleSyscall // reached from LSTAR and from assembly
 
@@ -87,10 +92,6 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 		putString("run: no program bundle (use vmm run PROG)\n")
 		return exitWorkloadFail
 	}
-	if bi.NumCPUs != 1 {
-		putString("run: user programs run on one vCPU for now (--cpus 1)\n")
-		return exitWorkloadFail
-	}
 	if bi.TSCKHz == 0 {
 		putString("run: the VMM gave no TSC frequency\n")
 		return exitWorkloadFail
@@ -145,9 +146,12 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 	t := &threads[0]
 	*t = thread{state: threadRunning, tid: 1}
 	t.ctx = userCtx{RSP: sp, RIP: proc.entry, RFLAGS: runRFlags}
-	curThread = 0
 	nextTID = 2
+	startSecondaries()
+	kernelLock(0)
+	curThread = 0
 	proc.active = true
+	kernelExit(0)
 	enterUser(&t.ctx)
 	return exitWorkloadFail // not reached: enterUser never returns
 }
@@ -178,6 +182,8 @@ func programExit(status uint64) { programEnd(status, 0) }
 // programEnd is programExit for a program that exited (sig 0) or was
 // killed by signal sig.
 func programEnd(status, sig uint64) {
+	stopOtherCPUs()
+	freeDeferred()
 	proc.active = false
 	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
 	thisCPU().Space = 0
@@ -191,6 +197,8 @@ func programEnd(status, sig uint64) {
 	report("run.tlb_flushes", proc.flushes)
 	report("run.peak_frames", proc.peakFrames)
 	report("run.thread_switches", switches)
+	report("run.tlb_shootdowns", shootdowns)
+	report("run.tlb_kicks", kicks)
 	report("run.signals_delivered", sigFaults)
 	report("run.threads", nextTID-1)
 	leaked := proc.framesBefore - kernelMM.FreeFrames()
@@ -309,11 +317,11 @@ func userFrame() (uint64, bool) {
 	return f, ok
 }
 
-// dropUserPage unmaps va (if mapped) and frees its frame.
+// dropUserPage unmaps va (if mapped); its frame is freed after the next
+// TLB shootdown (runsmp.go), never while a vCPU may still reach it.
 func dropUserPage(va uint64) {
-	if proc.as.unmapPage(va) {
-		proc.frames--
-		proc.needFlush = true
+	if phys, ok := proc.as.clearPage(va); ok {
+		deferFree(phys)
 	}
 }
 
@@ -520,8 +528,11 @@ func procPageFault(rec *firmware.TrapRecord) bool {
 		return false
 	}
 	page := rec.CR2 &^ (mm.PageSize - 1)
-	if proc.as.lookup(page) != nil {
-		return false // present: a protection fault
+	if e := proc.as.lookup(page); e != nil {
+		if rec.ErrorCode&pfWrite == 0 || *e&pteW != 0 {
+			return true // spurious: another vCPU mapped it while this one waited for the lock; retry
+		}
+		return false // a protection fault
 	}
 	return demandPage(page, rec.ErrorCode&pfWrite != 0)
 }

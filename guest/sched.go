@@ -4,10 +4,11 @@ import (
 	"github.com/vmm-dev/vmm/firmware"
 )
 
-// Threads of the user program and a round-robin scheduler over them (one
-// vCPU for now). A thread switch happens in a system call that blocks or
-// yields, or at a timer tick that interrupted user code; kernel code is
-// never preempted, so the thread table needs no lock on one vCPU.
+// Threads of the user program and a round-robin scheduler over them, run
+// by whichever vCPU is free. A thread switch happens in a system call that
+// blocks or yields, or at a timer tick that interrupted user code; kernel
+// code is never preempted, and all of it runs under the kernel lock
+// (runsmp.go), so the thread table needs no lock of its own.
 
 const maxThreads = 64
 
@@ -42,7 +43,9 @@ type thread struct {
 }
 
 var (
-	threads   [maxThreads]thread
+	threads [maxThreads]thread
+	// curThread is the thread of the vCPU that holds the kernel lock (-1:
+	// it has none); kernelLock loads it from that vCPU's cpuCur.
 	curThread int
 	nextTID   uint64
 	switches  uint64
@@ -72,11 +75,12 @@ func wakeExpired(now uint64) {
 }
 
 // pickNext returns the next runnable thread after the current one (the
-// current one last), or -1.
+// current one last), or -1. A thread running on another vCPU is not
+// runnable.
 func pickNext() int {
 	for k := 1; k <= maxThreads; k++ {
 		i := (curThread + k) % maxThreads
-		if threads[i].state == threadRunnable || threads[i].state == threadRunning {
+		if threads[i].state == threadRunnable {
 			return i
 		}
 	}
@@ -84,14 +88,17 @@ func pickNext() int {
 }
 
 // schedule saves the current thread's context from ctx and fx (it may have
-// blocked) and loads the next runnable thread's into them, idling in the
-// VMM while every thread waits for a deadline.
+// blocked; there is none on a vCPU that just joined) and loads the next
+// runnable thread's into them. With nothing runnable the vCPU idles in the
+// VMM without the lock (idleWait) until a deadline or a wake.
 func schedule(ctx *userCtx, fx *[512]byte) {
-	cur := &threads[curThread]
-	cur.ctx = *ctx
-	cur.fx = *fx
-	if cur.state == threadRunning {
-		cur.state = threadRunnable
+	if curThread >= 0 {
+		cur := &threads[curThread]
+		cur.ctx = *ctx
+		cur.fx = *fx
+		if cur.state == threadRunning {
+			cur.state = threadRunnable
+		}
 	}
 	for {
 		now := nowNanos()
@@ -106,20 +113,20 @@ func schedule(ctx *userCtx, fx *[512]byte) {
 			*fx = threads[next].fx
 			return
 		}
-		earliest := uint64(0)
+		earliest, running := uint64(0), false
 		for i := range threads {
-			if st := threads[i].state; st != threadFree && st != threadRunnable && st != threadRunning &&
+			st := threads[i].state
+			running = running || st == threadRunning
+			if st != threadFree && st != threadRunnable && st != threadRunning &&
 				threads[i].deadline != 0 && (earliest == 0 || threads[i].deadline < earliest) {
 				earliest = threads[i].deadline
 			}
 		}
-		if earliest == 0 {
+		if earliest == 0 && !running {
 			putString("run: deadlock: every thread of the program waits with no timeout\n")
 			exit(exitWorkloadFail)
 		}
-		if earliest > now {
-			hypercall(firmware.HCSleep, min(earliest-now, 100000000), 0, 0, 0)
-		}
+		idleWait(now, earliest)
 	}
 }
 

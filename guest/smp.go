@@ -24,6 +24,7 @@ var (
 	jobStatus uint64 // first failure status reported by a secondary
 	online    uint64 // secondaries that reached secondaryMain
 	sleepers  uint64 // bitmask of vCPUs asleep in waitFor
+	idtReady  uint64 // vCPU 0 has filled the IDT
 )
 
 // Jobs vCPU 0 can post.
@@ -31,6 +32,7 @@ const (
 	jobNone = iota
 	jobSMP
 	jobSMPBench
+	jobRun // vmm run: join the scheduler (runSecondary); never returns
 )
 
 // waitFor spins briefly, then sleeps in the VMM, until cond holds.
@@ -71,6 +73,9 @@ func relax() {
 }
 
 func secondaryMain(cpu uint64) {
+	// Interrupts (timer ticks reach every vCPU) may come once the trap
+	// record is set: not before vCPU 0 has filled the IDT.
+	waitFor(func() bool { return atomic.LoadUint64(&idtReady) != 0 })
 	initTrapRecord()
 	atomic.AddUint64(&online, 1)
 	wakeAll()
@@ -110,6 +115,8 @@ func runJob(id, cpu uint64) uint64 {
 		return smpJob(cpu)
 	case jobSMPBench:
 		return smpBenchJob(cpu)
+	case jobRun:
+		return runSecondary(cpu)
 	}
 	return exitOK
 }

@@ -146,16 +146,19 @@ var (
 // leaves in ctx the registers to resume (the same thread's, with RAX set,
 // or another thread's after a switch).
 func handleSyscall(ctx *userCtx) {
+	me := thisCPU().Index
+	kernelEnter(me)
 	nr := ctx.AX
 	sysCalls[min(nr, maxSyscall)]++
 	ret, block := dispatchSyscall(nr, ctx)
 	ctx.AX = ret
 	if proc.needFlush {
-		tlbFlush()
+		shootdown() // before schedule may let go of the lock
 	}
 	if block {
 		schedule(ctx, fxBelow(ctx))
 	}
+	kernelExit(me)
 }
 
 // dispatchSyscall runs one system call; block means the caller has been
@@ -497,14 +500,14 @@ func sysMprotect(addr, length, prot uint64) uint64 {
 	return 0
 }
 
-// tlbFlush drops stale translations after mappings went away or lost
-// write permission. The kernel runs at CPL3 (no INVLPG), and loading the
-// same CR3 again through the VMM is not a flush (KVM resets its MMU context
+// tlbFlush drops this vCPU's stale translations (shootdown does it for
+// every vCPU). The kernel runs at CPL3 (no INVLPG), and loading the same
+// CR3 again through the VMM is not a flush (KVM resets its MMU context
 // only when CR3 changes), so it bounces through the kernel's own root.
 func tlbFlush() {
 	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
 	switchToProcess()
-	proc.needFlush = false
+	seenGen[thisCPU().Index] = flushGen
 	proc.flushes++
 }
 
@@ -785,7 +788,7 @@ func sysSchedGetaffinity(size, mask uint64) uint64 {
 	if size < 8 {
 		return errno(eINVAL)
 	}
-	if !putUserU64(mask, 1) { // one vCPU
+	if !putUserU64(mask, schedAffinity()) {
 		return errno(eFAULT)
 	}
 	return 8

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"sync/atomic"
+
 	"github.com/vmm-dev/vmm/firmware"
 )
 
@@ -96,6 +98,14 @@ func handleTrap(regs *trapRegs) {
 	if rec.Depth > 1 {
 		reportFault(rec, regs, "fault inside the exception handler")
 	}
+	// An entry from the program (its code, or the return path to it after
+	// the kernel lock was released) takes the kernel lock (runsmp.go); an
+	// interrupt between kernelExit's two stores finds the lock still ours.
+	me := thisCPU().Index
+	fromUser := atomic.LoadUint64(&inUser[me]) != 0 && atomic.LoadUint64(&klock) != me+1
+	if fromUser {
+		kernelEnter(me)
+	}
 	if !dispatchTrap(rec, regs) {
 		if proc.active && rec.RIP < userTop {
 			// The program's own fault: its handler runs (signal.go), or it
@@ -111,12 +121,23 @@ func handleTrap(regs *trapRegs) {
 	// trapEntry pops RFLAGS and RIP from the interrupted stack: Go code has
 	// no red zone, so the 16 bytes below its stack pointer are free.
 	sp := rec.RSP - 16
-	if proc.active && rec.RIP < userTop && (userPhys(sp, true) == 0 || userPhys(sp+8, true) == 0) {
-		programKilled(rec) // no room on the program's stack to return through
+	if proc.active && rec.RSP < userTop {
+		// A program's stack: written through the physmap, never through
+		// the program's addresses (this vCPU may hold a stale not-present
+		// translation of a page another vCPU has just mapped).
+		p0, p1 := userPhys(sp, true), userPhys(sp+8, true)
+		if p0 == 0 || p1 == 0 {
+			programKilled(rec) // no room on the program's stack to return through
+		}
+		physWords(p0, 1)[0], physWords(p1, 1)[0] = rec.RFLAGS, rec.RIP
+	} else {
+		frame := (*[2]uint64)(vptr(uintptr(sp)))
+		frame[0], frame[1] = rec.RFLAGS, rec.RIP
 	}
-	frame := (*[2]uint64)(vptr(uintptr(sp)))
-	frame[0], frame[1] = rec.RFLAGS, rec.RIP
 	regs.ResumeSP = sp
+	if fromUser {
+		kernelExit(me)
+	}
 	rec.Depth--
 }
 

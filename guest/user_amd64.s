@@ -105,6 +105,34 @@ copy:
 	JLT  copy
 	JMP main·resumeCtx(SB)
 
+// enterThread is enterUser for a thread that ran before (picked by a
+// vCPU that just joined): its x87/SSE state comes back from fx first,
+// through an aligned copy (FXRSTOR64 needs 16-byte alignment).
+TEXT main·enterThread(SB),NOSPLIT|NOFRAME,$0-16
+	MOVQ 8(SP), SI
+	MOVQ 16(SP), DI
+	MOVQ_SP_TO_GS(CPU_KSP)
+	ANDQ $~15, SP
+	SUBQ $512, SP
+	MOVQ $0, CX
+fxcopy:
+	MOVQ (DI)(CX*8), AX
+	MOVQ AX, (SP)(CX*8)
+	INCQ CX
+	CMPQ CX, $64
+	JLT  fxcopy
+	FXRSTOR64 (SP)
+	ADDQ $512, SP
+	SUBQ $160, SP
+	MOVQ $0, CX
+ctxcopy:
+	MOVQ (SI)(CX*8), AX
+	MOVQ AX, (SP)(CX*8)
+	INCQ CX
+	CMPQ CX, $20
+	JLT  ctxcopy
+	JMP main·resumeCtx(SB)
+
 TEXT main·syscallEntryAddr(SB),NOSPLIT,$0-8
 	LEAQ main·syscallEntry(SB), AX
 	MOVQ AX, ret+0(FP)

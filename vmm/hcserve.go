@@ -55,6 +55,10 @@ func (vm *VM) hypercall(v *vcpu) {
 		if err := setCR3(v, e.root); err != nil {
 			vm.stop(OutcomeError, StatusVMMError, err.Error(), nil)
 		}
+	case effKick:
+		t := vm.vcpus[e.cpu]
+		t.kickPending.Store(true)
+		t.interrupt()
 	case effWake:
 		select {
 		case vm.vcpus[e.cpu].wake <- struct{}{}:

@@ -47,6 +47,7 @@ type (
 	effFault      struct{ frame *firmware.FaultFrame } // an exception the guest could not handle
 	effSleep      struct{ d time.Duration }            // block this vCPU until woken or d has passed
 	effWake       struct{ cpu int }                    // wake that vCPU
+	effKick       struct{ cpu int }                    // interrupt that vCPU: out of KVM_RUN or HCSleep, with a timer interrupt
 	effSetCR3     struct{ root uint64 }                // load this PML4 into the calling vCPU's CR3
 )
 
@@ -58,6 +59,7 @@ func (effCheckpoint) hcEffect()  {}
 func (effFault) hcEffect()       {}
 func (effSleep) hcEffect()       {}
 func (effWake) hcEffect()        {}
+func (effKick) hcEffect()        {}
 func (effSetCR3) hcEffect()      {}
 
 // HCReport bounds: a key's length, and the distinct keys a run keeps (a
@@ -134,6 +136,12 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 			return r
 		}
 		r.effect = effWake{int(a[0])}
+	case firmware.HCKick:
+		if a[0] >= uint64(st.cpus) || a[0] == uint64(cpu) {
+			r.ret = firmware.HCErrInvalid
+			return r
+		}
+		r.effect = effKick{int(a[0])}
 	case firmware.HCFault:
 		var ff firmware.FaultFrame
 		if err := readGuest(mem, a[0], &ff); err != nil {
@@ -311,7 +319,7 @@ func hcName(nr uint64) string {
 		firmware.HCRegisterMeta: "register-meta", firmware.HCCheckpoint: "checkpoint",
 		firmware.HCReport: "report", firmware.HCRegisterRoot: "register-root",
 		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3",
-		firmware.HCRegisterHeld: "register-held", firmware.HCWrite: "write", firmware.HCExitProgram: "exit-program", firmware.HCRandom: "random"}
+		firmware.HCRegisterHeld: "register-held", firmware.HCWrite: "write", firmware.HCExitProgram: "exit-program", firmware.HCRandom: "random", firmware.HCKick: "kick"}
 	if nr < uint64(len(names)) && names[nr] != "" {
 		return names[nr]
 	}

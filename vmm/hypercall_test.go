@@ -58,6 +58,8 @@ func TestHypercallArgumentChecks(t *testing.T) {
 		{"root removed", firmware.HCRegisterRoot, [5]uint64{0x200000, 0}, 0},
 		{"root unknown", firmware.HCRegisterRoot, [5]uint64{0x200000, 0}, firmware.HCErrState},
 		{"wake bad cpu", firmware.HCWake, [5]uint64{1}, firmware.HCErrInvalid},
+		{"kick bad cpu", firmware.HCKick, [5]uint64{1}, firmware.HCErrInvalid},
+		{"kick self", firmware.HCKick, [5]uint64{0}, firmware.HCErrInvalid},
 		{"fault frame outside RAM", firmware.HCFault, [5]uint64{top}, firmware.HCErrInvalid},
 	} {
 		st := &hcState{cpus: 1}
@@ -71,6 +73,16 @@ func TestHypercallArgumentChecks(t *testing.T) {
 		if tc.name == "meta ok" || tc.name == "root ok" {
 			shared = st
 		}
+	}
+}
+
+// TestHypercallKick: HCKick names another vCPU, which the effect then
+// interrupts (TLB shootdowns and vmm run's exit wait for it).
+func TestHypercallKick(t *testing.T) {
+	mem := testMemory(t, 4<<20)
+	res := handleHypercall(mem, &hcState{cpus: 2}, 0, &firmware.Mailbox{Nr: firmware.HCKick, Args: [5]uint64{1}})
+	if e, ok := res.effect.(effKick); !ok || e.cpu != 1 || res.ret != 0 {
+		t.Fatalf("kick vCPU 1 from vCPU 0: %+v", res)
 	}
 }
 

@@ -30,7 +30,8 @@ type Result struct {
 	Console        ConsoleStats `json:"console"`
 	Dump           *DumpResult  `json:"dump,omitempty"`
 	VCPUs          []VCPUStats  `json:"vcpus"`
-	// TicksInjected counts timer interrupts delivered (--tick).
+	// TicksInjected counts timer interrupts delivered to vCPU 0 (--tick
+	// ticks every vCPU; HCKick interrupts are not counted).
 	TicksInjected uint64 `json:"ticks_injected"`
 	Timing        Timing `json:"timing"`
 }

@@ -25,7 +25,9 @@ type vcpu struct {
 	entered atomic.Bool
 
 	tickPending   atomic.Bool // a timer interrupt waits for injection
+	kickPending   atomic.Bool // HCKick: another vCPU wants this one in its kernel (same vector)
 	ticksInjected uint64
+	kicksInjected uint64
 
 	hypercalls uint64 // hypercalls handled (compared with the mailbox's Seq)
 
@@ -161,7 +163,7 @@ func (vm *VM) loop(v *vcpu) {
 		if !v.entered.Swap(true) && v.index == 0 {
 			vm.timing.firstRun = time.Now()
 		}
-		if v.tickPending.Load() {
+		if v.tickPending.Load() || v.kickPending.Load() {
 			vm.injectTick(v)
 		}
 		// gokvm's Run reports EINTR and EAGAIN (an immediate_exit kick, a
@@ -196,7 +198,9 @@ func (vm *VM) loop(v *vcpu) {
 
 // injectTick delivers the pending timer interrupt when the guest can take
 // it (no in-kernel irqchip: KVM_INTERRUPT), or asks KVM to exit as soon as
-// it can. Ticks that arrive while one is pending coalesce, as on hardware.
+// it can. Ticks that arrive while one is pending coalesce, as on hardware;
+// a kick (HCKick) is the same interrupt, counted apart: the guest only
+// needs this vCPU to enter its kernel, whichever the reason.
 func (vm *VM) injectTick(v *vcpu) {
 	rec := vm.layout.perCPU(v.index) + firmware.PerCPUTrapOff
 	dispatch, err1 := vm.mem.ReadU64(rec + firmware.TrapOffDispatch)
@@ -209,27 +213,33 @@ func (vm *VM) injectTick(v *vcpu) {
 			vm.logf("KVM_INTERRUPT vCPU %d vector %d: %v", v.index, firmware.TimerVector, err)
 			return
 		}
-		v.tickPending.Store(false)
-		v.ticksInjected++
+		if v.tickPending.Swap(false) {
+			v.ticksInjected++
+		} else {
+			v.kicksInjected++
+		}
+		v.kickPending.Store(false)
 		v.run.RequestInterruptWindow = 0
 		return
 	}
 	v.run.RequestInterruptWindow = 1
 }
 
-// startTicks marks a tick pending on vCPU 0 every --tick and kicks it out
-// of the guest so the loop injects it.
+// startTicks marks a tick pending on every vCPU every --tick and kicks
+// each out of the guest so its loop injects it (a user program's threads
+// are preempted on every vCPU).
 func (vm *VM) startTicks() (stop func()) {
 	t := time.NewTicker(vm.cfg.Tick)
 	done, exited := make(chan struct{}), make(chan struct{})
-	v := vm.vcpus[0]
 	go func() {
 		defer close(exited)
 		for {
 			select {
 			case <-t.C:
-				v.tickPending.Store(true)
-				v.kickSignal()
+				for _, v := range vm.vcpus {
+					v.tickPending.Store(true)
+					v.kickSignal()
+				}
 			case <-done:
 				return
 			}

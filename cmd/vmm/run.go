@@ -64,7 +64,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	fs.StringVar(&f.mem, "mem", "512M", "guest RAM `SIZE`: "+memSyntax)
-	fs.IntVar(&f.cpus, "cpus", 1, "number of vCPUs (only 1 for now)")
+	fs.IntVar(&f.cpus, "cpus", 1, "`N` vCPUs the program's threads run on in parallel (one kernel lock; TLB shootdowns between them)")
 	fs.Var(envFlag{&f.env}, "env", "add `KEY=VALUE` to the program's environment (repeatable; default: empty)")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "stop the program after `DURATION`")
 	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "timer `PERIOD` that preempts the program's threads")
@@ -93,9 +93,6 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	}
 	if f.verify > 0 && f.tick == 0 {
 		return nil, usagef("--verify-every needs --tick (the checks run at timer ticks)")
-	}
-	if f.cpus != 1 {
-		return nil, usagef("--cpus %d: user programs run on one vCPU for now", f.cpus)
 	}
 	f.prog, f.args = fs.Arg(0), fs.Args()[1:]
 	return f, nil

@@ -67,8 +67,8 @@ func TestRunRefusesBadProgramsBeforeAnyVM(t *testing.T) {
 			t.Errorf("run %s: status %d, stdout %q, stderr %q; want %d and %q", c.prog, st, out, errs, vmm.StatusUsage, c.want)
 		}
 	}
-	if st, _, errs := runCLI("run", "--kernel", k, "--cpus", "2", hello); st != vmm.StatusUsage || !strings.Contains(errs, "one vCPU") {
-		t.Errorf("--cpus 2: status %d, stderr %q", st, errs)
+	if st, _, errs := runCLI("run", "--kernel", k, "--cpus", "0", hello); st != vmm.StatusUsage || !strings.Contains(errs, "must be between 1 and") {
+		t.Errorf("--cpus 0: status %d, stderr %q", st, errs)
 	}
 }
 
@@ -151,13 +151,7 @@ func TestRunProgramKilledBySignal(t *testing.T) {
 func TestRunGoPrograms(t *testing.T) {
 	kvmtest.Require(t)
 	k := guestPath(t)
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  []string
-		dir  string // --dir, under testdata/run/NAME; the host run's working directory
-		cwd  string // --cwd inside dir (and the host run's working directory)
-	}{
+	for _, tc := range []runCase{
 		{"hello", nil, nil, "", ""},
 		{"args", []string{"7", "two words", ""}, []string{"VMM_TEST=yes"}, "", ""},
 		{"churn", nil, nil, "", ""},
@@ -173,87 +167,7 @@ func TestRunGoPrograms(t *testing.T) {
 		{"tmpfs", []string{"--verify-every", "2ms"}, nil, "", ""}, // checked while /tmp holds pages
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			prog := buildProgram(t, tc.name)
-			var vmmFlags []string
-			if len(tc.args) > 0 && strings.HasPrefix(tc.args[0], "--") {
-				vmmFlags, tc.args = tc.args, nil
-			}
-			host := exec.Command(prog, tc.args...)
-			host.Env = tc.env
-			if tc.name == "tmpfs" {
-				host.Env = append(host.Env, "TMPDIR="+t.TempDir())
-			}
-			if tc.dir != "" {
-				tc.dir = filepath.Join("..", "..", "testdata", "run", tc.name, tc.dir)
-				host.Dir = filepath.Join(tc.dir, tc.cwd)
-				vmmFlags = append(vmmFlags, "--dir", tc.dir)
-				if tc.cwd != "" {
-					vmmFlags = append(vmmFlags, "--cwd", tc.cwd)
-				}
-			}
-			want, err := host.Output()
-			wantStatus := 0
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				wantStatus = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			jsonOut := filepath.Join(t.TempDir(), "run.json")
-			args := append([]string{"run", "--kernel", k, "--json-out", jsonOut}, vmmFlags...)
-			for _, e := range tc.env {
-				args = append(args, "--env", e)
-			}
-			st, out, errs := runCLI(append(append(args, prog), tc.args...)...)
-			if st != wantStatus || out != string(want) {
-				t.Fatalf("vmm run %s: status %d, stdout %q; host: status %d, stdout %q\nstderr:\n%s", tc.name, st, out, wantStatus, want, errs)
-			}
-			var res struct {
-				Schema      string
-				Checkpoints []struct {
-					Label      string
-					Verified   bool
-					Violations int
-				}
-				ProgramExitStatus *int `json:"program_exit_status"`
-				Run               struct {
-					PeakFrames uint64 `json:"peak_frames"`
-					Leaked     uint64 `json:"frames_leaked"`
-					Signals    uint64 `json:"signals_delivered"`
-					TmpfsPeak  uint64 `json:"tmpfs_peak_pages"`
-					Syscalls   []struct {
-						Name  string
-						Count uint64
-					}
-				}
-			}
-			b, err := os.ReadFile(jsonOut)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := json.Unmarshal(b, &res); err != nil {
-				t.Fatal(err)
-			}
-			validateJSON(t, string(b), "run")
-			labels := ""
-			for _, c := range res.Checkpoints {
-				if !c.Verified || c.Violations != 0 {
-					t.Errorf("checkpoint %q: verified %v, %d violations", c.Label, c.Verified, c.Violations)
-				}
-				labels += c.Label + " "
-			}
-			wantLabels := "run-loaded run exit "
-			if len(vmmFlags) > 0 && vmmFlags[0] == "--verify-every" {
-				// Periodic checks while the program runs (it runs for far
-				// longer than one interval of guest time).
-				wantLabels = "run-loaded run-periodic "
-				labels = strings.Replace(labels, "run-periodic ", "", strings.Count(labels, "run-periodic ")-1)
-				wantLabels += "run exit "
-			}
-			if labels != wantLabels || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
-				*res.ProgramExitStatus != wantStatus || res.Run.PeakFrames == 0 || res.Run.Leaked != 0 || len(res.Run.Syscalls) == 0 {
-				t.Errorf("summary: checkpoints %q, %+v", labels, res)
-			}
+			res := runCompared(t, k, tc)
 			for _, c := range res.Run.Syscalls {
 				// clock reads the clock 200,000 times: through the vDSO,
 				// only its 1,000 explicit system calls reach the kernel.
@@ -272,48 +186,154 @@ func TestRunGoPrograms(t *testing.T) {
 	}
 }
 
-// TestRunTmpfsFull: /tmp fills up with ENOSPC, for data (half the RAM free
-// at start) and for nodes, never a kernel fault; space comes back after a
-// truncate or a removal, and what is left at exit goes back to the
-// allocator (a host run would fill the host's disk: the output is fixed).
-func TestRunTmpfsFull(t *testing.T) {
-	kvmtest.Require(t)
-	prog := buildProgram(t, "tmpfs")
-	jsonOut := filepath.Join(t.TempDir(), "run.json")
-	st, out, errs := runCLI("run", "--kernel", guestPath(t), "--mem", "64M", "--json-out", jsonOut, prog, "fill")
-	want := `fill: errno 28 (no space left on device)
-filled: true true
-write after truncate: <nil>
-files: errno 28 (no space left on device)
-made some files: true
-a file after one went: <nil>
-`
-	if st != 0 || out != want {
-		t.Fatalf("status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", st, out, want, errs)
+// runCase is one program run on the host and under vmm run.
+type runCase struct {
+	name string
+	args []string // vmm flags first when args[0] starts with "--", else the program's
+	env  []string
+	dir  string // --dir, under testdata/run/NAME; the host run's working directory
+	cwd  string // --cwd inside dir (and the host run's working directory)
+}
+
+// runResult is the part of vmm run's --json-out the tests read.
+type runResult struct {
+	Schema      string
+	Checkpoints []struct {
+		Label      string
+		Verified   bool
+		Violations int
 	}
+	ProgramExitStatus *int `json:"program_exit_status"`
+	Reports           []vmm.Report
+	Run               struct {
+		PeakFrames uint64 `json:"peak_frames"`
+		Leaked     uint64 `json:"frames_leaked"`
+		Signals    uint64 `json:"signals_delivered"`
+		TmpfsPeak  uint64 `json:"tmpfs_peak_pages"`
+		Syscalls   []struct {
+			Name  string
+			Count uint64
+		}
+	}
+}
+
+func (r *runResult) report(key string) uint64 {
+	for _, rep := range r.Reports {
+		if rep.Key == key {
+			return rep.Value
+		}
+	}
+	return 0
+}
+
+// runCompared runs tc's program on the host and under vmm run: the same
+// stdout and exit status, every checkpoint verified with 0 violations, and
+// every frame the program held back in the allocator.
+func runCompared(t *testing.T, k string, tc runCase) *runResult {
+	t.Helper()
+	prog := buildProgram(t, tc.name)
+	var vmmFlags []string
+	if len(tc.args) > 0 && strings.HasPrefix(tc.args[0], "--") {
+		vmmFlags, tc.args = tc.args, nil
+	}
+	host := exec.Command(prog, tc.args...)
+	host.Env = tc.env
+	if tc.name == "tmpfs" {
+		host.Env = append(host.Env, "TMPDIR="+t.TempDir())
+	}
+	if tc.dir != "" {
+		tc.dir = filepath.Join("..", "..", "testdata", "run", tc.name, tc.dir)
+		host.Dir = filepath.Join(tc.dir, tc.cwd)
+		vmmFlags = append(vmmFlags, "--dir", tc.dir)
+		if tc.cwd != "" {
+			vmmFlags = append(vmmFlags, "--cwd", tc.cwd)
+		}
+	}
+	want, err := host.Output()
+	wantStatus := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		wantStatus = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	jsonOut := filepath.Join(t.TempDir(), "run.json")
+	args := append([]string{"run", "--kernel", k, "--json-out", jsonOut}, vmmFlags...)
+	for _, e := range tc.env {
+		args = append(args, "--env", e)
+	}
+	st, out, errs := runCLI(append(append(args, prog), tc.args...)...)
+	if st != wantStatus || out != string(want) {
+		t.Fatalf("vmm run %s: status %d, stdout %q; host: status %d, stdout %q\nstderr:\n%s", tc.name, st, out, wantStatus, want, errs)
+	}
+	var res runResult
 	b, err := os.ReadFile(jsonOut)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res struct {
-		Checkpoints []struct{ Violations int }
-		Run         struct {
-			Leaked    uint64 `json:"frames_leaked"`
-			TmpfsPeak uint64 `json:"tmpfs_peak_pages"`
-		}
-	}
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)
 	}
-	// 64 MiB of RAM: /tmp may take about 30 MiB of it.
-	if len(res.Checkpoints) != 3 || res.Run.Leaked != 0 || res.Run.TmpfsPeak < 4<<10 || res.Run.TmpfsPeak > 8<<10 {
-		t.Errorf("summary %+v", res)
-	}
+	validateJSON(t, string(b), "run")
+	labels := ""
 	for _, c := range res.Checkpoints {
-		if c.Violations != 0 {
-			t.Errorf("checkpoint with %d violations", c.Violations)
+		if !c.Verified || c.Violations != 0 {
+			t.Errorf("checkpoint %q: verified %v, %d violations", c.Label, c.Verified, c.Violations)
 		}
+		labels += c.Label + " "
 	}
+	wantLabels := "run-loaded run exit "
+	if len(vmmFlags) > 0 && vmmFlags[0] == "--verify-every" {
+		// Periodic checks while the program runs (it runs for far
+		// longer than one interval of guest time).
+		wantLabels = "run-loaded run-periodic "
+		labels = strings.Replace(labels, "run-periodic ", "", strings.Count(labels, "run-periodic ")-1)
+		wantLabels += "run exit "
+	}
+	if labels != wantLabels || res.Schema != schemaRun || res.ProgramExitStatus == nil ||
+		*res.ProgramExitStatus != wantStatus || res.Run.PeakFrames == 0 || res.Run.Leaked != 0 || len(res.Run.Syscalls) == 0 {
+		t.Errorf("summary: checkpoints %q, %+v", labels, res)
+	}
+	return &res
+}
+
+// TestRunSMP runs programs whose threads share memory, locks, channels and
+// timers on one vCPU and on two (where they run at the same time, under
+// one kernel lock), each compared with the same program on the host.
+// tlbstress drops a page with madvise while another thread keeps writing
+// it: on two vCPUs that takes TLB shootdowns, and a frame freed before
+// the writer's vCPU flushed would show up, written, in a fresh page.
+// (tlbstress is not run on one vCPU: without asynchronous preemption its
+// spinning writer and the main thread only trade the one vCPU at timer
+// ticks, and 3000 rounds take minutes.)
+func TestRunSMP(t *testing.T) {
+	kvmtest.Require(t)
+	k := guestPath(t)
+	for _, tc := range []runCase{
+		{name: "threads", args: []string{"--cpus", "1"}},
+		{name: "threads", args: []string{"--cpus", "2"}},
+		{name: "spin", args: []string{"--cpus", "2"}},
+		{name: "tlbstress", args: []string{"--cpus", "2"}},
+		{name: "churn", args: []string{"--verify-every", "20ms", "--cpus", "2"}},
+	} {
+		t.Run(tc.name+strings.Join(tc.args, ""), func(t *testing.T) {
+			res := runCompared(t, k, tc)
+			if n := res.report("run.tlb_shootdowns"); tc.name == "tlbstress" && n == 0 {
+				t.Errorf("tlbstress on 2 vCPUs: no shootdown waited for the other vCPU (run.tlb_shootdowns = 0): the threads never ran at once")
+			}
+		})
+	}
+	// A fault with no handler, on whichever vCPU the thread ran: the
+	// program ends on both, with the symbolized report, and every frame
+	// comes back.
+	t.Run("sigdefault--cpus2", func(t *testing.T) {
+		prog := buildProgram(t, "sigdefault")
+		st, out, errs := runCLI("run", "--kernel", k, "--cpus", "2", prog)
+		if st != vmm.StatusFault || out != "before\n" || !strings.Contains(errs, "program killed by signal 11 (status 139)") ||
+			!strings.Contains(errs, "sigdefault/main.go:23)") || !strings.Contains(errs, "0 violations") || !strings.Contains(errs, "0 frames leaked") {
+			t.Errorf("status %d, stdout %q, stderr:\n%s", st, out, errs)
+		}
+	})
 }
 
 // TestRunRefusesHostsWhereSyscallEntersRing0: with the probe saying CPL0
@@ -368,5 +388,49 @@ func TestRunConfigAdvisesHugePages(t *testing.T) {
 	}
 	if !cfg.HugePages {
 		t.Error("vmm run's config does not ask for huge pages")
+	}
+}
+
+// TestRunTmpfsFull: /tmp fills up with ENOSPC, for data (half the RAM free
+// at start) and for nodes, never a kernel fault; space comes back after a
+// truncate or a removal, and what is left at exit goes back to the
+// allocator (a host run would fill the host's disk: the output is fixed).
+func TestRunTmpfsFull(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "tmpfs")
+	jsonOut := filepath.Join(t.TempDir(), "run.json")
+	st, out, errs := runCLI("run", "--kernel", guestPath(t), "--mem", "64M", "--json-out", jsonOut, prog, "fill")
+	want := `fill: errno 28 (no space left on device)
+filled: true true
+write after truncate: <nil>
+files: errno 28 (no space left on device)
+made some files: true
+a file after one went: <nil>
+`
+	if st != 0 || out != want {
+		t.Fatalf("status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", st, out, want, errs)
+	}
+	b, err := os.ReadFile(jsonOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Checkpoints []struct{ Violations int }
+		Run         struct {
+			Leaked    uint64 `json:"frames_leaked"`
+			TmpfsPeak uint64 `json:"tmpfs_peak_pages"`
+		}
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	// 64 MiB of RAM: /tmp may take about 30 MiB of it.
+	if len(res.Checkpoints) != 3 || res.Run.Leaked != 0 || res.Run.TmpfsPeak < 4<<10 || res.Run.TmpfsPeak > 8<<10 {
+		t.Errorf("summary %+v", res)
+	}
+	for _, c := range res.Checkpoints {
+		if c.Violations != 0 {
+			t.Errorf("checkpoint with %d violations", c.Violations)
+		}
 	}
 }

@@ -38,8 +38,8 @@ var Catalogue = []Mutant{
 	{
 		Name: "unmap-no-put", Workload: "paging", Frames: ProbeFrames,
 		Bug: "unmap clears the PTE but never drops the mapping's reference (refcount > mappings)",
-		Edits: []Edit{{File: fAspace, Old: "\t*e = 0\n\treturn putFrame(phys)",
-			New: "\t*e = 0\n\tmm.MutantHit(phys >> 12)\n\treturn true"}},
+		Edits: []Edit{{File: fAspace, Old: "\treturn ok && putFrame(phys)",
+			New: "\tmm.MutantHit(phys >> 12)\n\treturn ok"}},
 	},
 	{
 		Name: "cow-copy-no-put", Workload: "cow", Frames: ProbeFrames,
