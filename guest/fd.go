@@ -9,7 +9,7 @@ package main
 // timeout passes.
 
 const (
-	maxFDs      = 64
+	maxFDs      = 32
 	fdNone      = 0
 	fdEventfd   = 1
 	fdEpoll     = 2

@@ -29,7 +29,7 @@ const maxSyscall = 335
 // syscallTable is constant-initialised (no init code runs in the guest).
 var syscallTable = [maxSyscall]sysEntry{
 	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); eventfds, pipes, --dir and /tmp files (a directory: EISDIR); other fds: EBADF"},
-	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; eventfds, pipes and /tmp files (ENOSPC past half the RAM free at start); other fds: EBADF"},
+	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; eventfds, pipes, /tmp files; other fds: EBADF"},
 	2:   {"open", sysRefused, ""},
 	3:   {"close", sysSupported, ""},
 	4:   {"stat", sysRefused, ""},
@@ -44,7 +44,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	15:  {"rt_sigreturn", sysSupported, "registers, FXSAVE state and signal mask from the handler's frame"},
 	16:  {"ioctl", sysPartial, "every fd answers ENOTTY"},
 	17:  {"pread64", sysPartial, "--dir and /tmp files; fds 1, 2 and pipe write ends: EBADF; fd 0, pipe read ends, eventfds: ESPIPE"},
-	18:  {"pwrite64", sysSupported, "/tmp files (O_APPEND appends, as Linux); other fds: ESPIPE or EBADF"},
+	18:  {"pwrite64", sysSupported, "/tmp files; other fds: ESPIPE or EBADF"},
 	20:  {"writev", sysRefused, ""},
 	21:  {"access", sysRefused, ""},
 	24:  {"sched_yield", sysSupported, ""},
@@ -60,22 +60,16 @@ var syscallTable = [maxSyscall]sysEntry{
 	62:  {"kill", sysRefused, ""},
 	63:  {"uname", sysRefused, ""},
 	72:  {"fcntl", sysPartial, "F_GETFD, F_SETFD, F_GETFL on every fd, F_SETFL (O_NONBLOCK; O_APPEND on files) on descriptors beyond 0..2; other commands: EINVAL"},
-	74:  {"fsync", sysSupported, "files: 0 (their data live in RAM); pipes, eventfds, fds 0..2: EINVAL"},
+	74:  {"fsync", sysSupported, "files: 0; pipes, eventfds, fds 0..2: EINVAL"},
 	75:  {"fdatasync", sysSupported, "as fsync"},
 	76:  {"truncate", sysSupported, "/tmp files; the --dir tree: EROFS"},
 	77:  {"ftruncate", sysSupported, "/tmp files open for writing; other fds: EINVAL"},
 	79:  {"getcwd", sysPartial, "the working directory's path (a removed /tmp directory: ENOENT)"},
 	80:  {"chdir", sysSupported, "into the --dir tree or /tmp"},
 	81:  {"fchdir", sysSupported, "a directory descriptor; others: ENOTDIR"},
-	82:  {"rename", sysPartial, "as renameat2"},
-	83:  {"mkdir", sysPartial, "as mkdirat"},
-	84:  {"rmdir", sysPartial, "as unlinkat with AT_REMOVEDIR"},
-	87:  {"unlink", sysPartial, "as unlinkat"},
-	88:  {"symlink", sysPartial, "as symlinkat"},
 	89:  {"readlink", sysPartial, "as readlinkat"},
-	90:  {"chmod", sysPartial, "as fchmodat"},
-	91:  {"fchmod", sysPartial, "/tmp files and directories; the --dir tree: EROFS; pipes, eventfds, fds 0..2: ENOSYS"},
-	95:  {"umask", sysSupported, "applies to /tmp files and directories made afterwards (initially 022)"},
+	91:  {"fchmod", sysPartial, "/tmp; the --dir tree: EROFS; other fds: ENOSYS"},
+	95:  {"umask", sysSupported, "/tmp (initially 022)"},
 	96:  {"gettimeofday", sysRefused, ""},
 	102: {"getuid", sysPartial, "always 0"},
 	104: {"getgid", sysPartial, "always 0"},
@@ -97,21 +91,21 @@ var syscallTable = [maxSyscall]sysEntry{
 	232: {"epoll_wait", sysPartial, "as epoll_pwait"},
 	233: {"epoll_ctl", sysPartial, "only eventfds can be watched (others: EPERM), for EPOLLIN"},
 	234: {"tgkill", sysPartial, "SIGURG (goroutine preemption) is dropped; other signals: ENOSYS"},
-	257: {"openat", sysPartial, "the read-only --dir tree (no symlinks; writing, O_CREAT, O_TRUNC: EROFS as Linux) and the writable /tmp (O_CREAT, O_EXCL, O_TRUNC, O_APPEND, at most 379 nodes: then ENOSPC; O_TMPFILE: EOPNOTSUPP); at most 61 descriptors beyond 0..2"},
+	257: {"openat", sysPartial, "the --dir tree read-only (writing, O_CREAT, O_TRUNC: EROFS), /tmp writable (379 nodes, then ENOSPC; O_TMPFILE: EOPNOTSUPP); 29 fds beyond 0..2"},
 	258: {"mkdirat", sysPartial, "in /tmp; the --dir tree is read-only: EEXIST, the parent's lookup error, else EROFS"},
 	262: {"newfstatat", sysPartial, "--dir paths (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW accepted); mode, size, inode, mtime; uid and gid 0"},
-	263: {"unlinkat", sysPartial, "in /tmp (a removed file's pages go back when no descriptor has it open); the --dir tree is read-only: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
+	263: {"unlinkat", sysPartial, "in /tmp; the --dir tree: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
 	264: {"renameat", sysPartial, "as renameat2 without flags"},
-	266: {"symlinkat", sysPartial, "in /tmp (lookups follow them, at most 40 deep: ELOOP; O_CREAT through one to a missing target: EOPNOTSUPP); the --dir tree: EROFS"},
+	266: {"symlinkat", sysPartial, "in /tmp (followed 40 deep, then ELOOP); the --dir tree: EROFS"},
 	267: {"readlinkat", sysPartial, "/tmp symlinks; the --dir tree has none: the lookup's error, else EINVAL"},
-	268: {"fchmodat", sysPartial, "/tmp paths (the caller is root: the bits are kept, never enforced); the --dir tree: EROFS"},
+	268: {"fchmodat", sysPartial, "/tmp (kept, never enforced: the caller is root); the --dir tree: EROFS"},
 	270: {"pselect6", sysRefused, ""},
 	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
 	290: {"eventfd2", sysPartial, "non-semaphore counters; a read of zero is EAGAIN even without EFD_NONBLOCK"},
-	291: {"epoll_create1", sysPartial, "at most 61 descriptors beyond 0..2 in all"},
+	291: {"epoll_create1", sysPartial, "at most 29 descriptors beyond 0..2 in all"},
 	293: {"pipe2", sysPartial, "64 KiB, at most 4 pipes; not watchable by epoll; SIGPIPE is not delivered (EPIPE)"},
 	302: {"prlimit64", sysPartial, "reports RLIMIT_NOFILE 1024/4096, RLIMIT_STACK 8 MiB, others unlimited; new limits are accepted and ignored"},
-	316: {"renameat2", sysPartial, "within /tmp (RENAME_NOREPLACE, RENAME_EXCHANGE; RENAME_WHITEOUT: EINVAL); between /tmp and the tree: EXDEV; inside the tree: EROFS"},
+	316: {"renameat2", sysPartial, "in /tmp (RENAME_WHITEOUT: EINVAL); to or from the tree: EXDEV; in it: EROFS"},
 	318: {"getrandom", sysSupported, "bytes from the host's cryptographic source, at most 1 MiB a call (a short count, as Linux may return)"},
 	334: {"rseq", sysRefused, ""},
 }
@@ -227,8 +221,6 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysReadlinkat(atFDCWD, a0, a1, a2), false
 	case 267:
 		return sysReadlinkat(a0, a1, a2, a3), false
-	case 88: // symlink
-		return sysSymlinkat(a0, atFDCWD, a1), false
 	case 266:
 		return sysSymlinkat(a0, a1, a2), false
 	case 263:
@@ -303,22 +295,12 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		return sysTruncate(a0, a1), false
 	case 77:
 		return sysFtruncate(a0, a1), false
-	case 82: // rename
-		return sysRenameat2(atFDCWD, a0, atFDCWD, a1, 0), false
-	case 83: // mkdir
-		return sysMkdirat(atFDCWD, a0, a1), false
-	case 84: // rmdir
-		return sysUnlinkat(atFDCWD, a0, 0x200), false
-	case 87: // unlink
-		return sysUnlinkat(atFDCWD, a0, 0), false
 	case 95:
 		return sysUmask(a0), false
 	case 80:
 		return sysChdir(a0), false
 	case 81:
 		return sysFchdir(a0), false
-	case 90: // chmod
-		return sysFchmodat(atFDCWD, a0, a1), false
 	case 91:
 		return sysFchmod(a0, a1), false
 	case 268:

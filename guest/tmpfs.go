@@ -79,9 +79,6 @@ var tmpfs struct {
 	held      int
 }
 
-// tmpZero is what a read of a hole copies out, a piece at a time.
-var tmpZero [512]byte
-
 func isTmp(v uint64) bool { return v >= tmpBit }
 
 func tmpOf(v uint64) *tmpNode { return &tmpNodes()[(v-tmpBit)%tmpMaxNodes] }
@@ -464,14 +461,13 @@ func tmpRead(i, buf, count, off uint64) uint64 {
 		pos := off + done
 		po := pos % mm.PageSize
 		chunk := min(count-done, mm.PageSize-po, pageSizeLeft(buf+done))
-		var src []byte
 		if p := tmpPage(i, pos/mm.PageSize); p != 0 {
-			src = physBytes(p+po, int(chunk))
+			if !copyToUser(buf+done, physBytes(p+po, int(chunk))) {
+				break
+			}
+		} else if up := userPhys(buf+done, true); up != 0 { // a hole: zeros (chunk is within one user page)
+			clear(physBytes(up, int(chunk)))
 		} else {
-			chunk = min(chunk, uint64(len(tmpZero)))
-			src = tmpZero[:chunk]
-		}
-		if !copyToUser(buf+done, src) {
 			break
 		}
 		done += chunk
@@ -786,7 +782,9 @@ func tmpRemove(dir uint64, name []byte, rmdir, slash bool) uint64 {
 	return 0
 }
 
-var renameOld [255]byte
+// renameOld holds the old name while the new path resolves: it lives in
+// the node table's block, past the nodes (kernel image space is short).
+func renameOld() *[255]byte { return tmpRenameBuf() }
 
 // sysRenameat2 renames within the tmpfs (anything else: EXDEV across file
 // systems, EROFS inside the tree), checking in Linux's order.
@@ -798,8 +796,8 @@ func sysRenameat2(olddir, oldpath, newdir, newpath, flags uint64) uint64 {
 	if e != 0 {
 		return e
 	}
-	oldLong := oc.end-oc.at > len(renameOld)
-	oldLen := copy(renameOld[:], fsPath[oc.at:oc.end])
+	oldLong := oc.end-oc.at > len(renameOld())
+	oldLen := copy(renameOld()[:], fsPath[oc.at:oc.end])
 	oldSlash := oc.end < oc.n
 	nc, e := fsParentName(newdir, newpath)
 	if e != 0 {
@@ -824,7 +822,7 @@ func sysRenameat2(olddir, oldpath, newdir, newpath, flags uint64) uint64 {
 		return errno(eNAMETOOLONG)
 	}
 	od, nd := oc.dir-tmpBit, nc.dir-tmpBit
-	src, e := tmpLookup(od, renameOld[:oldLen])
+	src, e := tmpLookup(od, renameOld()[:oldLen])
 	if e != 0 {
 		return e
 	}
@@ -875,7 +873,7 @@ func sysRenameat2(olddir, oldpath, newdir, newpath, flags uint64) uint64 {
 	}
 	now := wallNow()
 	if flags&renExch != 0 {
-		tmpMove(dst, od, renameOld[:oldLen], now)
+		tmpMove(dst, od, renameOld()[:oldLen], now)
 	}
 	tmpMove(src, nd, newName, now)
 	return 0

@@ -9,5 +9,10 @@ import (
 // tmpNodes is the tmpfs node table, in its buddy block (tmpfsMount).
 func tmpNodes() *[tmpMaxNodes]tmpNode { return (*[tmpMaxNodes]tmpNode)(ptr(uintptr(tmpfs.nodes))) }
 
-// The table fits its block.
-var _ [mm.PageSize<<tmpNodesOrd - tmpMaxNodes*unsafe.Sizeof(tmpNode{})]struct{}
+// tmpRenameBuf is the 255 bytes after the nodes.
+func tmpRenameBuf() *[255]byte {
+	return (*[255]byte)(ptr(uintptr(tmpfs.nodes + tmpMaxNodes*uint64(unsafe.Sizeof(tmpNode{})))))
+}
+
+// The table and the rename buffer fit the block.
+var _ [mm.PageSize<<tmpNodesOrd - tmpMaxNodes*unsafe.Sizeof(tmpNode{}) - 255]struct{}
