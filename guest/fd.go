@@ -9,7 +9,7 @@ package main
 // timeout passes.
 
 const (
-	maxFDs      = 32
+	maxFDs      = 64
 	fdNone      = 0
 	fdEventfd   = 1
 	fdEpoll     = 2
