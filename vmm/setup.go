@@ -89,6 +89,13 @@ func (l *layout) inUse(k *Kernel) []firmware.MemRange {
 func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, error) {
 	l := &layout{cpus: cpus, pml4: firmware.PageTableBase}
 	l.perCPUBase, l.perCPUEnd = PerCPUArea(k.End, cpus)
+	if !m.IsRAM(l.perCPUBase, l.perCPUEnd-l.perCPUBase) {
+		// A guest too small for the boundary (8 MiB with a kernel past
+		// 6 MiB) gets them right after the kernel, as before the
+		// alignment: its first touches cost more, but it boots.
+		l.perCPUBase = alignUp(k.End, firmware.PerCPUAlign)
+		l.perCPUEnd = l.perCPUBase + uint64(cpus)*firmware.PerCPUStride
+	}
 	l.traceSize = traceSize
 	if traceSize > 0 {
 		l.traceBase = alignUp(l.perCPUEnd, firmware.PerCPUAlign)

@@ -54,3 +54,21 @@ func TestKernelKeepsHugePhysmapPages(t *testing.T) {
 		mem.Close()
 	}
 }
+
+// TestSmallestGuestFitsTheLayout: in the smallest guest the 2 MiB boundary
+// after a kernel past 6 MiB is out of RAM; the per-CPU areas then go right
+// after the kernel instead of the guest being refused.
+func TestSmallestGuestFitsTheLayout(t *testing.T) {
+	m, err := memmap.Build(8 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &Kernel{Start: 0x400000, End: 0x6011e0}
+	l, err := planLayout(m, k, 1, 0)
+	if err != nil {
+		t.Fatalf("8 MiB guest, kernel ending at %#x: %v", k.End, err)
+	}
+	if l.perCPUBase < k.End || l.perCPUBase%firmware.PageSize != 0 || !m.IsRAM(l.perCPUBase, l.perCPUEnd-l.perCPUBase) {
+		t.Errorf("per-CPU area [%#x, %#x) after a kernel ending at %#x", l.perCPUBase, l.perCPUEnd, k.End)
+	}
+}
