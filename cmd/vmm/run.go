@@ -37,7 +37,7 @@ type runFlags struct {
 	timeout    time.Duration
 	tick       time.Duration
 	verify     time.Duration
-	verifyMode string // --verify: incremental or full
+	verifyMode verifyMode // --verify: incremental or full
 	kernel     string
 	dump       string
 	jsonOut    string
@@ -69,7 +69,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "stop the program after `DURATION`")
 	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "timer `PERIOD` that preempts the program's threads")
 	fs.DurationVar(&f.verify, "verify-every", 0, "verify guest memory from the host every `INTERVAL` of guest time, at a timer tick that interrupted the program (0: at exec and exit only)")
-	fs.StringVar(&f.verifyMode, "verify", vmm.VerifyFull, verifyUsage)
+	f.verifyMode = vmm.VerifyFull
+	fs.Var(&f.verifyMode, "verify", verifyUsage)
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
 	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
@@ -228,7 +229,7 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 
 func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, []byte, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump,
-		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true, Verify: f.verifyMode}
+		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true, Verify: string(f.verifyMode)}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, nil, usagef("--mem: %v", err)
