@@ -348,6 +348,9 @@ type runSummary struct {
 	Threads    uint64       `json:"threads"`
 	Leaked     uint64       `json:"frames_leaked"`
 	Signals    uint64       `json:"signals_delivered"` // faults the program's own handler took
+	// Reported is false when the kernel never sent these (the program was
+	// stopped by a timeout, signal or fault first): the zeros mean unknown.
+	Reported bool `json:"reported"`
 }
 
 type namedCount struct {
@@ -364,7 +367,7 @@ func summarizeRun(r *vmm.Result) runSummary {
 		case strings.HasPrefix(rep.Key, "sys."):
 			s.Syscalls = append(s.Syscalls, namedCount{strings.TrimPrefix(rep.Key, "sys."), rep.Value})
 		case rep.Key == "run.page_faults":
-			s.PageFaults = rep.Value
+			s.PageFaults, s.Reported = rep.Value, true
 		case rep.Key == "run.peak_frames":
 			s.PeakFrames = rep.Value
 		case rep.Key == "run.threads":
@@ -386,6 +389,11 @@ func printRunSummary(w io.Writer, r *vmm.Result, s runSummary) {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm run: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	if !s.Reported {
+		fmt.Fprintf(w, "vmm run: %d checkpoints, %d violations; the program did not finish, so the guest kernel reported no frames, page faults or system calls\n",
+			len(r.Checkpoints), r.Violations())
+		return
+	}
 	fmt.Fprintf(w, "vmm run: %d checkpoints, %d violations; peak %d frames held by the program, %d page faults, %d threads, %d frames leaked\n",
 		len(r.Checkpoints), r.Violations(), s.PeakFrames, s.PageFaults, s.Threads, s.Leaked)
 	list := func(l []namedCount) string {
