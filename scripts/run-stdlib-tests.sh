@@ -12,7 +12,7 @@ fail=0
 src=$(go env GOROOT)/src
 for p in $pkgs; do
 	bin="$dir/$(echo "$p" | tr / _).test"
-	if ! CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go test -c -o "$bin" "$p" 2>"$dir/build.log"; then
+	if ! CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go test -c -o "$bin" "$p" >/dev/null 2>"$dir/build.log"; then
 		echo "BUILD-FAIL $p: $(tail -1 "$dir/build.log")"
 		fail=1
 		continue
@@ -27,7 +27,10 @@ for p in $pkgs; do
 	if [ $st -eq 0 ]; then
 		echo "PASS $p"
 	else
-		echo "FAIL $p (status $st): $(echo "$out" | grep -v '^vmm run:' | tail -1)"
+		# The first failed test and its message say more than the final FAIL.
+		why=$(echo "$out" | grep -v '^vmm run:' | grep -m1 -A1 -e '^--- FAIL' | tr -s ' \n' ' ')
+		[ -n "$why" ] || why=$(echo "$out" | grep -v '^vmm run:' | tail -1)
+		echo "FAIL $p (status $st): $why"
 		fail=1
 	fi
 done
