@@ -351,6 +351,9 @@ type runSummary struct {
 	// Reported is false when the kernel never sent these (the program was
 	// stopped by a timeout, signal or fault first): the zeros mean unknown.
 	Reported bool `json:"reported"`
+	// Violations is the host verifier's total over every checkpoint (each
+	// checkpoint's own count is in checkpoints[]).
+	Violations int `json:"violations"`
 }
 
 type namedCount struct {
@@ -359,7 +362,7 @@ type namedCount struct {
 }
 
 func summarizeRun(r *vmm.Result) runSummary {
-	var s runSummary
+	s := runSummary{Violations: r.Violations()}
 	for _, rep := range r.Reports {
 		switch {
 		case strings.HasPrefix(rep.Key, "sys.refused."):

@@ -22,8 +22,11 @@ func TestRunSummaryOfAProgramThatDidNotFinish(t *testing.T) {
 		t.Errorf("summary of an unfinished program:\n%s", out)
 	}
 
-	done := &vmm.Result{Outcome: vmm.OutcomeExit, Reports: []vmm.Report{{Key: "sys.write", Value: 2}, {Key: "run.page_faults", Value: 7}}}
+	done := &vmm.Result{Outcome: vmm.OutcomeExit, Checkpoints: []vmm.Checkpoint{{Violations: 2}, {Violations: 1}}, Reports: []vmm.Report{{Key: "sys.write", Value: 2}, {Key: "run.page_faults", Value: 7}}}
 	s = summarizeRun(done)
+	if s.Violations != 3 {
+		t.Errorf("run.violations %d, want the checkpoints' total 3", s.Violations)
+	}
 	b.Reset()
 	printRunSummary(&b, done, s)
 	if out := b.String(); !s.Reported || !strings.Contains(out, "7 page faults") || !strings.Contains(out, "syscalls: write 2") {
