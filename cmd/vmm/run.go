@@ -115,6 +115,9 @@ func checkProgram(image []byte) error {
 	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
 		return fmt.Errorf("%w: built for %v %v; vmm run needs a 64-bit x86-64 Linux program (GOARCH=amd64)", ErrBadProgram, f.Class, f.Machine)
 	}
+	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
+		return fmt.Errorf("%w: built for %v; vmm run needs a Linux program (GOOS=linux)", ErrBadProgram, f.OSABI)
+	}
 	for _, p := range f.Progs {
 		switch p.Type {
 		case elf.PT_INTERP:
