@@ -274,7 +274,13 @@ func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Conf
 			if err := safefile.CheckTarget(p); err != nil {
 				return cfg, nil, usagef("%v", err)
 			}
+			if sameFile(p, f.prog) {
+				return cfg, nil, usagef("%s is PROG: writing it would replace the program", p)
+			}
 		}
+	}
+	if f.dump != "" && f.jsonOut != "" && sameFile(f.dump, f.jsonOut) {
+		return cfg, nil, usagef("--dump and --json-out name the same file (%s)", f.dump)
 	}
 	if f.verbose {
 		cfg.Log = stderr
