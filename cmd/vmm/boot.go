@@ -120,6 +120,11 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 		if err := safefile.CheckTarget(f.dump); err != nil {
 			return cfg, usagef("--dump: %v", err)
 		}
+		for _, in := range []string{f.kernel, f.trace} {
+			if in != "" && sameFile(f.dump, in) {
+				return cfg, usagef("--dump %s is an input of this boot: writing it would replace %s", f.dump, in)
+			}
+		}
 	}
 	cfg.Console = stdout
 	if f.json {

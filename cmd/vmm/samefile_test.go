@@ -11,7 +11,7 @@ import (
 )
 
 // An output naming an input (vmm inspect --map over the dump, vmm run
-// --json-out or --dump over PROG) or both of run's outputs naming one file
+// --json-out or --dump over PROG, vmm boot --dump over --kernel or --trace) or both of run's outputs naming one file
 // is refused before anything is read or run, and the file is left alone.
 func TestOutputOverAnInputOrAnotherOutputIsRefused(t *testing.T) {
 	dir := t.TempDir()
@@ -23,6 +23,10 @@ func TestOutputOverAnInputOrAnotherOutputIsRefused(t *testing.T) {
 	prog := buildProgram(t, "hello")
 	progBefore, _ := os.ReadFile(prog)
 	out := filepath.Join(dir, "out")
+	trace := filepath.Join(dir, "trace.csv")
+	os.WriteFile(trace, []byte("0,1.0,a,4096,0\n0,1.5,f,4096,0\n"), 0o644)
+	traceLink := filepath.Join(dir, "trace-link")
+	os.Link(trace, traceLink)
 	for _, args := range [][]string{
 		{"inspect", "--map", dump, dump},
 		{"inspect", "--map", link, dump},
@@ -30,6 +34,8 @@ func TestOutputOverAnInputOrAnotherOutputIsRefused(t *testing.T) {
 		{"run", "--dump", prog, prog},
 		{"run", "--dump", out, "--json-out", out, prog},
 		{"run", "--dump", link, "--json-out", dump, prog},
+		{"boot", "--dump", prog, "--kernel", prog},
+		{"boot", "--dump", traceLink, "--trace", trace},
 	} {
 		st, stdout, errs := runCLI(args...)
 		if st != vmm.StatusUsage || stdout != "" || !strings.Contains(errs, "same file") && !strings.Contains(errs, "would replace") {
