@@ -23,8 +23,10 @@ type Config struct {
 	BadFrames []uint64      // PFNs reported to the guest as bad
 	Trace     []byte        // trace for the replay workload, copied into guest RAM
 	// Program is the `vmm run` bundle (firmware.RunHeader) for the run
-	// workload; it takes the trace's place in guest RAM (BootInfo.TraceBase).
-	Program  []byte
+	// workload, in pieces laid end to end (so the megabytes of the ELF are
+	// copied once, into guest RAM); it takes the trace's place in guest
+	// RAM (BootInfo.TraceBase).
+	Program  [][]byte
 	DumpPath string // write an ELF core of guest memory at exit ("" = none)
 	DumpAt   string // write it at the checkpoint with this label instead (world stopped)
 	GDB      string // serve gdb's remote protocol on this address; the guest waits for it ("" = none)

