@@ -334,14 +334,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if (res.ProgramExitStatus == nil || res.Outcome != vmm.OutcomeExit) && !f.verbose {
 		stderr.Write(console.Bytes()) // the program did not exit by itself: show what the kernel said
 	}
+	var sym *diag.Symbolizer // from the program's own line table
+	if f, err := elf.NewFile(bytes.NewReader(image)); err == nil {
+		sym, _ = diag.NewSymbolizer(f)
+	}
 	if k := res.ProgramKilled; k != nil {
-		if f, err := elf.NewFile(bytes.NewReader(image)); err == nil {
-			if s, err := diag.NewSymbolizer(f); err == nil {
-				k.Where = s.Describe(k.RIP)
-			}
+		if sym != nil {
+			k.Where = sym.Describe(k.RIP)
 		}
 		fmt.Fprintf(stderr, "vmm run: program killed by signal %d at %#x %s, fault address %#x\n", k.Signal, k.RIP, k.Where, k.Address)
 	}
+	placeProgramVCPUs(stderr, res, sym)
 	sum := summarizeRun(res)
 	printRunSummary(stderr, res, sum)
 	if f.jsonOut != "" {
@@ -355,6 +358,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 		}
 	}
 	return res.ExitStatus, nil
+}
+
+// placeProgramVCPUs symbolizes, from the program's own line table, where
+// each vCPU stopped in the program (the VMM knows only the kernel's), and
+// says so when the run was stopped before the program finished.
+func placeProgramVCPUs(w io.Writer, r *vmm.Result, sym *diag.Symbolizer) {
+	for i := range r.VCPUs {
+		v := &r.VCPUs[i]
+		if sym == nil || v.RIP >= firmware.PhysMapBase {
+			continue
+		}
+		v.Where = sym.Describe(v.RIP)
+		if r.Outcome == vmm.OutcomeTimeout || r.Outcome == vmm.OutcomeSignal {
+			fmt.Fprintf(w, "vmm run: vCPU %d was in the program at %s\n", v.CPU, v.Where)
+		}
+	}
 }
 
 // runSummary is what the guest kernel reported about the program.

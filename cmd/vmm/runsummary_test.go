@@ -1,10 +1,13 @@
 package main
 
 import (
+	"debug/elf"
 	"strings"
 	"testing"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/vmm"
+	"github.com/vmm-dev/vmm/vmm/diag"
 )
 
 // A program stopped by a timeout or a signal never reaches the kernel's
@@ -31,5 +34,36 @@ func TestRunSummaryOfAProgramThatDidNotFinish(t *testing.T) {
 	printRunSummary(&b, done, s)
 	if out := b.String(); !s.Reported || !strings.Contains(out, "7 page faults") || !strings.Contains(out, "syscalls: write 2") {
 		t.Errorf("summary of a finished program (Reported %v):\n%s", s.Reported, out)
+	}
+}
+
+// A vCPU stopped in the program (a timeout, a signal) is placed from the
+// program's own line table; one in the kernel keeps the VMM's account.
+func TestPlaceProgramVCPUs(t *testing.T) {
+	f, err := elf.Open(buildProgram(t, "hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	var mainAt uint64
+	for _, s := range syms {
+		if s.Name == "main.main" {
+			mainAt = s.Value
+		}
+	}
+	sym, err := diag.NewSymbolizer(f)
+	if err != nil || mainAt == 0 {
+		t.Fatalf("symbolizer %v, main.main at %#x", err, mainAt)
+	}
+	r := &vmm.Result{Outcome: vmm.OutcomeTimeout, VCPUs: []vmm.VCPUStats{
+		{CPU: 0, RIP: mainAt + 4, Where: "unknown"}, {CPU: 1, RIP: firmware.PhysMapBase + 0x1000, Where: "kernel"}}}
+	var b strings.Builder
+	placeProgramVCPUs(&b, r, sym)
+	if !strings.HasPrefix(r.VCPUs[0].Where, "main.main+0x4 (") || r.VCPUs[1].Where != "kernel" {
+		t.Errorf("vCPUs placed at %q and %q", r.VCPUs[0].Where, r.VCPUs[1].Where)
+	}
+	if out := b.String(); !strings.Contains(out, "vCPU 0 was in the program at main.main+0x4") || strings.Contains(out, "vCPU 1") {
+		t.Errorf("report:\n%s", out)
 	}
 }
