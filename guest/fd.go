@@ -2,13 +2,14 @@ package main
 
 // File descriptors beyond 0..2: the eventfd and epoll instances the Go
 // runtime's network poller makes (it needs them for timers), pipes
-// (pipe.go) and --dir files and directories (fs.go). An eventfd is
+// (pipe.go) and files and directories of the --dir tree and /tmp (fs.go,
+// tmpfs.go). An eventfd is
 // a counter; an epoll instance watches eventfds only, and a thread waiting
 // in epoll_pwait blocks until an eventfd it watches is written or its
 // timeout passes.
 
 const (
-	maxFDs      = 16
+	maxFDs      = 64
 	fdNone      = 0
 	fdEventfd   = 1
 	fdEpoll     = 2
@@ -28,9 +29,10 @@ type fileDesc struct {
 	watcher uint64
 	events  uint64
 	data    uint64
-	// A --dir file or directory (fs.go): its image entry, and the read
-	// offset (a directory's: the next getdents64 record).
-	node, pos uint64
+	// A file or directory (fs.go): its vnode, the offset (a directory's:
+	// the next getdents64 record), and the open flags kept (access mode,
+	// O_APPEND).
+	node, pos, flags uint64
 }
 
 var fds [maxFDs]fileDesc
@@ -44,6 +46,17 @@ func newFD(kind uint64) uint64 {
 		}
 	}
 	return 0
+}
+
+// fdsFree counts the free descriptor numbers.
+func fdsFree() int {
+	n := 0
+	for i := 3; i < maxFDs; i++ {
+		if fds[i].kind == fdNone {
+			n++
+		}
+	}
+	return n
 }
 
 func fdOf(fd, kind uint64) *fileDesc {
@@ -201,6 +214,9 @@ func closeFD(fd uint64) uint64 {
 	}
 	if k := fds[fd].kind; k == fdPipeR || k == fdPipeW {
 		closePipeEnd(&fds[fd])
+	}
+	if fds[fd].kind == fdFile && isTmp(fds[fd].node) {
+		tmpRelease(fds[fd].node)
 	}
 	if fds[fd].kind == fdEpoll {
 		for i := range fds {

@@ -6,8 +6,12 @@ import "github.com/vmm-dev/vmm/firmware"
 // image sits in the run bundle; fsInit checks it once, as untrusted input,
 // and the system calls below serve it. The tree's root is /; the working
 // directory is the directory the VMM named (vmm run --cwd) and never
-// changes (chdir is not served). There are no symlinks, nothing is writable, and
-// lookups scan a directory's children (they are few in test trees).
+// changes only by chdir and fchdir. The tree has no symlinks (a /tmp one
+// is followed by fsWalk), and lookups scan a directory's children (they
+// are few in test trees). /tmp is the one
+// writable place: a tmpfs (tmpfs.go) mounted over the tree's /tmp, which
+// the lookups below cross into. A vnode (fileDesc.node) is a tree entry's
+// index, or tmpBit + a tmpfs node's.
 
 const (
 	fdFile = 5 // a --dir file or directory
@@ -42,7 +46,7 @@ var fsys struct {
 	n                  uint64 // entries
 	namesOff, namesLen uint64
 	dataOff, dataLen   uint64
-	cwd                uint64 // the working directory's entry
+	cwd                uint64 // the working directory's vnode
 }
 
 var fsPath [fsMaxPath]byte // the path being resolved (one syscall at a time)
@@ -167,7 +171,7 @@ func pageSizeLeft(va uint64) uint64 { return 4096 - va%4096 }
 // fsStart is where a lookup relative to dirfd begins.
 func fsStart(dirfd uint64) (uint64, uint64) {
 	if dirfd == atFDCWD || dirfd&0xffffffff == atFDCWD&0xffffffff {
-		return fsys.cwd, 0
+		return fsMount(fsys.cwd), 0
 	}
 	f := fdOf(dirfd, fdFile)
 	if f == nil {
@@ -176,34 +180,81 @@ func fsStart(dirfd uint64) (uint64, uint64) {
 		}
 		return 0, errno(eBADF)
 	}
-	if !fsIsDir(f.node) {
+	if !vnIsDir(f.node) {
 		return 0, errno(eNOTDIR)
 	}
 	return f.node, 0
 }
 
-// fsResolve looks up fsPath[:n] from directory start.
-func fsResolve(start uint64, n int) (uint64, uint64) {
-	p := fsPath[:n]
+// fsMount maps the tree's /tmp entry to the tmpfs mounted over it.
+func fsMount(v uint64) uint64 {
+	if !isTmp(v) && v != 0 && fsParent(v) == 0 && string(fsName(v)) == "tmp" {
+		return tmpRoot()
+	}
+	return v
+}
+
+// vnParent is the vnode of v's "..": the tree's root for the tmpfs root.
+func vnParent(v uint64) uint64 {
+	if !isTmp(v) {
+		return fsParent(v)
+	}
+	if v == tmpBit {
+		return 0
+	}
+	return tmpBit + tmpOf(v).parent
+}
+
+// fsChild looks name up in directory dir; /tmp is the tmpfs.
+func fsChild(dir uint64, name []byte) (uint64, uint64) {
+	if isTmp(dir) {
+		i, e := tmpLookup(dir-tmpBit, name)
+		return tmpBit + i, e
+	}
+	if len(name) > firmware.FSMaxName {
+		return 0, errno(eNAMETOOLONG)
+	}
+	if dir == 0 && string(name) == "tmp" {
+		return tmpRoot(), 0
+	}
+	for c := fsOff(dir); c < fsOff(dir)+fsSize(dir); c++ {
+		if string(fsName(c)) == string(name) {
+			return c, 0
+		}
+	}
+	return 0, errno(eNOENT)
+}
+
+// fsResolve looks up fsPath[:n] from directory start, following symlinks
+// (tmpfs ones: the tree has none) everywhere.
+func fsResolve(start uint64, n int) (uint64, uint64) { return fsWalk(start, n, true) }
+
+// fsMaxLinks is Linux's bound on the symlinks one lookup follows (ELOOP).
+const fsMaxLinks = 40
+
+// fsWalk looks up fsPath[:n] from directory start; a symlink in the last
+// component is followed only if follow is set or a slash comes after it.
+func fsWalk(start uint64, n int, follow bool) (uint64, uint64) {
 	if n == 0 {
 		return 0, errno(eNOENT)
 	}
 	cur := start
-	if p[0] == '/' {
+	if fsPath[0] == '/' {
 		cur = 0
 	}
+	links := 0
 	for i := 0; i < n; {
-		if p[i] == '/' {
+		if fsPath[i] == '/' {
 			i++
 			continue
 		}
 		j := i
-		for j < n && p[j] != '/' {
+		for j < n && fsPath[j] != '/' {
 			j++
 		}
-		comp := p[i:j]
+		comp := fsPath[i:j]
 		i = j
-		if !fsIsDir(cur) {
+		if !vnIsDir(cur) {
 			return 0, errno(eNOTDIR)
 		}
 		if len(comp) > firmware.FSMaxName {
@@ -213,22 +264,35 @@ func fsResolve(start uint64, n int) (uint64, uint64) {
 			continue
 		}
 		if len(comp) == 2 && comp[0] == '.' && comp[1] == '.' {
-			cur = fsParent(cur)
+			cur = vnParent(cur)
 			continue
 		}
-		next, found := uint64(0), false
-		for c := fsOff(cur); c < fsOff(cur)+fsSize(cur); c++ {
-			if string(fsName(c)) == string(comp) {
-				next, found = c, true
-				break
-			}
+		next, e := fsChild(cur, comp)
+		if e != 0 {
+			return 0, e
 		}
-		if !found {
-			return 0, errno(eNOENT)
+		if !isTmp(next) || !tmpOf(next).link || (i == n && !follow) {
+			cur = next
+			continue
 		}
-		cur = next
+		// Follow: the target, then what is left of the path, resolved
+		// from the link's directory (or the root, for an absolute target).
+		if links++; links > fsMaxLinks {
+			return 0, errno(eLOOP)
+		}
+		tl := tmpOf(next).size
+		if tl+uint64(n-i) > fsMaxPath {
+			return 0, errno(eNAMETOOLONG)
+		}
+		rest := n - i
+		copy(fsPath[tl:], fsPath[i:n]) // the rest moves up (copy is memmove), the target goes before it
+		tmpGetBytes(next-tmpBit, fsPath[:tl])
+		n, i = int(tl)+rest, 0
+		if fsPath[0] == '/' {
+			cur = 0
+		}
 	}
-	if p[n-1] == '/' && !fsIsDir(cur) {
+	if fsPath[n-1] == '/' && !vnIsDir(cur) {
 		return 0, errno(eNOTDIR)
 	}
 	return cur, 0
@@ -236,13 +300,18 @@ func fsResolve(start uint64, n int) (uint64, uint64) {
 
 // fsLookup resolves the user path at va relative to dirfd.
 func fsLookup(dirfd, va uint64, emptyOK bool) (uint64, uint64) {
+	return fsLookupAt(dirfd, va, emptyOK, true)
+}
+
+// fsLookupAt is fsLookup that can leave a final symlink unfollowed.
+func fsLookupAt(dirfd, va uint64, emptyOK, follow bool) (uint64, uint64) {
 	n, e := copyPath(va)
 	if e != 0 {
 		return 0, e
 	}
 	if n == 0 && emptyOK {
 		if dirfd == atFDCWD || dirfd&0xffffffff == atFDCWD&0xffffffff {
-			return fsys.cwd, 0
+			return fsMount(fsys.cwd), 0
 		}
 		if f := fdOf(dirfd, fdFile); f != nil {
 			return f.node, 0
@@ -256,45 +325,119 @@ func fsLookup(dirfd, va uint64, emptyOK bool) (uint64, uint64) {
 	if e != 0 {
 		return 0, e
 	}
-	return fsResolve(start, n)
+	return fsWalk(start, n, follow)
 }
 
-func sysOpenat(dirfd, path, flags uint64) uint64 {
-	node, e := fsLookup(dirfd, path, false)
-	write := flags&oAccMode != 0
+// sysOpenat opens a tree or tmpfs path; O_CREAT makes a file in the tmpfs
+// (elsewhere: EROFS), with Linux's checks in Linux's order.
+func sysOpenat(dirfd, path, flags, mode uint64) uint64 {
 	if flags&oAccMode == oAccMode {
 		return errno(eINVAL)
 	}
-	if e == errno(eNOENT) && flags&oCreat != 0 && fsys.n != 0 {
-		return errno(eROFS)
+	if fdsFree() == 0 {
+		return errno(eMFILE) // Linux takes the descriptor before it looks the path up
 	}
+	if flags&oCreat == 0 {
+		node, e := fsLookupAt(dirfd, path, false, flags&oNofollow == 0)
+		if e != 0 {
+			return e
+		}
+		if isTmp(node) && tmpOf(node).link {
+			return errno(eLOOP) // O_NOFOLLOW on a symlink
+		}
+		return fsOpenNode(node, flags)
+	}
+	lc, e := fsParentName(dirfd, path)
 	if e != 0 {
 		return e
 	}
-	if flags&(oCreat|oExcl) == oCreat|oExcl {
-		return errno(eEXIST)
-	}
-	if fsIsDir(node) && write && flags&oTmpfile == 0 {
+	if lc.kind != 0 { // ".", ".." or "/": the directory itself
+		if flags&oExcl != 0 {
+			return errno(eEXIST)
+		}
 		return errno(eISDIR)
 	}
-	if write || flags&(oTrunc|oTmpfile) != 0 {
+	if lc.end < lc.n { // a trailing slash
+		return errno(eISDIR)
+	}
+	name := fsPath[lc.at:lc.end]
+	node, e := fsChild(lc.dir, name)
+	if e == 0 && isTmp(node) && tmpOf(node).link {
+		switch {
+		case flags&oExcl != 0:
+			return errno(eEXIST)
+		case flags&oNofollow != 0:
+			return errno(eLOOP)
+		}
+		// Through the link: its target if that exists; making a missing
+		// target is not served.
+		if node, e = fsWalk(lc.dir, lc.end, true); e == errno(eNOENT) {
+			return errno(eNOTSUP)
+		} else if e != 0 {
+			return e
+		}
+	}
+	if e == 0 {
+		if flags&oExcl != 0 {
+			return errno(eEXIST)
+		}
+		if vnIsDir(node) {
+			return errno(eISDIR)
+		}
+		return fsOpenNode(node, flags)
+	}
+	if e != errno(eNOENT) {
+		return e
+	}
+	if !isTmp(lc.dir) {
 		return errno(eROFS)
 	}
-	if flags&oDirectory != 0 && !fsIsDir(node) {
+	if node, e = tmpCreate(lc.dir, name, false, mode); e != 0 {
+		return e
+	}
+	return fsOpenNode(node, flags&^oTrunc)
+}
+
+// fsOpenNode gives node a descriptor as open(2) with flags would.
+func fsOpenNode(node, flags uint64) uint64 {
+	write := flags&oAccMode != 0
+	if vnIsDir(node) && (write || flags&oTrunc != 0) && flags&oTmpfile == 0 {
+		return errno(eISDIR)
+	}
+	if flags&oTmpfile != 0 && isTmp(node) {
+		return errno(eNOTSUP) // unnamed tmpfs files are not served
+	}
+	if !isTmp(node) && (write || flags&(oTrunc|oTmpfile) != 0) {
+		return errno(eROFS)
+	}
+	if flags&oDirectory != 0 && !vnIsDir(node) {
 		return errno(eNOTDIR)
 	}
 	fd := newFD(fdFile)
 	if fd == 0 {
 		return errno(eMFILE)
 	}
+	if isTmp(node) {
+		if flags&oTrunc != 0 && !vnIsDir(node) {
+			tmpTruncate(node-tmpBit, 0) // as Linux, even when opened O_RDONLY
+		}
+		tmpOf(node).opens++
+	}
 	fds[fd].node, fds[fd].nonblock = node, flags&oNonblk != 0
+	fds[fd].flags = flags & (oAccMode | oAppend)
 	return fd
 }
 
 // fsRead copies up to n bytes of f's file from offset off to the user.
 func fsRead(f *fileDesc, buf, n, off uint64) uint64 {
-	if fsIsDir(f.node) {
+	if f.flags&oAccMode == oWronly {
+		return errno(eBADF)
+	}
+	if vnIsDir(f.node) {
 		return errno(eISDIR)
+	}
+	if isTmp(f.node) {
+		return tmpRead(f.node-tmpBit, buf, n, off)
 	}
 	size := fsSize(f.node)
 	if off >= size {
@@ -350,10 +493,31 @@ func sysLseek(fd, off, whence uint64) uint64 {
 	case 1:
 		base = f.pos
 	case 2:
-		if !fsIsDir(f.node) {
-			base = fsSize(f.node)
-		} else {
+		switch {
+		case vnIsDir(f.node):
 			return errno(eINVAL)
+		case isTmp(f.node):
+			base = tmpOf(f.node).size
+		default:
+			base = fsSize(f.node)
+		}
+	case seekData, seekHole:
+		switch {
+		case vnIsDir(f.node):
+			return errno(eINVAL)
+		case isTmp(f.node):
+			r := tmpSeekData(f.node-tmpBit, off, whence)
+			if int64(r) >= 0 {
+				f.pos = r
+			}
+			return r
+		}
+		// A tree file is all data.
+		if off >= fsSize(f.node) {
+			return errno(eNXIO)
+		}
+		if whence == seekHole {
+			off = fsSize(f.node)
 		}
 	default:
 		return errno(eINVAL)
@@ -369,6 +533,13 @@ func sysLseek(fd, off, whence uint64) uint64 {
 // fsStat writes node's struct stat (x86-64 layout, 144 bytes) to va.
 func fsStat(node, va uint64) uint64 {
 	var st [144]byte
+	if isTmp(node) {
+		tmpStat(node-tmpBit, &st)
+		if !copyToUser(va, st[:]) {
+			return errno(eFAULT)
+		}
+		return 0
+	}
 	mode, size, nlink := fsMode(node), fsSize(node), uint64(1)
 	if fsIsDir(node) {
 		size, nlink = 4096, 2 // "." and the parent's entry, plus each subdirectory's ".."
@@ -376,6 +547,9 @@ func fsStat(node, va uint64) uint64 {
 			if fsIsDir(c) {
 				nlink++
 			}
+		}
+		if node == 0 && !fsHasTmp() {
+			nlink++ // the mount point's ".."
 		}
 	}
 	putLE(st[0:8], fsDevice)
@@ -414,7 +588,7 @@ func sysNewfstatat(dirfd, path, va, flags uint64) uint64 {
 	if fsys.n == 0 {
 		return errno(eNOENT)
 	}
-	node, e := fsLookup(dirfd, path, flags&atEmptyPath != 0)
+	node, e := fsLookupAt(dirfd, path, flags&atEmptyPath != 0, flags&atSymlinkNofollow == 0)
 	if e != 0 {
 		return e
 	}
@@ -422,7 +596,10 @@ func sysNewfstatat(dirfd, path, va, flags uint64) uint64 {
 }
 
 // sysGetdents64 writes linux_dirent64 records: ".", "..", then the
-// children in name order; f.pos counts the records already returned.
+// children in name order; f.pos counts the records already returned. A
+// tree without a tmp directory still lists one at its root, after the rest:
+// the tmpfs mount point (Go's os.Getwd, for one, finds its way up by
+// reading each parent's entries).
 func sysGetdents64(fd, buf, count uint64) uint64 {
 	f := fdOf(fd, fdFile)
 	if f == nil {
@@ -431,47 +608,40 @@ func sysGetdents64(fd, buf, count uint64) uint64 {
 		}
 		return errno(eBADF)
 	}
-	if !fsIsDir(f.node) {
+	if !vnIsDir(f.node) {
 		return errno(eNOTDIR)
 	}
+	if isTmp(f.node) {
+		return tmpGetdents(f, buf, count)
+	}
 	var rec [24 + firmware.FSMaxName + 8]byte
+	end := 2 + fsSize(f.node)
+	if f.node == 0 && !fsHasTmp() {
+		end++
+	}
 	done := uint64(0)
-	for f.pos < 2+fsSize(f.node) {
-		var name []byte
+	for f.pos < end {
+		name := dotdot[:1]
 		ino, typ := f.node+1, uint64(dtDir)
-		switch f.pos {
-		case 0:
-			name = rec[:0] // filled below as "."
-		case 1:
+		switch {
+		case f.pos == 1:
+			name = dotdot[:]
 			ino = fsParent(f.node) + 1
-		default:
+		case f.pos == 2+fsSize(f.node): // the mount point
+			name, ino = tmpName[:], fsys.n+1
+		case f.pos >= 2:
 			c := fsOff(f.node) + f.pos - 2
 			name, ino = fsName(c), c+1
 			if !fsIsDir(c) {
 				typ = dtReg
 			}
 		}
-		nlen := uint64(len(name))
-		if f.pos < 2 {
-			nlen = f.pos + 1
-		}
-		reclen := (19 + nlen + 1 + 7) &^ 7
+		reclen := direntRec(&rec, ino, f.pos+1, typ, name)
 		if done+reclen > count {
 			if done == 0 {
 				return errno(eINVAL)
 			}
 			break
-		}
-		clear(rec[:reclen])
-		putLE(rec[0:8], ino)
-		putLE(rec[8:16], f.pos+1)
-		putLE(rec[16:18], reclen)
-		rec[18] = byte(typ)
-		if f.pos < 2 {
-			rec[19], rec[20] = '.', '.'
-			rec[19+nlen] = 0
-		} else {
-			copy(rec[19:], name)
 		}
 		if !copyToUser(buf+done, rec[:reclen]) {
 			return errno(eFAULT)
@@ -488,8 +658,20 @@ func sysGetcwd(buf, size uint64) uint64 {
 	end := uint64(len(fsPath))
 	at := end - 1
 	fsPath[at] = 0
-	for d := fsys.cwd; d != 0; d = fsParent(d) {
-		name := fsName(d)
+	d := fsMount(fsys.cwd)
+	if isTmp(d) && !tmpOf(d).linked {
+		return errno(eNOENT) // as Linux for a removed working directory
+	}
+	for ; d != 0; d = vnParent(d) {
+		var name []byte
+		switch {
+		case d == tmpBit:
+			name = tmpName[:]
+		case isTmp(d):
+			name = tmpOf(d).name[:tmpOf(d).nameLen]
+		default:
+			name = fsName(d)
+		}
 		if uint64(len(name))+1 > at {
 			return errno(eNAMETOOLONG)
 		}
@@ -512,19 +694,101 @@ func sysGetcwd(buf, size uint64) uint64 {
 	return n
 }
 
-// fsParentOf resolves the directory that would hold the user path's last
-// component, as Linux's parent lookup: it returns that directory and the
-// component's kind (0: a name, 1: ".", 2: "..", 3: none, the path is "/").
-func fsParentOf(dirfd, path uint64) (uint64, int, uint64) {
+var tmpName = [3]byte{'t', 'm', 'p'}
+
+// fsHasTmp says whether the tree's root has an entry named tmp.
+func fsHasTmp() bool {
+	for c := fsOff(0); c < fsOff(0)+fsSize(0); c++ {
+		if string(fsName(c)) == "tmp" {
+			return true
+		}
+	}
+	return false
+}
+
+// sysChdir and sysFchdir move the working directory; a tmpfs one is held
+// open (a removed one stays usable, and getcwd answers ENOENT).
+func sysChdir(path uint64) uint64 {
+	node, e := fsLookup(atFDCWD, path, false)
+	if e != 0 {
+		return e
+	}
+	return fsSetCwd(node)
+}
+
+func sysFchdir(fd uint64) uint64 {
+	f := fdOf(fd, fdFile)
+	if f == nil {
+		if fd < 3 && !fdClosed[fd] || fd >= 3 && fd < maxFDs && fds[fd].kind != fdNone {
+			return errno(eNOTDIR)
+		}
+		return errno(eBADF)
+	}
+	return fsSetCwd(f.node)
+}
+
+func fsSetCwd(v uint64) uint64 {
+	if !vnIsDir(v) {
+		return errno(eNOTDIR)
+	}
+	v = fsMount(v)
+	if isTmp(v) {
+		tmpOf(v).opens++
+	}
+	if old := fsys.cwd; isTmp(old) {
+		tmpRelease(old)
+	}
+	fsys.cwd = v
+	return 0
+}
+
+// sysFchmodat sets a tmpfs node's permission bits (the tree: EROFS).
+func sysFchmodat(dirfd, path, mode uint64) uint64 {
+	node, e := fsLookup(dirfd, path, false)
+	if e != 0 {
+		return e
+	}
+	return fsChmod(node, mode)
+}
+
+func sysFchmod(fd, mode uint64) uint64 {
+	f := fdOf(fd, fdFile)
+	if f == nil {
+		if fd < 3 && !fdClosed[fd] || fd >= 3 && fd < maxFDs && fds[fd].kind != fdNone {
+			return errno(eNOSYS) // pipes, eventfds and the standard streams: not served
+		}
+		return errno(eBADF)
+	}
+	return fsChmod(f.node, mode)
+}
+
+func fsChmod(v, mode uint64) uint64 {
+	if !isTmp(v) {
+		return errno(eROFS)
+	}
+	n := tmpOf(v)
+	n.mode, n.ctime = mode&0o7777, wallNow()
+	return 0
+}
+
+// lastComp is a path split as Linux's parent lookup splits it: the
+// directory that would hold the last component, and that component.
+type lastComp struct {
+	dir     uint64
+	kind    int // 0: a name, 1: ".", 2: "..", 3: none (the path is "/")
+	at, end int // the name is fsPath[at:end]
+	n       int // the path's length: end < n means trailing slashes
+}
+
+// fsParentName resolves the user path's parent directory (into fsPath).
+func fsParentName(dirfd, path uint64) (lastComp, uint64) {
+	var lc lastComp
 	n, e := copyPath(path)
 	if e != 0 {
-		return 0, 0, e
+		return lc, e
 	}
-	if n == 0 {
-		return 0, 0, errno(eNOENT)
-	}
-	if fsys.n == 0 {
-		return 0, 0, errno(eNOENT)
+	if n == 0 || fsys.n == 0 {
+		return lc, errno(eNOENT)
 	}
 	end := n
 	for end > 0 && fsPath[end-1] == '/' {
@@ -534,68 +798,80 @@ func fsParentOf(dirfd, path uint64) (uint64, int, uint64) {
 	for at > 0 && fsPath[at-1] != '/' {
 		at--
 	}
-	kind := 0
+	lc.at, lc.end, lc.n = at, end, n
 	switch {
 	case end == 0:
-		kind = 3
+		lc.kind = 3
 	case end-at == 1 && fsPath[at] == '.':
-		kind = 1
+		lc.kind = 1
 	case end-at == 2 && fsPath[at] == '.' && fsPath[at+1] == '.':
-		kind = 2
+		lc.kind = 2
 	}
-	if fsPath[0] == '/' { // dirfd does not matter
-		if at == 0 {
-			return 0, kind, 0 // "/" itself
+	start := uint64(0)
+	if fsPath[0] != '/' { // an absolute path ignores dirfd
+		if start, e = fsStart(dirfd); e != 0 {
+			return lc, e
 		}
-		dir, e := fsResolve(0, at)
-		if e == 0 && !fsIsDir(dir) {
-			e = errno(eNOTDIR)
-		}
-		return dir, kind, e
 	}
-	start, e := fsStart(dirfd)
-	if at == 0 || e != 0 {
-		return start, kind, e
+	lc.dir = start
+	if at == 0 {
+		return lc, 0
 	}
+	// Following a symlink in the parent rewrites fsPath: the last
+	// component (at most one byte too long to keep ENAMETOOLONG) goes to
+	// the front of it afterwards.
+	var last [firmware.FSMaxName + 1]byte
+	k := copy(last[:], fsPath[at:end])
 	dir, e := fsResolve(start, at)
-	if e == 0 && !fsIsDir(dir) {
+	if e == 0 && !vnIsDir(dir) {
 		e = errno(eNOTDIR)
 	}
-	return dir, kind, e
+	copy(fsPath[:], last[:k])
+	lc.dir, lc.at, lc.end = dir, 0, k
+	lc.n = k
+	if end < n {
+		lc.n = k + 1 // trailing slashes
+	}
+	return lc, e
 }
 
-// sysMkdirat answers as a read-only mount does: EEXIST for what exists (or
-// "/", ".", ".."), the parent lookup's error, else EROFS.
-func sysMkdirat(dirfd, path uint64) uint64 {
-	_, kind, e := fsParentOf(dirfd, path)
+// sysMkdirat makes a tmpfs directory; in the read-only tree it answers as
+// a read-only mount does: EEXIST for what exists (or "/", ".", ".."), the
+// parent lookup's error, else EROFS.
+func sysMkdirat(dirfd, path, mode uint64) uint64 {
+	lc, e := fsParentName(dirfd, path)
 	if e != 0 {
 		return e
 	}
-	if kind != 0 {
+	if lc.kind != 0 {
 		return errno(eEXIST)
 	}
-	if _, e := fsLookup(dirfd, path, false); e == 0 {
+	name := fsPath[lc.at:lc.end]
+	if isTmp(lc.dir) {
+		return tmpMkdir(lc.dir, name, mode)
+	}
+	if _, e := fsChild(lc.dir, name); e == 0 {
 		return errno(eEXIST)
 	}
 	return errno(eROFS)
 }
 
-// sysUnlinkat answers as a read-only mount does: Linux checks the parent
-// and the last component's form, then refuses to write (EROFS) before it
-// looks the name up.
+// sysUnlinkat removes a tmpfs name. Linux checks the parent and the last
+// component's form first; in the read-only tree it then refuses to write
+// (EROFS) before it looks the name up.
 func sysUnlinkat(dirfd, path, flags uint64) uint64 {
 	const atRemovedir = 0x200
 	if flags&^atRemovedir != 0 {
 		return errno(eINVAL)
 	}
-	_, kind, e := fsParentOf(dirfd, path)
+	lc, e := fsParentName(dirfd, path)
 	if e != 0 {
 		return e
 	}
-	if flags&atRemovedir == 0 && kind != 0 {
+	if flags&atRemovedir == 0 && lc.kind != 0 {
 		return errno(eISDIR)
 	}
-	switch kind {
+	switch lc.kind {
 	case 1:
 		return errno(eINVAL)
 	case 2:
@@ -603,13 +879,29 @@ func sysUnlinkat(dirfd, path, flags uint64) uint64 {
 	case 3:
 		return errno(eBUSY)
 	}
+	if isTmp(lc.dir) {
+		return tmpRemove(lc.dir, fsPath[lc.at:lc.end], flags&atRemovedir != 0, lc.end < lc.n)
+	}
 	return errno(eROFS)
 }
 
-// sysReadlinkat: nothing in the image is a symlink.
-func sysReadlinkat(dirfd, path uint64) uint64 {
-	if _, e := fsLookup(dirfd, path, false); e != 0 {
+// sysReadlinkat copies a tmpfs symlink's target (not NUL-terminated, cut
+// to bufsiz); anything else: EINVAL.
+func sysReadlinkat(dirfd, path, buf, bufsiz uint64) uint64 {
+	if int64(bufsiz) <= 0 || bufsiz > 1<<31-1 {
+		return errno(eINVAL)
+	}
+	node, e := fsLookupAt(dirfd, path, false, false)
+	if e != 0 {
 		return e
 	}
-	return errno(eINVAL)
+	if !isTmp(node) || !tmpOf(node).link {
+		return errno(eINVAL)
+	}
+	n := min(tmpOf(node).size, bufsiz)
+	tmpGetBytes(node-tmpBit, fsPath[:n]) // the lookup is done with fsPath
+	if !copyToUser(buf, fsPath[:n]) {
+		return errno(eFAULT)
+	}
+	return n
 }

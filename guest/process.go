@@ -109,6 +109,11 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 		programAbort()
 		return exitWorkloadFail
 	}
+	if !tmpfsMount() {
+		putString("run: no memory for /tmp\n")
+		programAbort()
+		return exitWorkloadFail
+	}
 	if !loadELF(physBytes(base+h.ELFOff, int(h.ELFSize))) {
 		programAbort()
 		return exitWorkloadFail
@@ -165,6 +170,7 @@ func programAbort() {
 	hypercall(firmware.HCSetCR3, 0, 0, 0, 0)
 	thisCPU().Space = 0
 	proc.as.destroy()
+	tmpfsTeardown()
 	proc.active = false
 }
 
@@ -185,6 +191,7 @@ func programEnd(status, sig uint64) {
 	for fd := uint64(3); fd < maxFDs; fd++ {
 		closeFD(fd) // pipe buffers go back too
 	}
+	tmpfsTeardown() // and every /tmp page
 	reportSyscalls()
 	report("run.page_faults", proc.faults)
 	report("run.tlb_flushes", proc.flushes)

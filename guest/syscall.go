@@ -28,13 +28,13 @@ const maxSyscall = 335
 
 // syscallTable is constant-initialised (no init code runs in the guest).
 var syscallTable = [maxSyscall]sysEntry{
-	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); eventfds, pipes and --dir files (a directory: EISDIR); other fds: EBADF"},
-	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; eventfds and pipes; other fds: EBADF"},
+	0:   {"read", sysPartial, "fd 0 reads as empty (end of file); eventfds, pipes, --dir and /tmp files (a directory: EISDIR); other fds: EBADF"},
+	1:   {"write", sysPartial, "fd 1 and 2 go to vmm's stdout and stderr; eventfds, pipes, /tmp files; other fds: EBADF"},
 	2:   {"open", sysRefused, ""},
 	3:   {"close", sysSupported, ""},
 	4:   {"stat", sysRefused, ""},
-	5:   {"fstat", sysPartial, "--dir files and directories; fds 0..2: ENOSYS"},
-	8:   {"lseek", sysPartial, "--dir files (SEEK_SET, SEEK_CUR, SEEK_END) and directories (SEEK_SET, SEEK_CUR); other fds: ESPIPE"},
+	5:   {"fstat", sysPartial, "--dir and /tmp files and directories; fds 0..2: ENOSYS"},
+	8:   {"lseek", sysPartial, "files (SEEK_SET, SEEK_CUR, SEEK_END, SEEK_DATA, SEEK_HOLE) and directories (SEEK_SET, SEEK_CUR); other fds: ESPIPE"},
 	9:   {"mmap", sysPartial, "private anonymous memory only (MAP_FIXED, MAP_FIXED_NOREPLACE, hints, PROT_NONE reservations); file mappings: ENODEV"},
 	10:  {"mprotect", sysPartial, "PROT_NONE over pages already populated: EINVAL"},
 	11:  {"munmap", sysSupported, ""},
@@ -43,22 +43,33 @@ var syscallTable = [maxSyscall]sysEntry{
 	14:  {"rt_sigprocmask", sysPartial, "the mask is stored per thread; a blocked fault signal kills, as on Linux"},
 	15:  {"rt_sigreturn", sysSupported, "registers, FXSAVE state and signal mask from the handler's frame"},
 	16:  {"ioctl", sysPartial, "every fd answers ENOTTY"},
-	17:  {"pread64", sysPartial, "--dir files; fds 1, 2 and pipe write ends: EBADF; fd 0, pipe read ends, eventfds: ESPIPE"},
+	17:  {"pread64", sysPartial, "--dir and /tmp files; fds 1, 2 and pipe write ends: EBADF; fd 0, pipe read ends, eventfds: ESPIPE"},
+	18:  {"pwrite64", sysSupported, "/tmp files; other fds: ESPIPE or EBADF"},
 	20:  {"writev", sysRefused, ""},
 	21:  {"access", sysRefused, ""},
 	24:  {"sched_yield", sysSupported, ""},
 	28:  {"madvise", sysPartial, "MADV_DONTNEED and MADV_FREE free the frames (later reads see zeros); other advice is accepted and ignored"},
 	35:  {"nanosleep", sysSupported, ""},
 	39:  {"getpid", sysPartial, "always 1"},
+	41:  {"socket", sysRefused, ""},
+	53:  {"socketpair", sysRefused, ""},
 	56:  {"clone", sysPartial, "threads only (CLONE_VM|CLONE_THREAD), at most 64; fork: ENOSYS"},
 	57:  {"fork", sysRefused, ""},
 	59:  {"execve", sysRefused, ""},
 	60:  {"exit", sysSupported, "ends the calling thread (the last one ends the program)"},
 	62:  {"kill", sysRefused, ""},
 	63:  {"uname", sysRefused, ""},
-	72:  {"fcntl", sysPartial, "F_GETFD, F_SETFD, F_GETFL on every fd, F_SETFL (O_NONBLOCK) on descriptors beyond 0..2; other commands: EINVAL"},
-	79:  {"getcwd", sysPartial, "always / (the --dir tree's root, or an empty file system)"},
+	72:  {"fcntl", sysPartial, "F_GETFD, F_SETFD, F_GETFL on every fd, F_SETFL (O_NONBLOCK; O_APPEND on files) on descriptors beyond 0..2; other commands: EINVAL"},
+	74:  {"fsync", sysSupported, "files: 0; pipes, eventfds, fds 0..2: EINVAL"},
+	75:  {"fdatasync", sysSupported, "as fsync"},
+	76:  {"truncate", sysSupported, "/tmp files; the --dir tree: EROFS"},
+	77:  {"ftruncate", sysSupported, "/tmp files open for writing; other fds: EINVAL"},
+	79:  {"getcwd", sysPartial, "the working directory's path (a removed /tmp directory: ENOENT)"},
+	80:  {"chdir", sysSupported, "into the --dir tree or /tmp"},
+	81:  {"fchdir", sysSupported, "a directory descriptor; others: ENOTDIR"},
 	89:  {"readlink", sysPartial, "as readlinkat"},
+	91:  {"fchmod", sysPartial, "/tmp; the --dir tree: EROFS; other fds: ENOSYS"},
+	95:  {"umask", sysSupported, "/tmp (initially 022)"},
 	96:  {"gettimeofday", sysRefused, ""},
 	102: {"getuid", sysPartial, "always 0"},
 	104: {"getgid", sysPartial, "always 0"},
@@ -80,17 +91,21 @@ var syscallTable = [maxSyscall]sysEntry{
 	232: {"epoll_wait", sysPartial, "as epoll_pwait"},
 	233: {"epoll_ctl", sysPartial, "only eventfds can be watched (others: EPERM), for EPOLLIN"},
 	234: {"tgkill", sysPartial, "SIGURG (goroutine preemption) is dropped; other signals: ENOSYS"},
-	257: {"openat", sysPartial, "the read-only --dir tree (/ and the working directory are its root; no symlinks): O_RDONLY, O_DIRECTORY, O_NONBLOCK, O_CLOEXEC; writing, O_CREAT, O_TRUNC: EROFS as Linux; without --dir every path is ENOENT"},
-	258: {"mkdirat", sysPartial, "the --dir tree is read-only: EEXIST, the parent's lookup error, else EROFS"},
+	257: {"openat", sysPartial, "the --dir tree read-only (writing, O_CREAT, O_TRUNC: EROFS), /tmp writable (379 nodes, then ENOSPC; O_TMPFILE: EOPNOTSUPP); 61 fds beyond 0..2"},
+	258: {"mkdirat", sysPartial, "in /tmp; the --dir tree is read-only: EEXIST, the parent's lookup error, else EROFS"},
 	262: {"newfstatat", sysPartial, "--dir paths (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW accepted); mode, size, inode, mtime; uid and gid 0"},
-	263: {"unlinkat", sysPartial, "the --dir tree is read-only: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
-	267: {"readlinkat", sysPartial, "the --dir tree has no symlinks: the lookup's error, else EINVAL"},
+	263: {"unlinkat", sysPartial, "in /tmp; the --dir tree: the parent lookup's error, EISDIR/EINVAL/ENOTEMPTY/EBUSY for ., .., /, else EROFS (as Linux, before the name is looked up)"},
+	264: {"renameat", sysPartial, "as renameat2 without flags"},
+	266: {"symlinkat", sysPartial, "in /tmp (followed 40 deep, then ELOOP); the --dir tree: EROFS"},
+	267: {"readlinkat", sysPartial, "/tmp symlinks; the --dir tree has none: the lookup's error, else EINVAL"},
+	268: {"fchmodat", sysPartial, "/tmp (kept, never enforced: the caller is root); the --dir tree: EROFS"},
 	270: {"pselect6", sysRefused, ""},
 	281: {"epoll_pwait", sysPartial, "reports EPOLLIN on watched eventfds; blocks the thread until one is written or the timeout passes"},
 	290: {"eventfd2", sysPartial, "non-semaphore counters; a read of zero is EAGAIN even without EFD_NONBLOCK"},
-	291: {"epoll_create1", sysPartial, "at most 13 descriptors beyond 0..2 in all"},
+	291: {"epoll_create1", sysPartial, "at most 61 descriptors beyond 0..2 in all"},
 	293: {"pipe2", sysPartial, "64 KiB, at most 4 pipes; not watchable by epoll; SIGPIPE is not delivered (EPIPE)"},
 	302: {"prlimit64", sysPartial, "reports RLIMIT_NOFILE 1024/4096, RLIMIT_STACK 8 MiB, others unlimited; new limits are accepted and ignored"},
+	316: {"renameat2", sysPartial, "in /tmp (RENAME_WHITEOUT: EINVAL); to or from the tree: EXDEV; in it: EROFS"},
 	318: {"getrandom", sysSupported, "bytes from the host's cryptographic source, at most 1 MiB a call (a short count, as Linux may return)"},
 	334: {"rseq", sysRefused, ""},
 }
@@ -166,6 +181,9 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		if f := fdOf(a0, fdPipeW); f != nil {
 			return pipeWrite(c, f, a1, a2)
 		}
+		if f := fdOf(a0, fdFile); f != nil {
+			return fileWrite(f, a1, a2), false
+		}
 		return sysWrite(a0, a1, a2), false
 	case 3: // close
 		if a0 < 3 && !fdClosed[a0] {
@@ -198,11 +216,13 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 	case 262:
 		return sysNewfstatat(a0, a1, a2, a3), false
 	case 258:
-		return sysMkdirat(a0, a1), false
+		return sysMkdirat(a0, a1, a2), false
 	case 89: // readlink
-		return sysReadlinkat(atFDCWD, a0), false
+		return sysReadlinkat(atFDCWD, a0, a1, a2), false
 	case 267:
-		return sysReadlinkat(a0, a1), false
+		return sysReadlinkat(a0, a1, a2, a3), false
+	case 266:
+		return sysSymlinkat(a0, a1, a2), false
 	case 263:
 		return sysUnlinkat(a0, a1, a2), false
 	case 24: // sched_yield
@@ -266,7 +286,29 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 	case 293:
 		return sysPipe2(a0, a1), false
 	case 257:
-		return sysOpenat(a0, a1, a2), false
+		return sysOpenat(a0, a1, a2, a3), false
+	case 18:
+		return sysPwrite(a0, a1, a2, a3), false
+	case 74, 75: // fsync, fdatasync
+		return sysFsync(a0), false
+	case 76:
+		return sysTruncate(a0, a1), false
+	case 77:
+		return sysFtruncate(a0, a1), false
+	case 95:
+		return sysUmask(a0), false
+	case 80:
+		return sysChdir(a0), false
+	case 81:
+		return sysFchdir(a0), false
+	case 91:
+		return sysFchmod(a0, a1), false
+	case 268:
+		return sysFchmodat(a0, a1, a2), false
+	case 264: // renameat
+		return sysRenameat2(a0, a1, a2, a3, 0), false
+	case 316:
+		return sysRenameat2(a0, a1, a2, a3, a4), false
 	case 302:
 		return sysPrlimit(a1, a3), false
 	case 318:
@@ -642,12 +684,18 @@ func sysFcntl(fd, cmd, arg uint64) uint64 {
 			if f.kind == fdPipeW {
 				fl = 1
 			}
+			if f.kind == fdFile {
+				fl = f.flags | oLargeF
+			}
 			if f.nonblock {
 				fl |= oNonblk
 			}
 			return fl
 		case 4: // F_SETFL
 			f.nonblock = arg&oNonblk != 0
+			if f.kind == fdFile {
+				f.flags = f.flags&^oAppend | arg&oAppend
+			}
 			return 0
 		}
 		return errno(eINVAL)

@@ -45,8 +45,6 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	vm.mu.Lock()
 	reg, boot, held, refused := vm.hc.reg, vm.hc.boot, vm.hc.held, vm.hc.regErr
 	roots := append([]uint64(nil), vm.hc.roots...)
-	vm.mu.Unlock()
-	vm.mu.Lock()
 	exited := vm.result.Outcome == OutcomeExit
 	vm.mu.Unlock()
 	cp := Checkpoint{Label: label, Final: final, SafePoint: !final || exited}
@@ -84,8 +82,12 @@ func (vm *VM) checkpoint(label string, final bool) uint64 {
 	vm.mu.Lock()
 	vm.result.Checkpoints = append(vm.result.Checkpoints, cp)
 	vm.mu.Unlock()
-	vm.logf("checkpoint %q: verified=%v violations=%d in %v", label, cp.Verified, cp.Violations, time.Duration(cp.Nanos))
-	vm.progressCheckpoint(cp)
+	if vm.cfg.Log != nil { // (the arguments cost allocations even unprinted)
+		vm.logf("checkpoint %q: verified=%v violations=%d in %v", label, cp.Verified, cp.Violations, time.Duration(cp.Nanos))
+	}
+	if vm.cfg.Progress != nil {
+		vm.progressCheckpoint(cp)
+	}
 	return uint64(cp.Violations)
 }
 

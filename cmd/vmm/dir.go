@@ -16,7 +16,8 @@ import (
 )
 
 // `vmm run --dir HOSTDIR`: HOSTDIR's tree becomes the program's read-only
-// file system (firmware.FSHeader), its root the program's /; --cwd names
+// file system (firmware.FSHeader), its root the program's / (the guest
+// mounts a writable tmpfs at /tmp over it); --cwd names
 // the working directory (default: the root). Only regular files and directories are copied; a
 // symlink to a regular file inside the tree is copied as that file; every
 // other kind of entry refuses the run before any VM exists.
@@ -139,6 +140,17 @@ func packTree(root, cwd string, limit uint64) ([]byte, int, error) {
 			}
 		}
 	}
+	return encodeImage(entries, names, data), cwdIdx, nil
+}
+
+// emptyRootImage is the image of a tree with nothing but its root (the
+// file system without --dir: / and the /tmp mounted on it).
+func emptyRootImage() []byte {
+	return encodeImage([]firmware.FSEntry{{Mode: firmware.FSDir | 0o755, Off: 1}}, nil, nil)
+}
+
+// encodeImage lays out an image (firmware.FSHeader) from its parts.
+func encodeImage(entries []firmware.FSEntry, names, data []byte) []byte {
 	h := firmware.FSHeader{Magic: firmware.FSMagic, Entries: uint64(len(entries))}
 	h.NamesOff = firmware.FSHeaderSize + firmware.FSEntrySize*h.Entries
 	h.NamesSize = uint64(len(names))
@@ -152,7 +164,7 @@ func packTree(root, cwd string, limit uint64) ([]byte, int, error) {
 		b.WriteByte(0)
 	}
 	b.Write(data)
-	return b.Bytes(), cwdIdx, nil
+	return b.Bytes()
 }
 
 // readChildren lists dir sorted by name, refusing what the image cannot

@@ -109,6 +109,24 @@ func TestRunReadOnlyFileSystemErrors(t *testing.T) {
 	}
 }
 
+// TestRunTmpfsEdgeCases: /tmp's answers at its edges (sparse files,
+// SEEK_DATA/SEEK_HOLE, bad offsets and pointers, F_SETFL O_APPEND,
+// getdents64 in pieces, renames to and from the read-only root) match what
+// Linux gave with a tmpfs on /tmp in a read-only chroot, recorded in
+// testdata/run/tmpfsedge/want.txt (see its main.go); nothing leaks.
+func TestRunTmpfsEdgeCases(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "tmpfsedge")
+	want, err := os.ReadFile(filepath.Join("..", "..", "testdata", "run", "tmpfsedge", "want.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, out, errs := runCLI("run", "--kernel", guestPath(t), prog)
+	if st != 0 || out != string(want) || !strings.Contains(errs, " 0 violations;") || !strings.Contains(errs, " 0 frames leaked") {
+		t.Errorf("status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", st, out, want, errs)
+	}
+}
+
 // TestRunGuestRefusesBadFSImages: the guest kernel checks the image as
 // untrusted input; each corruption ends the run before the program starts
 // with the kernel's reason on its console, never a fault inside it.

@@ -74,7 +74,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
 	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
-	fs.StringVar(&f.dir, "dir", "", "copy the host directory tree `HOSTDIR` into guest RAM as the program's read-only file system (its / and working directory)")
+	fs.StringVar(&f.dir, "dir", "", "copy the host directory tree `HOSTDIR` into guest RAM as the program's read-only file system (its / and working directory; /tmp is a writable tmpfs over it)")
 	fs.StringVar(&f.cwd, "cwd", "/", "the program's working directory: `PATH` inside the --dir tree")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events and the guest kernel's console on stderr")
 	if err := fs.Parse(args); err != nil {
@@ -253,9 +253,11 @@ func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Conf
 	var fsImage []byte
 	var fsCwd uint64
 	if f.dir == "" && f.cwd != "/" {
-		return cfg, nil, usagef("--cwd needs --dir (without it the file system is empty)")
+		return cfg, nil, usagef("--cwd needs --dir (without it the file system is an empty / with a writable /tmp)")
 	}
-	if f.dir != "" {
+	if f.dir == "" {
+		fsImage = emptyRootImage() // / for the /tmp mount point
+	} else {
 		// The program and the tree share low guest RAM: together at most
 		// half of it, the rest for the kernel's frames.
 		limit := min(uint64(maxDirImage), cfg.MemBytes/2-min(cfg.MemBytes/2, uint64(len(image))))
@@ -385,6 +387,7 @@ type runSummary struct {
 	Threads    uint64       `json:"threads"`
 	Leaked     uint64       `json:"frames_leaked"`
 	Signals    uint64       `json:"signals_delivered"` // faults the program's own handler took
+	TmpfsPeak  uint64       `json:"tmpfs_peak_pages"`  // data pages /tmp held at most
 	// Reported is false when the kernel never sent these (the program was
 	// stopped by a timeout, signal or fault first): the zeros mean unknown.
 	Reported bool `json:"reported"`
@@ -416,6 +419,8 @@ func summarizeRun(r *vmm.Result) runSummary {
 			s.Leaked = rep.Value
 		case rep.Key == "run.signals_delivered":
 			s.Signals = rep.Value
+		case rep.Key == "run.tmpfs_peak_pages":
+			s.TmpfsPeak = rep.Value
 		}
 	}
 	for _, l := range [][]namedCount{s.Syscalls, s.Refused} {

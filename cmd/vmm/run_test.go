@@ -161,6 +161,10 @@ func TestRunGoPrograms(t *testing.T) {
 		{name: "readfile", args: []string{"../.."}, dir: "tree", cwd: "sub/deeper"},
 		{"churn", []string{"--verify-every", "20ms"}, nil, "", ""}, // vmm flags, not the program's
 		{"clock", nil, nil, "", ""},                                // time.Now through the vDSO
+		// os.TempDir: the guest's /tmp, a fresh TMPDIR on the host.
+		{"tmpfs", nil, nil, "", ""},
+		{"tmpfs", []string{"keep"}, nil, "", ""},                  // files left in /tmp go back at exit
+		{"tmpfs", []string{"--verify-every", "2ms"}, nil, "", ""}, // checked while /tmp holds pages
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := runCompared(t, k, tc)
@@ -173,6 +177,10 @@ func TestRunGoPrograms(t *testing.T) {
 			}
 			if wantSignals := map[string]uint64{"recover": 6}[tc.name]; res.Run.Signals != wantSignals {
 				t.Errorf("%d signals delivered, want %d", res.Run.Signals, wantSignals)
+			}
+			// The tmpfs program holds a file of over 5 MiB at once.
+			if (tc.name == "tmpfs") != (res.Run.TmpfsPeak > 5<<20/4096) {
+				t.Errorf("/tmp held at most %d pages", res.Run.TmpfsPeak)
 			}
 		})
 	}
@@ -201,6 +209,7 @@ type runResult struct {
 		PeakFrames uint64 `json:"peak_frames"`
 		Leaked     uint64 `json:"frames_leaked"`
 		Signals    uint64 `json:"signals_delivered"`
+		TmpfsPeak  uint64 `json:"tmpfs_peak_pages"`
 		Syscalls   []struct {
 			Name  string
 			Count uint64
@@ -229,6 +238,9 @@ func runCompared(t *testing.T, k string, tc runCase) *runResult {
 	}
 	host := exec.Command(prog, tc.args...)
 	host.Env = tc.env
+	if tc.name == "tmpfs" {
+		host.Env = append(host.Env, "TMPDIR="+t.TempDir())
+	}
 	if tc.dir != "" {
 		tc.dir = filepath.Join("..", "..", "testdata", "run", tc.name, tc.dir)
 		host.Dir = filepath.Join(tc.dir, tc.cwd)
@@ -376,5 +388,49 @@ func TestRunConfigAdvisesHugePages(t *testing.T) {
 	}
 	if !cfg.HugePages {
 		t.Error("vmm run's config does not ask for huge pages")
+	}
+}
+
+// TestRunTmpfsFull: /tmp fills up with ENOSPC, for data (half the RAM free
+// at start) and for nodes, never a kernel fault; space comes back after a
+// truncate or a removal, and what is left at exit goes back to the
+// allocator (a host run would fill the host's disk: the output is fixed).
+func TestRunTmpfsFull(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "tmpfs")
+	jsonOut := filepath.Join(t.TempDir(), "run.json")
+	st, out, errs := runCLI("run", "--kernel", guestPath(t), "--mem", "64M", "--json-out", jsonOut, prog, "fill")
+	want := `fill: errno 28 (no space left on device)
+filled: true true
+write after truncate: <nil>
+files: errno 28 (no space left on device)
+made some files: true
+a file after one went: <nil>
+`
+	if st != 0 || out != want {
+		t.Fatalf("status %d, stdout:\n%s\nwant:\n%s\nstderr:\n%s", st, out, want, errs)
+	}
+	b, err := os.ReadFile(jsonOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Checkpoints []struct{ Violations int }
+		Run         struct {
+			Leaked    uint64 `json:"frames_leaked"`
+			TmpfsPeak uint64 `json:"tmpfs_peak_pages"`
+		}
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	// 64 MiB of RAM: /tmp may take about 30 MiB of it.
+	if len(res.Checkpoints) != 3 || res.Run.Leaked != 0 || res.Run.TmpfsPeak < 4<<10 || res.Run.TmpfsPeak > 8<<10 {
+		t.Errorf("summary %+v", res)
+	}
+	for _, c := range res.Checkpoints {
+		if c.Violations != 0 {
+			t.Errorf("checkpoint with %d violations", c.Violations)
+		}
 	}
 }

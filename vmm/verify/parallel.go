@@ -85,20 +85,41 @@ type framesResult struct {
 	fp      framePass // the host pass's counts
 }
 
-// checkFrames runs the passes over every frame: guest/mm's, whose
-// violations may fill up to mmRoom entries of the report; the host's (s,
-// started as fp), whose violations, histogram and leak reports it adds to
-// s, s.hist and s.leaks in frame order; and the rules that tie frames to
-// their mappings (pt), whose findings it adds to pt.res.
-func checkFrames(v *mm.View, s *specCheck, fp framePass, pt *mapCounter, mmRoom int, fo fanout) framesResult {
-	n := v.FrameCount()
+// pieceSize is the frames in one piece: fo.frames (0: pieceFrames) rounded
+// up to a multiple of 2^MaxOrder.
+func (fo fanout) pieceSize() uint64 {
 	size := fo.frames
 	if size == 0 {
 		size = pieceFrames
 	}
 	const top = uint64(1) << mm.MaxOrder
-	size = (size + top - 1) / top * top
-	pieces := make([]piece, (n+size-1)/size)
+	return (size + top - 1) / top * top
+}
+
+// parallel reports whether n frames make more than one piece, so that more
+// than one goroutine works on them. Below that the rest of a verification
+// runs on the caller's goroutine too: handing a small job to another
+// thread costs more (a wake-up, on a loaded host a scheduling delay) than
+// it saves.
+func (fo fanout) parallel(n uint64) bool {
+	return n > fo.pieceSize() && fo.workers != 1
+}
+
+// checkFrames runs the passes over every frame: guest/mm's, whose
+// violations may fill up to mmRoom entries of the report; the host's (s,
+// started as fp), whose violations, histogram and leak reports it adds to
+// s, s.hist and s.leaks in frame order; and the rules that tie frames to
+// their mappings (pt), whose findings it adds to pt.res. buf holds the
+// pieces' states between calls (they are large: reusing them spares a
+// fresh allocation's page faults at every checkpoint).
+func checkFrames(v *mm.View, s *specCheck, fp framePass, pt *mapCounter, mmRoom int, fo fanout, buf *[]piece) framesResult {
+	n := v.FrameCount()
+	size := fo.pieceSize()
+	count := int((n + size - 1) / size)
+	if cap(*buf) < count {
+		*buf = make([]piece, count)
+	}
+	pieces := (*buf)[:count]
 	for i := range pieces {
 		lo := uint64(i) * size
 		pieces[i] = piece{lo: lo, hi: min(lo+size, n), lpIn: mm.NewLinearPass(), fpIn: fp.resume()}

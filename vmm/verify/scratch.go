@@ -1,6 +1,10 @@
 package verify
 
-import "sync"
+import (
+	"sync"
+
+	"github.com/vmm-dev/vmm/guest/mm"
+)
 
 // The per-frame arrays of a verification (free-list orders, cached
 // frames, owners, mapping counts) come from pools and go back when the
@@ -35,3 +39,15 @@ func (p *arrayPool[T]) put(s []T) {
 		p.p.Put(&s)
 	}
 }
+
+// scratch is the rest of a verification's working memory that does not
+// grow with the guest (guest/mm's violation list, the flags histogram, the
+// pieces' states): some 50 KiB, which a fresh allocation at every
+// checkpoint pays for in page faults.
+type scratch struct {
+	out    [MaxListed]mm.Violation // only the first total entries are read
+	hist   histogram
+	pieces []piece
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}

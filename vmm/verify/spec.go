@@ -190,14 +190,14 @@ func (s *specCheck) caches() []bool {
 	for cpu := uint64(0); cpu < mm.MaxCPUs; cpu++ {
 		h, _ := s.v.Cache(cpu)
 		synced += uint64(h.Synced)
-		scope := fmt.Sprintf("per-CPU cache of cpu %d", cpu)
+		scope := func() string { return fmt.Sprintf("per-CPU cache of cpu %d", cpu) } // only when one is bad
 		switch {
 		case h.Count > mm.PCPCapacity || h.Synced > mm.PCPCapacity:
-			s.badScope(scope, "spec: cache count above capacity", "pcp", mm.PCPCapacity, uint64(max(h.Count, h.Synced)))
+			s.badScope(scope(), "spec: cache count above capacity", "pcp", mm.PCPCapacity, uint64(max(h.Count, h.Synced)))
 		case h.Head >= mm.PCPCapacity:
-			s.badScope(scope, "spec: cache head outside the ring", "pcp", mm.PCPCapacity-1, uint64(h.Head))
+			s.badScope(scope(), "spec: cache head outside the ring", "pcp", mm.PCPCapacity-1, uint64(h.Head))
 		case cpu >= ncpu && h.Count != 0:
-			s.badScope(scope, "spec: cache of an absent CPU holds frames", "pcp", 0, uint64(h.Count))
+			s.badScope(scope(), "spec: cache of an absent CPU holds frames", "pcp", 0, uint64(h.Count))
 		}
 		for i := uint64(0); ; i++ {
 			pfn, ok := s.v.CacheEntry(cpu, i)

@@ -133,22 +133,30 @@ func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 	r := &Report{Frames: in.FrameCount, Roots: len(in.Roots)}
 	// guest/mm's checker, in its steps: header, the pass over the records
 	// (beside the host's own, on every CPU), the rest.
-	out := make([]mm.Violation, MaxListed)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	out := sc.out[:]
 	total, stateOK := mm.CheckHeader(&view, out)
 	// The page-table walk and the owners beside the host check's lists
-	// and caches: the pass over the records needs both.
+	// and caches (for a guest of more than one piece: see fanout.parallel):
+	// the pass over the records needs both.
 	pt := &mapCounter{}
 	var own *owners
-	wait := goLikeCaller(func() {
+	tables := func() {
 		if len(in.Roots) > 0 {
 			pt = walkTables(mem, &view, in.Roots, in.SharedTables)
 		}
 		if in.Boot != nil {
 			own = markOwners(mem, &view, in, pt, &ptResult{})
 		}
-	})
-	var hist histogram
-	s := newSpecCheck(&view, &hist, nil)
+	}
+	wait := tables
+	if fo.parallel(in.FrameCount) {
+		wait = goLikeCaller(tables)
+	}
+	hist := &sc.hist
+	*hist = histogram{}
+	s := newSpecCheck(&view, hist, nil)
 	fp, h, specOK := s.beforeFrames()
 	wait()
 	if own != nil {
@@ -156,7 +164,7 @@ func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 	}
 	if specOK {
 		listed := min(total, len(out))
-		fr := checkFrames(&view, s, fp, pt, len(out)-listed, fo)
+		fr := checkFrames(&view, s, fp, pt, len(out)-listed, fo, &sc.pieces)
 		listed += copy(out[listed:], fr.mmOut)
 		total += fr.mmTotal
 		if stateOK {
@@ -187,7 +195,7 @@ func verifyWith(mem Memory, in Input, fo fanout) (*Report, error) {
 		r.Violations = append(r.Violations, cv)
 	}
 	r.addSpec(spec, specTotal)
-	r.summarise(&hist)
+	r.summarise(hist)
 	r.PerCPU = decodeCaches(&view)
 	r.TableFrames, r.Mappings = pt.res.tableFrames, pt.res.mappings
 	r.TotalViolations += pt.res.total

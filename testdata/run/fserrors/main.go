@@ -2,7 +2,8 @@
 // --dir ../readfile/tree), which a host run on a writable tree cannot show.
 // want.txt is its output on Linux, run as root under chroot in a read-only
 // bind mount of that tree (mount --bind; mount -o remount,ro,bind), which
-// vmm run must reproduce.
+// vmm run must reproduce, with a tmp directory added to that tree and a
+// tmpfs mounted on it (mount -t tmpfs), as vmm run mounts one at /tmp.
 package main
 
 import (
@@ -93,5 +94,11 @@ func main() {
 	fmt.Println("Readlink a file:", err)
 	_, err = os.Readlink("missing")
 	fmt.Println("Readlink missing:", err)
-	fmt.Println("MkdirTemp:", func() error { _, err := os.MkdirTemp("", "x"); return err }())
+	fmt.Println("MkdirTemp:", func() error {
+		d, err := os.MkdirTemp("", "x")
+		if err == nil {
+			err = os.Remove(d)
+		}
+		return err
+	}())
 }
