@@ -14,7 +14,7 @@ fail=0
 src=$(go env GOROOT)/src
 for p in $pkgs; do
 	bin="$dir/$(echo "$p" | tr / _).test"
-	if ! CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go test -c -o "$bin" "$p" 2>"$dir/build.log"; then
+	if ! CGO_ENABLED=0 GOOS=linux GOARCH=amd64 GOFLAGS= go test -c -o "$bin" "$p" >/dev/null 2>"$dir/build.log"; then
 		echo "BUILD-FAIL $p: $(tail -1 "$dir/build.log")"
 		fail=1
 		continue

@@ -20,6 +20,20 @@ import (
 // verifyUsage documents --verify (vmm boot and vmm run).
 const verifyUsage = "how checkpoints are verified: `MODE` full (every frame, the default) or incremental (re-check what the guest wrote since the last one, from KVM's dirty log); the check at exit is always full"
 
+// verifyMode is --verify's value, refused at parse time unless full or
+// incremental: an empty one would otherwise pass as Config's default.
+type verifyMode string
+
+func (m *verifyMode) String() string { return string(*m) }
+
+func (m *verifyMode) Set(s string) error {
+	if s != vmm.VerifyFull && s != vmm.VerifyIncremental {
+		return fmt.Errorf("want %s or %s", vmm.VerifyFull, vmm.VerifyIncremental)
+	}
+	*m = verifyMode(s)
+	return nil
+}
+
 // bootFlags are `vmm boot`'s flags; keep the names stable (scripts use them).
 type bootFlags struct {
 	mem       string
@@ -34,7 +48,7 @@ type bootFlags struct {
 	dump      string
 	dumpAt    string
 	gdb       string
-	verify    string
+	verify    verifyMode
 	json      bool
 	verbose   bool
 	progress  progressFlag
@@ -56,7 +70,8 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
 	fs.StringVar(&f.gdb, "gdb", "", "wait for gdb on `ADDR` (PORT or HOST:PORT; loopback unless a host is named) before the first instruction")
-	fs.StringVar(&f.verify, "verify", vmm.VerifyFull, verifyUsage)
+	f.verify = vmm.VerifyFull
+	fs.Var(&f.verify, "verify", verifyUsage)
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")
 	fs.Var(&f.progress, "progress", progressUsage)
@@ -79,7 +94,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 // config turns flags into a vmm.Config, reading files; it creates no VM.
 func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
-		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, GDB: f.gdb, Verify: f.verify}
+		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, GDB: f.gdb, Verify: string(f.verify)}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)
@@ -104,6 +119,11 @@ func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	if f.dump != "" { // refuse a device, FIFO or directory before any VM runs
 		if err := safefile.CheckTarget(f.dump); err != nil {
 			return cfg, usagef("--dump: %v", err)
+		}
+		for _, in := range []string{f.kernel, f.trace} {
+			if in != "" && sameFile(f.dump, in) {
+				return cfg, usagef("--dump %s is an input of this boot: writing it would replace %s", f.dump, in)
+			}
 		}
 	}
 	cfg.Console = stdout

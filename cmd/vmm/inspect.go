@@ -81,6 +81,9 @@ func cmdInspect(args []string, stdout, stderr io.Writer) (int, error) {
 		if err := safefile.CheckTarget(f.mapOut); err != nil {
 			return vmm.StatusUsage, usagef("--map: %v", err)
 		}
+		if sameFile(f.mapOut, f.path) {
+			return vmm.StatusUsage, usagef("--map %s is the dump: writing it would replace the dump", f.mapOut)
+		}
 	}
 	in, err := inspect.Open(f.path)
 	if err != nil {

@@ -107,7 +107,8 @@ Commands:
   vmm boot [flags]    boot the guest (exit statuses below)
   vmm run [flags] PROG [ARGS...]
                       run a static x86-64 Linux program as the guest kernel's
-                      user process; its exit status is vmm's (0..119)
+                      user process; its exit status is vmm's (0..119; one above
+                      119, or a signal that kills it, ends with ` + fmt.Sprint(vmm.StatusFault) + `)
   vmm inspect [--json] [--frame ADDR] [--map FILE.png] FILE
                       verify a dump written by vmm boot --dump, offline
                       (0 clean, ` + fmt.Sprint(vmm.StatusViolation) + ` violations, ` + fmt.Sprint(vmm.StatusVMMError) + ` unreadable dump)

@@ -33,6 +33,9 @@ func TestUsageListsExitStatuses(t *testing.T) {
 			}
 		}
 	}
+	if _, out, _ := runCLI("help"); !strings.Contains(out, fmt.Sprintf("kills it, ends with %d", vmm.StatusFault)) {
+		t.Errorf("help does not say what vmm run's program statuses above %d become:\n%s", vmm.GuestStatusMax, out)
+	}
 	st, _, errs := runCLI()
 	if st != vmm.StatusUsage || !strings.Contains(errs, "Exit statuses") {
 		t.Errorf("no arguments: status %d, stderr %q", st, errs)

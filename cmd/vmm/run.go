@@ -37,7 +37,7 @@ type runFlags struct {
 	timeout    time.Duration
 	tick       time.Duration
 	verify     time.Duration
-	verifyMode string // --verify: incremental or full
+	verifyMode verifyMode // --verify: incremental or full
 	kernel     string
 	dump       string
 	jsonOut    string
@@ -69,7 +69,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "stop the program after `DURATION`")
 	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "timer `PERIOD` that preempts the program's threads")
 	fs.DurationVar(&f.verify, "verify-every", 0, "verify guest memory from the host every `INTERVAL` of guest time, at a timer tick that interrupted the program (0: at exec and exit only)")
-	fs.StringVar(&f.verifyMode, "verify", vmm.VerifyFull, verifyUsage)
+	f.verifyMode = vmm.VerifyFull
+	fs.Var(&f.verifyMode, "verify", verifyUsage)
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
 	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
@@ -113,6 +114,9 @@ func checkProgram(image []byte) error {
 	}
 	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 {
 		return fmt.Errorf("%w: built for %v %v; vmm run needs a 64-bit x86-64 Linux program (GOARCH=amd64)", ErrBadProgram, f.Class, f.Machine)
+	}
+	if f.OSABI != elf.ELFOSABI_NONE && f.OSABI != elf.ELFOSABI_LINUX {
+		return fmt.Errorf("%w: built for %v; vmm run needs a Linux program (GOOS=linux)", ErrBadProgram, f.OSABI)
 	}
 	for _, p := range f.Progs {
 		switch p.Type {
@@ -225,7 +229,7 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 
 func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, []byte, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump,
-		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true, Verify: f.verifyMode}
+		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true, Verify: string(f.verifyMode)}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, nil, usagef("--mem: %v", err)
@@ -269,7 +273,13 @@ func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Conf
 			if err := safefile.CheckTarget(p); err != nil {
 				return cfg, nil, usagef("%v", err)
 			}
+			if sameFile(p, f.prog) {
+				return cfg, nil, usagef("%s is PROG: writing it would replace the program", p)
+			}
 		}
+	}
+	if f.dump != "" && f.jsonOut != "" && sameFile(f.dump, f.jsonOut) {
+		return cfg, nil, usagef("--dump and --json-out name the same file (%s)", f.dump)
 	}
 	if f.verbose {
 		cfg.Log = stderr
@@ -326,14 +336,17 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if (res.ProgramExitStatus == nil || res.Outcome != vmm.OutcomeExit) && !f.verbose {
 		stderr.Write(console.Bytes()) // the program did not exit by itself: show what the kernel said
 	}
+	var sym *diag.Symbolizer // from the program's own line table
+	if f, err := elf.NewFile(bytes.NewReader(image)); err == nil {
+		sym, _ = diag.NewSymbolizer(f)
+	}
 	if k := res.ProgramKilled; k != nil {
-		if f, err := elf.NewFile(bytes.NewReader(image)); err == nil {
-			if s, err := diag.NewSymbolizer(f); err == nil {
-				k.Where = s.Describe(k.RIP)
-			}
+		if sym != nil {
+			k.Where = sym.Describe(k.RIP)
 		}
 		fmt.Fprintf(stderr, "vmm run: program killed by signal %d at %#x %s, fault address %#x\n", k.Signal, k.RIP, k.Where, k.Address)
 	}
+	placeProgramVCPUs(stderr, res, sym)
 	sum := summarizeRun(res)
 	printRunSummary(stderr, res, sum)
 	if f.jsonOut != "" {
@@ -349,6 +362,22 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	return res.ExitStatus, nil
 }
 
+// placeProgramVCPUs symbolizes, from the program's own line table, where
+// each vCPU stopped in the program (the VMM knows only the kernel's), and
+// says so when the run was stopped before the program finished.
+func placeProgramVCPUs(w io.Writer, r *vmm.Result, sym *diag.Symbolizer) {
+	for i := range r.VCPUs {
+		v := &r.VCPUs[i]
+		if sym == nil || v.RIP >= firmware.PhysMapBase {
+			continue
+		}
+		v.Where = sym.Describe(v.RIP)
+		if r.Outcome == vmm.OutcomeTimeout || r.Outcome == vmm.OutcomeSignal {
+			fmt.Fprintf(w, "vmm run: vCPU %d was in the program at %s\n", v.CPU, v.Where)
+		}
+	}
+}
+
 // runSummary is what the guest kernel reported about the program.
 type runSummary struct {
 	Syscalls   []namedCount `json:"syscalls"` // by name, most frequent first
@@ -359,6 +388,12 @@ type runSummary struct {
 	Leaked     uint64       `json:"frames_leaked"`
 	Signals    uint64       `json:"signals_delivered"` // faults the program's own handler took
 	TmpfsPeak  uint64       `json:"tmpfs_peak_pages"`  // data pages /tmp held at most
+	// Reported is false when the kernel never sent these (the program was
+	// stopped by a timeout, signal or fault first): the zeros mean unknown.
+	Reported bool `json:"reported"`
+	// Violations is the host verifier's total over every checkpoint (each
+	// checkpoint's own count is in checkpoints[]).
+	Violations int `json:"violations"`
 }
 
 type namedCount struct {
@@ -367,7 +402,7 @@ type namedCount struct {
 }
 
 func summarizeRun(r *vmm.Result) runSummary {
-	var s runSummary
+	s := runSummary{Violations: r.Violations()}
 	for _, rep := range r.Reports {
 		switch {
 		case strings.HasPrefix(rep.Key, "sys.refused."):
@@ -375,7 +410,7 @@ func summarizeRun(r *vmm.Result) runSummary {
 		case strings.HasPrefix(rep.Key, "sys."):
 			s.Syscalls = append(s.Syscalls, namedCount{strings.TrimPrefix(rep.Key, "sys."), rep.Value})
 		case rep.Key == "run.page_faults":
-			s.PageFaults = rep.Value
+			s.PageFaults, s.Reported = rep.Value, true
 		case rep.Key == "run.peak_frames":
 			s.PeakFrames = rep.Value
 		case rep.Key == "run.threads":
@@ -399,6 +434,11 @@ func printRunSummary(w io.Writer, r *vmm.Result, s runSummary) {
 		fmt.Fprint(w, r.Crash.Text)
 	}
 	fmt.Fprintf(w, "vmm run: %s: %s (exit status %d)\n", r.Outcome, r.Reason, r.ExitStatus)
+	if !s.Reported {
+		fmt.Fprintf(w, "vmm run: %d checkpoints, %d violations; the program did not finish, so the guest kernel reported no frames, page faults or system calls\n",
+			len(r.Checkpoints), r.Violations())
+		return
+	}
 	fmt.Fprintf(w, "vmm run: %d checkpoints, %d violations; peak %d frames held by the program, %d page faults, %d threads, %d frames leaked\n",
 		len(r.Checkpoints), r.Violations(), s.PeakFrames, s.PageFaults, s.Threads, s.Leaked)
 	list := func(l []namedCount) string {

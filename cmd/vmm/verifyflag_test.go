@@ -1,0 +1,32 @@
+package main
+
+import (
+	"io"
+	"testing"
+)
+
+// --verify takes full or incremental only, in boot and run alike; an empty
+// value must not slip through as the library's default.
+func TestVerifyFlagRefusesOtherValues(t *testing.T) {
+	for _, v := range []string{"", "bogus", "Full"} {
+		if _, _, err := parseBootFlags([]string{"--verify", v}, io.Discard); err == nil {
+			t.Errorf("vmm boot --verify %q accepted", v)
+		}
+		if _, err := parseRunFlags([]string{"--verify", v, "prog"}, io.Discard); err == nil {
+			t.Errorf("vmm run --verify %q accepted", v)
+		}
+	}
+	for _, v := range []string{"full", "incremental"} {
+		f, _, err := parseBootFlags([]string{"--verify", v}, io.Discard)
+		if err != nil || string(f.verify) != v {
+			t.Errorf("vmm boot --verify %q: %v", v, err)
+		}
+		r, err := parseRunFlags([]string{"--verify", v, "prog"}, io.Discard)
+		if err != nil || string(r.verifyMode) != v {
+			t.Errorf("vmm run --verify %q: %v", v, err)
+		}
+	}
+	if f, _, _ := parseBootFlags(nil, io.Discard); f.verify != "full" {
+		t.Errorf("vmm boot's default --verify is %q, want full", f.verify)
+	}
+}
