@@ -29,6 +29,7 @@ const (
 	HCErrUnknown = ^uint64(0) // no such hypercall
 	HCErrInvalid = ^uint64(1) // an argument is out of range or points outside RAM
 	HCErrState   = ^uint64(2) // the call is not valid now (e.g. registering twice)
+	HCErrClosed  = ^uint64(3) // HCWrite: the host's end of that fd is closed (a reader that went away)
 
 	// HCFaultResume is HCFault's answer when a debugger resumes the vCPU:
 	// the guest returns to the interrupted code through its trap record and

@@ -44,7 +44,7 @@ func report(key string, value uint64) {
 
 // hypercallWrite hands n bytes at phys to the host as the user program's
 // output on fd.
-func hypercallWrite(fd, phys, n uint64) { hypercall(firmware.HCWrite, fd, phys, n, 0) }
+func hypercallWrite(fd, phys, n uint64) uint64 { return hypercall(firmware.HCWrite, fd, phys, n, 0) }
 
 // hypercallReportBuf is report with the key in a kernel buffer.
 func hypercallReportBuf(key []byte, value uint64) {

@@ -130,7 +130,7 @@ func pipeRead(c *userCtx, f *fileDesc, buf, n uint64) (uint64, bool) {
 func pipeWrite(c *userCtx, f *fileDesc, buf, n uint64) (uint64, bool) {
 	p := &pipes[f.data]
 	if p.readers == 0 {
-		return errno(ePIPE), false // SIGPIPE is not delivered
+		return brokenPipe(c), false
 	}
 	if n == 0 {
 		return 0, false

@@ -300,3 +300,59 @@ func put64(b []byte, off, v uint64) {
 		b[off+i] = byte(v >> (8 * i))
 	}
 }
+
+// sigDefaultIgnored is the set of signals whose default action is to do
+// nothing (SIGCHLD, SIGURG, SIGWINCH); SIGCONT resumes, which here is the
+// same. The stop signals are refused instead (no job control).
+const sigDefaultIgnored = 1<<(17-1) | 1<<(18-1) | 1<<(23-1) | 1<<(28-1)
+
+const sigStops = 1<<(19-1) | 1<<(20-1) | 1<<(21-1) | 1<<(22-1)
+
+// sysTgkill sends sig to one of the program's threads. Only what is
+// synchronous here is served: Go's dieFromSignal resets the action to the
+// default and raises the signal on itself, which must end the program as
+// killed by it.
+func sysTgkill(c *userCtx, tgid, tid, sig uint64) uint64 {
+	if sig > 64 || int64(tid) <= 0 || int64(tgid) <= 0 {
+		return errno(eINVAL)
+	}
+	if tgid != 1 || !threadExists(tid) { // getpid is 1
+		return errno(eSRCH)
+	}
+	if sig == 0 {
+		return 0 // the existence check
+	}
+	bit := uint64(1) << (sig - 1)
+	act := sigactions[sig][0]
+	switch {
+	case sig == 23:
+		return 0 // SIGURG: asynchronous preemption, safely dropped
+	case sig == 9 || (act == 0 && sigDefaultIgnored&bit == 0 && sigStops&bit == 0):
+		killRIP, killAddr = c.RIP, 0
+		programEnd(128+sig, sig) // does not return
+	case act == 1 || (act == 0 && sigDefaultIgnored&bit != 0):
+		return 0 // ignored: discarded, as Linux does
+	}
+	return errno(eNOSYS) // a handler, or a stop signal: not delivered asynchronously
+}
+
+// brokenPipe is a write to a pipe nobody reads: SIGPIPE, whose default
+// action ends the program, else EPIPE (Go ignores it at the write and
+// then decides for itself; a blocked SIGPIPE stays undelivered).
+func brokenPipe(c *userCtx) uint64 {
+	if sigactions[13][0] == 0 && threads[curThread].sigmask&(1<<12) == 0 {
+		killRIP, killAddr = c.RIP, 0
+		programEnd(128+13, 13)
+	}
+	return errno(ePIPE)
+}
+
+// threadExists reports whether tid names a live thread of the program.
+func threadExists(tid uint64) bool {
+	for i := range threads {
+		if threads[i].state != threadFree && threads[i].tid == tid {
+			return true
+		}
+	}
+	return false
+}

@@ -90,7 +90,7 @@ var syscallTable = [maxSyscall]sysEntry{
 	231: {"exit_group", sysSupported, ""},
 	232: {"epoll_wait", sysPartial, "as epoll_pwait"},
 	233: {"epoll_ctl", sysPartial, "only eventfds can be watched (others: EPERM), for EPOLLIN"},
-	234: {"tgkill", sysPartial, "SIGURG (goroutine preemption) is dropped; other signals: ENOSYS"},
+	234: {"tgkill", sysPartial, "to the program itself: a signal whose action is the default terminates it (Go's dieFromSignal), an ignored one is discarded; SIGURG (goroutine preemption) is dropped; a signal with a handler: ENOSYS"},
 	257: {"openat", sysPartial, "the --dir tree read-only (writing, O_CREAT, O_TRUNC: EROFS), /tmp writable (379 nodes, then ENOSPC; O_TMPFILE: EOPNOTSUPP); 61 fds beyond 0..2"},
 	258: {"mkdirat", sysPartial, "in /tmp; the --dir tree is read-only: EEXIST, the parent's lookup error, else EROFS"},
 	262: {"newfstatat", sysPartial, "--dir paths (AT_EMPTY_PATH, AT_SYMLINK_NOFOLLOW accepted); mode, size, inode, mtime; uid and gid 0"},
@@ -114,6 +114,7 @@ var syscallTable = [maxSyscall]sysEntry{
 const (
 	ePERM     = 1
 	eNOENT    = 2
+	eSRCH     = 3
 	eBADF     = 9
 	eAGAIN    = 11
 	eNOMEM    = 12
@@ -184,7 +185,7 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 		if f := fdOf(a0, fdFile); f != nil {
 			return fileWrite(f, a1, a2), false
 		}
-		return sysWrite(a0, a1, a2), false
+		return sysWrite(c, a0, a1, a2), false
 	case 3: // close
 		if a0 < 3 && !fdClosed[a0] {
 			fdClosed[a0] = true
@@ -269,10 +270,7 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 	case 231: // exit_group
 		programExit(a0 & 0xff)
 	case 234: // tgkill
-		if a2 == 23 { // SIGURG: asynchronous preemption, safely dropped
-			return 0, false
-		}
-		return errno(eNOSYS), false
+		return sysTgkill(c, a0, a1, a2), false
 	case 232: // epoll_wait
 		return sysEpollPwait(a0, a1, a2, int64(int32(a3)))
 	case 281: // epoll_pwait (the signal mask is irrelevant: none is delivered)
@@ -318,7 +316,7 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 }
 
 // sysWrite sends fd 1 or 2 to the host, one page-bounded chunk a hypercall.
-func sysWrite(fd, buf, n uint64) uint64 {
+func sysWrite(c *userCtx, fd, buf, n uint64) uint64 {
 	if (fd != 1 && fd != 2) || fdClosed[fd] {
 		return errno(eBADF)
 	}
@@ -332,7 +330,12 @@ func sysWrite(fd, buf, n uint64) uint64 {
 			return errno(eFAULT)
 		}
 		chunk := min(n-done, mm.PageSize-(buf+done)%mm.PageSize)
-		hypercallWrite(fd, pa, chunk)
+		if hypercallWrite(fd, pa, chunk) == firmware.HCErrClosed {
+			if done > 0 {
+				return done
+			}
+			return brokenPipe(c) // `vmm run prog | head`: head has gone
+		}
 		done += chunk
 	}
 	return done

@@ -1,7 +1,9 @@
 package vmm
 
 import (
+	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
@@ -31,7 +33,9 @@ func (vm *VM) hypercall(v *vcpu) {
 	case effProgramExit:
 		vm.stopProgram(e.status, e.signal, e.rip, e.addr)
 	case effOutput:
-		vm.programOutput(e.fd, e.b)
+		if err := vm.programOutput(e.fd, e.b); errors.Is(err, syscall.EPIPE) {
+			res.ret = firmware.HCErrClosed
+		}
 	case effExit:
 		vm.debugExit(v, e.status)
 		vm.stop(OutcomeExit, e.status, fmt.Sprintf("guest exited with status %d", e.status), nil)
@@ -89,14 +93,17 @@ func (vm *VM) stopProgram(status, signal int, rip, addr uint64) {
 }
 
 // programOutput writes a user program's fd 1 or 2 to the configured writer.
-func (vm *VM) programOutput(fd int, b []byte) {
+func (vm *VM) programOutput(fd int, b []byte) error {
 	w := vm.cfg.Stdout
 	if fd == 2 {
 		w = vm.cfg.Stderr
 	}
-	if w != nil {
-		if _, err := w.Write(b); err != nil {
-			vm.logf("program fd %d: %v", fd, err)
-		}
+	if w == nil {
+		return nil
 	}
+	_, err := w.Write(b)
+	if err != nil {
+		vm.logf("program fd %d: %v", fd, err)
+	}
+	return err
 }

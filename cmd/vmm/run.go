@@ -9,8 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
@@ -298,6 +300,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) (int, error) {
 	if err != nil {
 		return vmm.StatusUsage, err
 	}
+	// A reader of the program's output that goes away (`vmm run prog |
+	// head`) is the program's broken pipe, not the VMM's: vmm gets EPIPE
+	// and the guest kernel gives the program SIGPIPE, while the summary,
+	// --json-out and --dump are still written.
+	signal.Ignore(syscall.SIGPIPE)
 	var console bytes.Buffer
 	var cons io.Writer = &console
 	if f.verbose {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -432,5 +433,42 @@ a file after one went: <nil>
 		if c.Violations != 0 {
 			t.Errorf("checkpoint with %d violations", c.Violations)
 		}
+	}
+}
+
+// TestRunReaderGoesAway: `vmm run prog | head` — when the reader of the
+// program's stdout closes its end, the program (not vmm) gets SIGPIPE and
+// dies of it as on Linux, and vmm still writes its summary and --json-out.
+func TestRunReaderGoesAway(t *testing.T) {
+	kvmtest.Require(t)
+	prog := buildProgram(t, "sigpipe")
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string)
+	go func() {
+		b := make([]byte, 12)
+		n, _ := io.ReadFull(r, b)
+		r.Close()
+		got <- string(b[:n])
+	}()
+	jsonOut := filepath.Join(t.TempDir(), "run.json")
+	var errb bytes.Buffer
+	st := run([]string{"run", "--kernel", guestPath(t), "--json-out", jsonOut, prog}, w, &errb)
+	w.Close()
+	if head := <-got; head != "line 0\nline " {
+		t.Errorf("the reader got %q", head)
+	}
+	if st != vmm.StatusFault || !strings.Contains(errb.String(), "program killed by signal 13 (status 141)") || !strings.Contains(errb.String(), "0 frames leaked") {
+		t.Errorf("status %d, stderr:\n%s", st, errb.String())
+	}
+	var res struct {
+		Killed *struct {
+			Signal int `json:"signal"`
+		} `json:"program_killed"`
+	}
+	if b, err := os.ReadFile(jsonOut); err != nil || json.Unmarshal(b, &res) != nil || res.Killed == nil || res.Killed.Signal != 13 {
+		t.Errorf("--json-out after the broken pipe: %v %+v", err, res.Killed)
 	}
 }
