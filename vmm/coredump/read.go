@@ -2,6 +2,7 @@ package coredump
 
 import (
 	"bytes"
+	"cmp"
 	"debug/elf"
 	"errors"
 	"fmt"
@@ -218,18 +219,8 @@ func parse(b []byte) (*Dump, error) {
 	if err := checkLoads(d.segs, loadPh, d.info.Map); err != nil {
 		return nil, err
 	}
-	slices.SortFunc(d.segs, func(x, y Segment) int { return cmpU64(x.PAddr, y.PAddr) })
+	slices.SortFunc(d.segs, func(x, y Segment) int { return cmp.Compare(x.PAddr, y.PAddr) })
 	return d, nil
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // parseEhdr checks the ELF header and that the program header table lies

@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"reflect"
@@ -797,7 +798,7 @@ func (x *Incremental) frameRules(p uint64, r mm.Record) string {
 		if _, isBad := slices.BinarySearch(x.bad, p); isBad && r.Flags != 0 && r.Flags != mm.FlagPoisoned {
 			return "bad frame not POISONED"
 		}
-		i, _ := sort.Find(len(x.decl), func(i int) int { return cmpU64(p, x.decl[i].pfn) })
+		i, _ := sort.Find(len(x.decl), func(i int) int { return cmp.Compare(p, x.decl[i].pfn) })
 		for ; i < len(x.decl) && x.decl[i].pfn == p; i++ {
 			if r.Flags&(mm.FlagAllocated|mm.FlagFree|mm.FlagPoisoned|mm.FlagPerCPU) != mm.FlagAllocated || r.Order != x.decl[i].order {
 				return "declared block changed"
@@ -838,16 +839,6 @@ func (x *Incremental) ptRule(p uint64, r mm.Record) string {
 		}
 	}
 	return ""
-}
-
-func cmpU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // walk follows free list k as the full walk does, reading only the nodes
