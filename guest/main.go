@@ -39,6 +39,7 @@ const (
 )
 
 func bootMain(bi *firmware.BootInfo) {
+	holdDoorbell() // the banner, memory map and command line: one burst
 	putString("vmm guest kernel: Go, runtime-free, CPL3; ")
 	putDec(uint64(bi.NumCPUs))
 	putString(" vCPU(s), ")
@@ -55,6 +56,7 @@ func bootMain(bi *firmware.BootInfo) {
 	putString("command line: ")
 	putBuf(cmdline)
 	putString("\n")
+	releaseDoorbell()
 
 	name := workloadName(bi)
 	if !equal(name, "help") && !mmInit(bi) {
@@ -68,6 +70,7 @@ func bootMain(bi *firmware.BootInfo) {
 		report("timer.ticks", t)
 	}
 	report("traps.handled", thisCPU().Traps)
+	holdDoorbell() // the exit hypercall drains the line
 	putString("guest: exiting with status ")
 	putDec(status)
 	putString("\n")
