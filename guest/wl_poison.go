@@ -45,7 +45,7 @@ func runPoison(bi *firmware.BootInfo) uint64 {
 		return exitWorkloadFail
 	}
 
-	table, ok := newBlockTable()
+	table, ok := newBlockTableFor(kernelMM.FreeFrames()) // the drains take free frames
 	if !ok {
 		putString("poison: no block for the frame table\n")
 		return exitWorkloadFail

@@ -16,14 +16,25 @@ type scratch struct {
 // minScratchOrder is the smallest scratch block a workload accepts.
 const minScratchOrder = 2
 
-func allocScratch() (scratch, bool) {
+func allocScratch() (scratch, bool) { return allocScratchOrder(mm.MaxOrder) }
+
+// allocScratchOrder allocates the smallest block of at least order want
+// (up to MaxOrder) that is available, else the largest below it.
+func allocScratchOrder(want uint8) (scratch, bool) {
+	want = min(max(want, minScratchOrder), mm.MaxOrder)
 	tok := kernelMM.Lock()
 	s, ok := scratch{}, false
-	for order := uint8(mm.MaxOrder); order >= minScratchOrder && !ok; order-- {
+	try := func(order uint8) {
 		if f, err := kernelMM.AllocFlags(order, &tok, mm.FlagKernel); err == mm.ErrNone {
 			s, ok = scratch{phys: f.StartAddress(), order: order}, true
 			s.held = hold(mm.Holding{Block: mm.HeldBlock(f, order)})
 		}
+	}
+	for order := want; order <= mm.MaxOrder && !ok; order++ {
+		try(order)
+	}
+	for order := want - 1; order >= minScratchOrder && !ok; order-- {
+		try(order)
 	}
 	kernelMM.Unlock(&tok) // no defer: it needs the runtime
 	return s, ok
@@ -65,8 +76,20 @@ type blockTable struct {
 
 // newBlockTable allocates the table, zeroed, and declares it to the host:
 // a slot not in use holds 0.
-func newBlockTable() (blockTable, bool) {
-	s, ok := allocScratch()
+func newBlockTable() (blockTable, bool) { return newBlockTableFor(^uint64(0)) }
+
+// newBlockTableFor is newBlockTable with room for at least entries slots
+// where a block that large is free (at most a MaxOrder block, 512 Ki
+// slots). The table is zeroed, and each of its pages is a first touch of
+// guest RAM (a KVM page fault of ~10 us on this host): a workload that can
+// hold at most one block per free frame sizes it by the free frames, not
+// at 4 MiB.
+func newBlockTableFor(entries uint64) (blockTable, bool) {
+	order := uint8(0)
+	for order < mm.MaxOrder && mm.PageSize/8<<order < entries {
+		order++
+	}
+	s, ok := allocScratchOrder(order)
 	if !ok {
 		return blockTable{}, false
 	}
@@ -81,7 +104,7 @@ func newBlockTable() (blockTable, bool) {
 // frees everything and checks that every frame is free again.
 func runStress(bi *firmware.BootInfo) uint64 {
 	startFree := kernelMM.FreeFrames()
-	table, ok := newBlockTable()
+	table, ok := newBlockTableFor(startFree) // every live block holds a frame
 	if !ok {
 		return exitWorkloadFail
 	}
