@@ -62,7 +62,7 @@ func KVMFloor() (KVMFloorTiming, error) {
 		return t, fmt.Errorf("open /dev/kvm: %w", err)
 	}
 	fds = append(fds, uintptr(kvmFd))
-	vmFd, err := kvm.CreateVM(uintptr(kvmFd))
+	vmFd, err := createVM(uintptr(kvmFd))
 	if err != nil {
 		return t, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}

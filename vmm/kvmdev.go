@@ -100,3 +100,16 @@ func supportedCPUID(kvmFd uintptr) (*kvm.CPUID, error) {
 	}
 	return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
 }
+
+// createVM is KVM_CREATE_VM, retried when a signal interrupts it: the
+// ioctl can wait in the kernel, and a signal then (the Go runtime's
+// preemption signal, for one) makes it fail with EINTR; seen twice in an
+// afternoon of boot benchmarks on the shared machine, each a failed run.
+func createVM(kvmFd uintptr) (uintptr, error) {
+	for tries := 0; ; tries++ {
+		fd, err := kvm.CreateVM(kvmFd)
+		if !errors.Is(err, unix.EINTR) || tries == 100 {
+			return fd, err
+		}
+	}
+}

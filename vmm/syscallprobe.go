@@ -46,7 +46,7 @@ func syscallLoop(n uint32) (int, time.Duration, error) {
 	}
 	defer kvmFile.Close()
 	kvmFd := kvmFile.Fd()
-	vmFd, err := kvm.CreateVM(kvmFd)
+	vmFd, err := createVM(kvmFd)
 	if err != nil {
 		return 0, 0, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}

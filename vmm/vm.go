@@ -121,7 +121,7 @@ func (vm *VM) build() error {
 	}
 	vm.layout = l
 	vm.hc.cpus = vm.cfg.CPUs
-	fd, err := kvm.CreateVM(vm.kvmFile.Fd())
+	fd, err := createVM(vm.kvmFile.Fd())
 	if err != nil {
 		return fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
