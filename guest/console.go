@@ -33,7 +33,9 @@ func unlockConsole() {
 // doorbell due instead of ringing it, and releaseDoorbell rings once if one
 // is still due. A hypercall clears it: the VMM drains the ring at every
 // hypercall before serving it (and at the end of every run), so nothing is
-// lost or reordered, only held for the burst's own few microseconds.
+// lost or reordered, only held until the burst ends (a workload's result
+// line: until its checkpoint, after the guest's own check of the allocator,
+// which is the one burst that can take long, in large guests).
 var doorbellHeld, doorbellDue [firmware.MaxCPUs]bool
 
 func holdDoorbell() { doorbellHeld[thisCPU().Index%firmware.MaxCPUs] = true }
