@@ -1,6 +1,9 @@
 package vmm
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 // A short run keeps the console doorbell on MMIO exits (no ioeventfd, so
 // no SRCU grace period for the VM fd's close to wait for); after
@@ -16,6 +19,10 @@ func TestConsoleDoorbellBecomesEventfdAfterExits(t *testing.T) {
 	c := res.Console
 	if c.DoorbellEventfd || c.DoorbellExits < 3 || c.DoorbellExits >= doorbellExitsBeforeEventfd {
 		t.Fatalf("hello boot: console %+v, want at least 3 doorbell exits and no ioeventfd", c)
+	}
+	// Lines printed back to back ring once (the guest's console bursts).
+	if lines := uint64(strings.Count(exitsOnly, "\n")); c.DoorbellExits > lines/2 {
+		t.Errorf("hello boot: %d doorbell exits for %d lines, want at most half as many", c.DoorbellExits, lines)
 	}
 
 	defer func(n uint64) { doorbellExitsBeforeEventfd = n }(doorbellExitsBeforeEventfd)
