@@ -59,6 +59,7 @@ func bootMain(bi *firmware.BootInfo) {
 	releaseDoorbell()
 
 	name := workloadName(bi)
+	holdDoorbell() // the mm lines and the first workload's start line: one burst (runOne ends it)
 	if !equal(name, "help") && !mmInit(bi) {
 		exit(exitMMInitFailed)
 	}

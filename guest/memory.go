@@ -62,7 +62,6 @@ func mmInit(bi *firmware.BootInfo) bool {
 		return false
 	}
 	st := kernelMM.State()
-	holdDoorbell() // this line and the buddyinfo: one burst
 	putString("mm: ")
 	putDec(frames)
 	putString(" frame records at ")
@@ -77,7 +76,6 @@ func mmInit(bi *firmware.BootInfo) bool {
 	putDec(st.PoisonedFrames)
 	putString(" poisoned\n")
 	printBuddyInfo()
-	releaseDoorbell()
 	return true
 }
 

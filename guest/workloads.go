@@ -100,6 +100,7 @@ func runOne(bi *firmware.BootInfo, w *workload) uint64 {
 	putString("workload ")
 	putString(w.name)
 	putString(": start\n")
+	releaseDoorbell() // rings for this line now (it ends bootMain's burst)
 	st := w.run(bi)
 	holdDoorbell()
 	st = resultAndCheckpoint(w, st)
