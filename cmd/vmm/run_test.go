@@ -162,6 +162,7 @@ func TestRunGoPrograms(t *testing.T) {
 		{name: "readfile", args: []string{"../.."}, dir: "tree", cwd: "sub/deeper"},
 		{"churn", []string{"--verify-every", "20ms"}, nil, "", ""}, // vmm flags, not the program's
 		{"clock", nil, nil, "", ""},                                // time.Now through the vDSO
+		{"stdlibmix", nil, nil, "", ""},                            // maps, fmt, encoding/json, reflect
 		// os.TempDir: the guest's /tmp, a fresh TMPDIR on the host.
 		{"tmpfs", nil, nil, "", ""},
 		{"tmpfs", []string{"keep"}, nil, "", ""},                  // files left in /tmp go back at exit

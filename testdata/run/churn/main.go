@@ -9,7 +9,7 @@ import (
 )
 
 func main() {
-	const workers, rounds, size = 4, 200, 1 << 20 // 800 MiB allocated in total
+	const workers, rounds, size = 4, 768, 1 << 20 // 3 GiB allocated in total
 	results := make(chan int, workers)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
