@@ -9,6 +9,7 @@ import (
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/internal/safefile"
 	"github.com/vmm-dev/vmm/vmm/memmap"
+	"golang.org/x/sys/unix"
 )
 
 // Write writes guest RAM as an ELF64 core file to path. ram is the single
@@ -225,8 +226,9 @@ func writeFile(f *os.File, head []byte, loads []load, ram []byte, size uint64) (
 		return st, fmt.Errorf("coredump: write headers: %w", err)
 	}
 	st.Written = uint64(len(head))
+	var wb writeback
 	for _, l := range loads {
-		if err := writeSparse(f, l.off, ram[l.host:l.host+l.size], &st); err != nil {
+		if err := writeSparse(f, l.off, ram[l.host:l.host+l.size], &st, &wb); err != nil {
 			return st, fmt.Errorf("coredump: write guest [%#x, +%#x): %w", l.gpa, l.size, err)
 		}
 	}
@@ -240,17 +242,19 @@ func writeFile(f *os.File, head []byte, loads []load, ram []byte, size uint64) (
 // that are not all zero; zero pages are skipped (holes). Pages with no host
 // page behind them (see residency) are zero without being read, so the cost
 // follows what the guest touched, not the size of its RAM.
-func writeSparse(f *os.File, off uint64, data []byte, st *Stats) error {
+func writeSparse(f *os.File, off uint64, data []byte, st *Stats, wb *writeback) error {
 	res := residency(data)
 	run := -1 // start of the current run of non-zero pages, -1 if none
 	flush := func(end int) error {
 		if run < 0 {
 			return nil
 		}
-		if _, err := f.WriteAt(data[run:end], int64(off)+int64(run)); err != nil {
+		at := int64(off) + int64(run)
+		if _, err := f.WriteAt(data[run:end], at); err != nil {
 			return err
 		}
 		st.Written += uint64(end - run)
+		wb.wrote(f, at+int64(end-run))
 		run = -1
 		return nil
 	}
@@ -277,8 +281,36 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats) error {
 		if run < 0 {
 			run = p
 		}
+		if p+pageSize-run >= writebackStep {
+			// A long run is written in steps so its writeback starts early.
+			if err := flush(min(p+pageSize, len(data))); err != nil {
+				return err
+			}
+		}
 	}
 	return flush(len(data))
+}
+
+// writeback starts the disk writes of what is already in the page cache
+// while the rest is still being copied: Commit's fsync then waits for the
+// tail only, instead of for the whole file after the last byte is written.
+type writeback struct {
+	from int64 // file offset up to which writeback has been started
+}
+
+// writebackStep is how much written data starts writing back at once.
+const writebackStep = 16 << 20
+
+// wrote notes that the file has been written up to end, and starts
+// writeback of [from, end) once that is writebackStep or more. It is only
+// a hint (SYNC_FILE_RANGE_WRITE waits for nothing); its error is dropped
+// because Commit's fsync reports any write error.
+func (wb *writeback) wrote(f *os.File, end int64) {
+	if end-wb.from < writebackStep {
+		return
+	}
+	unix.SyncFileRange(int(f.Fd()), wb.from, end-wb.from, unix.SYNC_FILE_RANGE_WRITE)
+	wb.from = end
 }
 
 // nextResident returns the index of the first non-zero byte of res at or
