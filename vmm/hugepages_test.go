@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"unsafe"
-
-	"github.com/vmm-dev/vmm/vmm/memmap"
 )
 
 // TestAdviseHuge: after AdviseHuge the kernel lists guest RAM's mapping
@@ -17,15 +15,7 @@ func TestAdviseHuge(t *testing.T) {
 	if _, err := os.Stat("/sys/kernel/mm/transparent_hugepage/enabled"); err != nil {
 		t.Skip("no transparent huge pages on this kernel")
 	}
-	m, err := memmap.Build(64 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGuestMemory(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := testMemory(t, 64<<20)
 	start := fmt.Sprintf("%x-", uintptr(unsafe.Pointer(&g.Host()[0])))
 	if vmFlagHg(t, start) {
 		t.Fatal("hg set before AdviseHuge")

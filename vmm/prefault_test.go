@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/vmm-dev/vmm/firmware"
-	"github.com/vmm-dev/vmm/vmm/memmap"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,15 +54,7 @@ func TestPredictMetaMatchesRegistration(t *testing.T) {
 // TestPopulateKeepsContents: populated pages are present and what was
 // written before is still there.
 func TestPopulateKeepsContents(t *testing.T) {
-	m, err := memmap.Build(64 << 20)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := NewGuestMemory(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
+	g := testMemory(t, 64<<20)
 	const gpa, n = 3<<20 + 0x800, 9<<20 + 0x10
 	if err := g.Write(gpa+4096*5, []byte("kept")); err != nil {
 		t.Fatal(err)
@@ -86,7 +77,7 @@ func TestPopulateKeepsContents(t *testing.T) {
 			t.Fatalf("page %d of the populated range is not resident", i)
 		}
 	}
-	if err := g.Populate(m.RAMTop()+1<<30, 4096, false); err == nil {
+	if err := g.Populate(g.Map.RAMTop()+1<<30, 4096, false); err == nil {
 		t.Error("Populate outside guest RAM succeeded")
 	}
 }
