@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
-	"iter"
 	"slices"
 	"unsafe"
 
@@ -117,20 +116,26 @@ func (o *owners) kernelAreas() {
 	}
 	seen := map[uint8]*area{}
 	var order []uint8
-	for p := range o.markedFrames() {
-		k := o.owner[p]
-		r, _ := o.view.Record(p)
-		if r.Flags == 0 || r.Flags == mm.FlagAllocated|mm.FlagKernel {
-			continue
+	// Only the flags matter here, read straight from the records (the
+	// areas are thousands of frames: decoding whole records was some 6%
+	// of a small guest's verification).
+	meta := o.view.MetaBytes()
+	o.eachMarkedSpan(func(first, last uint64) {
+		for p := first; p <= last; p++ {
+			f := le32(meta[p*mm.FrameMetaSize+mm.OffFlags:])
+			if f == 0 || f == mm.FlagAllocated|mm.FlagKernel {
+				continue
+			}
+			k := o.owner[p]
+			a := seen[k]
+			if a == nil {
+				a = &area{first: p, flags: f}
+				seen[k] = a
+				order = append(order, k)
+			}
+			a.wrong++
 		}
-		a := seen[k]
-		if a == nil {
-			a = &area{first: p, flags: r.Flags}
-			seen[k] = a
-			order = append(order, k)
-		}
-		a.wrong++
-	}
+	})
 	for _, k := range order {
 		a := seen[k]
 		o.res.addDetail(a.first, o.name(k)+" frame not ALLOCATED|KERNEL", "flags",
@@ -139,20 +144,17 @@ func (o *owners) kernelAreas() {
 	}
 }
 
-// markedFrames yields the frames markRange marked, in frame order.
-func (o *owners) markedFrames() iter.Seq[uint64] {
-	spans := slices.Clone(o.marked)
+// eachMarkedSpan calls f with the frame spans markRange marked, merged
+// where they overlap, in frame order: each marked frame once.
+func (o *owners) eachMarkedSpan(f func(first, last uint64)) {
+	spans := o.marked
 	slices.SortFunc(spans, func(a, b [2]uint64) int { return cmp.Compare(a[0], b[0]) })
-	return func(yield func(uint64) bool) {
-		next := uint64(0) // frames below next are done
-		for _, s := range spans {
-			for p := max(s[0], next); p <= s[1]; p++ {
-				if !yield(p) {
-					return
-				}
-			}
-			next = max(next, s[1]+1)
+	next := uint64(0) // frames below next are done
+	for _, s := range spans {
+		if first := max(s[0], next); first <= s[1] {
+			f(first, s[1])
 		}
+		next = max(next, s[1]+1)
 	}
 }
 
