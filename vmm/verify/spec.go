@@ -394,13 +394,15 @@ func (s *specCheck) cleanTails(p, end uint64, tail uint32) uint64 {
 	// links ANDed (LinkNone is all ones): the per-frame loop of small
 	// guests, whose records sit in cache, is bound by these compares.
 	want := uint64(tail) | uint64(mm.OrderTail)<<32
-	meta := s.meta[:end*mm.FrameMetaSize]
-	for ; p < end; p++ {
-		m := meta[p*mm.FrameMetaSize:][:mm.OffRefcount+4]
+	if p >= end {
+		return p
+	}
+	for m := s.meta[p*mm.FrameMetaSize : end*mm.FrameMetaSize]; len(m) >= mm.FrameMetaSize; m = m[mm.FrameMetaSize:] {
 		if le64(m[mm.OffFlags:]) != want || le32(m[mm.OffRefcount:]) != 0 ||
 			le64(m[mm.OffNext:])&le64(m[mm.OffPrev:]) != mm.LinkNone {
 			break
 		}
+		p++
 	}
 	return p
 }
