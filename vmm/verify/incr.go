@@ -713,14 +713,8 @@ func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint6
 			} else if r.Flags == mm.FlagPerCPU {
 				sum.percpu++
 			}
-			if f := x.frameRules(p, r); f != "" {
+			if f := x.rules(p, r, &sum); f != "" {
 				return bad(p, f)
-			}
-			if f := x.ptRule(p, r); f != "" {
-				if x.hasRoots {
-					return bad(p, f)
-				}
-				sum.ptBad++
 			}
 			sum.flags[fi]++
 			p++
@@ -761,14 +755,8 @@ func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint6
 					return bad(q, "block tail")
 				}
 			}
-			if f := x.frameRules(q, t); f != "" {
+			if f := x.rules(q, t, &sum); f != "" {
 				return bad(q, f)
-			}
-			if f := x.ptRule(q, t); f != "" {
-				if x.hasRoots {
-					return bad(q, f)
-				}
-				sum.ptBad++
 			}
 			if x.own != nil && x.own.owned(q) {
 				owned = true
@@ -785,6 +773,21 @@ func (x *Incremental) checkChunk(v *mm.View, c uint64) (sum chunkSum, read uint6
 		p += size
 	}
 	return sum, hi - lo, ""
+}
+
+// rules runs frameRules and ptRule on one record. A mapping rule broken
+// while no root is registered is only counted in sum (see ptRule).
+func (x *Incremental) rules(p uint64, r mm.Record, sum *chunkSum) string {
+	if f := x.frameRules(p, r); f != "" {
+		return f
+	}
+	if f := x.ptRule(p, r); f != "" {
+		if x.hasRoots {
+			return f
+		}
+		sum.ptBad++
+	}
+	return ""
 }
 
 // frameRules are the rules of the owners pass about one frame, as the
