@@ -184,19 +184,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 
 	// Every RAM range reads back byte for byte (patterned and zero pages).
-	for _, r := range m.Ranges() {
-		if r.Kind != memmap.RAM {
-			continue
-		}
-		host, _ := m.Translate(r.Base, r.Size)
-		got, err := d.Slice(r.Base, r.Size)
-		if err != nil {
-			t.Fatalf("Slice(%s): %v", r, err)
-		}
-		if !bytes.Equal(got, ram[host:host+r.Size]) {
-			t.Errorf("Slice(%s) differs from guest RAM", r)
-		}
-	}
+	wantRAM(t, "", d, m, ram)
 	for _, gpa := range touched {
 		got, err := d.Slice(gpa, pageSize)
 		host, _ := m.Translate(gpa, pageSize)
@@ -384,5 +372,24 @@ func TestHandlerThreads(t *testing.T) {
 	h.CR0, h.CR2, h.CR3, h.CR4 = vs[0].CR0, vs[0].CR2, vs[0].CR3, vs[0].CR4
 	if got := d.VCPUs(); !reflect.DeepEqual(got, vs) {
 		t.Errorf("VCPUs:\n got %+v\nwant %+v\nhandler got %+v", got, vs, got[0].Handler)
+	}
+}
+
+// wantRAM: every RAM range of the dump reads back as guest RAM, byte for
+// byte (written pages and holes alike); what prefixes the messages.
+func wantRAM(t *testing.T, what string, d *Dump, m memmap.Map, ram []byte) {
+	t.Helper()
+	for _, r := range m.Ranges() {
+		if r.Kind != memmap.RAM {
+			continue
+		}
+		host, _ := m.Translate(r.Base, r.Size)
+		got, err := d.Slice(r.Base, r.Size)
+		if err != nil {
+			t.Fatalf("%sSlice(%s): %v", what, r, err)
+		}
+		if !bytes.Equal(got, ram[host:host+r.Size]) {
+			t.Errorf("%sSlice(%s) differs from guest RAM", what, r)
+		}
 	}
 }

@@ -1,7 +1,7 @@
 package coredump
 
 import (
-	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"testing"
@@ -71,16 +71,7 @@ func TestWriteSkipsPagesWithoutHostPages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range m.Ranges() {
-			if r.Kind != memmap.RAM {
-				continue
-			}
-			host, _ := m.Translate(r.Base, r.Size)
-			got, err := d.Slice(r.Base, r.Size)
-			if err != nil || !bytes.Equal(got, ram[host:host+r.Size]) {
-				t.Errorf("pagemap=%v: range %s does not read back (%v)", pm, r, err)
-			}
-		}
+		wantRAM(t, fmt.Sprintf("pagemap=%v: ", pm), d, m, ram)
 		d.Close()
 	}
 	forcePagemap = false
@@ -134,14 +125,5 @@ func TestLongRunReadsBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	for _, r := range m.Ranges() {
-		if r.Kind != memmap.RAM {
-			continue
-		}
-		host, _ := m.Translate(r.Base, r.Size)
-		got, err := d.Slice(r.Base, r.Size)
-		if err != nil || !bytes.Equal(got, ram[host:host+r.Size]) {
-			t.Errorf("range %s does not read back (%v)", r, err)
-		}
-	}
+	wantRAM(t, "", d, m, ram)
 }
