@@ -316,7 +316,7 @@ func sysTgkill(c *userCtx, tgid, tid, sig uint64) uint64 {
 	if sig > 64 || int64(tid) <= 0 || int64(tgid) <= 0 {
 		return errno(eINVAL)
 	}
-	if tgid != 1 || !threadExists(tid) { // getpid is 1
+	if tgid != programPID || !threadExists(tid) {
 		return errno(eSRCH)
 	}
 	if sig == 0 {

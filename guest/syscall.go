@@ -131,6 +131,9 @@ const (
 
 func errno(e uint64) uint64 { return -e }
 
+// programPID is the program's process ID: the only process there is.
+const programPID = 1
+
 var (
 	sysCalls   [maxSyscall + 1]uint64 // by number; the last slot counts numbers past the table
 	sigactions [65][4]uint64          // handler, flags, restorer, mask
@@ -233,7 +236,7 @@ func dispatchSyscall(nr uint64, c *userCtx) (ret uint64, block bool) {
 	case 35: // nanosleep
 		return sysSleep(a0), true
 	case 39: // getpid
-		return 1, false
+		return programPID, false
 	case 56:
 		return sysClone(c, a0, a1, a2, a3, a4), false
 	case 60:
