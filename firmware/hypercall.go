@@ -9,7 +9,7 @@ const (
 	HCExit         = 1  // Args[0]: exit status (0..255)
 	HCConsoleFlush = 2  // drain the console ring now (the ring is full)
 	HCRegisterMeta = 3  // Args: metadata phys, frame count, layout version, allocator-state phys
-	HCCheckpoint   = 4  // Args: label phys, label length; stops until the host has verified memory. Ret: violations found
+	HCCheckpoint   = 4  // Args: label phys, label length, CheckpointFlags; stops until the host has verified memory. Ret: violations found
 	HCReport       = 5  // Args: key phys, key length, value: one named count for the run's summary
 	HCRegisterRoot = 6  // Args: PML4 phys, 1 = add / 0 = remove: an address space the host verifies
 	HCSleep        = 7  // block this vCPU until a wake or until Args[0] ns have passed
@@ -22,6 +22,19 @@ const (
 	HCRandom       = 14 // Args: phys, length (<= MaxWriteLen): fill with the host's cryptographic random bytes (getrandom)
 	HCKick         = 15 // Args[0]: vCPU index: bring it out of the guest (or out of HCSleep) with a timer interrupt (TLB shootdowns, vmm run's exit)
 	HCCount        = 16
+)
+
+// HCCheckpoint flags (Args[2]). A hint can only make the host check more:
+// an unknown bit is refused (HCErrInvalid), never ignored.
+const (
+	// CheckpointUnwatched says the interval after this checkpoint is not
+	// worth watching with the dirty log: it rewrites most of the frame
+	// metadata, or the run ends in it (the check at exit is full anyway).
+	// The host then write-protects nothing for it (the guest takes no
+	// dirty-log faults), checks the next checkpoint in full, and takes no
+	// baseline at this one.
+	CheckpointUnwatched  = 1 << 0
+	CheckpointFlagsKnown = CheckpointUnwatched
 )
 
 // Hypercall results in Mailbox.Ret. Successful calls return 0 or a count.

@@ -54,7 +54,7 @@ func hypercallReportBuf(key []byte, value uint64) {
 }
 
 // checkpoint asks the host to verify memory now; it returns the number of
-// violations the host found.
-func checkpoint(label string) uint64 {
-	return hypercall(firmware.HCCheckpoint, stringPhys(label), uint64(len(label)), 0, 0)
+// violations the host found. flags are firmware's Checkpoint* hints.
+func checkpoint(label string, flags uint64) uint64 {
+	return hypercall(firmware.HCCheckpoint, stringPhys(label), uint64(len(label)), flags, 0)
 }

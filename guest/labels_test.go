@@ -58,7 +58,7 @@ func labelTokens(s string) []string {
 // name (its after-run checkpoint), which comes last.
 func TestWorkloadLabels(t *testing.T) {
 	files, _ := filepath.Glob("*.go")
-	call := regexp.MustCompile(`checkAndCheckpoint\("([^"]+)"\)`)
+	call := regexp.MustCompile(`checkAndCheckpoint\("([^"]+)", `)
 	var literals []string
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {

@@ -5,6 +5,11 @@ import (
 	"github.com/vmm-dev/vmm/guest/mm"
 )
 
+// hintUnwatched goes with a checkpoint before an interval that rewrites
+// most of the frame metadata, or that ends the run: the host does not
+// watch it with the dirty log (firmware.CheckpointUnwatched).
+const hintUnwatched = firmware.CheckpointUnwatched
+
 // The kernel's memory-management state. Zero-initialised globals are fine
 // in the guest (they live in BSS); mm keeps its real state in guest RAM.
 // Nothing that holds Go pointers may be stored into a global: that store
@@ -91,8 +96,9 @@ func printBuddyInfo() {
 }
 
 // checkAndCheckpoint runs the guest's own invariant checker, then asks the
-// host to verify; it fails if either finds a violation.
-func checkAndCheckpoint(label string) bool {
+// host to verify; it fails if either finds a violation. flags are 0 or
+// hintUnwatched.
+func checkAndCheckpoint(label string, flags uint64) bool {
 	tok := kernelMM.Lock()
 	n := kernelMM.Check(violations[:])
 	kernelMM.Unlock(&tok)
@@ -108,7 +114,7 @@ func checkAndCheckpoint(label string) bool {
 		putHex(v.Actual, 1)
 		putString("\n")
 	}
-	hostViolations := checkpoint(label)
+	hostViolations := checkpoint(label, flags)
 	if n != 0 || hostViolations != 0 {
 		putString("checkpoint ")
 		putString(label)

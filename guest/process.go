@@ -134,7 +134,7 @@ func runProgram(bi *firmware.BootInfo) uint64 {
 		programAbort()
 		return exitWorkloadFail
 	}
-	if !checkAndCheckpoint("run-loaded") {
+	if !checkAndCheckpoint("run-loaded", 0) {
 		programAbort()
 		return exitViolations
 	}
@@ -213,7 +213,7 @@ func programEnd(status, sig uint64) {
 		putString("run: the program's frames did not all come back\n")
 		exit(exitWorkloadFail)
 	}
-	if !checkAndCheckpoint("run") {
+	if !checkAndCheckpoint("run", hintUnwatched) { // the run ends after it
 		exit(exitViolations)
 	}
 	consoleFlush()

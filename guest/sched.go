@@ -136,7 +136,7 @@ func preemptTick(rec *firmware.TrapRecord, regs *trapRegs) {
 	if proc.verifyEvery != 0 && nowNanos() >= proc.nextVerify {
 		// A safe point: the tick interrupted the program, so no kernel
 		// code (and no allocator critical section) is running.
-		if !checkAndCheckpoint("run-periodic") {
+		if !checkAndCheckpoint("run-periodic", 0) {
 			proc.verifyFailed = true
 		}
 		proc.nextVerify = nowNanos() + proc.verifyEvery

@@ -118,7 +118,7 @@ func runCOW(bi *firmware.BootInfo) uint64 {
 		putString("cow: fork failed\n")
 		return exitWorkloadFail
 	}
-	if !checkAndCheckpoint("cow-forked") {
+	if !checkAndCheckpoint("cow-forked", 0) {
 		return exitViolations
 	}
 	s := userSpace()
@@ -148,7 +148,7 @@ func runCOW(bi *firmware.BootInfo) uint64 {
 			return exitWorkloadFail
 		}
 	}
-	if !checkAndCheckpoint("cow-written") {
+	if !checkAndCheckpoint("cow-written", 0) {
 		return exitViolations
 	}
 	report("cow.child_faults", childFaults)

@@ -42,7 +42,7 @@ func runDemand(bi *firmware.BootInfo) uint64 {
 	}
 	report("demand.touched", demandPages)
 	report("demand.faults", faults)
-	if !checkAndCheckpoint("demand-touched") {
+	if !checkAndCheckpoint("demand-touched", 0) {
 		return exitViolations
 	}
 	if !s.as.destroy() || kernelMM.FreeFrames() != startFree {

@@ -44,7 +44,7 @@ func runPaging(bi *firmware.BootInfo) uint64 {
 			shared++
 		}
 	}
-	if !checkAndCheckpoint("paging-mapped") {
+	if !checkAndCheckpoint("paging-mapped", 0) {
 		return exitViolations
 	}
 	// Unmap every other private page of each space, and the shared pages
@@ -71,7 +71,7 @@ func runPaging(bi *firmware.BootInfo) uint64 {
 			return exitWorkloadFail
 		}
 	}
-	if !checkAndCheckpoint("paging-unmapped") {
+	if !checkAndCheckpoint("paging-unmapped", 0) {
 		return exitViolations
 	}
 	for s := range spaces {

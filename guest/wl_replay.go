@@ -156,7 +156,7 @@ func runReplay(bi *firmware.BootInfo) uint64 {
 	for k := 0; k < mm.NumOrders; k++ {
 		report(orderKeys[k], st.Counts[k])
 	}
-	if !checkAndCheckpoint("replay-end") {
+	if !checkAndCheckpoint("replay-end", hintUnwatched) {
 		return exitViolations
 	}
 	for i := uint64(0); i <= table.mask; i++ {

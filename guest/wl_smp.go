@@ -80,7 +80,7 @@ func runSMP(bi *firmware.BootInfo) uint64 {
 	// A checkpoint while the shared set is held (declared to the host)
 	// shows the state of frames fresh from a per-CPU cache.
 	h := hold(mm.Holding{Table: addrOf(&sharedSet[0]), Words: smpShared, Stride: 1})
-	if !checkAndCheckpoint("smp-held") {
+	if !checkAndCheckpoint("smp-held", 0) {
 		unhold(h)
 		return exitViolations
 	}
@@ -162,7 +162,7 @@ func smpJob(cpu uint64) uint64 {
 	smpBarrier.wait() // every send is done
 	freeIncoming(c, mine)
 	smpBarrier.wait()
-	if cpu == 0 && !checkAndCheckpoint("smp-caches") { // caches still populated
+	if cpu == 0 && !checkAndCheckpoint("smp-caches", 0) { // caches still populated
 		atomic.StoreUint64(&smpViol, 1) // a verdict on the allocator, not a workload failure
 	}
 	smpBarrier.wait()

@@ -147,7 +147,7 @@ func runStress(bi *firmware.BootInfo) uint64 {
 	putDec(kernelMM.FreeFrames())
 	putString(" frames free\n")
 	printBuddyInfo()
-	if !checkAndCheckpoint("stress-full") {
+	if !checkAndCheckpoint("stress-full", hintUnwatched) {
 		return exitViolations
 	}
 	for table.n > 0 {

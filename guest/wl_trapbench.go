@@ -81,7 +81,7 @@ func runTrapBench(bi *firmware.BootInfo) uint64 {
 		return exitWorkloadFail
 	}
 	report("trapbench.cow_fault_ns", ticksToNS(median(samples[:])))
-	if !checkAndCheckpoint("trapbench") || !child.destroy() || !parent.destroy() {
+	if !checkAndCheckpoint("trapbench", 0) || !child.destroy() || !parent.destroy() {
 		return exitWorkloadFail
 	}
 	return exitOK

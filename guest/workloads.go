@@ -16,36 +16,54 @@ type workload struct {
 	labels string
 	inAll  bool // part of the default set
 	run    func(bi *firmware.BootInfo) uint64
+	// rewrites says whether it rewrites most of the frame metadata (it
+	// takes or frees most of the free frames): the checkpoint before it
+	// asks the host not to watch it (firmware.CheckpointUnwatched).
+	rewrites metaWrites
+}
+
+// metaWrites says how much of the metadata a workload rewrites.
+type metaWrites uint8
+
+const (
+	rewritesLittle    metaWrites = iota
+	rewritesMost                 // always
+	rewritesWithTrace            // when a trace was given
+)
+
+// rewritesMeta reports whether w, run now, rewrites most of the metadata.
+func rewritesMeta(bi *firmware.BootInfo, w *workload) bool {
+	return w.rewrites == rewritesMost || w.rewrites == rewritesWithTrace && bi.TraceSize != 0
 }
 
 // workloads is constant-initialised (no init code runs in the guest).
 var workloads = [...]workload{
-	{"hello", "print the banner and memory map, then exit", "hello", true, runHello},
-	{"stress", "random mixed-order alloc/free to exhaustion and back", "stress-full stress", true, runStress},
-	{"paging", "x86-64 address spaces from buddy frames, shared refcounted mappings", "paging-mapped paging-unmapped paging", true, runPaging},
-	{"cow", "fork-like clone, copy-on-write faults resolved in software, DLL frames", "cow-forked cow-written cow", true, runCOW},
-	{"replay", "replay the page-allocation trace given with --trace", "replay-end (with --trace) replay", true, runReplay},
-	{"smp", "all vCPUs: per-CPU caches, cross-CPU frees, racing puts (--cpus > 1)", "smp-held smp-caches (with --cpus > 1) smp", true, runSMP},
-	{"fault", "store to address 0: the VMM reports a page fault", "", false, runFault},
-	{"ud", "execute UD2: the VMM reports an invalid opcode", "", false, runUD},
-	{"spin", "loop forever: the VMM's --timeout ends it", "", false, runSpin},
-	{"demand", "demand paging: first touches of a reserved range fault in zeroed frames", "demand-touched demand", true, runDemand},
-	{"ticks", "busy-wait 200 ms of TSC time (count --tick interrupts)", "ticks", false, runTicks},
-	{"smpbench", "order-0 pairs per second through the per-CPU caches on every vCPU", "smpbench", false, runSMPBench},
-	{"trapbench", "median cost of an exception round trip, a demand fault, a COW fault", "trapbench", false, runTrapBench},
-	{"irqmask", "an exception inside an irqSave region returns still masked", "irqmask", false, runIRQMask},
-	{"exc-de", "divide by zero: unhandled #DE report", "", false, runDivide},
-	{"exc-gp", "non-canonical load: unhandled #GP report", "", false, runGP},
-	{"exc-nested", "the #UD handler itself faults: reported, not a triple fault", "", false, runNested},
-	{"exc-stack", "unbounded recursion into the stack guard page", "", false, runStackOverflow},
-	{"exc-double", "a fault while delivering a fault: #DF on its own stack", "", false, runDoubleFault},
-	{"segv", "touch outside every reserved range: segmentation fault", "", false, runSegv},
-	{"emulfail", "run Go (SSE) code at ring 0: KVM's emulator gives up on the PVM host", "", false, runEmulFail},
-	{"badcall", "make hypercalls with bad arguments and check each is refused", "badcall", false, runBadCall},
-	{"badexit", "ask to exit with status 256: the VMM ends the run as a guest fault", "", false, runBadExit},
-	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", "poison-drained poison", true, runPoison},
-	{"run", "run the static Linux program vmm run hands over, as a user process", "run-loaded run-periodic (with --verify-every) run", false, runProgram},
-	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", "bench", false, runBench},
+	{"hello", "print the banner and memory map, then exit", "hello", true, runHello, rewritesLittle},
+	{"stress", "random mixed-order alloc/free to exhaustion and back", "stress-full stress", true, runStress, rewritesMost},
+	{"paging", "x86-64 address spaces from buddy frames, shared refcounted mappings", "paging-mapped paging-unmapped paging", true, runPaging, rewritesLittle},
+	{"cow", "fork-like clone, copy-on-write faults resolved in software, DLL frames", "cow-forked cow-written cow", true, runCOW, rewritesLittle},
+	{"replay", "replay the page-allocation trace given with --trace", "replay-end (with --trace) replay", true, runReplay, rewritesWithTrace},
+	{"smp", "all vCPUs: per-CPU caches, cross-CPU frees, racing puts (--cpus > 1)", "smp-held smp-caches (with --cpus > 1) smp", true, runSMP, rewritesLittle},
+	{"fault", "store to address 0: the VMM reports a page fault", "", false, runFault, rewritesLittle},
+	{"ud", "execute UD2: the VMM reports an invalid opcode", "", false, runUD, rewritesLittle},
+	{"spin", "loop forever: the VMM's --timeout ends it", "", false, runSpin, rewritesLittle},
+	{"demand", "demand paging: first touches of a reserved range fault in zeroed frames", "demand-touched demand", true, runDemand, rewritesLittle},
+	{"ticks", "busy-wait 200 ms of TSC time (count --tick interrupts)", "ticks", false, runTicks, rewritesLittle},
+	{"smpbench", "order-0 pairs per second through the per-CPU caches on every vCPU", "smpbench", false, runSMPBench, rewritesLittle},
+	{"trapbench", "median cost of an exception round trip, a demand fault, a COW fault", "trapbench", false, runTrapBench, rewritesLittle},
+	{"irqmask", "an exception inside an irqSave region returns still masked", "irqmask", false, runIRQMask, rewritesLittle},
+	{"exc-de", "divide by zero: unhandled #DE report", "", false, runDivide, rewritesLittle},
+	{"exc-gp", "non-canonical load: unhandled #GP report", "", false, runGP, rewritesLittle},
+	{"exc-nested", "the #UD handler itself faults: reported, not a triple fault", "", false, runNested, rewritesLittle},
+	{"exc-stack", "unbounded recursion into the stack guard page", "", false, runStackOverflow, rewritesLittle},
+	{"exc-double", "a fault while delivering a fault: #DF on its own stack", "", false, runDoubleFault, rewritesLittle},
+	{"segv", "touch outside every reserved range: segmentation fault", "", false, runSegv, rewritesLittle},
+	{"emulfail", "run Go (SSE) code at ring 0: KVM's emulator gives up on the PVM host", "", false, runEmulFail, rewritesLittle},
+	{"badcall", "make hypercalls with bad arguments and check each is refused", "badcall", false, runBadCall, rewritesLittle},
+	{"badexit", "ask to exit with status 256: the VMM ends the run as a guest fault", "", false, runBadExit, rewritesLittle},
+	{"poison", "boot-time bad frames never handed out; frames poisoned at run time leave circulation", "poison-drained poison", true, runPoison, rewritesMost},
+	{"run", "run the static Linux program vmm run hands over, as a user process", "run-loaded run-periodic (with --verify-every) run", false, runProgram, rewritesLittle},
+	{"bench", "time the allocator loops of guest/mm/benchloop.go with the TSC (vmm bench compares with the host)", "bench", false, runBench, rewritesLittle},
 }
 
 func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
@@ -54,7 +72,14 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 			if !workloads[i].inAll {
 				continue
 			}
-			if st := runOne(bi, &workloads[i]); st != exitOK {
+			next := i + 1
+			for next < len(workloads) && !workloads[next].inAll {
+				next++
+			}
+			// The checkpoint after this workload goes unwatched when the
+			// next one rewrites the metadata or the run ends after it.
+			unwatched := next == len(workloads) || rewritesMeta(bi, &workloads[next])
+			if st := runOne(bi, &workloads[i], unwatched); st != exitOK {
 				return st
 			}
 		}
@@ -84,7 +109,7 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 	}
 	for i := range workloads {
 		if equal(name, workloads[i].name) {
-			return runOne(bi, &workloads[i])
+			return runOne(bi, &workloads[i], true) // the run ends after it
 		}
 	}
 	putString("guest: unknown workload \"")
@@ -93,22 +118,23 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 	return exitBadWorkload
 }
 
-// runOne runs w and, when it succeeded, the checkpoint named after it. The
-// result line and the checkpoint are one console burst: the checkpoint's
-// hypercall drains the line, no doorbell needed.
-func runOne(bi *firmware.BootInfo, w *workload) uint64 {
+// runOne runs w and, when it succeeded, the checkpoint named after it
+// (unwatched: see firmware.CheckpointUnwatched). The result line and the
+// checkpoint are one console burst: the checkpoint's hypercall drains the
+// line, no doorbell needed.
+func runOne(bi *firmware.BootInfo, w *workload, unwatched bool) uint64 {
 	putString("workload ")
 	putString(w.name)
 	putString(": start\n")
 	releaseDoorbell() // rings for this line now (it ends bootMain's burst)
 	st := w.run(bi)
 	holdDoorbell()
-	st = resultAndCheckpoint(w, st)
+	st = resultAndCheckpoint(w, st, unwatched)
 	releaseDoorbell()
 	return st
 }
 
-func resultAndCheckpoint(w *workload, st uint64) uint64 {
+func resultAndCheckpoint(w *workload, st uint64, unwatched bool) uint64 {
 	putString("workload ")
 	putString(w.name)
 	if st == exitOK {
@@ -119,7 +145,11 @@ func resultAndCheckpoint(w *workload, st uint64) uint64 {
 		putString("\n")
 		return st
 	}
-	if !checkAndCheckpoint(w.name) {
+	var flags uint64
+	if unwatched {
+		flags = hintUnwatched
+	}
+	if !checkAndCheckpoint(w.name, flags) {
 		return exitViolations
 	}
 	return exitOK
@@ -170,6 +200,10 @@ func runBadCall(bi *firmware.BootInfo) uint64 {
 		{firmware.HCReport, 0xfffffffffff0, 8, 1, 0, firmware.HCErrInvalid},              // key outside RAM
 		{firmware.HCReport, firmware.BootInfoBase, 1 << 20, 1, 0, firmware.HCErrInvalid}, // key too long
 		{firmware.HCCheckpoint, ^uint64(0) - 4, 16, 0, 0, firmware.HCErrInvalid},         // wraps around
+		// A good label with flag bits the host does not know: refused, never
+		// taken as a hint (the one hint there is may only strengthen checks).
+		{firmware.HCCheckpoint, stringPhys("badcall"), 7, ^uint64(firmware.CheckpointFlagsKnown), 0, firmware.HCErrInvalid},
+		{firmware.HCCheckpoint, stringPhys("badcall"), 7, firmware.CheckpointUnwatched | 1<<63, 0, firmware.HCErrInvalid},
 		{firmware.HCRegisterMeta, 0x1001, 10, 1, 0x2000, firmware.HCErrInvalid},          // misaligned
 		{firmware.HCRegisterMeta, 0x100000, 1 << 40, 1, 0x2000, firmware.HCErrInvalid},   // past RAM
 		{firmware.HCRegisterMeta, 0x100000, 16, 99, 0x2000, firmware.HCErrInvalid},       // wrong version

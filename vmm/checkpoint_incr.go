@@ -10,8 +10,13 @@ import (
 // stopped. In incremental mode every checkpoint takes the dirty log (so
 // the next one sees only what was written after this one) and the
 // verifier re-checks what changed, falling back to a full check when it
-// cannot conclude; the final check is always full.
-func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outcome, error) {
+// cannot conclude; the final check is always full. unwatched is the
+// guest's hint (firmware.CheckpointUnwatched) that the next interval is
+// not worth watching: logging stops after this check and no baseline is
+// kept, so the guest takes no faults for the log and the next checkpoint
+// is a full check (which starts logging again, unless it too is hinted).
+// The hint can only replace an incremental check by a full one.
+func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, verify.Outcome, error) {
 	if vm.dirty == nil || final {
 		rep, err := verify.Verify(vm.mem, in)
 		out := verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount}
@@ -20,24 +25,14 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 		}
 		return rep, out, err
 	}
-	if !vm.dirty.started {
-		start := time.Now()
-		rep, out, err := vm.incr.Check(vm.mem, in, nil)
-		out.Reason = "first checkpoint: dirty logging starts here"
-		checked := time.Since(start)
-		if err := vm.dirty.start(vm.incr.Watched); err != nil {
-			vm.logf("%v; every checkpoint is a full check", err)
-			vm.dirty = nil
-		}
-		vm.incr.ExpectCoarse()
-		vm.logf("checkpoint: full check and baseline in %v, dirty logging started in %v", checked, time.Since(start)-checked)
-		return rep, out, err
-	}
 	if vm.watch.skip > 0 {
 		vm.watch.skip--
 		rep, err := verify.Verify(vm.mem, in)
 		return rep, verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount,
 			Reason: "not watching: the last watched interval cost the guest more faults than a full check"}, err
+	}
+	if !vm.dirty.started {
+		return vm.startWatching(in, unwatched)
 	}
 	start := time.Now()
 	pages, err := vm.dirty.fetch()
@@ -45,12 +40,22 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 	if err != nil {
 		vm.logf("dirty log: %v; full check", err)
 		vm.incr.Invalidate()
-		return vm.incr.Check(vm.mem, in, nil)
+		vm.stopWatching() // the next checkpoint starts again from a full check
+		return vm.incr.CheckUnwatched(vm.mem, in, nil)
+	}
+	if unwatched {
+		rep, out, err := vm.incr.CheckUnwatched(vm.mem, in, pages)
+		vm.stopWatching()
+		vm.logf("checkpoint: %s check of %d frames; the guest said the next interval is not worth watching: dirty logging stopped", out.Kind, out.Rechecked)
+		return rep, out, err
 	}
 	writes := vm.watchedWrites(pages)
 	rep, out, err := vm.incr.Check(vm.mem, in, pages)
-	if !vm.watch.pays(out, rep, writes) {
-		vm.incr.Invalidate() // nothing protected below: no faults until the next baseline
+	if !vm.watch.pays(out, rep, writes) || !vm.incr.HasBaseline() {
+		// Nothing to watch (a back-off, a dirty state, or an interval that
+		// rewrote the metadata): no faults until the next baseline.
+		vm.stopWatching()
+		return rep, out, err
 	}
 	checked := time.Since(start) - fetched
 	if perr := vm.dirty.protect(vm.incr.Watched); perr != nil {
@@ -63,6 +68,47 @@ func (vm *VM) verifyAt(in verify.Input, final bool) (*verify.Report, verify.Outc
 			out.Kind, out.Rechecked, pages.pageCount(), fetched, checked, protected, reasonSuffix(out.Reason))
 	}
 	return rep, out, err
+}
+
+// startWatching checks a checkpoint taken while nothing is logged (the
+// first one, or the first after an unwatched interval) in full and, unless
+// the guest says the next interval is not worth watching, makes it the
+// baseline and turns logging on.
+func (vm *VM) startWatching(in verify.Input, unwatched bool) (*verify.Report, verify.Outcome, error) {
+	reason := "first checkpoint: dirty logging starts here"
+	if vm.dirty.manualTried {
+		reason = "the last interval was not watched: dirty logging starts again here"
+	}
+	if unwatched {
+		vm.incr.Invalidate()
+		rep, err := verify.Verify(vm.mem, in)
+		return rep, verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount,
+			Reason: "the guest said the next interval is not worth watching: no baseline, dirty logging stays off"}, err
+	}
+	start := time.Now()
+	vm.incr.Invalidate()
+	rep, out, err := vm.incr.Check(vm.mem, in, nil)
+	out.Reason = reason
+	checked := time.Since(start)
+	if !vm.incr.HasBaseline() {
+		return rep, out, err // not clean: nothing to watch, the next one is full
+	}
+	if err := vm.dirty.start(vm.incr.Watched); err != nil {
+		vm.logf("%v; every checkpoint is a full check", err)
+		vm.dirty = nil
+	}
+	vm.incr.ExpectCoarse()
+	vm.logf("checkpoint: full check and baseline in %v, dirty logging started in %v", checked, time.Since(start)-checked)
+	return rep, out, err
+}
+
+// stopWatching turns logging off (no baseline is kept): the guest's writes
+// no longer fault, and the next checkpoint is a full check.
+func (vm *VM) stopWatching() {
+	vm.incr.Invalidate()
+	if err := vm.dirty.stop(); err != nil {
+		vm.logf("dirty log: %v", err) // logging may go on in part: it costs only faults
+	}
 }
 
 // Watching pays while the faults it costs the guest stay below the full

@@ -33,7 +33,9 @@ type Config struct {
 	// Verify is how checkpoints the guest asks for are checked:
 	// VerifyFull (the default, "") checks everything every time;
 	// VerifyIncremental re-checks what the guest wrote since the last one,
-	// found with KVM's dirty log. The final check is always full.
+	// found with KVM's dirty log; VerifyAuto (vmm's default) is
+	// incremental for guests of at least AutoIncrementalMin bytes of RAM
+	// and full below. The final check is always full.
 	Verify string
 	// HugePages backs guest RAM with transparent huge pages (see
 	// GuestMemory.AdviseHuge): `vmm run` sets it, since a Go heap touches
@@ -54,10 +56,20 @@ type Config struct {
 const (
 	VerifyIncremental = verify.KindIncremental
 	VerifyFull        = verify.KindFull
+	VerifyAuto        = "auto"
 )
 
+// AutoIncrementalMin is the guest RAM from which VerifyAuto checks
+// incrementally. Below it a full check costs less than the dirty log's
+// fixed costs (a baseline, the guest's first write to each watched page
+// after a checkpoint exiting to KVM): see BENCHMARKS.md, "Incremental
+// checkpoints".
+const AutoIncrementalMin = 1 << 30
+
 // incremental reports whether checkpoints are checked incrementally.
-func (c *Config) incremental() bool { return c.Verify == VerifyIncremental }
+func (c *Config) incremental() bool {
+	return c.Verify == VerifyIncremental || c.Verify == VerifyAuto && c.MemBytes >= AutoIncrementalMin
+}
 
 // ErrConfig wraps every configuration error; the CLI maps it to StatusUsage.
 var ErrConfig = errors.New("invalid configuration")
@@ -96,8 +108,8 @@ func (c *Config) Validate(maxCPUs int) error {
 	if len(c.Trace) > 0 && len(c.Program) > 0 {
 		return fmt.Errorf("%w: a trace and a program cannot share one boot", ErrConfig)
 	}
-	if c.Verify != "" && c.Verify != VerifyIncremental && c.Verify != VerifyFull {
-		return fmt.Errorf("%w: --verify %q: want %s or %s", ErrConfig, c.Verify, VerifyIncremental, VerifyFull)
+	if c.Verify != "" && c.Verify != VerifyIncremental && c.Verify != VerifyFull && c.Verify != VerifyAuto {
+		return fmt.Errorf("%w: --verify %q: want %s, %s or %s", ErrConfig, c.Verify, VerifyAuto, VerifyFull, VerifyIncremental)
 	}
 	if c.DumpAt != "" && c.DumpPath == "" {
 		return fmt.Errorf("%w: --dump-at needs --dump FILE", ErrConfig)

@@ -58,10 +58,12 @@ type dirtyTracker struct {
 	vmFd    uintptr
 	slots   []dirtySlot
 	host    []byte // the host mapping of guest RAM (slots index into it)
-	started bool
+	started bool   // logging is on (start; stop turns it off)
 	// manual: KVM_CLEAR_DIRTY_LOG protects what the verifier watches
 	// (protect); without it KVM_GET_DIRTY_LOG clears and protects all.
-	manual bool
+	// manualTried: the capability was asked for (once, before any slot
+	// first logs).
+	manual, manualTried bool
 
 	mu    sync.Mutex
 	wrote []span // written by the VMM since the last fetch
@@ -94,19 +96,39 @@ func newDirtyTracker(vmFd uintptr, slots []memmap.Slot, host []byte) *dirtyTrack
 // names. On an error the slots already switched keep logging, which costs
 // only time; the caller stays with full checks.
 func (t *dirtyTracker) start(watched func(fn func(gpa, n uint64))) error {
-	t.manual = enableManualDirtyLog(t.vmFd) == nil
-	for _, s := range t.slots {
-		region := kvm.UserspaceMemoryRegion{Slot: s.slot, Flags: memLogDirtyPages, GuestPhysAddr: s.gpa, MemorySize: s.size,
-			UserspaceAddr: uint64(uintptrOf(t.host[s.hostOffset:]))}
-		if err := kvm.SetUserMemoryRegion(t.vmFd, &region); err != nil {
-			return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot=%d gpa=%#x size=%#x flags=KVM_MEM_LOG_DIRTY_PAGES: %w", s.slot, s.gpa, s.size, err)
-		}
+	if !t.manualTried {
+		t.manualTried = true
+		t.manual = enableManualDirtyLog(t.vmFd) == nil
+	}
+	if err := t.setLogging(memLogDirtyPages); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	t.wrote = nil
 	t.mu.Unlock()
 	t.started = true
 	return t.protect(watched)
+}
+
+// stop turns logging off for every slot (with the world stopped): KVM
+// drops the write protection it kept for the log, so the guest's writes
+// stop faulting until a start. The VMM's own writes are still noted; a
+// start forgets them (it is followed by a full check).
+func (t *dirtyTracker) stop() error {
+	t.started = false
+	return t.setLogging(0)
+}
+
+// setLogging sets every slot's flags: KVM_MEM_LOG_DIRTY_PAGES or none.
+func (t *dirtyTracker) setLogging(flags uint32) error {
+	for _, s := range t.slots {
+		region := kvm.UserspaceMemoryRegion{Slot: s.slot, Flags: flags, GuestPhysAddr: s.gpa, MemorySize: s.size,
+			UserspaceAddr: uint64(uintptrOf(t.host[s.hostOffset:]))}
+		if err := kvm.SetUserMemoryRegion(t.vmFd, &region); err != nil {
+			return fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot=%d gpa=%#x size=%#x flags=%#x: %w", s.slot, s.gpa, s.size, flags, err)
+		}
+	}
+	return nil
 }
 
 // protect clears the log of the pages watched names (with manual

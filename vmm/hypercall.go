@@ -43,12 +43,15 @@ type (
 		fd int
 		b  []byte
 	} // HCWrite: bytes for the program's fd 1 or 2
-	effCheckpoint struct{ label string }               // stop the world and verify; Ret = violations
-	effFault      struct{ frame *firmware.FaultFrame } // an exception the guest could not handle
-	effSleep      struct{ d time.Duration }            // block this vCPU until woken or d has passed
-	effWake       struct{ cpu int }                    // wake that vCPU
-	effKick       struct{ cpu int }                    // interrupt that vCPU: out of KVM_RUN or HCSleep, with a timer interrupt
-	effSetCR3     struct{ root uint64 }                // load this PML4 into the calling vCPU's CR3
+	effCheckpoint struct { // stop the world and verify; Ret = violations
+		label     string
+		unwatched bool // firmware.CheckpointUnwatched
+	}
+	effFault  struct{ frame *firmware.FaultFrame } // an exception the guest could not handle
+	effSleep  struct{ d time.Duration }            // block this vCPU until woken or d has passed
+	effWake   struct{ cpu int }                    // wake that vCPU
+	effKick   struct{ cpu int }                    // interrupt that vCPU: out of KVM_RUN or HCSleep, with a timer interrupt
+	effSetCR3 struct{ root uint64 }                // load this PML4 into the calling vCPU's CR3
 )
 
 func (effExit) hcEffect()        {}
@@ -105,14 +108,14 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		}
 	case firmware.HCCheckpoint:
 		label, ok := guestString(mem, a[0], a[1], firmware.MaxLabelLen)
-		if !ok {
+		if !ok || a[2]&^firmware.CheckpointFlagsKnown != 0 {
 			r.ret = firmware.HCErrInvalid
 			return r
 		}
 		if label == "" {
 			label = "checkpoint"
 		}
-		r.effect = effCheckpoint{label}
+		r.effect = effCheckpoint{label, a[2]&firmware.CheckpointUnwatched != 0}
 	case firmware.HCReport:
 		key, ok := guestString(mem, a[0], a[1], maxKeyLen)
 		if !ok || key == "" {

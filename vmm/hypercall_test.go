@@ -46,6 +46,10 @@ func TestHypercallArgumentChecks(t *testing.T) {
 		{"report key too long", firmware.HCReport, [5]uint64{0x200000, maxKeyLen + 1, 1}, firmware.HCErrInvalid},
 		{"report empty key", firmware.HCReport, [5]uint64{0x200000, 0, 1}, firmware.HCErrInvalid},
 		{"checkpoint label in MMIO", firmware.HCCheckpoint, [5]uint64{firmware.DoorbellBase, 8}, firmware.HCErrInvalid},
+		{"checkpoint ok", firmware.HCCheckpoint, [5]uint64{0x200000, 6}, 0},
+		{"checkpoint unwatched", firmware.HCCheckpoint, [5]uint64{0x200000, 6, firmware.CheckpointUnwatched}, 0},
+		{"checkpoint unknown flag", firmware.HCCheckpoint, [5]uint64{0x200000, 6, 2}, firmware.HCErrInvalid},
+		{"checkpoint garbage flags", firmware.HCCheckpoint, [5]uint64{0x200000, 6, ^uint64(0)}, firmware.HCErrInvalid},
 		{"meta misaligned", firmware.HCRegisterMeta, [5]uint64{0x100001, 10, ver, 0x2000}, firmware.HCErrInvalid},
 		{"meta too many frames", firmware.HCRegisterMeta, [5]uint64{0x100000, top, ver, 0x2000}, firmware.HCErrInvalid},
 		{"meta array past RAM", firmware.HCRegisterMeta, [5]uint64{top - 64*10, 11, ver, 0x2000}, firmware.HCErrInvalid},
@@ -69,6 +73,10 @@ func TestHypercallArgumentChecks(t *testing.T) {
 		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: tc.nr, Args: tc.args})
 		if res.ret != tc.want {
 			t.Errorf("%s: ret %#x, want %#x", tc.name, res.ret, tc.want)
+		}
+		if e, ok := res.effect.(effCheckpoint); (ok || tc.nr == firmware.HCCheckpoint && res.ret == 0) &&
+			(e.label != "answer" || e.unwatched != (tc.args[2] == firmware.CheckpointUnwatched) || res.ret != 0) {
+			t.Errorf("%s: effect %+v, ret %#x", tc.name, res.effect, res.ret)
 		}
 		if tc.name == "meta ok" || tc.name == "root ok" {
 			shared = st
@@ -215,7 +223,7 @@ func TestRegisterHeld(t *testing.T) {
 func TestRefusedRegistrationIsAViolation(t *testing.T) {
 	vm := &VM{mem: testMemory(t, 128<<20)}
 	vm.hc.boot = &verify.Boot{InUse: []verify.Region{{Name: "kernel image", Base: 0x400000, Size: 0x100000}}}
-	if n := vm.checkpoint("before", false); n != 0 || vm.result.Checkpoints[0].State() != "not verified (no metadata registered)" {
+	if n := vm.checkpoint("before", false, false); n != 0 || vm.result.Checkpoints[0].State() != "not verified (no metadata registered)" {
 		t.Fatalf("no registration yet: %d violations, %q", n, vm.result.Checkpoints[0].State())
 	}
 	ver := uint64(mm.LayoutVersion)

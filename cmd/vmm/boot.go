@@ -18,17 +18,17 @@ import (
 )
 
 // verifyUsage documents --verify (vmm boot and vmm run).
-const verifyUsage = "how checkpoints are verified: `MODE` full (every frame, the default) or incremental (re-check what the guest wrote since the last one, from KVM's dirty log); the check at exit is always full"
+const verifyUsage = "how checkpoints are verified: `MODE` auto (the default: incremental for guests of 1 GiB of RAM or more, full below), full (every frame, every time) or incremental (re-check what the guest wrote since the last one, from KVM's dirty log; a checkpoint whose interval the guest said rewrites the metadata is a full check); the check at exit is always full"
 
-// verifyMode is --verify's value, refused at parse time unless full or
-// incremental: an empty one would otherwise pass as Config's default.
+// verifyMode is --verify's value, refused at parse time unless auto, full
+// or incremental: an empty one would otherwise pass as Config's default.
 type verifyMode string
 
 func (m *verifyMode) String() string { return string(*m) }
 
 func (m *verifyMode) Set(s string) error {
-	if s != vmm.VerifyFull && s != vmm.VerifyIncremental {
-		return fmt.Errorf("want %s or %s", vmm.VerifyFull, vmm.VerifyIncremental)
+	if s != vmm.VerifyAuto && s != vmm.VerifyFull && s != vmm.VerifyIncremental {
+		return fmt.Errorf("want %s, %s or %s", vmm.VerifyAuto, vmm.VerifyFull, vmm.VerifyIncremental)
 	}
 	*m = verifyMode(s)
 	return nil
@@ -70,7 +70,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
 	fs.StringVar(&f.gdb, "gdb", "", "wait for gdb on `ADDR` (PORT or HOST:PORT; loopback unless a host is named) before the first instruction")
-	f.verify = vmm.VerifyFull
+	f.verify = vmm.VerifyAuto
 	fs.Var(&f.verify, "verify", verifyUsage)
 	fs.BoolVar(&f.json, "json", false, "print a machine-readable summary on stdout")
 	fs.BoolVar(&f.verbose, "v", false, "log VMM events on stderr")

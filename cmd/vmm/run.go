@@ -39,7 +39,7 @@ type runFlags struct {
 	timeout    time.Duration
 	tick       time.Duration
 	verify     time.Duration
-	verifyMode verifyMode // --verify: incremental or full
+	verifyMode verifyMode // --verify: auto, full or incremental
 	kernel     string
 	dump       string
 	jsonOut    string
@@ -71,7 +71,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "stop the program after `DURATION`")
 	fs.DurationVar(&f.tick, "tick", 10*time.Millisecond, "timer `PERIOD` that preempts the program's threads")
 	fs.DurationVar(&f.verify, "verify-every", 0, "verify guest memory from the host every `INTERVAL` of guest time, at a timer tick that interrupted the program (0: at exec and exit only)")
-	f.verifyMode = vmm.VerifyFull
+	f.verifyMode = vmm.VerifyAuto
 	fs.Var(&f.verifyMode, "verify", verifyUsage)
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")

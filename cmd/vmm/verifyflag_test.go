@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// --verify takes full or incremental only, in boot and run alike; an empty
+// --verify takes auto, full or incremental only, in boot and run alike; an empty
 // value must not slip through as the library's default.
 func TestVerifyFlagRefusesOtherValues(t *testing.T) {
 	for _, v := range []string{"", "bogus", "Full"} {
@@ -16,7 +16,7 @@ func TestVerifyFlagRefusesOtherValues(t *testing.T) {
 			t.Errorf("vmm run --verify %q accepted", v)
 		}
 	}
-	for _, v := range []string{"full", "incremental"} {
+	for _, v := range []string{"auto", "full", "incremental"} {
 		f, _, err := parseBootFlags([]string{"--verify", v}, io.Discard)
 		if err != nil || string(f.verify) != v {
 			t.Errorf("vmm boot --verify %q: %v", v, err)
@@ -26,7 +26,10 @@ func TestVerifyFlagRefusesOtherValues(t *testing.T) {
 			t.Errorf("vmm run --verify %q: %v", v, err)
 		}
 	}
-	if f, _, _ := parseBootFlags(nil, io.Discard); f.verify != "full" {
-		t.Errorf("vmm boot's default --verify is %q, want full", f.verify)
+	if f, _, _ := parseBootFlags(nil, io.Discard); f.verify != "auto" {
+		t.Errorf("vmm boot's default --verify is %q, want auto", f.verify)
+	}
+	if r, _ := parseRunFlags([]string{"prog"}, io.Discard); r.verifyMode != "auto" {
+		t.Errorf("vmm run's default --verify is %q, want auto", r.verifyMode)
 	}
 }

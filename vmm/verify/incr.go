@@ -194,8 +194,22 @@ type heldBlock struct {
 // package comment on Incremental): dirty is what was written since the
 // previous Check with this Incremental, or nil for "unknown" (a full check).
 func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome, error) {
+	return x.check(mem, in, dirty, true)
+}
+
+// CheckUnwatched is Check for a checkpoint after which nothing is watched
+// (the guest said the next interval rewrites the metadata, or the run
+// ends in it): it checks as Check does but takes no baseline, so the next
+// Check is a full one.
+func (x *Incremental) CheckUnwatched(mem Memory, in Input, dirty Dirty) (*Report, Outcome, error) {
+	rep, out, err := x.check(mem, in, dirty, false)
+	x.ok = false
+	return rep, out, err
+}
+
+func (x *Incremental) check(mem Memory, in Input, dirty Dirty, rebase bool) (*Report, Outcome, error) {
 	if reason := x.canIncrement(in, dirty); reason != "" {
-		return x.full(mem, in, reason)
+		return x.full(mem, in, reason, rebase)
 	}
 	start := time.Now()
 	rep, rechecked, fail := x.increment(mem, in, dirty)
@@ -211,10 +225,10 @@ func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome
 		return rep, Outcome{Kind: KindFull, Reason: busyReason, Rechecked: in.FrameCount}, err
 	}
 	if fail == errBusy {
-		return x.full(mem, in, "more than a quarter of the records changed since the last full check (the first dirty log after logging starts may over-report)")
+		return x.full(mem, in, "more than a quarter of the records changed since the last full check (the first dirty log after logging starts may over-report)", rebase)
 	}
 	if fail != "" {
-		return x.full(mem, in, fail)
+		return x.full(mem, in, fail, rebase)
 	}
 	rep.Nanos = time.Since(start).Nanoseconds()
 	return rep, Outcome{Kind: KindIncremental, Rechecked: rechecked}, nil
@@ -222,7 +236,7 @@ func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome
 
 // Full runs a full check and, when it is clean, makes it the baseline.
 func (x *Incremental) Full(mem Memory, in Input) (*Report, Outcome, error) {
-	return x.full(mem, in, "requested")
+	return x.full(mem, in, "requested", true)
 }
 
 // Watched calls fn for every range of guest memory the baseline reads:
@@ -248,6 +262,10 @@ func (x *Incremental) Watched(fn func(gpa, n uint64)) {
 // after logging starts as the whole 2 MiB): then a checkpoint with too
 // many changes still takes a new baseline.
 func (x *Incremental) ExpectCoarse() { x.coarse = true }
+
+// HasBaseline reports whether the next Check can be incremental (the
+// last one was clean and kept its state as the baseline).
+func (x *Incremental) HasBaseline() bool { return x.ok }
 
 // Invalidate drops the baseline: the next Check is a full one (guest
 // memory changed in a way the dirty log does not show).
@@ -280,11 +298,13 @@ func written(dirty Dirty, spans []span) bool {
 	return false
 }
 
-func (x *Incremental) full(mem Memory, in Input, reason string) (*Report, Outcome, error) {
+// full checks everything and, when rebase and the state is clean, makes
+// it the baseline.
+func (x *Incremental) full(mem Memory, in Input, reason string, rebase bool) (*Report, Outcome, error) {
 	x.ok = false
 	rep, err := Verify(mem, in)
 	out := Outcome{Kind: KindFull, Reason: reason, Rechecked: in.FrameCount}
-	if err != nil || rep.TotalViolations != 0 {
+	if err != nil || rep.TotalViolations != 0 || !rebase {
 		return rep, out, err
 	}
 	x.rebase(mem, in, rep)
