@@ -204,9 +204,9 @@ func runBadCall(bi *firmware.BootInfo) uint64 {
 		// taken as a hint (the one hint there is may only strengthen checks).
 		{firmware.HCCheckpoint, stringPhys("badcall"), 7, ^uint64(firmware.CheckpointFlagsKnown), 0, firmware.HCErrInvalid},
 		{firmware.HCCheckpoint, stringPhys("badcall"), 7, firmware.CheckpointUnwatched | 1<<63, 0, firmware.HCErrInvalid},
-		{firmware.HCRegisterMeta, 0x1001, 10, 1, 0x2000, firmware.HCErrInvalid},          // misaligned
-		{firmware.HCRegisterMeta, 0x100000, 1 << 40, 1, 0x2000, firmware.HCErrInvalid},   // past RAM
-		{firmware.HCRegisterMeta, 0x100000, 16, 99, 0x2000, firmware.HCErrInvalid},       // wrong version
+		{firmware.HCRegisterMeta, 0x1001, 10, 1, 0x2000, firmware.HCErrInvalid},        // misaligned
+		{firmware.HCRegisterMeta, 0x100000, 1 << 40, 1, 0x2000, firmware.HCErrInvalid}, // past RAM
+		{firmware.HCRegisterMeta, 0x100000, 16, 99, 0x2000, firmware.HCErrInvalid},     // wrong version
 		// Registrations that could never verify (the layout version is right):
 		{firmware.HCRegisterMeta, 0x100000, 0, ver, 0x200000, firmware.HCErrInvalid},                         // no frames
 		{firmware.HCRegisterMeta, 0x100000, 16, ver, 0x200008, firmware.HCErrInvalid},                        // state unaligned

@@ -70,20 +70,27 @@ func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, 
 	return rep, out, err
 }
 
+// Why a checkpoint taken while nothing is logged is a full check.
+const (
+	reasonFirst    = "first checkpoint: dirty logging starts here"
+	reasonRestart  = "the last interval was not watched: dirty logging starts again here"
+	reasonStaysOff = "the guest said the next interval is not worth watching: no baseline, dirty logging stays off"
+)
+
 // startWatching checks a checkpoint taken while nothing is logged (the
 // first one, or the first after an unwatched interval) in full and, unless
 // the guest says the next interval is not worth watching, makes it the
 // baseline and turns logging on.
 func (vm *VM) startWatching(in verify.Input, unwatched bool) (*verify.Report, verify.Outcome, error) {
-	reason := "first checkpoint: dirty logging starts here"
+	reason := reasonFirst
 	if vm.dirty.manualTried {
-		reason = "the last interval was not watched: dirty logging starts again here"
+		reason = reasonRestart
 	}
 	if unwatched {
 		vm.incr.Invalidate()
 		rep, err := verify.Verify(vm.mem, in)
 		return rep, verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount,
-			Reason: "the guest said the next interval is not worth watching: no baseline, dirty logging stays off"}, err
+			Reason: reasonStaysOff}, err
 	}
 	start := time.Now()
 	vm.incr.Invalidate()

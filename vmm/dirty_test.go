@@ -9,7 +9,7 @@ import (
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
-// bootChecked boots cfg in incremental mode and, at every checkpoint,
+// bootChecked boots cfg in incremental mode (or cfg.Verify, if set) and, at every checkpoint,
 // runs a full check beside the one the VMM ran (world still stopped): the
 // reports must be equal but for their timing. fn, if set, runs after that
 // with the world stopped. It returns the result and the checkpoints that
@@ -19,7 +19,9 @@ func bootChecked(t *testing.T, cfg Config, fn func(vm *VM, label string, in veri
 	requireKVM(t)
 	var console bytes.Buffer
 	cfg.Console = &console
-	cfg.Verify = VerifyIncremental
+	if cfg.Verify == "" {
+		cfg.Verify = VerifyIncremental
+	}
 	vm, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -113,6 +115,96 @@ func TestIncrementalSeesVMMWrites(t *testing.T) {
 	}
 	t.Logf("next: %s %s %q", next.Label, next.Kind, next.FullReason)
 	if next == nil || next.Violations == 0 || next.Kind != VerifyFull {
+		t.Fatalf("the checkpoint after the damage: %+v", next)
+	}
+	found := false
+	for _, v := range next.Report.Violations {
+		found = found || v.PFN == damaged
+	}
+	if !found {
+		t.Errorf("frame %#x not reported: %v", damaged, next.Report.Violations)
+	}
+}
+
+// hinted are the default boot's checkpoints that pass
+// firmware.CheckpointUnwatched: the workload after them (stress, poison)
+// rewrites the metadata, or the run ends after them.
+var hinted = map[string]bool{"hello": true, "stress-full": true, "demand": true, "poison-drained": true, "poison": true}
+
+// TestAutoVerifyDefaultBoot4GiB: the default boot of a 4 GiB guest with
+// --verify auto (vmm's default) checks incrementally: some checkpoints are
+// incremental, each reports what a full check reports, every checkpoint
+// after a hinted one is full, and the one at exit is full.
+func TestAutoVerifyDefaultBoot4GiB(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.MemBytes, cfg.Verify = 4<<30, VerifyAuto
+	res, incr := bootChecked(t, cfg, nil)
+	if res.Violations() != 0 || res.Outcome != OutcomeExit || res.ExitStatus != 0 {
+		t.Fatalf("outcome %s, status %d, %d violations", res.Outcome, res.ExitStatus, res.Violations())
+	}
+	if len(incr) < 5 {
+		t.Fatalf("only %d incremental checkpoints: %+v", len(incr), res.Checkpoints)
+	}
+	cps := res.Checkpoints
+	for i := 1; i < len(cps); i++ {
+		if !hinted[cps[i-1].Label] || cps[i].Final {
+			continue
+		}
+		if r := cps[i].FullReason; cps[i].Kind != VerifyFull || r != reasonFirst && r != reasonRestart && r != reasonStaysOff {
+			t.Errorf("checkpoint %q after the unwatched interval from %q is %s (%q)", cps[i].Label, cps[i-1].Label, cps[i].Kind, r)
+		}
+	}
+	if last := cps[len(cps)-1]; !last.Final || last.Kind != VerifyFull {
+		t.Errorf("final checkpoint %+v is not a full check", last)
+	}
+}
+
+// TestAutoVerifySmallGuestIsFull: below AutoIncrementalMin auto is full
+// mode: no dirty log, every checkpoint a full check with no reason.
+func TestAutoVerifySmallGuestIsFull(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Verify, cfg.Workload = VerifyAuto, "paging"
+	res, _ := boot(t, cfg)
+	if res.Violations() != 0 || res.Outcome != OutcomeExit || len(res.Checkpoints) < 3 {
+		t.Fatalf("outcome %s, %d violations, %d checkpoints", res.Outcome, res.Violations(), len(res.Checkpoints))
+	}
+	for _, c := range res.Checkpoints {
+		if c.Kind != VerifyFull || c.FullReason != "" {
+			t.Errorf("checkpoint %q: %s (%q)", c.Label, c.Kind, c.FullReason)
+		}
+	}
+}
+
+// TestUnwatchedIntervalIsCheckedInFull: a guest that sets the hint and then
+// corrupts its metadata gains nothing. After the hinted "demand"
+// checkpoint a record is damaged in guest RAM behind the dirty log's back
+// (as an unlogged guest write would be); the next checkpoint must be a
+// full check that names the frame.
+func TestUnwatchedIntervalIsCheckedInFull(t *testing.T) {
+	cfg := bootConfig(t)
+	const damaged = 1 // a firmware-area frame: the allocator never writes its record
+	res, _ := bootChecked(t, cfg, func(vm *VM, label string, in verify.Input) {
+		if label != "demand" {
+			return
+		}
+		b, err := vm.mem.Slice(in.MetaPhys+damaged*mm.FrameMetaSize+mm.OffOrder+1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b[0] = 1 // no NoteWrite: the log does not see it
+	})
+	var next *Checkpoint
+	for i, c := range res.Checkpoints {
+		if c.Label == "demand" && i+1 < len(res.Checkpoints) {
+			if c.Kind != VerifyIncremental {
+				t.Errorf("checkpoint demand is %s (%q): the test needs it watched", c.Kind, c.FullReason)
+			}
+			next = &res.Checkpoints[i+1]
+		}
+	}
+	// Full because the interval was not watched (not by chance: stress and
+	// poison rewrite enough to make a watched one full too).
+	if next == nil || next.Violations == 0 || next.Kind != VerifyFull || next.FullReason != reasonStaysOff {
 		t.Fatalf("the checkpoint after the damage: %+v", next)
 	}
 	found := false

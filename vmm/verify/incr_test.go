@@ -259,7 +259,7 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	if testing.Short() {
 		seeds = 2
 	}
-	var incremental, clean, corrupt, caught int
+	var incremental, clean, corrupt, caught, hinted, caughtUnwatched int
 	reasons := map[string]int{}
 	var maxMappings uint64
 	var maxRoots, rootless int
@@ -274,6 +274,10 @@ func TestIncrementalEqualsFull(t *testing.T) {
 		meta := g.mem[:max(g.in.MetaPhys+g.in.FrameCount*mm.FrameMetaSize, g.in.StatePhys+mm.StateSize)]
 		snap := append([]byte(nil), meta...)
 		var x Incremental
+		// unwatched: the last check was CheckUnwatched (the guest's hint
+		// that the interval rewrites the metadata): nothing was logged since,
+		// and a hostile guest may have written anything.
+		unwatched := false
 		check := func(label string) *Report {
 			t.Helper()
 			full, err := Verify(g.mem, g.in)
@@ -284,9 +288,27 @@ func TestIncrementalEqualsFull(t *testing.T) {
 			if g.sp != nil {
 				w = &g.sp.wrote
 			}
-			got, out, err := x.Check(g.mem, g.in, takeDirty(r, meta, snap, w))
+			dirty := takeDirty(r, meta, snap, w)
+			after := unwatched
+			if after {
+				dirty = pageDiff{} // the interval was not logged
+			}
+			var got *Report
+			var out Outcome
+			if unwatched = r.Intn(8) == 0; unwatched {
+				got, out, err = x.CheckUnwatched(g.mem, g.in, dirty)
+				hinted++
+			} else {
+				got, out, err = x.Check(g.mem, g.in, dirty)
+			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if after && out.Kind != KindFull {
+				t.Fatalf("seed %d, %s: a %s check after an unwatched interval", seed, label, out.Kind)
+			}
+			if after && full.TotalViolations != 0 {
+				caughtUnwatched++
 			}
 			if !sameReport(full, got) {
 				t.Fatalf("seed %d, %s: %s check (%s) differs from the full one:\nfull %+v\ngot  %+v", seed, label, out.Kind, out.Reason, full, got)
@@ -340,6 +362,10 @@ func TestIncrementalEqualsFull(t *testing.T) {
 	t.Logf("%d clean checkpoints, %d of them incremental; %d corruptions, %d visible to the full check", clean, incremental, corrupt, caught)
 	if incremental < clean*3/4 {
 		t.Errorf("only %d of %d clean checkpoints were incremental", incremental, clean)
+	}
+	t.Logf("%d unwatched checkpoints; %d corruptions caught just after one", hinted, caughtUnwatched)
+	if hinted == 0 || caughtUnwatched == 0 {
+		t.Errorf("the unwatched path went untested")
 	}
 	if caught < corrupt/2 {
 		t.Errorf("only %d of %d corruptions were visible: the generator is too tame", caught, corrupt)
