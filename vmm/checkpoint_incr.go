@@ -46,7 +46,9 @@ func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, 
 	if unwatched {
 		rep, out, err := vm.incr.CheckUnwatched(vm.mem, in, pages)
 		vm.stopWatching()
-		vm.logf("checkpoint: %s check of %d frames; the guest said the next interval is not worth watching: dirty logging stopped", out.Kind, out.Rechecked)
+		if vm.cfg.Log != nil {
+			vm.logf("checkpoint: %s check of %d frames; the guest said the next interval is not worth watching: dirty logging stopped", out.Kind, out.Rechecked)
+		}
 		return rep, out, err
 	}
 	writes := vm.watchedWrites(pages)
