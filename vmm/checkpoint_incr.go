@@ -126,7 +126,8 @@ func (vm *VM) stopWatching() {
 // watchFaultCost (the default boot ran 130 ms longer at 128 MiB for some
 // 8,000 such writes). After an incremental checkpoint whose interval
 // wrote more watched pages than a full check's worth of faults, the VMM
-// stops watching (the baseline goes, so nothing is write-protected) for
+// stops watching (the baseline goes and logging is turned off, so nothing
+// is write-protected) for
 // as many checkpoints as the last time plus one, doubling while it keeps
 // not paying; the checkpoints in between are full checks, and the one
 // after them takes a new baseline.

@@ -54,6 +54,9 @@ const pageSize = 4096
 // 16 GiB that tripled the time to the first workload). The first
 // checkpoint is a full check anyway; it makes the baseline, then start
 // turns logging on, so the log holds exactly what was written after it.
+// stop turns it off again for an interval nothing watches (the guest's
+// hint, a back-off): turned off, the write-protected pages stop faulting;
+// the next baseline starts it again.
 type dirtyTracker struct {
 	vmFd    uintptr
 	slots   []dirtySlot
