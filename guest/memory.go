@@ -112,6 +112,13 @@ func checkAndCheckpoint(label string, flags uint64) bool {
 		putHex(v.Expected, 1)
 		putString(" actual ")
 		putHex(v.Actual, 1)
+		if v.Covers > 0 { // as the host words it (verify.coversDetail)
+			putString(" (bad block head: covers ")
+			putDec(v.Covers + 1)
+			putString(" frames; its ")
+			putDec(v.Covers)
+			putString(" tails are not reported one by one)")
+		}
 		putString("\n")
 	}
 	hostViolations := checkpoint(label, flags)
