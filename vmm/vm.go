@@ -121,6 +121,8 @@ func (vm *VM) build() error {
 	}
 	vm.layout = l
 	vm.hc.cpus = vm.cfg.CPUs
+	cpuidFetch := fetchCPUID(vm.kvmFile.Fd())
+	defer cpuidFetch.wait() // the ioctl must end before New's error path closes /dev/kvm
 	fd, err := createVM(vm.kvmFile.Fd())
 	if err != nil {
 		return fmt.Errorf("KVM_CREATE_VM: %w", err)
@@ -165,7 +167,7 @@ func (vm *VM) build() error {
 	if vm.console, err = newConsole(vm.mem, vm.cfg.Console); err != nil {
 		return err
 	}
-	cpuid, err := supportedCPUID(vm.kvmFile.Fd())
+	cpuid, err := cpuidFetch.wait()
 	if err != nil {
 		vm.logf("%v (vCPUs keep KVM's default CPUID)", err)
 	}
