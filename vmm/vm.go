@@ -151,6 +151,11 @@ func (vm *VM) build() error {
 		}
 	}
 	vm.prefaultKernel()
+	bi, err := bootInfo(m, l, k, &vm.cfg)
+	if err != nil {
+		return err
+	}
+	defer vm.prefaultMeta(bi)() // memory.go
 	if err := k.Load(vm.mem); err != nil {
 		return err
 	}
@@ -183,13 +188,13 @@ func (vm *VM) build() error {
 	if khz, err := kvm.GetTSCKHz(vm.vcpus[0].fd); err == nil {
 		vm.tscKHz = khz
 	}
-	if err := writeFirmware(vm.mem, l, k, &vm.cfg, vm.tscKHz); err != nil {
+	bi.TSCKHz = vm.tscKHz
+	if err := writeFirmware(vm.mem, l, bi); err != nil {
 		return err
 	}
 	if vm.hc.boot, err = verify.ReadBoot(vm.mem); err != nil { // the verifier's copy, before the guest runs
 		return err
 	}
-	vm.prefaultMeta() // memory.go
 	return vm.startDebugger()
 }
 
