@@ -230,8 +230,8 @@ func writeEventFloorRAM(ram []byte) {
 	exit := append(mmioStore(floorMMIOVal), 0xeb, 0xfe)                                          // jmp .
 	ud := append(append([]byte{0x0f, 0x0b}, decJNZ(2)...), exit...)
 	copy(ram[evUDLoop:], ud)
-	mm := append(append(mmioStore(floorMMIOVal), decJNZ(8)...), append(mmioStore(evMMIOEnd), 0xeb, 0xfe)...)
-	copy(ram[evMMIOLoop:], mm)
+	stores := append(append(mmioStore(floorMMIOVal), decJNZ(8)...), append(mmioStore(evMMIOEnd), 0xeb, 0xfe)...)
+	copy(ram[evMMIOLoop:], stores)
 	touch := []byte{0xc6, 0x00, 0x01, 0x48, 0x05, 0, 0x10, 0, 0} // movb $1, (%rax); add $4096, %rax
 	copy(ram[evTouchLoop:], append(append(touch, decJNZ(len(touch))...), exit...))
 }
