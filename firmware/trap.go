@@ -5,12 +5,16 @@ import "unsafe"
 // Exceptions and interrupts. The guest's IDT (at IDTBase) sends vectors
 // 0..31 and TimerVector to the ring-0 stubs in trap_amd64.s. A stub runs at
 // CPL0 (in KVM's instruction emulator on the PVM host: integer only, about
-// 1 µs an instruction), so it does the least it can: it copies the hardware
-// frame and CR2 into this vCPU's TrapRecord, rewrites the frame to return to
+// 1 µs an instruction), so it does the least it can: it copies the frame
+// words it is about to overwrite (RIP, RSP) and CR2 into this vCPU's
+// TrapRecord, rewrites the frame to return to
 // the ring-3 dispatcher (TrapRecord.Dispatch) on the exception stack, sets
 // TrapRecord.Masked, and IRETQs. The dispatcher saves every register, calls Go,
 // and returns to the interrupted code at ring 3 (POPFQ; RET on the
 // interrupted stack), so a handled exception costs one trip through ring 0.
+// The rest of the frame (vector, error code, CS, RFLAGS) stays in place
+// below the record (TrapFrame) and the dispatcher copies it into the record
+// first thing, at ring 3, where instructions cost nanoseconds.
 //
 // Interrupt masking is paravirtual: code at CPL3 cannot change RFLAGS.IF
 // here (STI raises #GP on the PVM host, and POPFQ ignores IF), so the
@@ -50,6 +54,17 @@ type TrapRecord struct {
 	PrevMasked uint64 // 104
 	_          [2]uint64
 }
+
+// TrapFrame is the ring-0 stack just below the TrapRecord as the stub
+// leaves it: the vector and error code the entry stub pushed (a dummy 0 for
+// vectors without one) and the CPU's frame, whose RIP and RSP slots now
+// return to the dispatcher (the record holds the interrupted ones).
+type TrapFrame struct {
+	Vector, ErrorCode, DispatchRIP, CS, RFLAGS, DispatchRSP, SS uint64
+}
+
+// TrapFrameSize is TrapFrame's size: it starts at PerCPUTrapOff - TrapFrameSize.
+const TrapFrameSize = 56
 
 //go:generate go run ./internal/abigen
 

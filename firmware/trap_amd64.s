@@ -15,18 +15,12 @@
 
 #define REC 56
 
+// The vector, error code, CS and RFLAGS stay where they are (TrapFrame in
+// trap.go): the ring-3 dispatcher copies them into the record, natively.
 TEXT ·trapCommon(SB),NOSPLIT|NOFRAME,$0
 	MOVQ AX, (REC+TRAP_RAX)(SP)
-	MOVQ 0(SP), AX
-	MOVQ AX, (REC+TRAP_VECTOR)(SP)
-	MOVQ 8(SP), AX
-	MOVQ AX, (REC+TRAP_ERROR)(SP)
 	MOVQ 16(SP), AX
 	MOVQ AX, (REC+TRAP_RIP)(SP)
-	MOVQ 24(SP), AX
-	MOVQ AX, (REC+TRAP_CS)(SP)
-	MOVQ 32(SP), AX
-	MOVQ AX, (REC+TRAP_RFLAGS)(SP)
 	MOVQ 40(SP), AX
 	MOVQ AX, (REC+TRAP_RSP)(SP)
 	MOVQ CR2, AX

@@ -7,6 +7,7 @@ import (
 
 func TestTrapRecordLayout(t *testing.T) {
 	var r TrapRecord
+	var f TrapFrame
 	for _, c := range []struct {
 		name      string
 		got, want uintptr
@@ -26,6 +27,13 @@ func TestTrapRecordLayout(t *testing.T) {
 		{"Depth", unsafe.Offsetof(r.Depth), 88},
 		{"Masked", unsafe.Offsetof(r.Masked), 96},
 		{"Masked from FS", PerCPUTrapOff - PerCPUFSOff + unsafe.Offsetof(r.Masked), 0x3fe0},
+		// The frame below the record: trapCommon's REC, and the order the
+		// entry stub and the CPU push in (the dispatcher reads it).
+		{"frame size", unsafe.Sizeof(f), TrapFrameSize},
+		{"frame Vector", TrapFrameSize - unsafe.Offsetof(f.Vector), 56},
+		{"frame ErrorCode", TrapFrameSize - unsafe.Offsetof(f.ErrorCode), 48},
+		{"frame CS", TrapFrameSize - unsafe.Offsetof(f.CS), 32},
+		{"frame RFLAGS", TrapFrameSize - unsafe.Offsetof(f.RFLAGS), 24},
 	} {
 		if c.got != c.want {
 			t.Errorf("TrapRecord.%s at %d, want %d (the guest's assembly and the VMM depend on it)", c.name, c.got, c.want)

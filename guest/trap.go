@@ -94,6 +94,11 @@ func trapRecord() *firmware.TrapRecord {
 // code; an exception nobody handles ends the run with a report.
 func handleTrap(regs *trapRegs) {
 	rec := trapRecord()
+	// The ring-0 stub left these in its frame below the record (each
+	// instruction there is emulated): complete the record before anything
+	// reads it.
+	f := (*firmware.TrapFrame)(vptr(cpuBlock() + firmware.PerCPUTrapOff - firmware.TrapFrameSize))
+	rec.Vector, rec.ErrorCode, rec.CS, rec.RFLAGS = f.Vector, f.ErrorCode, f.CS, f.RFLAGS
 	rec.Depth++
 	if rec.Depth > 1 {
 		reportFault(rec, regs, "fault inside the exception handler")

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/guest/mm"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,4 +89,37 @@ func mincore(b, vec []byte) error {
 		return e
 	}
 	return nil
+}
+
+// TestNewPrefaultsMetadata: when New returns, the host pages of the
+// predicted metadata array and allocator state are resident (populated on
+// another goroutine while the VM was built), before any guest instruction.
+func TestNewPrefaultsMetadata(t *testing.T) {
+	requireKVM(t)
+	cfg := bootConfig(t)
+	cfg.Workload = "hello"
+	vm, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer vm.Close()
+	meta, frames, state, err := PredictMeta(vm.Memory())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []struct{ gpa, n uint64 }{{meta, frames * mm.FrameMetaSize}, {state, mm.StateSize}} {
+		s, err := vm.Memory().Slice(r.gpa, r.n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vec := make([]byte, (len(s)+4095)/4096)
+		if err := mincore(s, vec); err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range vec {
+			if v&1 == 0 {
+				t.Fatalf("page %d of [%#x, +%#x) is not resident after New", i, r.gpa, r.n)
+			}
+		}
+	}
 }

@@ -118,8 +118,8 @@ func planLayout(m memmap.Map, k *Kernel, cpus int, traceSize uint64) (*layout, e
 }
 
 // writeFirmware fills the VMM-owned areas: GDT, TSSs, physmap page tables,
-// per-CPU blocks and the boot info.
-func writeFirmware(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz uint64) error {
+// per-CPU blocks and the boot info bi (from bootInfo).
+func writeFirmware(mem *GuestMemory, l *layout, bi *firmware.BootInfo) error {
 	if err := writeGDT(mem, l); err != nil {
 		return err
 	}
@@ -138,7 +138,7 @@ func writeFirmware(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 			return fmt.Errorf("per-CPU block %d: %w", cpu, err)
 		}
 	}
-	return writeBootInfo(mem, l, k, cfg, tscKHz)
+	return writeGuest(mem, firmware.BootInfoBase, bi)
 }
 
 func writeGDT(mem *GuestMemory, l *layout) error {
@@ -231,22 +231,25 @@ func writePageTables(mem *GuestMemory, l *layout) error {
 	return nil
 }
 
-func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz uint64) error {
-	var bi firmware.BootInfo
+// bootInfo is what the guest finds at firmware.BootInfoBase, but for the
+// TSC rate, which the caller sets once the first vCPU exists: the VMM
+// predicts the guest's metadata placement from it before that (see
+// VM.prefaultMeta).
+func bootInfo(m memmap.Map, l *layout, k *Kernel, cfg *Config) (*firmware.BootInfo, error) {
+	bi := &firmware.BootInfo{}
 	bi.Magic = firmware.BootInfoMagic
 	bi.Version = firmware.BootInfoVersion
 	bi.NumCPUs = uint32(l.cpus)
-	bi.RAMBytes = mem.Map.TotalRAM()
-	bi.RAMTop = mem.Map.RAMTop()
-	bi.TSCKHz = tscKHz
+	bi.RAMBytes = m.TotalRAM()
+	bi.RAMTop = m.RAMTop()
 	bi.PerCPUBase = l.perCPUBase
 	bi.PerCPUStride = firmware.PerCPUStride
 	bi.KernelStart, bi.KernelEnd = k.Start, k.End
 	bi.TraceBase, bi.TraceSize = l.traceBase, l.traceSize
 	bi.TickNanos = uint64(cfg.Tick.Nanoseconds())
-	ranges := mem.Map.Ranges()
+	ranges := m.Ranges()
 	if len(ranges) > firmware.MaxMemRanges {
-		return fmt.Errorf("memory map has %d ranges, boot info holds %d", len(ranges), firmware.MaxMemRanges)
+		return nil, fmt.Errorf("memory map has %d ranges, boot info holds %d", len(ranges), firmware.MaxMemRanges)
 	}
 	for i, r := range ranges {
 		bi.Mem[i] = firmware.MemRange{Base: r.Base, Size: r.Size, Kind: r.Kind}
@@ -254,16 +257,16 @@ func writeBootInfo(mem *GuestMemory, l *layout, k *Kernel, cfg *Config, tscKHz u
 	bi.NumMem = uint32(len(ranges))
 	bi.NumInUse = uint32(copy(bi.InUse[:], l.inUse(k)))
 	if len(cfg.BadFrames) > firmware.MaxBadFrames {
-		return fmt.Errorf("%d bad frames given, boot info holds %d", len(cfg.BadFrames), firmware.MaxBadFrames)
+		return nil, fmt.Errorf("%d bad frames given, boot info holds %d", len(cfg.BadFrames), firmware.MaxBadFrames)
 	}
 	bi.NumBad = uint32(copy(bi.BadFrames[:], cfg.BadFrames))
 	if len(cfg.Cmdline) > firmware.CmdlineMax {
-		return fmt.Errorf("command line is %d bytes, boot info holds %d", len(cfg.Cmdline), firmware.CmdlineMax)
+		return nil, fmt.Errorf("command line is %d bytes, boot info holds %d", len(cfg.Cmdline), firmware.CmdlineMax)
 	}
 	bi.CmdlineLen = uint32(copy(bi.Cmdline[:], cfg.Cmdline))
 	if len(cfg.Workload) >= firmware.WorkloadMax {
-		return fmt.Errorf("workload name %q is longer than %d bytes", cfg.Workload, firmware.WorkloadMax-1)
+		return nil, fmt.Errorf("workload name %q is longer than %d bytes", cfg.Workload, firmware.WorkloadMax-1)
 	}
 	copy(bi.Workload[:], cfg.Workload)
-	return writeGuest(mem, firmware.BootInfoBase, &bi)
+	return bi, nil
 }

@@ -36,7 +36,7 @@ type vcpu struct {
 	fault *firmware.FaultFrame
 }
 
-func (vm *VM) createVCPU(index int, cpuid *kvm.CPUID) (*vcpu, error) {
+func (vm *VM) createVCPU(index int, cpuid *cpuidTable) (*vcpu, error) {
 	fd, err := kvm.CreateVCPU(vm.vmFd, index)
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VCPU id=%d: %w", index, err)
@@ -50,7 +50,7 @@ func (vm *VM) createVCPU(index int, cpuid *kvm.CPUID) (*vcpu, error) {
 	v.runMap = m
 	v.run = (*kvm.RunData)(unsafe.Pointer(&m[0]))
 	if cpuid != nil {
-		if err := kvm.SetCPUID2(fd, cpuid); err != nil {
+		if err := cpuid.set(fd); err != nil {
 			return v, fmt.Errorf("KVM_SET_CPUID2 vCPU %d: %w", index, err)
 		}
 	}

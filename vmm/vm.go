@@ -121,6 +121,8 @@ func (vm *VM) build() error {
 	}
 	vm.layout = l
 	vm.hc.cpus = vm.cfg.CPUs
+	cpuidFetch := fetchCPUID(vm.kvmFile.Fd())
+	defer cpuidFetch.wait() // the ioctl must end before New's error path closes /dev/kvm
 	fd, err := createVM(vm.kvmFile.Fd())
 	if err != nil {
 		return fmt.Errorf("KVM_CREATE_VM: %w", err)
@@ -149,6 +151,11 @@ func (vm *VM) build() error {
 		}
 	}
 	vm.prefaultKernel()
+	bi, err := bootInfo(m, l, k, &vm.cfg)
+	if err != nil {
+		return err
+	}
+	defer vm.prefaultMeta(bi)() // memory.go
 	if err := k.Load(vm.mem); err != nil {
 		return err
 	}
@@ -165,7 +172,7 @@ func (vm *VM) build() error {
 	if vm.console, err = newConsole(vm.mem, vm.cfg.Console); err != nil {
 		return err
 	}
-	cpuid, err := supportedCPUID(vm.kvmFile.Fd())
+	cpuid, err := cpuidFetch.wait()
 	if err != nil {
 		vm.logf("%v (vCPUs keep KVM's default CPUID)", err)
 	}
@@ -181,13 +188,13 @@ func (vm *VM) build() error {
 	if khz, err := kvm.GetTSCKHz(vm.vcpus[0].fd); err == nil {
 		vm.tscKHz = khz
 	}
-	if err := writeFirmware(vm.mem, l, k, &vm.cfg, vm.tscKHz); err != nil {
+	bi.TSCKHz = vm.tscKHz
+	if err := writeFirmware(vm.mem, l, bi); err != nil {
 		return err
 	}
 	if vm.hc.boot, err = verify.ReadBoot(vm.mem); err != nil { // the verifier's copy, before the guest runs
 		return err
 	}
-	vm.prefaultMeta() // memory.go
 	return vm.startDebugger()
 }
 

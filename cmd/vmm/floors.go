@@ -72,6 +72,7 @@ type floorResult struct {
 	Runs         int                  `json:"runs"`
 	KVMFloorNS   int64                `json:"kvm_floor_in_process_ns"` // median vmm.KVMFloor
 	KVMFloorRuns []vmm.KVMFloorTiming `json:"kvm_floor_in_process"`
+	Events       eventFloors          `json:"event_floors"`
 	Boot         []floorBoot          `json:"boot"`
 	Guests       []floorGuest         `json:"guests"`
 }
@@ -155,6 +156,9 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 		inProc = append(inProc, t.TotalNanos)
 	}
 	out.KVMFloorNS = median(inProc)
+	if out.Events, err = measureEventFloors(f.runs); err != nil {
+		return vmm.StatusVMMError, err
+	}
 
 	if !f.noBoot {
 		if out.Boot, err = floorBoots(f.runs, f.also); err != nil {
@@ -327,6 +331,9 @@ func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error
 func printFloors(w io.Writer, r *floorResult) {
 	fmt.Fprintf(w, "vmm bench --floors: host %s, %d CPUs, medians of %d runs\n", r.HostCPU, r.HostCPUs, r.Runs)
 	fmt.Fprintf(w, "KVM floor in process (create VM .. one MMIO exit .. closed): %s\n", ms(r.KVMFloorNS))
+	e := r.Events
+	fmt.Fprintf(w, "event floors, one event (%d a run): exception round trip %s, MMIO exit %s, first touch of a page %s\n",
+		eventFloorN, us(e.ExceptionNS), us(e.MMIOExitNS), us(e.FirstTouchNS))
 	if len(r.Boot) > 0 {
 		fmt.Fprintf(w, "\n%-48s %10s %8s\n", "whole process, wall clock", "median", "/floor")
 		for _, b := range r.Boot {
@@ -345,6 +352,39 @@ func printFloors(w io.Writer, r *floorResult) {
 			ms(g.DumpNS), g.DumpWritten>>20, ms(g.WriteFloorNS), g.DumpRatio)
 	}
 }
+
+// eventFloorN is how many events of each kind one vmm.EventFloors run times.
+const eventFloorN = 256
+
+// eventFloors are the medians of runs vmm.EventFloors runs (ns per event).
+type eventFloors struct {
+	ExceptionNS  float64                `json:"exception_ns"`
+	MMIOExitNS   float64                `json:"mmio_exit_ns"`
+	FirstTouchNS float64                `json:"first_touch_ns"`
+	Runs         []vmm.EventFloorTiming `json:"runs"`
+}
+
+func measureEventFloors(runs int) (eventFloors, error) {
+	var e eventFloors
+	var exc, mmio, touch []float64
+	for range runs {
+		t, err := vmm.EventFloors(eventFloorN)
+		if err != nil {
+			return e, err
+		}
+		e.Runs = append(e.Runs, t)
+		exc, mmio, touch = append(exc, t.ExceptionNanos), append(mmio, t.MMIOExitNanos), append(touch, t.FirstTouchNanos)
+	}
+	e.ExceptionNS, e.MMIOExitNS, e.FirstTouchNS = medianF(exc), medianF(mmio), medianF(touch)
+	return e, nil
+}
+
+func medianF(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	return s[len(s)/2]
+}
+
+func us(ns float64) string { return fmt.Sprintf("%.1f us", ns/1e3) }
 
 func ms(ns int64) string { return fmt.Sprintf("%.2f ms", float64(ns)/1e6) }
 
