@@ -1,6 +1,7 @@
 package coredump
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -126,4 +127,79 @@ func TestLongRunReadsBack(t *testing.T) {
 	}
 	defer d.Close()
 	wantRAM(t, "", d, m, ram)
+}
+
+// TestWriteAcrossResidencyWindows: the dump asks residency one window of
+// RAM at a time; runs of data that end, start or continue at a window's
+// edge are written whole, and the pages between are holes, with mincore
+// and with pagemap (whose reused vector must be rewritten per window).
+func TestWriteAcrossResidencyWindows(t *testing.T) {
+	m, err := memmap.Build(4 * residencyWindow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ram := mapAnon(t, m.TotalRAM())
+	want := 0
+	put := func(host uint64) {
+		ram[host+pageSize/2] = byte(host/pageSize) | 1
+		want++
+	}
+	for k := uint64(1); k < 4; k++ {
+		edge := k * residencyWindow
+		for p := edge - 2*pageSize; p < edge+2*pageSize; p += pageSize {
+			put(p) // one run across the edge
+		}
+		put(edge - 8*pageSize) // and one page either side
+		put(edge + 8*pageSize)
+	}
+	for _, pm := range []bool{false, true} {
+		forcePagemap = pm
+		path := filepath.Join(t.TempDir(), "guest.core")
+		st, err := Write(path, m, ram, testVCPUs(), testInfo())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.PagesWritten != uint64(want) {
+			t.Errorf("pagemap=%v: %d pages written, want %d", pm, st.PagesWritten, want)
+		}
+		d, err := Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k := uint64(1); k < 4; k++ {
+			// Below 4 GiB, guest RAM is one slot at host offset 0.
+			host := k*residencyWindow - 16*pageSize
+			gpa := host
+			if h, ok := m.Translate(gpa, 32*pageSize); !ok || h != host {
+				t.Fatalf("guest %#x is not RAM at host %#x", gpa, host)
+			}
+			got, err := d.Slice(gpa, 32*pageSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, ram[host:host+32*pageSize]) {
+				t.Errorf("pagemap=%v: the dump differs from RAM around host %#x", pm, host+16*pageSize)
+			}
+		}
+		d.Close()
+	}
+	forcePagemap = false
+}
+
+// TestResidencyIntoRewritesVector: a reused vector's old bytes do not leak
+// into the answer for an untouched window, with mincore and with pagemap.
+func TestResidencyIntoRewritesVector(t *testing.T) {
+	ram := mapAnon(t, 64*pageSize)
+	ram[5*pageSize] = 1
+	for _, pm := range []bool{false, true} {
+		forcePagemap = pm
+		vec := bytes.Repeat([]byte{1}, 64)
+		res := residencyInto(ram, &vec)
+		for p, r := range res {
+			if (r != 0) != (p == 5) {
+				t.Errorf("pagemap=%v: page %d reads as resident=%v", pm, p, r != 0)
+			}
+		}
+	}
+	forcePagemap = false
 }

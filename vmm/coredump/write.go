@@ -243,7 +243,6 @@ func writeFile(f *os.File, head []byte, loads []load, ram []byte, size uint64) (
 // page behind them (see residency) are zero without being read, so the cost
 // follows what the guest touched, not the size of its RAM.
 func writeSparse(f *os.File, off uint64, data []byte, st *Stats, wb *writeback) error {
-	res := residency(data)
 	run := -1 // start of the current run of non-zero pages, -1 if none
 	flush := func(end int) error {
 		if run < 0 {
@@ -258,33 +257,38 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats, wb *writeback) 
 		run = -1
 		return nil
 	}
-	for p := 0; p < len(data); p += pageSize {
-		if res != nil && res[p/pageSize] == 0 {
-			// A run of pages without host pages: skip it whole.
-			end := nextResident(res, p/pageSize)
-			st.PagesSkipped += uint64(end - p/pageSize)
-			if err := flush(p); err != nil {
-				return err
+	var vec []byte // residency of one window, reused
+	for w := 0; w < len(data); w += residencyWindow {
+		win := data[w:min(w+residencyWindow, len(data))]
+		res := residencyInto(win, &vec)
+		for p := 0; p < len(win); p += pageSize {
+			if res != nil && res[p/pageSize] == 0 {
+				// A run of pages without host pages: skip it whole.
+				end := nextResident(res, p/pageSize)
+				st.PagesSkipped += uint64(end - p/pageSize)
+				if err := flush(w + p); err != nil {
+					return err
+				}
+				p = end*pageSize - pageSize
+				continue
 			}
-			p = end*pageSize - pageSize
-			continue
-		}
-		page := data[p:min(p+pageSize, len(data))]
-		if isZero(page) {
-			st.PagesSkipped++
-			if err := flush(p); err != nil {
-				return err
+			page := win[p:min(p+pageSize, len(win))]
+			if isZero(page) {
+				st.PagesSkipped++
+				if err := flush(w + p); err != nil {
+					return err
+				}
+				continue
 			}
-			continue
-		}
-		st.PagesWritten++
-		if run < 0 {
-			run = p
-		}
-		if p+pageSize-run >= writebackStep {
-			// A long run is written in steps so its writeback starts early.
-			if err := flush(min(p+pageSize, len(data))); err != nil {
-				return err
+			st.PagesWritten++
+			if run < 0 {
+				run = w + p
+			}
+			if w+p+pageSize-run >= writebackStep {
+				// A long run is written in steps so its writeback starts early.
+				if err := flush(min(w+p+pageSize, len(data))); err != nil {
+					return err
+				}
 			}
 		}
 	}
