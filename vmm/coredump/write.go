@@ -249,6 +249,13 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats, wb *writeback) 
 			return nil
 		}
 		at := int64(off) + int64(run)
+		// Allocating the run's blocks first spares the page cache a
+		// delayed-allocation reservation per 4 KiB block and the writeback
+		// its block allocation. Only blocks about to be written are
+		// allocated, so the holes are the same; a file system that cannot
+		// (EOPNOTSUPP) allocates as it writes, as before, and any real
+		// failure (ENOSPC) is the write's to report.
+		unix.Fallocate(int(f.Fd()), 0, at, int64(end-run))
 		if _, err := f.WriteAt(data[run:end], at); err != nil {
 			return err
 		}
