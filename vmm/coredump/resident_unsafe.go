@@ -21,20 +21,37 @@ import (
 // hold data, or nil when that cannot be known (data not page-aligned, the
 // query failed): then every page must be tested.
 func residency(data []byte) []byte {
+	var vec []byte
+	return residencyInto(data, &vec)
+}
+
+// residencyWindow is how much of guest RAM one residency query covers: the
+// dump asks window by window, reusing one 64 KiB vector that stays in
+// cache, instead of allocating (and faulting in) a byte per page of all
+// RAM, 4 MiB at 16 GiB.
+const residencyWindow = 256 << 20
+
+// residencyInto is residency with the vector taken from, and grown in,
+// *vec; the result aliases it.
+func residencyInto(data []byte, vec *[]byte) []byte {
 	if len(data) == 0 || uintptr(unsafe.Pointer(&data[0]))%pageSize != 0 {
 		return nil
 	}
-	if swapOn() {
-		return pagemapResidency(data)
+	pages := (len(data) + pageSize - 1) / pageSize
+	if cap(*vec) < pages {
+		*vec = make([]byte, pages)
 	}
-	return mincoreResidency(data)
+	v := (*vec)[:pages]
+	if swapOn() {
+		return pagemapResidency(data, v)
+	}
+	return mincoreResidency(data, v)
 }
 
 // mincoreResidency: mincore(2) reports a page resident when a host page
 // backs it. A swapped-out anonymous page reads as not resident (unless in
 // the swap cache), so this is only exact without swap.
-func mincoreResidency(data []byte) []byte {
-	vec := make([]byte, (len(data)+pageSize-1)/pageSize)
+func mincoreResidency(data, vec []byte) []byte {
 	_, _, e := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&data[0])), uintptr(len(data)),
 		uintptr(unsafe.Pointer(&vec[0])))
 	if e != 0 {
@@ -48,14 +65,13 @@ func mincoreResidency(data []byte) []byte {
 
 // pagemapResidency reads /proc/self/pagemap: a page may hold data when it
 // is present or swapped (bits 63 and 62).
-func pagemapResidency(data []byte) []byte {
+func pagemapResidency(data, vec []byte) []byte {
 	f, err := os.Open("/proc/self/pagemap")
 	if err != nil {
 		return nil
 	}
 	defer f.Close()
-	pages := (len(data) + pageSize - 1) / pageSize
-	vec := make([]byte, pages)
+	pages := len(vec)
 	buf := make([]byte, 8<<10*8)
 	first := int64(uintptr(unsafe.Pointer(&data[0])) / pageSize)
 	for p := 0; p < pages; {
@@ -64,6 +80,7 @@ func pagemapResidency(data []byte) []byte {
 			return nil
 		}
 		for i := range n {
+			vec[p+i] = 0 // the vector is reused: every byte is set
 			if binary.LittleEndian.Uint64(buf[8*i:])&(3<<62) != 0 {
 				vec[p+i] = 1
 			}
