@@ -254,6 +254,21 @@ func xorWords(w []uint64) uint64 {
 // fsync) in 1 MiB writes, removes it and returns the write time: what a dump
 // of n non-zero bytes cannot beat.
 func WriteFloor(dir string, n uint64) (time.Duration, error) {
+	return writeFloor(dir, n, false)
+}
+
+// DurableWriteFloor is WriteFloor made durable the way a dump is: writeback
+// started every durableStep bytes (sync_file_range), then fsync. It is what
+// a dump that must reach the disk before it is renamed cannot beat; its
+// distance from WriteFloor is the disk's.
+func DurableWriteFloor(dir string, n uint64) (time.Duration, error) {
+	return writeFloor(dir, n, true)
+}
+
+// durableStep is vmm/coredump's writeback step.
+const durableStep = 16 << 20
+
+func writeFloor(dir string, n uint64, durable bool) (time.Duration, error) {
 	f, err := os.CreateTemp(dir, "vmm-floor-*")
 	if err != nil {
 		return 0, fmt.Errorf("write floor: %w", err)
@@ -265,15 +280,24 @@ func WriteFloor(dir string, n uint64) (time.Duration, error) {
 		buf[i] = byte(i) | 1
 	}
 	start := time.Now()
+	synced := uint64(0)
 	for done := uint64(0); done < n; {
 		k := min(n-done, uint64(len(buf)))
 		if _, err := f.Write(buf[:k]); err != nil {
 			return 0, fmt.Errorf("write floor: %w", err)
 		}
 		done += k
+		if durable && done-synced >= durableStep {
+			unix.SyncFileRange(int(f.Fd()), int64(synced), int64(done-synced), unix.SYNC_FILE_RANGE_WRITE)
+			synced = done
+		}
 	}
-	d := time.Since(start)
-	return d, nil
+	if durable {
+		if err := f.Sync(); err != nil {
+			return 0, fmt.Errorf("write floor: %w", err)
+		}
+	}
+	return time.Since(start), nil
 }
 
 // VerifyAgain runs the host verification of a guest whose run has ended

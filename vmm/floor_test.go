@@ -2,7 +2,9 @@ package vmm
 
 import (
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
 )
 
 func TestKVMFloor(t *testing.T) {
@@ -34,11 +36,16 @@ func TestScanFloorWorkersAgree(t *testing.T) {
 }
 
 func TestWriteFloor(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := WriteFloor(dir, 3<<20+5); err != nil {
-		t.Fatal(err)
-	}
-	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
-		t.Errorf("write floor left %d files behind", len(ents))
+	for _, floor := range []func(string, uint64) (time.Duration, error){WriteFloor, DurableWriteFloor} {
+		dir := t.TempDir()
+		if _, err := floor(dir, 3*durableStep+5); err != nil {
+			t.Fatal(err)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Errorf("write floor left %d files behind", len(ents))
+		}
+		if _, err := floor(filepath.Join(dir, "absent"), 1); err == nil {
+			t.Error("a floor in a missing directory succeeded")
+		}
 	}
 }

@@ -115,7 +115,7 @@ func TestBenchFloorsJSON(t *testing.T) {
 	}
 	g := res.Guests[0]
 	if g.Frames == 0 || g.MetaBytes != 64*g.Frames || len(g.ScanNS) != res.HostCPUs ||
-		g.VerifyNS <= 0 || g.DumpWritten == 0 || g.WriteFloorNS <= 0 || g.FirstWorkloadNS <= 0 {
+		g.VerifyNS <= 0 || g.DumpWritten == 0 || g.WriteFloorNS <= 0 || g.DurableFloorNS <= 0 || g.FirstWorkloadNS <= 0 {
 		t.Errorf("guest row incomplete: %+v", g)
 	}
 }
