@@ -380,33 +380,50 @@ func (c *checker) linear(v *View, lo, hi uint64, lp *LinearPass) int {
 
 // cleanTails returns the first frame in [p, end) that is not a clean
 // tail with flags tailFlags (order OrderTail, no references, no links),
-// or end. A leaf, like cachedFrame.
+// or end. A leaf, like cachedFrame, and not inlined: in linear's body
+// the loop's frame number lived on the stack.
 //
 //go:nosplit
+//go:noinline
 func cleanTails(v *View, p, end uint64, tailFlags uint32) uint64 {
-	for ; p < end; p++ {
-		m := v.at(p)
-		if atomic.LoadUint32(&m.flags) != tailFlags || atomic.LoadUint32(&m.orderWord) != uint32(OrderTail) ||
-			atomic.LoadUint32(&m.refcount) != 0 || atomic.LoadUint64(&m.next) != LinkNone || atomic.LoadUint64(&m.prev) != LinkNone {
+	return cleanRun(v.base(), p, end, uint64(tailFlags)|uint64(OrderTail)<<32)
+}
+
+// cleanHoles returns the first frame in [p, end) that is not a clean
+// not-RAM frame (no flags, order, references or links), or end. A leaf,
+// not inlined, as cleanTails.
+//
+//go:nosplit
+//go:noinline
+func cleanHoles(v *View, p, end uint64) uint64 {
+	return cleanRun(v.base(), p, end, 0)
+}
+
+// cleanRun returns the first frame in [p, end) whose flags and order word
+// (as flagsOrder) are not fo, or that holds references or links, or end:
+// the loop that reads most records first, bound by its instructions, so
+// one test a frame and the record's address carried from frame to frame
+// (it never steps past frame end-1).
+//
+//go:nosplit
+func cleanRun(b recBase, p, end, fo uint64) uint64 {
+	if p >= end {
+		return p
+	}
+	for m := b.at(p); unclean(m, fo) == 0; m = m.following() {
+		if p++; p == end {
 			break
 		}
 	}
 	return p
 }
 
-// cleanHoles returns the first frame in [p, end) that is not a clean
-// not-RAM frame (no flags, order, references or links), or end. A leaf.
+// unclean is zero when m's flags and order word are fo (as flagsOrder),
+// its refcount zero and both links LinkNone (all ones, so ANDed).
 //
 //go:nosplit
-func cleanHoles(v *View, p, end uint64) uint64 {
-	for ; p < end; p++ {
-		m := v.at(p)
-		if atomic.LoadUint32(&m.flags) != 0 || atomic.LoadUint32(&m.orderWord) != 0 ||
-			atomic.LoadUint32(&m.refcount) != 0 || atomic.LoadUint64(&m.next) != LinkNone || atomic.LoadUint64(&m.prev) != LinkNone {
-			break
-		}
-	}
-	return p
+func unclean(m *FrameMeta, fo uint64) uint64 {
+	return flagsOrder(m) ^ fo | uint64(atomic.LoadUint32(&m.refcount)) | ^(atomic.LoadUint64(&m.next) & atomic.LoadUint64(&m.prev))
 }
 
 // badHead starts the run of tails charged to the bad head p, whose

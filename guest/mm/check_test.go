@@ -82,6 +82,19 @@ func TestCheckDetectsCorruption(t *testing.T) {
 		{"tail with refcount", func(t testing.TB, b *Buddy, held []PhysFrame) {
 			b.meta.at(held[1].PFN() + 2).refcount = 3
 		}, VTailRefcount},
+		// One link at a time: the clean-tail and clean-hole fast paths
+		// test both links in one compare.
+		{"tail with a next link", func(t testing.TB, b *Buddy, held []PhysFrame) {
+			b.meta.at(held[1].PFN() + 3).next = 9
+		}, VStaleLinks},
+		{"tail with a prev link", func(t testing.TB, b *Buddy, held []PhysFrame) {
+			b.meta.at(held[1].PFN() + 3).prev = 9
+		}, VStaleLinks},
+		{"tail with reserved order bytes", func(t testing.TB, b *Buddy, held []PhysFrame) {
+			b.meta.at(held[1].PFN() + 1).orderWord |= 1 << 24
+		}, VTailOrder},
+		{"hole frame with a prev link", func(t testing.TB, b *Buddy, _ []PhysFrame) { b.meta.at(2050).prev = 3 }, VStaleLinks},
+		{"hole frame with reserved order bytes", func(t testing.TB, b *Buddy, _ []PhysFrame) { b.meta.at(2050).orderWord = 1 << 8 }, VReservedBits},
 		{"unmerged buddies", func(t testing.TB, b *Buddy, _ []PhysFrame) {
 			st := b.State()
 			p := st.Heads[5]

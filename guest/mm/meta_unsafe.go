@@ -1,6 +1,9 @@
 package mm
 
-import "unsafe"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // Compile-time layout asserts: each array length must be a non-negative
 // constant, so both directions together pin equality.
@@ -19,7 +22,20 @@ var (
 	_ [unsafe.Offsetof(FrameMeta{}.refcount) - OffRefcount]struct{}
 	_ [1<<frameMetaShift - FrameMetaSize]struct{}
 	_ [FrameMetaSize - 1<<frameMetaShift]struct{}
+	// flagsOrder: the order word right after the flags, the pair 8-aligned.
+	_ [OffOrder - OffFlags - 4]struct{}
+	_ [OffFlags - OffOrder + 4]struct{}
+	_ [-(OffFlags % 8)]struct{}
 )
+
+// flagsOrder loads m's flags (low half) and order word (high half) as one
+// little-endian word, one atomic load as aligned as the links': the
+// clean-tail and clean-hole loops compare both in one go.
+//
+//go:nosplit
+func flagsOrder(m *FrameMeta) uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&m.flags)))
+}
 
 // physToPtr turns a physical address into a pointer: host pointer =
 // physical address + virtOffset (firmware.PhysMapBase in the guest). The conversion goes through memory so that it is not an

@@ -71,6 +71,29 @@ func (v *View) at(pfn uint64) *FrameMeta {
 	return (*FrameMeta)(unsafe.Add(v.meta, uintptr(pfn)<<frameMetaShift))
 }
 
+// recBase is the address of record 0, for the per-frame loops: they keep
+// it in a register, while v.at reloads v.meta after every atomic load.
+type recBase struct{ p unsafe.Pointer }
+
+// base returns the address of record 0.
+//
+//go:nosplit
+func (v *View) base() recBase { return recBase{v.meta} }
+
+// at returns record pfn (pfn < the view's record count).
+//
+//go:nosplit
+func (b recBase) at(pfn uint64) *FrameMeta {
+	return (*FrameMeta)(unsafe.Add(b.p, uintptr(pfn)<<frameMetaShift))
+}
+
+// following returns the record after m (which must exist).
+//
+//go:nosplit
+func (m *FrameMeta) following() *FrameMeta {
+	return (*FrameMeta)(unsafe.Add(unsafe.Pointer(m), FrameMetaSize))
+}
+
 // FrameCount returns the number of records in the view.
 //
 //go:nosplit

@@ -252,3 +252,28 @@ func TestParallelCaps(t *testing.T) {
 		copy(mem[in.MetaPhys:], save)
 	}
 }
+
+// TestPiecesOf: by default a guest that makes more than one piece is cut
+// into minPieces pieces (whole top-order blocks, at least minPieceFrames),
+// up to pieceFrames each; a guest of one piece stays one; an explicit size
+// is kept.
+func TestPiecesOf(t *testing.T) {
+	for _, c := range []struct {
+		fo      fanout
+		n, want uint64
+	}{
+		{fanout{}, 1 << 15, pieceFrames},      // 128 MiB: one piece, no fan-out
+		{fanout{}, pieceFrames, pieceFrames},  // 256 MiB: still one
+		{fanout{}, 1 << 17, minPieceFrames},   // 512 MiB: 8 of the smallest
+		{fanout{}, 1 << 18, 1 << 14},          // 1 GiB: 16
+		{fanout{}, 1<<19 + 5, 1<<15 + 1<<10},  // rounded up to whole top blocks
+		{fanout{}, 1 << 20, pieceFrames},      // 4 GiB: 16 of the largest
+		{fanout{}, 1 << 22, pieceFrames},      // 16 GiB: 64
+		{fanout{frames: 1024}, 1 << 18, 1024}, // tests' sizes stay
+		{fanout{frames: 3000}, 1 << 18, 3072},
+	} {
+		if got := c.fo.piecesOf(c.n); got != c.want {
+			t.Errorf("%+v over %d frames: pieces of %d, want %d", c.fo, c.n, got, c.want)
+		}
+	}
+}

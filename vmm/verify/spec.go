@@ -397,14 +397,17 @@ func (s *specCheck) cleanTails(p, end uint64, tail uint32) uint64 {
 	if p >= end {
 		return p
 	}
-	for m := s.meta[p*mm.FrameMetaSize : end*mm.FrameMetaSize]; len(m) >= mm.FrameMetaSize; m = m[mm.FrameMetaSize:] {
-		if le64(m[mm.OffFlags:]) != want || le32(m[mm.OffRefcount:]) != 0 ||
-			le64(m[mm.OffNext:])&le64(m[mm.OffPrev:]) != mm.LinkNone {
+	// By index into the records (no bounds checks, no pointer masking per
+	// frame), the differences ORed into one test.
+	m := s.meta[p*mm.FrameMetaSize : end*mm.FrameMetaSize]
+	i := 0
+	for ; i <= len(m)-mm.FrameMetaSize; i += mm.FrameMetaSize {
+		r := (*[mm.FrameMetaSize]byte)(m[i:])
+		if le64(r[mm.OffFlags:])^want|uint64(le32(r[mm.OffRefcount:]))|^(le64(r[mm.OffNext:])&le64(r[mm.OffPrev:])) != 0 {
 			break
 		}
-		p++
 	}
-	return p
+	return p + uint64(i/mm.FrameMetaSize)
 }
 
 // The layout cleanTails and cleanHoles rely on: the order word follows the
@@ -418,15 +421,18 @@ var (
 // not-RAM frame (no flags, order, reserved bytes, references or links),
 // or end.
 func (s *specCheck) cleanHoles(p, end uint64) uint64 {
-	meta := s.meta[:end*mm.FrameMetaSize]
-	for ; p < end; p++ {
-		m := meta[p*mm.FrameMetaSize:][:mm.OffRefcount+4]
-		if le64(m[mm.OffFlags:]) != 0 || le32(m[mm.OffRefcount:]) != 0 ||
-			le64(m[mm.OffNext:])&le64(m[mm.OffPrev:]) != mm.LinkNone {
+	if p >= end {
+		return p
+	}
+	m := s.meta[p*mm.FrameMetaSize : end*mm.FrameMetaSize]
+	i := 0
+	for ; i <= len(m)-mm.FrameMetaSize; i += mm.FrameMetaSize {
+		r := (*[mm.FrameMetaSize]byte)(m[i:])
+		if le64(r[mm.OffFlags:])|uint64(le32(r[mm.OffRefcount:]))|^(le64(r[mm.OffNext:])&le64(r[mm.OffPrev:])) != 0 {
 			break
 		}
 	}
-	return p
+	return p + uint64(i/mm.FrameMetaSize)
 }
 
 // tailState checks what every tail must hold besides its flags and order:
