@@ -677,8 +677,7 @@ func (d *debugger) plant(addr uint64) (bp, error) {
 		return bp{}, err
 	}
 	b := bp{phys: phys, orig: s[0]}
-	s[0] = int3
-	return b, nil
+	return b, d.writeByte(phys, int3) // noted: the dirty log sees only the guest's writes
 }
 
 func (d *debugger) writeByte(phys uint64, b byte) error {
