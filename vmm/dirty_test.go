@@ -148,6 +148,9 @@ func TestAutoVerifyDefaultBoot4GiB(t *testing.T) {
 	}
 	cps := res.Checkpoints
 	for i := 1; i < len(cps); i++ {
+		if cps[i].FullReason == reasonFirst {
+			t.Errorf("checkpoint %q (number %d) says it is the first", cps[i].Label, i+1)
+		}
 		if !hinted[cps[i-1].Label] || cps[i].Final {
 			continue
 		}
