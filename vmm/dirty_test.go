@@ -2,11 +2,13 @@ package vmm
 
 import (
 	"bytes"
+	"path/filepath"
 	"reflect"
 	"testing"
 
 	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
+	"github.com/vmm-dev/vmm/vmm/coredump"
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
@@ -264,5 +266,54 @@ func TestIncrementalSeesGDBBreakpoint(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("frame %#x not reported: %v", damaged, next.Report.Violations)
+	}
+}
+
+// TestDumpShowsBytesUnderBreakpoints: a dump written while gdb has
+// breakpoints planted (--dump-at, or a fault, under --gdb) holds the
+// guest's own bytes, not the int3s; the breakpoints are planted again
+// after it.
+func TestDumpShowsBytesUnderBreakpoints(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "paging"
+	path := filepath.Join(t.TempDir(), "bp.core")
+	done := false
+	bootChecked(t, cfg, func(vm *VM, label string, in verify.Input) {
+		if done {
+			return
+		}
+		done = true
+		d := &debugger{vm: vm, snaps: make([]snapshot, len(vm.vcpus)), bps: map[uint64]bp{}, steps: map[uint64]bp{}}
+		va := firmware.PhysToVirt(vm.kernel.Start)
+		var orig [1]byte
+		if err := vm.mem.Read(vm.kernel.Start, orig[:]); err != nil || orig[0] == int3 {
+			t.Fatalf("kernel's first byte %#x: %v", orig[0], err)
+		}
+		if err := d.Breakpoint(true, 0, va, 1); err != nil {
+			t.Fatal(err)
+		}
+		vm.dbg = d
+		_, err := vm.writeDumpTo(path, "test")
+		vm.dbg = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+		var now [1]byte
+		vm.mem.Read(vm.kernel.Start, now[:])
+		if err := d.Breakpoint(false, 0, va, 1); err != nil || now[0] != int3 {
+			t.Fatalf("breakpoint after the dump: byte %#x, removal: %v", now[0], err)
+		}
+		dump, err := coredump.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dump.Close()
+		b, err := dump.Slice(vm.kernel.Start, 1)
+		if err != nil || b[0] != orig[0] {
+			t.Errorf("the dump holds %#x under the breakpoint, the guest %#x (%v)", b, orig[0], err)
+		}
+	})
+	if !done {
+		t.Fatal("no checkpoint")
 	}
 }
