@@ -66,8 +66,8 @@ func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, 
 	}
 	protected := time.Since(start) - fetched - checked
 	if vm.cfg.Log != nil { // counting the pages reads the whole bitmap
-		vm.logf("checkpoint: %s check of %d frames (%d pages marked written since the last one, %d of them watched; dirty log fetched in %v, checked in %v, watched pages protected in %v)%s",
-			out.Kind, out.Rechecked, pages.pageCount(), writes, fetched, checked, protected, reasonSuffix(out.Reason))
+		vm.logf("checkpoint: %s check of %d frames (%d watched pages written since the last one, of %d pages set in the log, where pages not watched stay set; dirty log fetched in %v, checked in %v, watched pages protected in %v)%s",
+			out.Kind, out.Rechecked, writes, pages.pageCount(), fetched, checked, protected, reasonSuffix(out.Reason))
 	}
 	return rep, out, err
 }
