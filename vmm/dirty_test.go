@@ -247,6 +247,9 @@ func TestIncrementalSeesGDBWrites(t *testing.T) {
 						damaged = p + 5 // a tail the guest leaves alone
 					}
 				}
+				if damaged == 0 {
+					t.Fatal("no free top-order block")
+				}
 				// The hook runs on vCPU 0's thread, where its registers may be read.
 				d := &debugger{vm: vm, snaps: make([]snapshot, len(vm.vcpus)), bps: map[uint64]bp{}, steps: map[uint64]bp{}}
 				va := firmware.PhysToVirt(in.MetaPhys + damaged*mm.FrameMetaSize + mm.OffOrder + 1)
