@@ -66,8 +66,8 @@ func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, 
 	}
 	protected := time.Since(start) - fetched - checked
 	if vm.cfg.Log != nil { // counting the pages reads the whole bitmap
-		vm.logf("checkpoint: %s check of %d frames (%d pages marked written since the last one, %d of them watched; dirty log fetched in %v, checked in %v, watched pages protected in %v)%s",
-			out.Kind, out.Rechecked, pages.pageCount(), writes, fetched, checked, protected, reasonSuffix(out.Reason))
+		vm.logf("checkpoint: %s check of %d frames (%d watched pages written since the last one, of %d pages set in the log, where pages not watched stay set; dirty log fetched in %v, checked in %v, watched pages protected in %v)%s",
+			out.Kind, out.Rechecked, writes, pages.pageCount(), fetched, checked, protected, reasonSuffix(out.Reason))
 	}
 	return rep, out, err
 }
@@ -75,7 +75,7 @@ func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, 
 // Why a checkpoint taken while nothing is logged is a full check.
 const (
 	reasonFirst    = "first checkpoint: dirty logging starts here"
-	reasonRestart  = "the last interval was not watched: dirty logging starts again here"
+	reasonRestart  = "the last interval was not watched: a new baseline, dirty logging starts here"
 	reasonStaysOff = "the guest said the next interval is not worth watching: no baseline, dirty logging stays off"
 )
 
@@ -85,9 +85,10 @@ const (
 // baseline and turns logging on.
 func (vm *VM) startWatching(in verify.Input, unwatched bool) (*verify.Report, verify.Outcome, error) {
 	reason := reasonFirst
-	if vm.dirty.manualTried {
+	if vm.watch.checked {
 		reason = reasonRestart
 	}
+	vm.watch.checked = true
 	if unwatched {
 		vm.incr.Invalidate()
 		rep, err := verify.Verify(vm.mem, in)
@@ -138,6 +139,7 @@ type watchPolicy struct {
 	fullNanos int64 // the last full check's cost
 	skip      int   // checkpoints left unwatched
 	backoff   int   // how many the last back-off skipped
+	checked   bool  // a checkpoint was taken (the next start is not the first)
 }
 
 // watchedWrites counts the watched pages in pages: the guest's faults for

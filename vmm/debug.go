@@ -677,8 +677,32 @@ func (d *debugger) plant(addr uint64) (bp, error) {
 		return bp{}, err
 	}
 	b := bp{phys: phys, orig: s[0]}
-	s[0] = int3
-	return b, nil
+	return b, d.writeByte(phys, int3) // noted: the dirty log sees only the guest's writes
+}
+
+// unplantAll puts the original bytes back under every breakpoint, with
+// the world stopped, and returns what plants them again; bpMu is held in
+// between, so gdb plants or removes none meanwhile. Contents end as they
+// were: nothing to note for the dirty log.
+func (d *debugger) unplantAll() (replant func()) {
+	d.bpMu.Lock()
+	var under []bp
+	for _, m := range []map[uint64]bp{d.bps, d.steps} {
+		for _, b := range m {
+			if s, err := d.vm.mem.Slice(b.phys, 1); err == nil && s[0] == int3 {
+				s[0] = b.orig
+				under = append(under, b)
+			}
+		}
+	}
+	return func() {
+		for _, b := range under {
+			if s, err := d.vm.mem.Slice(b.phys, 1); err == nil {
+				s[0] = int3
+			}
+		}
+		d.bpMu.Unlock()
+	}
 }
 
 func (d *debugger) writeByte(phys uint64, b byte) error {

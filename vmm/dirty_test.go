@@ -2,10 +2,13 @@ package vmm
 
 import (
 	"bytes"
+	"path/filepath"
 	"reflect"
 	"testing"
 
+	"github.com/vmm-dev/vmm/firmware"
 	"github.com/vmm-dev/vmm/guest/mm"
+	"github.com/vmm-dev/vmm/vmm/coredump"
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
@@ -147,6 +150,9 @@ func TestAutoVerifyDefaultBoot4GiB(t *testing.T) {
 	}
 	cps := res.Checkpoints
 	for i := 1; i < len(cps); i++ {
+		if cps[i].FullReason == reasonFirst {
+			t.Errorf("checkpoint %q (number %d) says it is the first", cps[i].Label, i+1)
+		}
 		if !hinted[cps[i-1].Label] || cps[i].Final {
 			continue
 		}
@@ -213,5 +219,114 @@ func TestUnwatchedIntervalIsCheckedInFull(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("frame %#x not reported: %v", damaged, next.Report.Violations)
+	}
+}
+
+// TestIncrementalSeesGDBWrites: gdb's writes to guest RAM are the VMM's
+// (KVM's dirty log misses them): a memory write (gdb's M packet, `set
+// *ADDR = v`) and a breakpoint (an int3 byte; `break *ADDR` takes any
+// address) on a frame record between two checkpoints must be seen by the
+// next incremental one as a full check sees them (bootChecked compares the
+// two). Until it was noted, the breakpoint was missed.
+func TestIncrementalSeesGDBWrites(t *testing.T) {
+	for _, how := range []string{"write", "breakpoint"} {
+		t.Run(how, func(t *testing.T) {
+			cfg := bootConfig(t)
+			cfg.Workload = "paging"
+			var damaged uint64
+			res, _ := bootChecked(t, cfg, func(vm *VM, label string, in verify.Input) {
+				if label != "paging-unmapped" {
+					return
+				}
+				v, err := verify.NewView(vm.mem, in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for p := uint64(0); p < v.FrameCount() && damaged == 0; p += 1 << mm.MaxOrder {
+					if r, _ := v.Record(p); r.Flags == mm.FlagFree && r.Order == mm.MaxOrder {
+						damaged = p + 5 // a tail the guest leaves alone
+					}
+				}
+				if damaged == 0 {
+					t.Fatal("no free top-order block")
+				}
+				// The hook runs on vCPU 0's thread, where its registers may be read.
+				d := &debugger{vm: vm, snaps: make([]snapshot, len(vm.vcpus)), bps: map[uint64]bp{}, steps: map[uint64]bp{}}
+				va := firmware.PhysToVirt(in.MetaPhys + damaged*mm.FrameMetaSize + mm.OffOrder + 1)
+				if how == "write" {
+					err = d.WriteMem(0, va, []byte{1})
+				} else {
+					err = d.Breakpoint(true, 0, va, 1)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			})
+			var next *Checkpoint
+			for i, c := range res.Checkpoints {
+				if c.Label == "paging-unmapped" && i+1 < len(res.Checkpoints) {
+					next = &res.Checkpoints[i+1]
+				}
+			}
+			if next == nil || next.Violations == 0 {
+				t.Fatalf("the checkpoint after the write: %+v", next)
+			}
+			found := false
+			for _, v := range next.Report.Violations {
+				found = found || v.PFN == damaged
+			}
+			if !found {
+				t.Errorf("frame %#x not reported: %v", damaged, next.Report.Violations)
+			}
+		})
+	}
+}
+
+// TestDumpShowsBytesUnderBreakpoints: a dump written while gdb has
+// breakpoints planted (--dump-at, or a fault, under --gdb) holds the
+// guest's own bytes, not the int3s; the breakpoints are planted again
+// after it.
+func TestDumpShowsBytesUnderBreakpoints(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.Workload = "paging"
+	path := filepath.Join(t.TempDir(), "bp.core")
+	done := false
+	bootChecked(t, cfg, func(vm *VM, label string, in verify.Input) {
+		if done {
+			return
+		}
+		done = true
+		d := &debugger{vm: vm, snaps: make([]snapshot, len(vm.vcpus)), bps: map[uint64]bp{}, steps: map[uint64]bp{}}
+		va := firmware.PhysToVirt(vm.kernel.Start)
+		var orig [1]byte
+		if err := vm.mem.Read(vm.kernel.Start, orig[:]); err != nil || orig[0] == int3 {
+			t.Fatalf("kernel's first byte %#x: %v", orig[0], err)
+		}
+		if err := d.Breakpoint(true, 0, va, 1); err != nil {
+			t.Fatal(err)
+		}
+		vm.dbg = d
+		_, err := vm.writeDumpTo(path, "test")
+		vm.dbg = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+		var now [1]byte
+		vm.mem.Read(vm.kernel.Start, now[:])
+		if err := d.Breakpoint(false, 0, va, 1); err != nil || now[0] != int3 {
+			t.Fatalf("breakpoint after the dump: byte %#x, removal: %v", now[0], err)
+		}
+		dump, err := coredump.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dump.Close()
+		b, err := dump.Slice(vm.kernel.Start, 1)
+		if err != nil || b[0] != orig[0] {
+			t.Errorf("the dump holds %#x under the breakpoint, the guest %#x (%v)", b, orig[0], err)
+		}
+	})
+	if !done {
+		t.Fatal("no checkpoint")
 	}
 }

@@ -69,6 +69,10 @@ func (vm *VM) writeDumpTo(path, reason string) (coredump.Stats, error) {
 		info.Reg = &reg
 	}
 	vm.mu.Unlock()
+	if vm.dbg != nil {
+		// The dump is the guest's memory, not gdb's int3 bytes.
+		defer vm.dbg.unplantAll()()
+	}
 	return coredump.Write(path, vm.mem.Map, vm.mem.Host(), vcpus, info)
 }
 

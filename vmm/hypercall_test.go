@@ -238,3 +238,17 @@ func TestRefusedRegistrationIsAViolation(t *testing.T) {
 		t.Errorf("exit status %d (guest %v), want %d over the guest's %d", vm.result.ExitStatus, vm.result.GuestExitStatus, StatusViolation, firmware.GuestExitMMInitFailed)
 	}
 }
+
+// TestHypercallRandomIsNoted: HCRandom's bytes are the VMM's write to guest
+// RAM, which KVM's dirty log never sees: the tracker must be told, or an
+// incremental checkpoint would miss a buffer the guest placed over watched
+// metadata.
+func TestHypercallRandomIsNoted(t *testing.T) {
+	mem := testMemory(t, 4<<20)
+	tr := newDirtyTracker(0, mem.Map.Slots(), mem.Host())
+	mem.dirty = tr
+	res := handleHypercall(mem, &hcState{cpus: 1}, 0, &firmware.Mailbox{Nr: firmware.HCRandom, Args: [5]uint64{0x200010, 32}})
+	if res.ret != 32 || len(tr.wrote) != 1 || tr.wrote[0] != (span{0x200010, 32}) {
+		t.Fatalf("random: ret %#x, noted %+v", res.ret, tr.wrote)
+	}
+}

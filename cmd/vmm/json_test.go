@@ -33,7 +33,7 @@ func validateJSON(t *testing.T, out, def string) {
 }
 
 // TestJSONOutputsMatchSchema validates the real JSON of boot (a clean run
-// with checkpoints, a fault with a crash report and a dump), inspect and
+// with checkpoints, full and incremental, a fault with a crash report and a dump), inspect and
 // inspect --frame/--map. bench and bench --floors are validated by
 // TestBenchJSON and TestBenchFloorsJSON.
 func TestJSONOutputsMatchSchema(t *testing.T) {
@@ -43,6 +43,14 @@ func TestJSONOutputsMatchSchema(t *testing.T) {
 	st, out, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--json")
 	if st != 0 {
 		t.Fatalf("boot paging: status %d: %s", st, errs)
+	}
+	validateJSON(t, out, "boot")
+
+	// At 1 GiB --verify auto is incremental: kind, rechecked_frames and
+	// full_reason of both kinds of checkpoint.
+	st, out, errs = runCLI("boot", "--kernel", guestPath(t), "--workload", "paging", "--mem", "1G", "--json")
+	if st != 0 || !strings.Contains(out, `"kind": "incremental"`) || !strings.Contains(out, `"full_reason"`) {
+		t.Fatalf("boot paging --mem 1G: status %d, want incremental checkpoints and a full_reason: %s\n%s", st, errs, out)
 	}
 	validateJSON(t, out, "boot")
 
