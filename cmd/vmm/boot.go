@@ -18,7 +18,7 @@ import (
 )
 
 // verifyUsage documents --verify (vmm boot and vmm run).
-const verifyUsage = "how checkpoints are verified: `MODE` auto (the default: incremental for guests of 1 GiB of RAM or more, full below), full (every frame, every time) or incremental (re-check what the guest wrote since the last one, from KVM's dirty log; a checkpoint whose interval the guest said rewrites the metadata is a full check); the check at exit is always full"
+const verifyUsage = "how checkpoints are verified: `MODE` auto (incremental for guests of 1 GiB of RAM or more, full below), full (every frame, every time) or incremental (re-check what the guest wrote since the last one, from KVM's dirty log; a checkpoint whose interval the guest said rewrites the metadata is a full check); the check at exit is always full"
 
 // verifyMode is --verify's value, refused at parse time unless auto, full
 // or incremental: an empty one would otherwise pass as Config's default.
