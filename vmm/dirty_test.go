@@ -110,23 +110,11 @@ func TestIncrementalSeesVMMWrites(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	var next *Checkpoint
-	for i, c := range res.Checkpoints {
-		if c.Label == "smp-held" && i+1 < len(res.Checkpoints) {
-			next = &res.Checkpoints[i+1]
-		}
-	}
-	t.Logf("next: %s %s %q", next.Label, next.Kind, next.FullReason)
-	if next == nil || next.Violations == 0 || next.Kind != VerifyFull {
+	next := checkpointNamed(res, "smp-held", 1)
+	if next == nil || next.Kind != VerifyFull {
 		t.Fatalf("the checkpoint after the damage: %+v", next)
 	}
-	found := false
-	for _, v := range next.Report.Violations {
-		found = found || v.PFN == damaged
-	}
-	if !found {
-		t.Errorf("frame %#x not reported: %v", damaged, next.Report.Violations)
-	}
+	requireReported(t, next, damaged)
 }
 
 // hinted are the default boot's checkpoints that pass
@@ -199,27 +187,58 @@ func TestUnwatchedIntervalIsCheckedInFull(t *testing.T) {
 		}
 		b[0] = 1 // no NoteWrite: the log does not see it
 	})
-	var next *Checkpoint
-	for i, c := range res.Checkpoints {
-		if c.Label == "demand" && i+1 < len(res.Checkpoints) {
-			if c.Kind != VerifyIncremental {
-				t.Errorf("checkpoint demand is %s (%q): the test needs it watched", c.Kind, c.FullReason)
-			}
-			next = &res.Checkpoints[i+1]
-		}
+	if c := checkpointNamed(res, "demand", 0); c == nil || c.Kind != VerifyIncremental {
+		t.Errorf("checkpoint demand: %+v: the test needs it watched", c)
 	}
+	next := checkpointNamed(res, "demand", 1)
 	// Full because the interval was not watched (not by chance: stress and
 	// poison rewrite enough to make a watched one full too).
-	if next == nil || next.Violations == 0 || next.Kind != VerifyFull || next.FullReason != reasonStaysOff {
+	if next == nil || next.Kind != VerifyFull || next.FullReason != reasonStaysOff {
 		t.Fatalf("the checkpoint after the damage: %+v", next)
 	}
-	found := false
-	for _, v := range next.Report.Violations {
-		found = found || v.PFN == damaged
+	requireReported(t, next, damaged)
+}
+
+// freeTopOrderTail is a tail of the lowest free top-order block: the last
+// one the allocator hands out, so the guest leaves its records alone.
+func freeTopOrderTail(t *testing.T, vm *VM, in verify.Input) uint64 {
+	t.Helper()
+	v, err := verify.NewView(vm.mem, in)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !found {
-		t.Errorf("frame %#x not reported: %v", damaged, next.Report.Violations)
+	for p := uint64(0); p < v.FrameCount(); p += 1 << mm.MaxOrder {
+		if r, _ := v.Record(p); r.Flags == mm.FlagFree && r.Order == mm.MaxOrder {
+			return p + 5
+		}
 	}
+	t.Fatal("no free top-order block")
+	return 0
+}
+
+// checkpointNamed is the checkpoint after (by) the last one named label, or nil.
+func checkpointNamed(res *Result, label string, after int) *Checkpoint {
+	var found *Checkpoint
+	for i, c := range res.Checkpoints {
+		if c.Label == label && i+after < len(res.Checkpoints) {
+			found = &res.Checkpoints[i+after]
+		}
+	}
+	return found
+}
+
+// requireReported fails unless cp found violations, one of them at pfn.
+func requireReported(t *testing.T, cp *Checkpoint, pfn uint64) {
+	t.Helper()
+	if cp == nil || cp.Violations == 0 {
+		t.Fatalf("no violations: %+v", cp)
+	}
+	for _, v := range cp.Report.Violations {
+		if v.PFN == pfn {
+			return
+		}
+	}
+	t.Errorf("frame %#x not reported: %v", pfn, cp.Report.Violations)
 }
 
 // TestIncrementalSeesGDBWrites: gdb's writes to guest RAM are the VMM's
@@ -238,18 +257,8 @@ func TestIncrementalSeesGDBWrites(t *testing.T) {
 				if label != "paging-unmapped" {
 					return
 				}
-				v, err := verify.NewView(vm.mem, in)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for p := uint64(0); p < v.FrameCount() && damaged == 0; p += 1 << mm.MaxOrder {
-					if r, _ := v.Record(p); r.Flags == mm.FlagFree && r.Order == mm.MaxOrder {
-						damaged = p + 5 // a tail the guest leaves alone
-					}
-				}
-				if damaged == 0 {
-					t.Fatal("no free top-order block")
-				}
+				damaged = freeTopOrderTail(t, vm, in)
+				var err error
 				// The hook runs on vCPU 0's thread, where its registers may be read.
 				d := &debugger{vm: vm, snaps: make([]snapshot, len(vm.vcpus)), bps: map[uint64]bp{}, steps: map[uint64]bp{}}
 				va := firmware.PhysToVirt(in.MetaPhys + damaged*mm.FrameMetaSize + mm.OffOrder + 1)
@@ -262,22 +271,7 @@ func TestIncrementalSeesGDBWrites(t *testing.T) {
 					t.Fatal(err)
 				}
 			})
-			var next *Checkpoint
-			for i, c := range res.Checkpoints {
-				if c.Label == "paging-unmapped" && i+1 < len(res.Checkpoints) {
-					next = &res.Checkpoints[i+1]
-				}
-			}
-			if next == nil || next.Violations == 0 {
-				t.Fatalf("the checkpoint after the write: %+v", next)
-			}
-			found := false
-			for _, v := range next.Report.Violations {
-				found = found || v.PFN == damaged
-			}
-			if !found {
-				t.Errorf("frame %#x not reported: %v", damaged, next.Report.Violations)
-			}
+			requireReported(t, checkpointNamed(res, "paging-unmapped", 1), damaged)
 		})
 	}
 }

@@ -47,62 +47,28 @@ func KVMFloor() (KVMFloorTiming, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	start := time.Now()
-	var fds []uintptr
-	var maps [][]byte
-	defer func() {
-		for _, m := range maps {
-			unix.Munmap(m)
-		}
-		for i := len(fds) - 1; i >= 0; i-- {
-			unix.Close(int(fds[i]))
-		}
-	}()
-	kvmFd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	f, err := openFloorVM()
+	defer f.release()
 	if err != nil {
-		return t, fmt.Errorf("open /dev/kvm: %w", err)
+		return t, err
 	}
-	fds = append(fds, uintptr(kvmFd))
-	vmFd, err := createVM(uintptr(kvmFd))
-	if err != nil {
-		return t, fmt.Errorf("KVM_CREATE_VM: %w", err)
-	}
-	fds = append(fds, vmFd)
-	ram, err := unix.Mmap(-1, 0, floorRAM, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-	if err != nil {
-		return t, fmt.Errorf("mmap floor RAM: %w", err)
-	}
-	maps = append(maps, ram)
+	ram := f.ram
 	writeFloorRAM(ram)
 	region := kvm.UserspaceMemoryRegion{Slot: 0, GuestPhysAddr: 0, MemorySize: floorRAM, UserspaceAddr: uint64(uintptrOf(ram))}
-	if err := kvm.SetUserMemoryRegion(vmFd, &region); err != nil {
+	if err := kvm.SetUserMemoryRegion(f.vmFd, &region); err != nil {
 		return t, fmt.Errorf("KVM_SET_USER_MEMORY_REGION: %w", err)
 	}
-	cpuFd, err := kvm.CreateVCPU(vmFd, 0)
-	if err != nil {
-		return t, fmt.Errorf("KVM_CREATE_VCPU: %w", err)
-	}
-	fds = append(fds, cpuFd)
-	runSize, err := kvm.GetVCPUMMmapSize(uintptr(kvmFd))
-	if err != nil {
-		return t, fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
-	}
-	runMap, err := unix.Mmap(int(cpuFd), 0, int(runSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return t, fmt.Errorf("mmap kvm_run: %w", err)
-	}
-	maps = append(maps, runMap)
-	if err := setFloorRegisters(cpuFd); err != nil {
+	if err := f.addVCPU(); err != nil {
 		return t, err
 	}
 	entered := time.Now()
 	t.CreateNanos = entered.Sub(start).Nanoseconds()
-	run := (*kvm.RunData)(unsafe.Pointer(&runMap[0]))
 	for {
-		run.ExitReason = uint32(kvm.EXITINTR)
-		if err := kvm.Run(cpuFd); err != nil {
+		f.run.ExitReason = uint32(kvm.EXITINTR)
+		if err := kvm.Run(f.cpuFd); err != nil {
 			return t, fmt.Errorf("KVM_RUN: %w", err)
 		}
-		e := decodeExit(run)
+		e := decodeExit(f.run)
 		if e.Reason == kvm.EXITINTR {
 			continue
 		}
@@ -113,18 +79,85 @@ func KVMFloor() (KVMFloorTiming, error) {
 	}
 	exited := time.Now()
 	t.RunNanos = exited.Sub(entered).Nanoseconds()
-	for _, m := range maps {
-		unix.Munmap(m)
-	}
-	maps = nil
-	for i := len(fds) - 1; i >= 0; i-- {
-		unix.Close(int(fds[i]))
-	}
-	fds = nil
+	f.release()
 	end := time.Now()
 	t.CloseNanos = end.Sub(exited).Nanoseconds()
 	t.TotalNanos = end.Sub(start).Nanoseconds()
 	return t, nil
+}
+
+// floorVM is what a floor measurement opens: /dev/kvm, a VM, its memory
+// mappings, one vCPU and its kvm_run page. release closes them, mappings
+// first, then the fds in reverse order, and may be called again.
+type floorVM struct {
+	kvmFd, vmFd, cpuFd uintptr
+	ram                []byte
+	run                *kvm.RunData
+	fds                []uintptr
+	maps               [][]byte
+}
+
+// openFloorVM opens /dev/kvm, creates a VM and maps its floorRAM bytes of
+// RAM (no memory slot yet); the caller releases the
+// result even on error (it holds whatever was opened).
+func openFloorVM() (*floorVM, error) {
+	f := &floorVM{}
+	kvmFd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return f, fmt.Errorf("open /dev/kvm: %w", err)
+	}
+	f.kvmFd = uintptr(kvmFd)
+	f.fds = append(f.fds, f.kvmFd)
+	if f.vmFd, err = createVM(f.kvmFd); err != nil {
+		return f, fmt.Errorf("KVM_CREATE_VM: %w", err)
+	}
+	f.fds = append(f.fds, f.vmFd)
+	if f.ram, err = f.mmap(floorRAM); err != nil {
+		return f, fmt.Errorf("mmap floor RAM: %w", err)
+	}
+	return f, nil
+}
+
+// mmap maps n bytes of anonymous memory, as guest RAM is mapped.
+func (f *floorVM) mmap(n int) ([]byte, error) {
+	b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err == nil {
+		f.maps = append(f.maps, b)
+	}
+	return b, err
+}
+
+// addVCPU creates vCPU 0, maps its kvm_run page and sets the floor's
+// registers (long mode, CPL3, at floorCode).
+func (f *floorVM) addVCPU() error {
+	cpuFd, err := kvm.CreateVCPU(f.vmFd, 0)
+	if err != nil {
+		return fmt.Errorf("KVM_CREATE_VCPU: %w", err)
+	}
+	f.cpuFd = cpuFd
+	f.fds = append(f.fds, cpuFd)
+	runSize, err := kvm.GetVCPUMMmapSize(f.kvmFd)
+	if err != nil {
+		return fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
+	}
+	runMap, err := unix.Mmap(int(cpuFd), 0, int(runSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return fmt.Errorf("mmap kvm_run: %w", err)
+	}
+	f.maps = append(f.maps, runMap)
+	f.run = (*kvm.RunData)(unsafe.Pointer(&runMap[0]))
+	return setFloorRegisters(cpuFd)
+}
+
+func (f *floorVM) release() {
+	for _, m := range f.maps {
+		unix.Munmap(m)
+	}
+	f.maps = nil
+	for i := len(f.fds) - 1; i >= 0; i-- {
+		unix.Close(int(f.fds[i]))
+	}
+	f.fds = nil
 }
 
 // writeFloorRAM lays out the floor VM: the same descriptors the real VMM

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"slices"
 	"time"
-	"unsafe"
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
@@ -62,38 +61,13 @@ func EventFloors(n int) (EventFloorTiming, error) {
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var fds []uintptr
-	var maps [][]byte
-	defer func() {
-		for _, m := range maps {
-			unix.Munmap(m)
-		}
-		for i := len(fds) - 1; i >= 0; i-- {
-			unix.Close(int(fds[i]))
-		}
-	}()
-	kvmFd, err := unix.Open("/dev/kvm", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	f, err := openFloorVM()
+	defer f.release()
 	if err != nil {
-		return t, fmt.Errorf("open /dev/kvm: %w", err)
+		return t, err
 	}
-	fds = append(fds, uintptr(kvmFd))
-	vmFd, err := createVM(uintptr(kvmFd))
-	if err != nil {
-		return t, fmt.Errorf("KVM_CREATE_VM: %w", err)
-	}
-	fds = append(fds, vmFd)
-	mmap := func(n int) ([]byte, error) {
-		b, err := unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
-		if err == nil {
-			maps = append(maps, b)
-		}
-		return b, err
-	}
-	ram, err := mmap(floorRAM)
-	if err != nil {
-		return t, fmt.Errorf("mmap floor RAM: %w", err)
-	}
-	touch, err := mmap(evTouchSize)
+	ram := f.ram
+	touch, err := f.mmap(evTouchSize)
 	if err != nil {
 		return t, fmt.Errorf("mmap touch region: %w", err)
 	}
@@ -104,27 +78,14 @@ func EventFloors(n int) (EventFloorTiming, error) {
 		b   []byte
 	}{{0, ram}, {evTouchBase, touch}} {
 		region := kvm.UserspaceMemoryRegion{Slot: uint32(i), GuestPhysAddr: r.gpa, MemorySize: uint64(len(r.b)), UserspaceAddr: uint64(uintptrOf(r.b))}
-		if err := kvm.SetUserMemoryRegion(vmFd, &region); err != nil {
+		if err := kvm.SetUserMemoryRegion(f.vmFd, &region); err != nil {
 			return t, fmt.Errorf("KVM_SET_USER_MEMORY_REGION slot %d: %w", i, err)
 		}
 	}
-	cpuFd, err := kvm.CreateVCPU(vmFd, 0)
-	if err != nil {
-		return t, fmt.Errorf("KVM_CREATE_VCPU: %w", err)
-	}
-	fds = append(fds, cpuFd)
-	runSize, err := kvm.GetVCPUMMmapSize(uintptr(kvmFd))
-	if err != nil {
-		return t, fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
-	}
-	runMap, err := unix.Mmap(int(cpuFd), 0, int(runSize), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
-	if err != nil {
-		return t, fmt.Errorf("mmap kvm_run: %w", err)
-	}
-	maps = append(maps, runMap)
-	if err := setFloorRegisters(cpuFd); err != nil {
+	if err := f.addVCPU(); err != nil {
 		return t, err
 	}
+	cpuFd, run := f.cpuFd, f.run
 	sregs, err := kvm.GetSregs(cpuFd)
 	if err != nil {
 		return t, fmt.Errorf("KVM_GET_SREGS: %w", err)
@@ -133,7 +94,6 @@ func EventFloors(n int) (EventFloorTiming, error) {
 	if err := kvm.SetSregs(cpuFd, sregs); err != nil {
 		return t, fmt.Errorf("KVM_SET_SREGS: %w", err)
 	}
-	run := (*kvm.RunData)(unsafe.Pointer(&runMap[0]))
 	// runFrom enters at rip with the loop count in RCX and the touch
 	// address in RAX, and returns the time to the exit storing end, with
 	// the number of other MMIO exits on the way.

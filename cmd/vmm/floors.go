@@ -319,25 +319,13 @@ func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error
 	g.VerifyRatio1 = float64(g.VerifyNS) / float64(g.ScanNS[0])
 	g.VerifyRatioAll = float64(g.VerifyNS) / float64(g.ScanNS[len(g.ScanNS)-1])
 
-	var ws []int64
-	for range min(f.runs, 3) {
-		d, err := vmm.WriteFloor(f.dir, g.DumpWritten)
-		if err != nil {
-			return g, err
-		}
-		ws = append(ws, d.Nanoseconds())
+	if g.WriteFloorNS, err = medianOf(min(f.runs, 3), func() (time.Duration, error) { return vmm.WriteFloor(f.dir, g.DumpWritten) }); err != nil {
+		return g, err
 	}
-	g.WriteFloorNS = median(ws)
 	g.DumpRatio = float64(g.DumpNS) / float64(g.WriteFloorNS)
-	ws = ws[:0]
-	for range min(f.runs, 3) {
-		d, err := vmm.DurableWriteFloor(f.dir, g.DumpWritten)
-		if err != nil {
-			return g, err
-		}
-		ws = append(ws, d.Nanoseconds())
+	if g.DurableFloorNS, err = medianOf(min(f.runs, 3), func() (time.Duration, error) { return vmm.DurableWriteFloor(f.dir, g.DumpWritten) }); err != nil {
+		return g, err
 	}
-	g.DurableFloorNS = median(ws)
 	g.DumpRatioDurable = float64(g.DumpNS) / float64(g.DurableFloorNS)
 	return g, nil
 }
@@ -401,6 +389,19 @@ func medianF(v []float64) float64 {
 func us(ns float64) string { return fmt.Sprintf("%.1f us", ns/1e3) }
 
 func ms(ns int64) string { return fmt.Sprintf("%.2f ms", float64(ns)/1e6) }
+
+// medianOf runs measure n times and returns the median in nanoseconds.
+func medianOf(n int, measure func() (time.Duration, error)) (int64, error) {
+	var ts []int64
+	for range n {
+		d, err := measure()
+		if err != nil {
+			return 0, err
+		}
+		ts = append(ts, d.Nanoseconds())
+	}
+	return median(ts), nil
+}
 
 func median(v []int64) int64 {
 	s := slices.Clone(v)
