@@ -401,22 +401,80 @@ func cleanHoles(v *View, p, end uint64) uint64 {
 
 // cleanRun returns the first frame in [p, end) whose flags and order word
 // (as flagsOrder) are not fo, or that holds references or links, or end:
-// the loop that reads most records first, bound by its instructions, so
-// one test a frame and the record's address carried from frame to frame
-// (it never steps past frame end-1).
+// the loop that reads most records first, bound by its instructions. It
+// tests cleanGroup frames at a time while more than that many remain (so
+// the record address, carried from group to group, never steps past frame
+// end-1): their flags and order words XORed with fo and ORed, refcounts
+// ORed (in 32 bits) and links ANDed, one test a group. The group that
+// fails, and the last frames, go frame by frame, so it stops at exactly
+// the frame a per-frame loop would.
 //
 //go:nosplit
 func cleanRun(b recBase, p, end, fo uint64) uint64 {
 	if p >= end {
 		return p
 	}
-	for m := b.at(p); unclean(m, fo) == 0; m = m.following() {
+	m := b.at(p)
+	// The first frame alone: cleanHoles is called at every block's head,
+	// where a group test would be wasted.
+	if unclean(m, fo) != 0 {
+		return p
+	}
+	if p++; p == end {
+		return p
+	}
+	m = m.following()
+	if end-p > cleanGroup {
+		for lim := end - cleanGroup; p < lim; p += cleanGroup {
+			// Frame by frame in the source, so that few loads are live.
+			d := flagsOrder(m) ^ fo
+			rc := atomic.LoadUint32(&m.refcount)
+			l := atomic.LoadUint64(&m.next) & atomic.LoadUint64(&m.prev)
+			m1 := m.ahead(1)
+			d |= flagsOrder(m1) ^ fo
+			rc |= atomic.LoadUint32(&m1.refcount)
+			l &= atomic.LoadUint64(&m1.next) & atomic.LoadUint64(&m1.prev)
+			m2 := m.ahead(2)
+			d |= flagsOrder(m2) ^ fo
+			rc |= atomic.LoadUint32(&m2.refcount)
+			l &= atomic.LoadUint64(&m2.next) & atomic.LoadUint64(&m2.prev)
+			m3 := m.ahead(3)
+			d |= flagsOrder(m3) ^ fo
+			rc |= atomic.LoadUint32(&m3.refcount)
+			l &= atomic.LoadUint64(&m3.next) & atomic.LoadUint64(&m3.prev)
+			m4 := m.ahead(4)
+			d |= flagsOrder(m4) ^ fo
+			rc |= atomic.LoadUint32(&m4.refcount)
+			l &= atomic.LoadUint64(&m4.next) & atomic.LoadUint64(&m4.prev)
+			m5 := m.ahead(5)
+			d |= flagsOrder(m5) ^ fo
+			rc |= atomic.LoadUint32(&m5.refcount)
+			l &= atomic.LoadUint64(&m5.next) & atomic.LoadUint64(&m5.prev)
+			m6 := m.ahead(6)
+			d |= flagsOrder(m6) ^ fo
+			rc |= atomic.LoadUint32(&m6.refcount)
+			l &= atomic.LoadUint64(&m6.next) & atomic.LoadUint64(&m6.prev)
+			m7 := m.ahead(7)
+			d |= flagsOrder(m7) ^ fo
+			rc |= atomic.LoadUint32(&m7.refcount)
+			l &= atomic.LoadUint64(&m7.next) & atomic.LoadUint64(&m7.prev)
+			if d|uint64(rc)|^l != 0 {
+				break
+			}
+			m = m.ahead(cleanGroup)
+		}
+	}
+	for unclean(m, fo) == 0 {
 		if p++; p == end {
 			break
 		}
+		m = m.following()
 	}
 	return p
 }
+
+// cleanGroup is the number of frames cleanRun tests at once (m..m7).
+const cleanGroup = 8
 
 // unclean is zero when m's flags and order word are fo (as flagsOrder),
 // its refcount zero and both links LinkNone (all ones, so ANDed).

@@ -94,6 +94,13 @@ func (m *FrameMeta) following() *FrameMeta {
 	return (*FrameMeta)(unsafe.Add(unsafe.Pointer(m), FrameMetaSize))
 }
 
+// ahead returns the record k after m (which must exist).
+//
+//go:nosplit
+func (m *FrameMeta) ahead(k uintptr) *FrameMeta {
+	return (*FrameMeta)(unsafe.Add(unsafe.Pointer(m), k*FrameMetaSize))
+}
+
 // FrameCount returns the number of records in the view.
 //
 //go:nosplit
