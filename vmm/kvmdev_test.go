@@ -1,6 +1,7 @@
 package vmm
 
 import (
+	"runtime"
 	"testing"
 
 	"github.com/bobuhiro11/gokvm/kvm"
@@ -13,6 +14,19 @@ import (
 // ioctl numbers and the entry layout), and KVM_SET_CPUID2 must take it.
 func TestSupportedCPUIDMatchesGokvm(t *testing.T) {
 	kvmtest.Require(t)
+	// Leaf 1's EBX carries the APIC id of the host CPU the ioctl ran on:
+	// both reads must run on the same one.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var all, one unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &all); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.SchedSetaffinity(0, &all)
+	one.Set(0)
+	if err := unix.SchedSetaffinity(0, &one); err != nil {
+		t.Fatal(err)
+	}
 	f, err := OpenKVM()
 	if err != nil {
 		t.Fatal(err)
