@@ -165,8 +165,8 @@ func TestRunGoPrograms(t *testing.T) {
 		{"stdlibmix", nil, nil, "", ""},                            // maps, fmt, encoding/json, reflect
 		// os.TempDir: the guest's /tmp, a fresh TMPDIR on the host.
 		{"tmpfs", nil, nil, "", ""},
-		{"tmpfs", []string{"keep"}, nil, "", ""},                  // files left in /tmp go back at exit
-		{"tmpfs", []string{"--verify-every", "2ms"}, nil, "", ""}, // checked while /tmp holds pages
+		{"tmpfs", []string{"keep"}, nil, "", ""},                                   // files left in /tmp go back at exit
+		{"tmpfs", []string{"--verify-every", "1ms", "--tick", "1ms"}, nil, "", ""}, // checked while /tmp holds pages (ticks often enough for a short run)
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := runCompared(t, k, tc)
