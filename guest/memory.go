@@ -5,10 +5,14 @@ import (
 	"github.com/vmm-dev/vmm/guest/mm"
 )
 
-// hintUnwatched goes with a checkpoint before an interval that rewrites
-// most of the frame metadata, or that ends the run: the host does not
-// watch it with the dirty log (firmware.CheckpointUnwatched).
-const hintUnwatched = firmware.CheckpointUnwatched
+// Checkpoint hints: hintUnwatched goes with a checkpoint before an
+// interval that rewrites most of the frame metadata (the host does not
+// watch it with the dirty log, firmware.CheckpointUnwatched), hintLast with
+// the last checkpoint before the exit (firmware.CheckpointLast).
+const (
+	hintUnwatched = firmware.CheckpointUnwatched
+	hintLast      = firmware.CheckpointLast
+)
 
 // The kernel's memory-management state. Zero-initialised globals are fine
 // in the guest (they live in BSS); mm keeps its real state in guest RAM.
@@ -97,7 +101,7 @@ func printBuddyInfo() {
 
 // checkAndCheckpoint runs the guest's own invariant checker, then asks the
 // host to verify; it fails if either finds a violation. flags are 0 or
-// hintUnwatched.
+// checkpoint hints.
 func checkAndCheckpoint(label string, flags uint64) bool {
 	tok := kernelMM.Lock()
 	n := kernelMM.Check(violations[:])

@@ -213,7 +213,7 @@ func programEnd(status, sig uint64) {
 		putString("run: the program's frames did not all come back\n")
 		exit(exitWorkloadFail)
 	}
-	if !checkAndCheckpoint("run", hintUnwatched) { // the run ends after it
+	if !checkAndCheckpoint("run", hintLast) {
 		exit(exitViolations)
 	}
 	consoleFlush()

@@ -77,9 +77,15 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 				next++
 			}
 			// The checkpoint after this workload goes unwatched when the
-			// next one rewrites the metadata or the run ends after it.
-			unwatched := next == len(workloads) || rewritesMeta(bi, &workloads[next])
-			if st := runOne(bi, &workloads[i], unwatched); st != exitOK {
+			// next one rewrites the metadata; the last one says so.
+			hint := uint64(hintLast)
+			if next < len(workloads) {
+				hint = 0
+				if rewritesMeta(bi, &workloads[next]) {
+					hint = hintUnwatched
+				}
+			}
+			if st := runOne(bi, &workloads[i], hint); st != exitOK {
 				return st
 			}
 		}
@@ -109,7 +115,7 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 	}
 	for i := range workloads {
 		if equal(name, workloads[i].name) {
-			return runOne(bi, &workloads[i], true) // the run ends after it
+			return runOne(bi, &workloads[i], hintLast)
 		}
 	}
 	putString("guest: unknown workload \"")
@@ -119,22 +125,22 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 }
 
 // runOne runs w and, when it succeeded, the checkpoint named after it
-// (unwatched: see firmware.CheckpointUnwatched). The result line and the
+// with the hint flags (hintUnwatched, hintLast). The result line and the
 // checkpoint are one console burst: the checkpoint's hypercall drains the
 // line, no doorbell needed.
-func runOne(bi *firmware.BootInfo, w *workload, unwatched bool) uint64 {
+func runOne(bi *firmware.BootInfo, w *workload, hint uint64) uint64 {
 	putString("workload ")
 	putString(w.name)
 	putString(": start\n")
 	releaseDoorbell() // rings for this line now (it ends bootMain's burst)
 	st := w.run(bi)
 	holdDoorbell()
-	st = resultAndCheckpoint(w, st, unwatched)
+	st = resultAndCheckpoint(w, st, hint)
 	releaseDoorbell()
 	return st
 }
 
-func resultAndCheckpoint(w *workload, st uint64, unwatched bool) uint64 {
+func resultAndCheckpoint(w *workload, st uint64, hint uint64) uint64 {
 	putString("workload ")
 	putString(w.name)
 	if st == exitOK {
@@ -145,11 +151,7 @@ func resultAndCheckpoint(w *workload, st uint64, unwatched bool) uint64 {
 		putString("\n")
 		return st
 	}
-	var flags uint64
-	if unwatched {
-		flags = hintUnwatched
-	}
-	if !checkAndCheckpoint(w.name, flags) {
+	if !checkAndCheckpoint(w.name, hint) {
 		return exitViolations
 	}
 	return exitOK

@@ -41,7 +41,7 @@ type Checkpoint struct {
 // checkpoint verifies guest memory with every vCPU stopped and returns the
 // number of violations (the hypercall's return value). unwatched is the
 // guest's firmware.CheckpointUnwatched hint (see verifyAt).
-func (vm *VM) checkpoint(label string, final, unwatched bool) uint64 {
+func (vm *VM) checkpoint(label string, final bool, flags uint64) uint64 {
 	start := time.Now()
 	vm.mu.Lock()
 	reg, boot, held, refused := vm.hc.reg, vm.hc.boot, vm.hc.held, vm.hc.regErr
@@ -56,7 +56,7 @@ func (vm *VM) checkpoint(label string, final, unwatched bool) uint64 {
 		cp.Verified = true
 		in := verify.Input{Registration: *reg, Boot: boot, Holdings: held,
 			Roots: roots, SharedTables: []uint64{firmware.KernelPDPT}}
-		rep, out, err := vm.verifyAt(in, final, unwatched)
+		rep, out, err := vm.verifyAt(in, final, flags)
 		cp.Kind, cp.RecheckedFrames, cp.FullReason = out.Kind, out.Rechecked, out.Reason
 		if vm.afterVerify != nil {
 			vm.afterVerify(label, in, rep, out)
@@ -98,7 +98,7 @@ const finalLabel = "exit"
 // finish runs the final verification and writes the dump once every vCPU
 // has stopped.
 func (vm *VM) finish() {
-	vm.checkpoint(finalLabel, true, false)
+	vm.checkpoint(finalLabel, true, 0)
 	vm.checkReplay()
 	vm.dumpAtExit()
 	vm.mu.Lock()

@@ -3,6 +3,8 @@ package vmm
 import (
 	"time"
 
+	"github.com/vmm-dev/vmm/firmware"
+
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
@@ -15,8 +17,12 @@ import (
 // not worth watching: logging stops after this check and no baseline is
 // kept, so the guest takes no faults for the log and the next checkpoint
 // is a full check (which starts logging again, unless it too is hinted).
-// The hint can only replace an incremental check by a full one.
-func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, verify.Outcome, error) {
+// last (firmware.CheckpointLast: the run ends after this checkpoint) keeps
+// no baseline either but leaves logging as it is, on or off. The hints can
+// only replace an incremental check by a full one.
+func (vm *VM) verifyAt(in verify.Input, final bool, flags uint64) (*verify.Report, verify.Outcome, error) {
+	unwatched := flags&firmware.CheckpointUnwatched != 0
+	last := flags&firmware.CheckpointLast != 0 && !unwatched
 	if vm.dirty == nil || final {
 		rep, err := verify.Verify(vm.mem, in)
 		out := verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount}
@@ -32,7 +38,7 @@ func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, 
 			Reason: "not watching: the last watched interval cost the guest more faults than a full check"}, err
 	}
 	if !vm.dirty.started {
-		return vm.startWatching(in, unwatched)
+		return vm.startWatching(in, unwatched, last)
 	}
 	start := time.Now()
 	pages, err := vm.dirty.fetch()
@@ -42,6 +48,9 @@ func (vm *VM) verifyAt(in verify.Input, final, unwatched bool) (*verify.Report, 
 		vm.incr.Invalidate()
 		vm.stopWatching() // the next checkpoint starts again from a full check
 		return vm.incr.CheckUnwatched(vm.mem, in, nil)
+	}
+	if last { // logging stays on, nothing is protected again
+		return vm.incr.CheckUnwatched(vm.mem, in, pages)
 	}
 	if unwatched {
 		rep, out, err := vm.incr.CheckUnwatched(vm.mem, in, pages)
@@ -77,23 +86,27 @@ const (
 	reasonFirst    = "first checkpoint: dirty logging starts here"
 	reasonRestart  = "the last interval was not watched: a new baseline, dirty logging starts here"
 	reasonStaysOff = "the guest said the next interval is not worth watching: no baseline, dirty logging stays off"
+	reasonLast     = "the guest said the run ends after this checkpoint: no baseline, dirty logging stays off"
 )
 
 // startWatching checks a checkpoint taken while nothing is logged (the
 // first one, or the first after an unwatched interval) in full and, unless
-// the guest says the next interval is not worth watching, makes it the
-// baseline and turns logging on.
-func (vm *VM) startWatching(in verify.Input, unwatched bool) (*verify.Report, verify.Outcome, error) {
+// the guest says the next interval is not worth watching or is the last,
+// makes it the baseline and turns logging on.
+func (vm *VM) startWatching(in verify.Input, unwatched, last bool) (*verify.Report, verify.Outcome, error) {
 	reason := reasonFirst
 	if vm.watch.checked {
 		reason = reasonRestart
 	}
 	vm.watch.checked = true
-	if unwatched {
+	if unwatched || last {
 		vm.incr.Invalidate()
 		rep, err := verify.Verify(vm.mem, in)
-		return rep, verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount,
-			Reason: reasonStaysOff}, err
+		out := verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount, Reason: reasonStaysOff}
+		if last {
+			out.Reason = reasonLast
+		}
+		return rep, out, err
 	}
 	start := time.Now()
 	vm.incr.Invalidate()

@@ -118,9 +118,9 @@ func TestIncrementalSeesVMMWrites(t *testing.T) {
 }
 
 // hinted are the default boot's checkpoints that pass
-// firmware.CheckpointUnwatched: the workload after them (stress, poison)
-// rewrites the metadata, or the run ends after them.
-var hinted = map[string]bool{"hello": true, "stress-full": true, "demand": true, "poison-drained": true, "poison": true}
+// firmware.CheckpointUnwatched: the interval after them (stress, poison)
+// rewrites the metadata.
+var hinted = map[string]bool{"hello": true, "stress-full": true, "demand": true, "poison-drained": true}
 
 // TestAutoVerifyDefaultBoot4GiB: the default boot of a 4 GiB guest with
 // --verify auto (vmm's default) checks incrementally: some checkpoints are
@@ -144,7 +144,7 @@ func TestAutoVerifyDefaultBoot4GiB(t *testing.T) {
 		if !hinted[cps[i-1].Label] || cps[i].Final {
 			continue
 		}
-		if r := cps[i].FullReason; cps[i].Kind != VerifyFull || r != reasonFirst && r != reasonRestart && r != reasonStaysOff {
+		if r := cps[i].FullReason; cps[i].Kind != VerifyFull || r != reasonFirst && r != reasonRestart && r != reasonStaysOff && r != reasonLast {
 			t.Errorf("checkpoint %q after the unwatched interval from %q is %s (%q)", cps[i].Label, cps[i-1].Label, cps[i].Kind, r)
 		}
 	}
@@ -322,5 +322,32 @@ func TestDumpShowsBytesUnderBreakpoints(t *testing.T) {
 	})
 	if !done {
 		t.Fatal("no checkpoint")
+	}
+}
+
+// TestLastCheckpointLeavesLogging: the guest's last checkpoint before its
+// exit (firmware.CheckpointLast, sent by every workload run) is checked
+// incrementally, keeps no baseline (anything after it is checked in full)
+// and leaves dirty logging on: turning it off would cost that checkpoint
+// a memory-slot update, more than the short last interval's faults.
+func TestLastCheckpointLeavesLogging(t *testing.T) {
+	cfg := bootConfig(t)
+	cfg.CPUs, cfg.Workload, cfg.MemBytes, cfg.Verify = 2, "smp", 1<<30, VerifyAuto
+	seen := false
+	res, _ := bootChecked(t, cfg, func(vm *VM, label string, in verify.Input) {
+		if label != "smp" {
+			return
+		}
+		seen = true
+		if vm.dirty == nil || !vm.dirty.started || vm.incr.HasBaseline() {
+			t.Errorf("after the last checkpoint: logging on %v, baseline kept %v; want logging on, no baseline",
+				vm.dirty != nil && vm.dirty.started, vm.incr.HasBaseline())
+		}
+	})
+	if c := checkpointNamed(res, "smp", 0); !seen || c == nil || c.Kind != VerifyIncremental {
+		t.Fatalf("the last checkpoint: %+v", c)
+	}
+	if c := checkpointNamed(res, "smp", 1); c == nil || !c.Final || c.Kind != VerifyFull {
+		t.Errorf("the exit check: %+v", c)
 	}
 }

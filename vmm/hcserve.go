@@ -41,7 +41,7 @@ func (vm *VM) hypercall(v *vcpu) {
 		vm.stop(OutcomeExit, e.status, fmt.Sprintf("guest exited with status %d", e.status), nil)
 	case effCheckpoint:
 		vm.stopTheWorld(v)
-		res.ret = vm.checkpoint(e.label, false, e.unwatched)
+		res.ret = vm.checkpoint(e.label, false, e.flags)
 		vm.debugViolation(v, e.label, res.ret)
 		vm.resumeTheWorld()
 	case effFault:

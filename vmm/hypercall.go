@@ -44,8 +44,8 @@ type (
 		b  []byte
 	} // HCWrite: bytes for the program's fd 1 or 2
 	effCheckpoint struct { // stop the world and verify; Ret = violations
-		label     string
-		unwatched bool // firmware.CheckpointUnwatched
+		label string
+		flags uint64 // firmware.CheckpointUnwatched, CheckpointLast
 	}
 	effFault  struct{ frame *firmware.FaultFrame } // an exception the guest could not handle
 	effSleep  struct{ d time.Duration }            // block this vCPU until woken or d has passed
@@ -115,7 +115,7 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		if label == "" {
 			label = "checkpoint"
 		}
-		r.effect = effCheckpoint{label, a[2]&firmware.CheckpointUnwatched != 0}
+		r.effect = effCheckpoint{label, a[2]}
 	case firmware.HCReport:
 		key, ok := guestString(mem, a[0], a[1], maxKeyLen)
 		if !ok || key == "" {

@@ -48,7 +48,9 @@ func TestHypercallArgumentChecks(t *testing.T) {
 		{"checkpoint label in MMIO", firmware.HCCheckpoint, [5]uint64{firmware.DoorbellBase, 8}, firmware.HCErrInvalid},
 		{"checkpoint ok", firmware.HCCheckpoint, [5]uint64{0x200000, 6}, 0},
 		{"checkpoint unwatched", firmware.HCCheckpoint, [5]uint64{0x200000, 6, firmware.CheckpointUnwatched}, 0},
-		{"checkpoint unknown flag", firmware.HCCheckpoint, [5]uint64{0x200000, 6, 2}, firmware.HCErrInvalid},
+		{"checkpoint last", firmware.HCCheckpoint, [5]uint64{0x200000, 6, firmware.CheckpointLast}, 0},
+		{"checkpoint both hints", firmware.HCCheckpoint, [5]uint64{0x200000, 6, firmware.CheckpointUnwatched | firmware.CheckpointLast}, 0},
+		{"checkpoint unknown flag", firmware.HCCheckpoint, [5]uint64{0x200000, 6, 4}, firmware.HCErrInvalid},
 		{"checkpoint garbage flags", firmware.HCCheckpoint, [5]uint64{0x200000, 6, ^uint64(0)}, firmware.HCErrInvalid},
 		{"meta misaligned", firmware.HCRegisterMeta, [5]uint64{0x100001, 10, ver, 0x2000}, firmware.HCErrInvalid},
 		{"meta too many frames", firmware.HCRegisterMeta, [5]uint64{0x100000, top, ver, 0x2000}, firmware.HCErrInvalid},
@@ -75,7 +77,7 @@ func TestHypercallArgumentChecks(t *testing.T) {
 			t.Errorf("%s: ret %#x, want %#x", tc.name, res.ret, tc.want)
 		}
 		if e, ok := res.effect.(effCheckpoint); (ok || tc.nr == firmware.HCCheckpoint && res.ret == 0) &&
-			(e.label != "answer" || e.unwatched != (tc.args[2] == firmware.CheckpointUnwatched) || res.ret != 0) {
+			(e.label != "answer" || e.flags != tc.args[2] || res.ret != 0) {
 			t.Errorf("%s: effect %+v, ret %#x", tc.name, res.effect, res.ret)
 		}
 		if tc.name == "meta ok" || tc.name == "root ok" {
@@ -223,7 +225,7 @@ func TestRegisterHeld(t *testing.T) {
 func TestRefusedRegistrationIsAViolation(t *testing.T) {
 	vm := &VM{mem: testMemory(t, 128<<20)}
 	vm.hc.boot = &verify.Boot{InUse: []verify.Region{{Name: "kernel image", Base: 0x400000, Size: 0x100000}}}
-	if n := vm.checkpoint("before", false, false); n != 0 || vm.result.Checkpoints[0].State() != "not verified (no metadata registered)" {
+	if n := vm.checkpoint("before", false, 0); n != 0 || vm.result.Checkpoints[0].State() != "not verified (no metadata registered)" {
 		t.Fatalf("no registration yet: %d violations, %q", n, vm.result.Checkpoints[0].State())
 	}
 	ver := uint64(mm.LayoutVersion)

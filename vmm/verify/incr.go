@@ -198,8 +198,7 @@ func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome
 }
 
 // CheckUnwatched is Check for a checkpoint after which nothing is watched
-// (the guest said the next interval rewrites the metadata, or the run
-// ends in it): it checks as Check does but takes no baseline, so the next
+// (the guest said the next interval rewrites the metadata): it checks as Check does but takes no baseline, so the next
 // Check is a full one.
 func (x *Incremental) CheckUnwatched(mem Memory, in Input, dirty Dirty) (*Report, Outcome, error) {
 	rep, out, err := x.check(mem, in, dirty, false)
