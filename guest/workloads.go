@@ -77,7 +77,8 @@ func runWorkloads(bi *firmware.BootInfo, name []byte) uint64 {
 				next++
 			}
 			// The checkpoint after this workload goes unwatched when the
-			// next one rewrites the metadata; the last one says so.
+			// next one rewrites the metadata; the last one before the exit
+			// says it is the last.
 			hint := uint64(hintLast)
 			if next < len(workloads) {
 				hint = 0

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/vmm-dev/vmm/firmware"
-
 	"github.com/vmm-dev/vmm/vmm/verify"
 )
 
@@ -45,8 +44,7 @@ func (vm *VM) verifyAt(in verify.Input, final bool, flags uint64) (*verify.Repor
 	fetched := time.Since(start)
 	if err != nil {
 		vm.logf("dirty log: %v; full check", err)
-		vm.incr.Invalidate()
-		vm.stopWatching() // the next checkpoint starts again from a full check
+		vm.stopWatching() // drops the baseline: the next checkpoint starts again from a full check
 		return vm.incr.CheckUnwatched(vm.mem, in, nil)
 	}
 	if last { // logging stays on, nothing is protected again

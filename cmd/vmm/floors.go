@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -377,13 +378,8 @@ func measureEventFloors(runs int) (eventFloors, error) {
 		e.Runs = append(e.Runs, t)
 		exc, mmio, touch = append(exc, t.ExceptionNanos), append(mmio, t.MMIOExitNanos), append(touch, t.FirstTouchNanos)
 	}
-	e.ExceptionNS, e.MMIOExitNS, e.FirstTouchNS = medianF(exc), medianF(mmio), medianF(touch)
+	e.ExceptionNS, e.MMIOExitNS, e.FirstTouchNS = median(exc), median(mmio), median(touch)
 	return e, nil
-}
-
-func medianF(v []float64) float64 {
-	s := slices.Sorted(slices.Values(v))
-	return s[len(s)/2]
 }
 
 func us(ns float64) string { return fmt.Sprintf("%.1f us", ns/1e3) }
@@ -403,7 +399,7 @@ func medianOf(n int, measure func() (time.Duration, error)) (int64, error) {
 	return median(ts), nil
 }
 
-func median(v []int64) int64 {
+func median[T cmp.Ordered](v []T) T {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]

@@ -198,8 +198,8 @@ func (x *Incremental) Check(mem Memory, in Input, dirty Dirty) (*Report, Outcome
 }
 
 // CheckUnwatched is Check for a checkpoint after which nothing is watched
-// (the guest said the next interval rewrites the metadata): it checks as Check does but takes no baseline, so the next
-// Check is a full one.
+// (the guest's hint, a failed dirty-log fetch): it checks as Check does
+// but keeps no baseline, so the next Check is a full one.
 func (x *Incremental) CheckUnwatched(mem Memory, in Input, dirty Dirty) (*Report, Outcome, error) {
 	rep, out, err := x.check(mem, in, dirty, false)
 	x.ok = false
