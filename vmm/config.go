@@ -29,6 +29,10 @@ type Config struct {
 	Program  [][]byte
 	DumpPath string // write an ELF core of guest memory at exit ("" = none)
 	DumpAt   string // write it at the checkpoint with this label instead (world stopped)
+	// DumpSync makes the dump durable before it replaces DumpPath (fsync;
+	// see coredump.Options): without it the dump is complete or absent for
+	// every process but not across a crash of the machine.
+	DumpSync bool
 	GDB      string // serve gdb's remote protocol on this address; the guest waits for it ("" = none)
 	// Verify is how checkpoints the guest asks for are checked:
 	// VerifyFull (the default, "") checks everything every time;
@@ -113,6 +117,9 @@ func (c *Config) Validate(maxCPUs int) error {
 	}
 	if c.DumpAt != "" && c.DumpPath == "" {
 		return fmt.Errorf("%w: --dump-at needs --dump FILE", ErrConfig)
+	}
+	if c.DumpSync && c.DumpPath == "" {
+		return fmt.Errorf("%w: --dump-sync needs --dump FILE", ErrConfig)
 	}
 	if len(c.BadFrames) > firmware.MaxBadFrames {
 		return fmt.Errorf("%w: --bad-frames: %d frames, at most %d", ErrConfig, len(c.BadFrames), firmware.MaxBadFrames)

@@ -30,14 +30,19 @@ func (vm *VM) writeDump(reason string) (coredump.Stats, error) {
 }
 
 // DumpAgain writes another dump of a guest whose run has ended (before
-// Close) to path: `vmm bench --floors` times repeated dumps of one guest.
-func (vm *VM) DumpAgain(path string) (DumpResult, error) {
+// Close) to path, durable or not (Config.DumpSync): `vmm bench --floors`
+// times repeated dumps of one guest.
+func (vm *VM) DumpAgain(path string, sync bool) (DumpResult, error) {
 	start := time.Now()
-	st, err := vm.writeDumpTo(path, "dump again")
+	st, err := vm.writeDumpWith(path, "dump again", sync)
 	return DumpResult{Path: path, FileSize: st.FileSize, Written: st.Written, Nanos: time.Since(start).Nanoseconds()}, err
 }
 
 func (vm *VM) writeDumpTo(path, reason string) (coredump.Stats, error) {
+	return vm.writeDumpWith(path, reason, vm.cfg.DumpSync)
+}
+
+func (vm *VM) writeDumpWith(path, reason string, sync bool) (coredump.Stats, error) {
 	var vcpus []coredump.VCPU
 	for _, v := range vm.vcpus {
 		regs, err := kvm.GetRegs(v.fd)
@@ -73,7 +78,7 @@ func (vm *VM) writeDumpTo(path, reason string) (coredump.Stats, error) {
 		// The dump is the guest's memory, not gdb's int3 bytes.
 		defer vm.dbg.unplantAll()()
 	}
-	return coredump.Write(path, vm.mem.Map, vm.mem.Host(), vcpus, info)
+	return coredump.WriteWith(path, vm.mem.Map, vm.mem.Host(), vcpus, info, coredump.Options{Sync: sync})
 }
 
 // dumpAtExit writes the dump once the guest has stopped, unless --dump-at

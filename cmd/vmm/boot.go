@@ -47,6 +47,7 @@ type bootFlags struct {
 	trace     string
 	dump      string
 	dumpAt    string
+	dumpSync  bool
 	gdb       string
 	verify    verifyMode
 	json      bool
@@ -69,6 +70,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 	fs.StringVar(&f.trace, "trace", "", "page-allocation trace `FILE` (CSV, gzip or not) for --workload replay")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the guest stops")
 	fs.StringVar(&f.dumpAt, "dump-at", "", "write the --dump at the checkpoint named `LABEL` instead (e.g. paging-mapped)")
+	fs.BoolVar(&f.dumpSync, "dump-sync", false, "make the --dump durable (fsync) before it replaces FILE")
 	fs.StringVar(&f.gdb, "gdb", "", "wait for gdb on `ADDR` (PORT or HOST:PORT; loopback unless a host is named) before the first instruction")
 	f.verify = vmm.VerifyAuto
 	fs.Var(&f.verify, "verify", verifyUsage)
@@ -94,7 +96,7 @@ func parseBootFlags(args []string, stderr io.Writer) (*bootFlags, *flag.FlagSet,
 // config turns flags into a vmm.Config, reading files; it creates no VM.
 func (f *bootFlags) config(stdout, stderr io.Writer) (vmm.Config, error) {
 	cfg := vmm.Config{CPUs: f.cpus, Workload: f.workload, Cmdline: f.cmdline,
-		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, GDB: f.gdb, Verify: string(f.verify)}
+		Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpAt: f.dumpAt, DumpSync: f.dumpSync, GDB: f.gdb, Verify: string(f.verify)}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {
 		return cfg, usagef("--mem: %v", err)

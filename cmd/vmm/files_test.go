@@ -251,3 +251,20 @@ func TestBootDumpFailureKeepsOldFile(t *testing.T) {
 		t.Errorf("%d files in the directory, want only the previous dump", len(ents))
 	}
 }
+
+// TestBootDumpSync: --dump-sync writes the same kind of dump (and replaces
+// the old one); without --dump it is a usage error that boots nothing.
+func TestBootDumpSync(t *testing.T) {
+	inspecttest.SkipWithoutKVM(t)
+	p := filepath.Join(t.TempDir(), "guest.core")
+	os.WriteFile(p, []byte("the previous dump"), 0o644)
+	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "hello", "--dump", p, "--dump-sync"); st != 0 {
+		t.Fatalf("--dump-sync: status %d: %s", st, errs)
+	}
+	if b, _ := os.ReadFile(p); !bytes.HasPrefix(b, []byte("\x7fELF")) {
+		t.Errorf("--dump-sync wrote no core: %.40q", b)
+	}
+	if st, _, errs := runCLI("boot", "--kernel", guestPath(t), "--workload", "hello", "--dump-sync"); st != vmm.StatusUsage || !strings.Contains(errs, "--dump-sync needs --dump FILE") {
+		t.Errorf("--dump-sync without --dump: status %d, stderr:\n%s", st, errs)
+	}
+}

@@ -13,7 +13,7 @@ import (
 const (
 	schemaBoot         = "vmm.boot/1"
 	schemaBench        = "vmm.bench/1"
-	schemaBenchFloors  = "vmm.bench-floors/1"
+	schemaBenchFloors  = "vmm.bench-floors/2"
 	schemaInspect      = "vmm.inspect/1"
 	schemaInspectTools = "vmm.inspect-tools/1"
 )

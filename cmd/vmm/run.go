@@ -42,6 +42,7 @@ type runFlags struct {
 	verifyMode verifyMode // --verify: auto, full or incremental
 	kernel     string
 	dump       string
+	dumpSync   bool
 	jsonOut    string
 	verbose    bool
 	dir        string
@@ -75,6 +76,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.Var(&f.verifyMode, "verify", verifyUsage)
 	fs.StringVar(&f.kernel, "kernel", "", "use this guest kernel ELF `FILE` instead of the embedded one")
 	fs.StringVar(&f.dump, "dump", "", "write guest memory as an ELF core `FILE` when the run ends")
+	fs.BoolVar(&f.dumpSync, "dump-sync", false, "make the --dump durable (fsync) before it replaces FILE")
 	fs.StringVar(&f.jsonOut, "json-out", "", "write the summary as JSON to `FILE`")
 	fs.StringVar(&f.dir, "dir", "", "copy the host directory tree `HOSTDIR` into guest RAM as the program's read-only file system (its / and working directory; /tmp is a writable tmpfs over it)")
 	fs.StringVar(&f.cwd, "cwd", "/", "the program's working directory: `PATH` inside the --dir tree")
@@ -230,7 +232,7 @@ func runBundle(image []byte, argv, env []string, verify time.Duration, fsImage [
 }
 
 func (f *runFlags) config(stdout, stderr io.Writer, console io.Writer) (vmm.Config, []byte, error) {
-	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump,
+	cfg := vmm.Config{CPUs: f.cpus, Workload: "run", Timeout: f.timeout, Tick: f.tick, DumpPath: f.dump, DumpSync: f.dumpSync,
 		Stdout: stdout, Stderr: stderr, Console: console, HugePages: true, Verify: string(f.verifyMode)}
 	var err error
 	if cfg.MemBytes, err = parseMem(f.mem); err != nil {

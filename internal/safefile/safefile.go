@@ -220,13 +220,26 @@ func (f *File) Target() string { return f.target }
 // Commit syncs the data, closes the file and renames it over the target,
 // then syncs the directory so the rename survives a crash. On error the
 // temporary file is removed and the target is unchanged.
-func (f *File) Commit() error {
+func (f *File) Commit() error { return f.commit(true) }
+
+// Replace closes the file and renames it over the target without waiting
+// for the disk: every process sees the old file or the whole new one (a
+// crash of the writer cannot leave a partial target), but a crash of the
+// machine before the kernel writes the data back may lose the new file.
+// A write error the disk reports later is not seen. On error the
+// temporary file is removed and the target is unchanged.
+func (f *File) Replace() error { return f.commit(false) }
+
+func (f *File) commit(durable bool) error {
 	if f.done {
-		return errors.New("safefile: Commit after Commit or Abort")
+		return errors.New("safefile: Commit or Replace after Commit, Replace or Abort")
 	}
 	f.done = true
 	tmp := f.Name()
-	err := f.Sync()
+	var err error
+	if durable {
+		err = syncFile(f.File)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -242,12 +255,17 @@ func (f *File) Commit() error {
 		os.Remove(tmp)
 		return fmt.Errorf("%s: %w", f.target, err)
 	}
-	if d, err := os.Open(filepath.Dir(f.target)); err == nil {
-		d.Sync()
-		d.Close()
+	if durable {
+		if d, err := os.Open(filepath.Dir(f.target)); err == nil {
+			syncFile(d)
+			d.Close()
+		}
 	}
 	return nil
 }
+
+// syncFile is (*os.File).Sync; tests count the calls.
+var syncFile = (*os.File).Sync
 
 // Abort discards the temporary file; the target is unchanged. Abort after
 // Commit does nothing, so `defer f.Abort()` is safe.

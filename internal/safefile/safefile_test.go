@@ -199,3 +199,53 @@ func TestCommitRefusesTargetTurnedDirectory(t *testing.T) {
 	}
 	onlyEntries(t, dir, "out")
 }
+
+// TestReplaceSkipsSyncCommitSyncs: Replace renames the whole file over the
+// target as Commit does, without an fsync; Commit syncs the file and its
+// directory.
+func TestReplaceSkipsSyncCommitSyncs(t *testing.T) {
+	syncs := 0
+	defer func(f func(*os.File) error) { syncFile = f }(syncFile)
+	syncFile = func(f *os.File) error { syncs++; return f.Sync() }
+
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out")
+	os.WriteFile(p, []byte("old"), 0o600)
+	f, err := CreateAtomic(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("replaced")
+	if err := f.Replace(); err != nil {
+		t.Fatal(err)
+	}
+	fi, _ := os.Stat(p)
+	if b, _ := os.ReadFile(p); string(b) != "replaced" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("after Replace: %q, mode %v (want the old 0600)", b, fi.Mode())
+	}
+	if syncs != 0 {
+		t.Errorf("Replace synced %d times", syncs)
+	}
+	if err := f.Commit(); err == nil {
+		t.Error("Commit after Replace succeeded")
+	}
+	onlyEntries(t, dir, "out")
+
+	f, _ = CreateAtomic(p)
+	f.WriteString("committed")
+	if err := f.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "committed" || syncs != 2 {
+		t.Fatalf("after Commit: %q with %d syncs (want the file's and the directory's)", b, syncs)
+	}
+
+	// A target turned directory is refused by Replace too.
+	q := filepath.Join(dir, "gone")
+	f, _ = CreateAtomic(q)
+	os.Mkdir(q, 0o755)
+	if err := f.Replace(); !errors.Is(err, ErrNotRegular) {
+		t.Fatalf("Replace over a directory: %v", err)
+	}
+	onlyEntries(t, dir, "gone", "out")
+}

@@ -393,3 +393,32 @@ func wantRAM(t *testing.T, what string, d *Dump, m memmap.Map, ram []byte) {
 		}
 	}
 }
+
+// TestWriteWithoutSyncSameFile: a dump that is not synced (Options.Sync
+// false, the VMM's default) is the same file, byte for byte, as a synced
+// one, and replaces the target whole.
+func TestWriteWithoutSyncSameFile(t *testing.T) {
+	m, ram, _ := testGuest(t, 64<<20)
+	dir := t.TempDir()
+	synced, fast := filepath.Join(dir, "synced.core"), filepath.Join(dir, "fast.core")
+	os.WriteFile(fast, []byte("an older dump"), 0o644)
+	a, err := WriteWith(synced, m, ram, testVCPUs(), testInfo(), Options{Sync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := WriteWith(fast, m, ram, testVCPUs(), testInfo(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Errorf("stats differ: synced %+v, not synced %+v", a, b)
+	}
+	x, _ := os.ReadFile(synced)
+	y, _ := os.ReadFile(fast)
+	if !bytes.Equal(x, y) {
+		t.Fatalf("the unsynced dump differs from the synced one (%d and %d bytes)", len(y), len(x))
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
+		t.Errorf("%d entries in the directory, want the two dumps only", len(entries))
+	}
+}

@@ -19,6 +19,23 @@ import (
 // over it when complete (safefile.CreateAtomic): on error the file at path,
 // if any, is unchanged. A path that is not a regular file is refused.
 func Write(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info) (Stats, error) {
+	return WriteWith(path, m, ram, vcpus, info, Options{Sync: true})
+}
+
+// Options say how a dump reaches its file.
+type Options struct {
+	// Sync makes the dump durable before it replaces path: writeback
+	// started every writebackStep bytes as the dump is written, fsync,
+	// rename, directory fsync, so the file survives a crash of the machine
+	// (safefile.File.Commit). Without it the dump is renamed over path
+	// once written to the page cache (safefile.File.Replace), as gdb's
+	// gcore and QEMU's dump-guest-memory leave theirs: whole or absent for
+	// every process, at the speed of memory rather than of the disk.
+	Sync bool
+}
+
+// WriteWith is Write with the options opt.
+func WriteWith(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info, opt Options) (Stats, error) {
 	loads, err := planLoads(m, ram)
 	if err != nil {
 		return Stats{}, err
@@ -35,11 +52,15 @@ func Write(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info) (Stat
 		return Stats{}, fmt.Errorf("coredump: %w", err)
 	}
 	defer f.Abort() // removes only the temporary file, if Commit was not reached
-	st, err := writeFile(f.File, head, loads, ram, size)
+	st, err := writeFile(f.File, head, loads, ram, size, opt.Sync)
 	if err != nil {
 		return Stats{}, err
 	}
-	if err := f.Commit(); err != nil {
+	commit := f.Replace
+	if opt.Sync {
+		commit = f.Commit
+	}
+	if err := commit(); err != nil {
 		return Stats{}, fmt.Errorf("coredump: %w", err)
 	}
 	return st, nil
@@ -220,13 +241,13 @@ func alignPage(n uint64) uint64 { return (n + pageSize - 1) &^ (pageSize - 1) }
 
 // writeFile writes the headers and each load sparsely, then sets the file
 // size so trailing zero pages are holes too.
-func writeFile(f *os.File, head []byte, loads []load, ram []byte, size uint64) (Stats, error) {
+func writeFile(f *os.File, head []byte, loads []load, ram []byte, size uint64, sync bool) (Stats, error) {
 	st := Stats{FileSize: size}
 	if _, err := f.WriteAt(head, 0); err != nil {
 		return st, fmt.Errorf("coredump: write headers: %w", err)
 	}
 	st.Written = uint64(len(head))
-	wb := writeback{allocate: hasBlocks(f)}
+	wb := writeback{allocate: hasBlocks(f), start: sync}
 	for _, l := range loads {
 		if err := writeSparse(f, l.off, ram[l.host:l.host+l.size], &st, &wb); err != nil {
 			return st, fmt.Errorf("coredump: write guest [%#x, +%#x): %w", l.gpa, l.size, err)
@@ -308,9 +329,12 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats, wb *writeback) 
 // writeback starts the disk writes of what is already in the page cache
 // while the rest is still being copied: Commit's fsync then waits for the
 // tail only, instead of for the whole file after the last byte is written.
+// A dump that is not synced leaves writeback to the kernel: started early
+// it only competes with the copy.
 type writeback struct {
 	from     int64 // file offset up to which writeback has been started
 	allocate bool  // fallocate each run before writing it
+	start    bool  // start writeback at all (Options.Sync)
 }
 
 // hasBlocks reports whether f's file system allocates disk blocks, which
@@ -333,7 +357,7 @@ const writebackStep = 16 << 20
 // a hint (SYNC_FILE_RANGE_WRITE waits for nothing); its error is dropped
 // because Commit's fsync reports any write error.
 func (wb *writeback) wrote(f *os.File, end int64) {
-	if end-wb.from < writebackStep {
+	if !wb.start || end-wb.from < writebackStep {
 		return
 	}
 	unix.SyncFileRange(int(f.Fd()), wb.from, end-wb.from, unix.SYNC_FILE_RANGE_WRITE)
