@@ -280,64 +280,79 @@ func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error
 	// workload.
 	g.FirstWorkloadNS = vm.FirstEntry().Sub(created).Nanoseconds() + cp.AtNanos
 	g.DumpWritten = res.Dump.Written
-	// The median of the exit dump and runs-1 more of the same guest, and
-	// of as many --dump-sync dumps, alternated with them.
+	// The verification (the first checkpoint and runs-1 more) and the
+	// scan floors, alternated so that both meet the same machine (its
+	// vCPUs took several runs to reach full speed after the guest's run),
+	// before the dumps, whose page-cache churn a checkpoint never follows.
+	buf, err := vmm.NewScanBuffer(g.MetaBytes)
+	if err != nil {
+		vm.Close()
+		return g, err
+	}
+	defer buf.Close()
+	verifies := []int64{cp.Nanos}
+	scans := make([][]int64, runtime.NumCPU())
+	for i := range f.runs {
+		if i > 0 {
+			d, n, err := vm.VerifyAgain()
+			if err != nil || n != 0 {
+				vm.Close()
+				return g, fmt.Errorf("verification again: %d violations, %v", n, err)
+			}
+			verifies = append(verifies, d.Nanoseconds())
+		}
+		for k := range scans {
+			d, _ := buf.Scan(k + 1)
+			scans[k] = append(scans[k], d.Nanoseconds())
+		}
+	}
+	buf.Close()
+	g.VerifyNS, g.VerifyRuns = median(verifies), verifies
+	for _, ts := range scans {
+		g.ScanNS = append(g.ScanNS, median(ts))
+	}
+	g.VerifyRatio1 = float64(g.VerifyNS) / float64(g.ScanNS[0])
+	g.VerifyRatioAll = float64(g.VerifyNS) / float64(g.ScanNS[len(g.ScanNS)-1])
+
+	// Then the dumps, the exit dump and more of the same guest, each kind
+	// beside its floor: a dump, the page-cache write floor, a --dump-sync
+	// dump, the durable write floor, in turn.
 	dumps := []int64{res.Dump.Nanos}
-	var synced []int64
-	for i := range 2*min(f.runs, 5) - 1 {
-		os.Remove(dumpPath)
-		sync := i%2 == 0
-		d, err := vm.DumpAgain(dumpPath, sync)
+	var synced, writes, durables []int64
+	for i := range min(f.runs, 5) {
+		if i > 0 {
+			os.Remove(dumpPath)
+			d, err := vm.DumpAgain(dumpPath, false)
+			if err != nil {
+				vm.Close()
+				return g, err
+			}
+			dumps = append(dumps, d.Nanos)
+		}
+		w, err := vmm.WriteFloor(f.dir, g.DumpWritten)
 		if err != nil {
 			vm.Close()
 			return g, err
 		}
-		if sync {
-			synced = append(synced, d.Nanos)
-		} else {
-			dumps = append(dumps, d.Nanos)
-		}
-	}
-	g.DumpNS, g.DumpRuns = median(dumps), dumps
-	g.DumpSyncNS, g.DumpSyncRuns = median(synced), synced
-	// Likewise the verification: the first checkpoint and runs-1 more.
-	verifies := []int64{cp.Nanos}
-	for range f.runs - 1 {
-		d, n, err := vm.VerifyAgain()
-		if err != nil || n != 0 {
+		os.Remove(dumpPath)
+		d, err := vm.DumpAgain(dumpPath, true)
+		if err != nil {
 			vm.Close()
-			return g, fmt.Errorf("verification again: %d violations, %v", n, err)
+			return g, err
 		}
-		verifies = append(verifies, d.Nanoseconds())
+		dw, err := vmm.DurableWriteFloor(f.dir, g.DumpWritten)
+		if err != nil {
+			vm.Close()
+			return g, err
+		}
+		writes, synced, durables = append(writes, w.Nanoseconds()), append(synced, d.Nanos), append(durables, dw.Nanoseconds())
 	}
-	g.VerifyNS, g.VerifyRuns = median(verifies), verifies
 	vm.Close()
 	os.Remove(dumpPath)
-
-	buf, err := vmm.NewScanBuffer(g.MetaBytes)
-	if err != nil {
-		return g, err
-	}
-	defer buf.Close()
-	for k := 1; k <= runtime.NumCPU(); k++ {
-		var ts []int64
-		for range f.runs {
-			d, _ := buf.Scan(k)
-			ts = append(ts, d.Nanoseconds())
-		}
-		g.ScanNS = append(g.ScanNS, median(ts))
-	}
-	buf.Close()
-	g.VerifyRatio1 = float64(g.VerifyNS) / float64(g.ScanNS[0])
-	g.VerifyRatioAll = float64(g.VerifyNS) / float64(g.ScanNS[len(g.ScanNS)-1])
-
-	if g.WriteFloorNS, err = medianOf(min(f.runs, 3), func() (time.Duration, error) { return vmm.WriteFloor(f.dir, g.DumpWritten) }); err != nil {
-		return g, err
-	}
+	g.DumpNS, g.DumpRuns = median(dumps), dumps
+	g.DumpSyncNS, g.DumpSyncRuns = median(synced), synced
+	g.WriteFloorNS, g.DurableFloorNS = median(writes), median(durables)
 	g.DumpRatio = float64(g.DumpNS) / float64(g.WriteFloorNS)
-	if g.DurableFloorNS, err = medianOf(min(f.runs, 3), func() (time.Duration, error) { return vmm.DurableWriteFloor(f.dir, g.DumpWritten) }); err != nil {
-		return g, err
-	}
 	g.DumpSyncRatio = float64(g.DumpSyncNS) / float64(g.DurableFloorNS)
 	return g, nil
 }
@@ -398,19 +413,6 @@ func measureEventFloors(runs int) (eventFloors, error) {
 func us(ns float64) string { return fmt.Sprintf("%.1f us", ns/1e3) }
 
 func ms(ns int64) string { return fmt.Sprintf("%.2f ms", float64(ns)/1e6) }
-
-// medianOf runs measure n times and returns the median in nanoseconds.
-func medianOf(n int, measure func() (time.Duration, error)) (int64, error) {
-	var ts []int64
-	for range n {
-		d, err := measure()
-		if err != nil {
-			return 0, err
-		}
-		ts = append(ts, d.Nanoseconds())
-	}
-	return median(ts), nil
-}
 
 func median[T cmp.Ordered](v []T) T {
 	s := slices.Clone(v)
