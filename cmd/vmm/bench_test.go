@@ -3,6 +3,8 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -117,5 +119,33 @@ func TestBenchFloorsJSON(t *testing.T) {
 	if g.Frames == 0 || g.MetaBytes != 64*g.Frames || len(g.ScanNS) != res.HostCPUs ||
 		g.VerifyNS <= 0 || g.DumpWritten == 0 || g.WriteFloorNS <= 0 || g.DurableFloorNS <= 0 || g.FirstWorkloadNS <= 0 {
 		t.Errorf("guest row incomplete: %+v", g)
+	}
+}
+
+// TestCountBootEvents: the bench's lower bound prices what a real default
+// boot reports: its hypercalls (at least its checkpoints and the exit), its
+// console doorbell exits and the guest's handled exceptions, each at its
+// event floor, plus the floor process.
+func TestCountBootEvents(t *testing.T) {
+	kvmtest.Require(t)
+	bin := filepath.Join(t.TempDir(), "vmm")
+	if b, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	ev, err := countBootEvents(bin, eventFloors{MMIOExitNS: 1000, ExceptionNS: 10}, 1e6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, out, _ := runCLI("boot", "--kernel", guestPath(t), "--json")
+	var res vmm.Result
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Hypercalls < uint64(len(res.Checkpoints)) || ev.Exceptions == 0 || ev.DoorbellExits == 0 {
+		t.Fatalf("counts %+v for a boot of %d checkpoints", ev, len(res.Checkpoints))
+	}
+	want := float64(ev.Hypercalls+ev.DoorbellExits)*1000 + float64(ev.Exceptions)*10
+	if ev.EventsNS != want || ev.BoundNS != want+1e6 || ev.BoundRatio != (want+1e6)/1e6 {
+		t.Errorf("priced %+v, want events %.0f ns", ev, want)
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -82,7 +83,58 @@ type floorResult struct {
 	KVMFloorRuns []vmm.KVMFloorTiming `json:"kvm_floor_in_process"`
 	Events       eventFloors          `json:"event_floors"`
 	Boot         []floorBoot          `json:"boot"`
-	Guests       []floorGuest         `json:"guests"`
+	// DefaultBootEvents prices what a default boot must cause at the
+	// event floors (absent with --no-boot).
+	DefaultBootEvents *bootEvents  `json:"default_boot_events,omitempty"`
+	Guests            []floorGuest `json:"guests"`
+}
+
+// bootEvents is what one default boot caused that the event floors price,
+// counted by the VMM and the guest, and the least that costs: a lower
+// bound on the boot, since every one of these events costs at least its
+// floor and the boot does more (KVM's shadow-page faults, the checkpoints,
+// the workloads' own work, the VMM's setup).
+type bootEvents struct {
+	Hypercalls    uint64  `json:"hypercalls"`     // MMIO exits through the hypercall doorbell
+	DoorbellExits uint64  `json:"doorbell_exits"` // console doorbells taken as MMIO exits
+	Exceptions    uint64  `json:"exceptions"`     // the guest's traps.handled
+	EventsNS      float64 `json:"events_ns"`      // their cost at the event floors
+	BoundNS       float64 `json:"lower_bound_ns"` // EventsNS plus the floor process
+	BoundRatio    float64 `json:"lower_bound_ratio_to_floor"`
+}
+
+// countBootEvents runs one default boot of bin with --json and prices its
+// MMIO exits and exceptions at e, beside the floor process's floorNS.
+func countBootEvents(bin string, e eventFloors, floorNS int64) (*bootEvents, error) {
+	b, err := exec.Command(bin, "boot", "--json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("default boot --json: %w", err)
+	}
+	var res struct {
+		VCPUs []struct {
+			Handled uint64 `json:"hypercalls_handled"`
+		} `json:"vcpus"`
+		Console struct {
+			DoorbellExits uint64 `json:"doorbell_exits"`
+		} `json:"console"`
+		Reports []vmm.Report `json:"reports"`
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		return nil, fmt.Errorf("default boot --json: %w", err)
+	}
+	ev := &bootEvents{DoorbellExits: res.Console.DoorbellExits}
+	for _, v := range res.VCPUs {
+		ev.Hypercalls += v.Handled
+	}
+	for _, r := range res.Reports {
+		if r.Key == "traps.handled" {
+			ev.Exceptions = r.Value
+		}
+	}
+	ev.EventsNS = float64(ev.Hypercalls+ev.DoorbellExits)*e.MMIOExitNS + float64(ev.Exceptions)*e.ExceptionNS
+	ev.BoundNS = ev.EventsNS + float64(floorNS)
+	ev.BoundRatio = ev.BoundNS / float64(floorNS)
+	return ev, nil
 }
 
 func parseFloorFlags(args []string, stderr io.Writer) (*floorFlags, error) {
@@ -170,6 +222,13 @@ func cmdFloors(args []string, stdout, stderr io.Writer) (int, error) {
 
 	if !f.noBoot {
 		if out.Boot, err = floorBoots(f.runs, f.also); err != nil {
+			return vmm.StatusVMMError, err
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return vmm.StatusVMMError, err
+		}
+		if out.DefaultBootEvents, err = countBootEvents(self, out.Events, out.Boot[0].MedianNS); err != nil {
 			return vmm.StatusVMMError, err
 		}
 	}
@@ -368,6 +427,11 @@ func printFloors(w io.Writer, r *floorResult) {
 		for _, b := range r.Boot {
 			fmt.Fprintf(w, "%-48s %10s %8.2f\n", b.Name, ms(b.MedianNS), b.Ratio)
 		}
+	}
+	if ev := r.DefaultBootEvents; ev != nil {
+		fmt.Fprintf(w, "a default boot's MMIO exits (%d hypercalls, %d console doorbells) and %d exceptions cost %s at the event floors;\n"+
+			"  with the floor process, %s: at least %.2fx the floor before anything else the boot does\n",
+			ev.Hypercalls, ev.DoorbellExits, ev.Exceptions, ms(int64(ev.EventsNS)), ms(int64(ev.BoundNS)), ev.BoundRatio)
 	}
 	for _, g := range r.Guests {
 		fmt.Fprintf(w, "\nguest %d MiB, %d vCPU(s), %d frames (%d MiB of metadata)\n", g.MemBytes>>20, g.CPUs, g.Frames, g.MetaBytes>>20)
