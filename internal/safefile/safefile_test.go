@@ -112,15 +112,23 @@ func onlyEntries(t *testing.T, dir string, want ...string) {
 	}
 }
 
-func TestCreateAtomicReplacesOnCommitOnly(t *testing.T) {
-	dir := t.TempDir()
-	p := filepath.Join(dir, "out")
+// replacing starts replacing dir/out, which holds "old" (mode 0600), with
+// data.
+func replacing(t *testing.T, data string) (dir, p string, f *File) {
+	t.Helper()
+	dir = t.TempDir()
+	p = filepath.Join(dir, "out")
 	os.WriteFile(p, []byte("old"), 0o600)
 	f, err := CreateAtomic(p)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.WriteString("new data")
+	f.WriteString(data)
+	return dir, p, f
+}
+
+func TestCreateAtomicReplacesOnCommitOnly(t *testing.T) {
+	dir, p, f := replacing(t, "new data")
 	if b, _ := os.ReadFile(p); string(b) != "old" {
 		t.Fatalf("target changed before Commit: %q", b)
 	}
@@ -208,14 +216,7 @@ func TestReplaceSkipsSyncCommitSyncs(t *testing.T) {
 	defer func(f func(*os.File) error) { syncFile = f }(syncFile)
 	syncFile = func(f *os.File) error { syncs++; return f.Sync() }
 
-	dir := t.TempDir()
-	p := filepath.Join(dir, "out")
-	os.WriteFile(p, []byte("old"), 0o600)
-	f, err := CreateAtomic(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("replaced")
+	dir, p, f := replacing(t, "replaced")
 	if err := f.Replace(); err != nil {
 		t.Fatal(err)
 	}
