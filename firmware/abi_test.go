@@ -61,6 +61,26 @@ func TestBootInfoLayout(t *testing.T) {
 	}
 }
 
+func TestReportRingLayout(t *testing.T) {
+	var r ReportRing
+	var e ReportEntry
+	checkFields(t, "ReportRing", []field{
+		{"size", unsafe.Sizeof(r), 1600},
+		{"Head", unsafe.Offsetof(r.Head), 0},
+		{"Tail", unsafe.Offsetof(r.Tail), 8},
+		{"Entries", unsafe.Offsetof(r.Entries), 64},
+	})
+	checkFields(t, "ReportEntry", []field{
+		{"size", unsafe.Sizeof(e), 24},
+		{"Key", unsafe.Offsetof(e.Key), 0},
+		{"KeyLen", unsafe.Offsetof(e.KeyLen), 8},
+		{"Value", unsafe.Offsetof(e.Value), 16},
+	})
+	if unsafe.Sizeof(r) != ReportRingSize || ReportRingEntries&(ReportRingEntries-1) != 0 {
+		t.Errorf("ReportRing is %d bytes, ReportRingSize %d, %d entries", unsafe.Sizeof(r), ReportRingSize, ReportRingEntries)
+	}
+}
+
 func TestMailboxLayout(t *testing.T) {
 	var m Mailbox
 	checkFields(t, "Mailbox", []field{

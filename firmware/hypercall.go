@@ -21,7 +21,12 @@ const (
 	HCExitProgram  = 13 // Args: the user program's exit status (0..255), the signal that killed it (0: it exited), its RIP and fault address then; ends the run (vmm run)
 	HCRandom       = 14 // Args: phys, length (<= MaxWriteLen): fill with the host's cryptographic random bytes (getrandom)
 	HCKick         = 15 // Args[0]: vCPU index: bring it out of the guest (or out of HCSleep) with a timer interrupt (TLB shootdowns, vmm run's exit)
-	HCCount        = 16
+	// HCRegisterReports: Args: phys of the guest's ReportRing, its size in
+	// bytes (ReportRingSize), once. The guest then posts HCReport's calls
+	// there without an exit; the host takes them, in order, before it serves
+	// any hypercall and when the run ends.
+	HCRegisterReports = 16
+	HCCount           = 17
 )
 
 // HCCheckpoint flags (Args[2]). A hint can only make the host check more:
@@ -83,6 +88,32 @@ type ConsoleHeader struct {
 const (
 	ConsoleDataOff  = 0x1000
 	ConsoleDataSize = 0x4000 // power of two: index = count & (size-1)
+)
+
+// ReportRing carries posted reports (HCRegisterReports): what HCReport
+// would say, without the exit each call costs (a quarter of a default
+// boot's hypercalls were reports). The guest owns Head and writes an entry
+// before it publishes it by advancing Head; the host owns Tail, which it
+// advances past the entries it took. Both count entries since boot. A
+// guest that finds the ring full makes any hypercall (the host drains the
+// ring first), or reports synchronously.
+type ReportRing struct {
+	Head    uint64
+	Tail    uint64
+	_       [6]uint64
+	Entries [ReportRingEntries]ReportEntry
+}
+
+// ReportEntry is one posted report: HCReport's three arguments. The key
+// must stay in place until the host has taken the entry (a string in the
+// kernel image).
+type ReportEntry struct {
+	Key, KeyLen, Value uint64
+}
+
+const (
+	ReportRingEntries = 64 // power of two: index = count & (entries-1)
+	ReportRingSize    = 64 + ReportRingEntries*24
 )
 
 // Limits on hypercall arguments.

@@ -58,6 +58,7 @@ func bootMain(bi *firmware.BootInfo) {
 	putString("\n")
 	releaseDoorbell()
 
+	registerReports()
 	name := workloadName(bi)
 	holdDoorbell() // the mm lines and the first workload's start line: one burst (runOne ends it)
 	if !equal(name, "help") && !mmInit(bi) {

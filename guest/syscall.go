@@ -853,5 +853,5 @@ func reportNamed(prefix, name string, nr, value uint64) {
 		var d [20]byte
 		k += copy(reportKey[k:], decimal(&d, nr))
 	}
-	hypercallReportBuf(reportKey[:k], value)
+	reportBuf(reportKey[:k], value)
 }

@@ -24,8 +24,12 @@ func (vm *VM) hypercall(v *vcpu) {
 	v.hypercalls++
 	vm.drainConsole()
 	vm.mu.Lock()
+	note := drainReports(vm.mem, &vm.hc) // the guest's posted reports come before this call
 	res := handleHypercall(vm.mem, &vm.hc, v.index, &mb)
 	vm.mu.Unlock()
+	if note != "" {
+		vm.logf("vCPU %d: %s", v.index, note)
+	}
 	vm.logf("vCPU %d: %s(%#x) = %#x%s", v.index, hcName(mb.Nr), mb.Args, res.ret, res.why)
 	switch e := res.effect.(type) {
 	case effBadRequest:

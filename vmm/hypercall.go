@@ -80,7 +80,8 @@ type hcState struct {
 	held    uint64       // phys of the guest's mm.Holdings, 0 if none registered
 	roots   []uint64
 	reports []Report
-	dropped uint64 // reports refused because maxReportKeys keys exist
+	dropped uint64     // reports refused because maxReportKeys keys exist
+	ring    reportRing // posted reports (reports.go)
 	cpus    int
 }
 
@@ -125,6 +126,8 @@ func handleHypercall(mem *GuestMemory, st *hcState, cpu int, mb *firmware.Mailbo
 		r.ret = st.report(key, a[2])
 	case firmware.HCRegisterHeld:
 		r.ret = registerHeld(mem, st, a[0], a[1])
+	case firmware.HCRegisterReports:
+		r.ret = registerReports(mem, st, a[0], a[1])
 	case firmware.HCRegisterRoot:
 		r.ret = registerRoot(mem, st, a[0], a[1])
 	case firmware.HCSleep:
@@ -322,7 +325,8 @@ func hcName(nr uint64) string {
 		firmware.HCRegisterMeta: "register-meta", firmware.HCCheckpoint: "checkpoint",
 		firmware.HCReport: "report", firmware.HCRegisterRoot: "register-root",
 		firmware.HCSleep: "sleep", firmware.HCWake: "wake", firmware.HCFault: "fault", firmware.HCSetCR3: "set-cr3",
-		firmware.HCRegisterHeld: "register-held", firmware.HCWrite: "write", firmware.HCExitProgram: "exit-program", firmware.HCRandom: "random", firmware.HCKick: "kick"}
+		firmware.HCRegisterHeld: "register-held", firmware.HCWrite: "write", firmware.HCExitProgram: "exit-program", firmware.HCRandom: "random", firmware.HCKick: "kick",
+		firmware.HCRegisterReports: "register-reports"}
 	if nr < uint64(len(names)) && names[nr] != "" {
 		return names[nr]
 	}

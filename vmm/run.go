@@ -35,7 +35,11 @@ func (vm *VM) Run() *Result {
 	if vm.fallback != nil {
 		vm.fallback.Stop()
 	}
+	note := drainReports(vm.mem, &vm.hc) // posted since the last hypercall
 	vm.mu.Unlock()
+	if note != "" {
+		vm.logf("%s", note)
+	}
 	vm.drainConsole()
 	vm.finish()
 	vm.debugEnd()
