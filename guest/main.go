@@ -39,6 +39,10 @@ const (
 )
 
 func bootMain(bi *firmware.BootInfo) {
+	cmdline := bi.Cmdline[:min(int(bi.CmdlineLen), len(bi.Cmdline))]
+	if v, ok := cmdlineValue(cmdline, "doorbell="); ok && v == 1 {
+		ringOnNewline = true
+	}
 	holdDoorbell() // the banner, memory map and command line: one burst
 	putString("vmm guest kernel: Go, runtime-free, CPL3; ")
 	putDec(uint64(bi.NumCPUs))
@@ -52,7 +56,6 @@ func bootMain(bi *firmware.BootInfo) {
 	atomic.StoreUint64(&idtReady, 1)
 	wakeAll()
 	initTrapRecord()
-	cmdline := bi.Cmdline[:min(int(bi.CmdlineLen), len(bi.Cmdline))]
 	putString("command line: ")
 	putBuf(cmdline)
 	putString("\n")

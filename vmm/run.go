@@ -22,6 +22,7 @@ func (vm *VM) Run() *Result {
 		stopTicks := vm.startTicks()
 		defer stopTicks()
 	}
+	stopPoll := vm.pollConsole()
 	var wg sync.WaitGroup
 	for _, v := range vm.vcpus {
 		wg.Add(1)
@@ -31,6 +32,7 @@ func (vm *VM) Run() *Result {
 		}()
 	}
 	wg.Wait()
+	stopPoll()
 	vm.mu.Lock()
 	if vm.fallback != nil {
 		vm.fallback.Stop()
