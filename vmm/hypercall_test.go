@@ -195,24 +195,31 @@ func TestRegisterMetaNamesTheRule(t *testing.T) {
 
 // TestRegisterHeld: the holdings declaration must be aligned, the right
 // size and in RAM, and is registered once.
-func TestRegisterHeld(t *testing.T) {
-	mem := testMemory(t, 16<<20)
-	st := &hcState{cpus: 1}
+// checkRegistration runs the refusals every registration hypercall makes
+// (no address, a misaligned one, a wrong size, past RAM) and the one good
+// call at 0x200000 that a second one then finds taken, in 16 MiB of RAM.
+func checkRegistration(t *testing.T, mem *GuestMemory, st *hcState, nr, size uint64) {
+	t.Helper()
 	for _, tc := range []struct {
 		phys, size, want uint64
 	}{
-		{0, mm.HoldingsSize, firmware.HCErrInvalid},
-		{0x200004, mm.HoldingsSize, firmware.HCErrInvalid},
-		{0x200000, mm.HoldingsSize - 8, firmware.HCErrInvalid},
-		{16<<20 - 8, mm.HoldingsSize, firmware.HCErrInvalid},
-		{0x200000, mm.HoldingsSize, 0},
-		{0x300000, mm.HoldingsSize, firmware.HCErrState},
+		{0, size, firmware.HCErrInvalid},
+		{0x200004, size, firmware.HCErrInvalid},
+		{0x200000, size - 8, firmware.HCErrInvalid},
+		{16<<20 - 8, size, firmware.HCErrInvalid},
+		{0x200000, size, 0},
+		{0x300000, size, firmware.HCErrState},
 	} {
-		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCRegisterHeld, Args: [5]uint64{tc.phys, tc.size}})
+		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: nr, Args: [5]uint64{tc.phys, tc.size}})
 		if res.ret != tc.want {
-			t.Errorf("register-held(%#x, %d) = %#x, want %#x", tc.phys, tc.size, res.ret, tc.want)
+			t.Errorf("%s(%#x, %d) = %#x, want %#x", hcName(nr), tc.phys, tc.size, res.ret, tc.want)
 		}
 	}
+}
+
+func TestRegisterHeld(t *testing.T) {
+	st := &hcState{cpus: 1}
+	checkRegistration(t, testMemory(t, 16<<20), st, firmware.HCRegisterHeld, mm.HoldingsSize)
 	if st.held != 0x200000 {
 		t.Errorf("held = %#x", st.held)
 	}

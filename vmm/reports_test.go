@@ -10,23 +10,8 @@ import (
 // TestRegisterReports: the ring must be aligned, whole, in RAM and
 // registered once.
 func TestRegisterReports(t *testing.T) {
-	mem := testMemory(t, 16<<20)
 	st := &hcState{cpus: 1}
-	for _, tc := range []struct {
-		phys, size, want uint64
-	}{
-		{0, firmware.ReportRingSize, firmware.HCErrInvalid},
-		{0x200004, firmware.ReportRingSize, firmware.HCErrInvalid},
-		{0x200000, firmware.ReportRingSize - 24, firmware.HCErrInvalid},
-		{16<<20 - 8, firmware.ReportRingSize, firmware.HCErrInvalid},
-		{0x200000, firmware.ReportRingSize, 0},
-		{0x300000, firmware.ReportRingSize, firmware.HCErrState},
-	} {
-		res := handleHypercall(mem, st, 0, &firmware.Mailbox{Nr: firmware.HCRegisterReports, Args: [5]uint64{tc.phys, tc.size}})
-		if res.ret != tc.want {
-			t.Errorf("register-reports(%#x, %d) = %#x, want %#x", tc.phys, tc.size, res.ret, tc.want)
-		}
-	}
+	checkRegistration(t, testMemory(t, 16<<20), st, firmware.HCRegisterReports, firmware.ReportRingSize)
 	if st.ring.phys != 0x200000 {
 		t.Errorf("ring at %#x", st.ring.phys)
 	}
