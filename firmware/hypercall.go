@@ -105,8 +105,8 @@ type ReportRing struct {
 }
 
 // ReportEntry is one posted report: HCReport's three arguments. The key
-// must stay in place until the host has taken the entry (a string in the
-// kernel image).
+// must stay in place until the host has taken the entry (the guest kernel
+// copies each key into a buffer of the entry's slot).
 type ReportEntry struct {
 	Key, KeyLen, Value uint64
 }

@@ -39,8 +39,8 @@ type Checkpoint struct {
 }
 
 // checkpoint verifies guest memory with every vCPU stopped and returns the
-// number of violations (the hypercall's return value). unwatched is the
-// guest's firmware.CheckpointUnwatched hint (see verifyAt).
+// number of violations (the hypercall's return value). flags are the
+// guest's firmware.Checkpoint* hints (see verifyAt).
 func (vm *VM) checkpoint(label string, final bool, flags uint64) uint64 {
 	start := time.Now()
 	vm.mu.Lock()

@@ -11,12 +11,12 @@ import (
 // stopped. In incremental mode every checkpoint takes the dirty log (so
 // the next one sees only what was written after this one) and the
 // verifier re-checks what changed, falling back to a full check when it
-// cannot conclude; the final check is always full. unwatched is the
-// guest's hint (firmware.CheckpointUnwatched) that the next interval is
+// cannot conclude; the final check is always full. flags are the guest's
+// hints. Unwatched (firmware.CheckpointUnwatched) says the next interval is
 // not worth watching: logging stops after this check and no baseline is
 // kept, so the guest takes no faults for the log and the next checkpoint
 // is a full check (which starts logging again, unless it too is hinted).
-// last (firmware.CheckpointLast: the run ends after this checkpoint) keeps
+// Last (firmware.CheckpointLast: the run ends after this checkpoint) keeps
 // no baseline either but leaves logging as it is, on or off. The hints can
 // only replace an incremental check by a full one.
 func (vm *VM) verifyAt(in verify.Input, final bool, flags uint64) (*verify.Report, verify.Outcome, error) {
@@ -97,8 +97,8 @@ func (vm *VM) startWatching(in verify.Input, unwatched, last bool) (*verify.Repo
 		reason = reasonRestart
 	}
 	vm.watch.checked = true
+	vm.incr.Invalidate()
 	if unwatched || last {
-		vm.incr.Invalidate()
 		rep, err := verify.Verify(vm.mem, in)
 		out := verify.Outcome{Kind: verify.KindFull, Rechecked: in.FrameCount, Reason: reasonStaysOff}
 		if last {
@@ -107,7 +107,6 @@ func (vm *VM) startWatching(in verify.Input, unwatched, last bool) (*verify.Repo
 		return rep, out, err
 	}
 	start := time.Now()
-	vm.incr.Invalidate()
 	rep, out, err := vm.incr.Check(vm.mem, in, nil)
 	out.Reason = reason
 	checked := time.Since(start)

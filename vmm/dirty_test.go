@@ -300,7 +300,7 @@ func TestDumpShowsBytesUnderBreakpoints(t *testing.T) {
 			t.Fatal(err)
 		}
 		vm.dbg = d
-		_, err := vm.writeDumpTo(path, "test")
+		_, err := vm.writeDumpWith(path, "test", false)
 		vm.dbg = nil
 		if err != nil {
 			t.Fatal(err)

@@ -26,7 +26,7 @@ type DumpResult struct {
 // that faulted), first in the file, and its real registers, in the handler
 // that reported it, as a second thread.
 func (vm *VM) writeDump(reason string) (coredump.Stats, error) {
-	return vm.writeDumpTo(vm.cfg.DumpPath, reason)
+	return vm.writeDumpWith(vm.cfg.DumpPath, reason, vm.cfg.DumpSync)
 }
 
 // DumpAgain writes another dump of a guest whose run has ended (before
@@ -38,10 +38,7 @@ func (vm *VM) DumpAgain(path string, sync bool) (DumpResult, error) {
 	return DumpResult{Path: path, FileSize: st.FileSize, Written: st.Written, Nanos: time.Since(start).Nanoseconds()}, err
 }
 
-func (vm *VM) writeDumpTo(path, reason string) (coredump.Stats, error) {
-	return vm.writeDumpWith(path, reason, vm.cfg.DumpSync)
-}
-
+// writeDumpWith is writeDump to path, made durable first when sync is set.
 func (vm *VM) writeDumpWith(path, reason string, sync bool) (coredump.Stats, error) {
 	var vcpus []coredump.VCPU
 	for _, v := range vm.vcpus {

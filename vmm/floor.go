@@ -11,6 +11,7 @@ import (
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"github.com/vmm-dev/vmm/firmware"
+	"github.com/vmm-dev/vmm/vmm/coredump"
 	"github.com/vmm-dev/vmm/vmm/verify"
 	"golang.org/x/sys/unix"
 )
@@ -290,16 +291,14 @@ func WriteFloor(dir string, n uint64) (time.Duration, error) {
 	return writeFloor(dir, n, false)
 }
 
-// DurableWriteFloor is WriteFloor made durable the way a dump is: writeback
-// started every durableStep bytes (sync_file_range), then fsync. It is what
-// a dump that must reach the disk before it is renamed cannot beat; its
-// distance from WriteFloor is the disk's.
+// DurableWriteFloor is WriteFloor made durable the way a --dump-sync dump
+// is: writeback started every coredump.WritebackStep bytes
+// (sync_file_range), then fsync. It is what a dump that must reach the disk
+// before it is renamed cannot beat; its distance from WriteFloor is the
+// disk's.
 func DurableWriteFloor(dir string, n uint64) (time.Duration, error) {
 	return writeFloor(dir, n, true)
 }
-
-// durableStep is vmm/coredump's writeback step.
-const durableStep = 16 << 20
 
 func writeFloor(dir string, n uint64, durable bool) (time.Duration, error) {
 	f, err := os.CreateTemp(dir, "vmm-floor-*")
@@ -320,7 +319,7 @@ func writeFloor(dir string, n uint64, durable bool) (time.Duration, error) {
 			return 0, fmt.Errorf("write floor: %w", err)
 		}
 		done += k
-		if durable && done-synced >= durableStep {
+		if durable && done-synced >= coredump.WritebackStep {
 			unix.SyncFileRange(int(f.Fd()), int64(synced), int64(done-synced), unix.SYNC_FILE_RANGE_WRITE)
 			synced = done
 		}

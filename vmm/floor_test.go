@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/vmm-dev/vmm/vmm/coredump"
 )
 
 func TestKVMFloor(t *testing.T) {
@@ -38,7 +40,7 @@ func TestScanFloorWorkersAgree(t *testing.T) {
 func TestWriteFloor(t *testing.T) {
 	for _, floor := range []func(string, uint64) (time.Duration, error){WriteFloor, DurableWriteFloor} {
 		dir := t.TempDir()
-		if _, err := floor(dir, 3*durableStep+5); err != nil {
+		if _, err := floor(dir, 3*coredump.WritebackStep+5); err != nil {
 			t.Fatal(err)
 		}
 		if ents, _ := os.ReadDir(dir); len(ents) != 0 {

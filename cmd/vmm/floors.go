@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vmm-dev/vmm/vmm"
@@ -322,13 +323,13 @@ func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error
 	if err != nil {
 		return g, err
 	}
+	closeVM := sync.OnceValue(vm.Close) // after the dumps, or on an early return
+	defer closeVM()
 	res := vm.Run()
 	if res.Outcome != vmm.OutcomeExit || res.ExitStatus != 0 || res.Registration == nil || len(res.Checkpoints) == 0 {
-		vm.Close()
 		return g, fmt.Errorf("hello boot did not complete cleanly: %s", res.Reason)
 	}
 	if res.Dump == nil || res.Dump.Error != "" {
-		vm.Close()
 		return g, fmt.Errorf("dump failed: %+v", res.Dump)
 	}
 	cp := res.Checkpoints[0]
@@ -345,7 +346,6 @@ func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error
 	// before the dumps, whose page-cache churn a checkpoint never follows.
 	buf, err := vmm.NewScanBuffer(g.MetaBytes)
 	if err != nil {
-		vm.Close()
 		return g, err
 	}
 	defer buf.Close()
@@ -355,7 +355,6 @@ func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error
 		if i > 0 {
 			d, n, err := vm.VerifyAgain()
 			if err != nil || n != 0 {
-				vm.Close()
 				return g, fmt.Errorf("verification again: %d violations, %v", n, err)
 			}
 			verifies = append(verifies, d.Nanoseconds())
@@ -383,30 +382,26 @@ func floorGuestRow(kernel []byte, size uint64, f *floorFlags) (floorGuest, error
 			os.Remove(dumpPath)
 			d, err := vm.DumpAgain(dumpPath, false)
 			if err != nil {
-				vm.Close()
 				return g, err
 			}
 			dumps = append(dumps, d.Nanos)
 		}
 		w, err := vmm.WriteFloor(f.dir, g.DumpWritten)
 		if err != nil {
-			vm.Close()
 			return g, err
 		}
 		os.Remove(dumpPath)
 		d, err := vm.DumpAgain(dumpPath, true)
 		if err != nil {
-			vm.Close()
 			return g, err
 		}
 		dw, err := vmm.DurableWriteFloor(f.dir, g.DumpWritten)
 		if err != nil {
-			vm.Close()
 			return g, err
 		}
 		writes, synced, durables = append(writes, w.Nanoseconds()), append(synced, d.Nanos), append(durables, dw.Nanoseconds())
 	}
-	vm.Close()
+	closeVM()
 	os.Remove(dumpPath)
 	g.DumpNS, g.DumpRuns = median(dumps), dumps
 	g.DumpSyncNS, g.DumpSyncRuns = median(synced), synced

@@ -25,7 +25,7 @@ func Write(path string, m memmap.Map, ram []byte, vcpus []VCPU, info Info) (Stat
 // Options say how a dump reaches its file.
 type Options struct {
 	// Sync makes the dump durable before it replaces path: writeback
-	// started every writebackStep bytes as the dump is written, fsync,
+	// started every WritebackStep bytes as the dump is written, fsync,
 	// rename, directory fsync, so the file survives a crash of the machine
 	// (safefile.File.Commit). Without it the dump is renamed over path
 	// once written to the page cache (safefile.File.Replace), as gdb's
@@ -315,7 +315,7 @@ func writeSparse(f *os.File, off uint64, data []byte, st *Stats, wb *writeback) 
 			if run < 0 {
 				run = w + p
 			}
-			if w+p+pageSize-run >= writebackStep {
+			if w+p+pageSize-run >= WritebackStep {
 				// A long run is written in steps so its writeback starts early.
 				if err := flush(min(w+p+pageSize, len(data))); err != nil {
 					return err
@@ -349,15 +349,16 @@ func hasBlocks(f *os.File) bool {
 	return st.Type != unix.TMPFS_MAGIC && st.Type != unix.RAMFS_MAGIC
 }
 
-// writebackStep is how much written data starts writing back at once.
-const writebackStep = 16 << 20
+// WritebackStep is how much written data starts writing back at once (the
+// durable write floor, vmm.DurableWriteFloor, uses the same step).
+const WritebackStep = 16 << 20
 
 // wrote notes that the file has been written up to end, and starts
-// writeback of [from, end) once that is writebackStep or more. It is only
+// writeback of [from, end) once that is WritebackStep or more. It is only
 // a hint (SYNC_FILE_RANGE_WRITE waits for nothing); its error is dropped
 // because Commit's fsync reports any write error.
 func (wb *writeback) wrote(f *os.File, end int64) {
-	if !wb.start || end-wb.from < writebackStep {
+	if !wb.start || end-wb.from < WritebackStep {
 		return
 	}
 	unix.SyncFileRange(int(f.Fd()), wb.from, end-wb.from, unix.SYNC_FILE_RANGE_WRITE)

@@ -99,8 +99,13 @@ func (fo fanout) pieceSize() uint64 {
 	if size == 0 {
 		size = pieceFrames
 	}
+	return wholeTopBlocks(size)
+}
+
+// wholeTopBlocks rounds n frames up to a multiple of 2^MaxOrder.
+func wholeTopBlocks(n uint64) uint64 {
 	const top = uint64(1) << mm.MaxOrder
-	return (size + top - 1) / top * top
+	return (n + top - 1) / top * top
 }
 
 // piecesOf is the frames in one piece of n frames: pieceSize, but by
@@ -109,8 +114,7 @@ func (fo fanout) pieceSize() uint64 {
 func (fo fanout) piecesOf(n uint64) uint64 {
 	size := fo.pieceSize()
 	if fo.frames == 0 && n > size {
-		const top = uint64(1) << mm.MaxOrder
-		size = min(size, max(minPieceFrames, ((n+minPieces-1)/minPieces+top-1)/top*top))
+		size = min(size, max(minPieceFrames, wholeTopBlocks((n+minPieces-1)/minPieces)))
 	}
 	return size
 }
